@@ -1,0 +1,57 @@
+//! AWS configuration and clients, built once per cold start.
+//!
+//! Endpoints come from the standard variables (`AWS_ENDPOINT_URL`,
+//! `AWS_ENDPOINT_URL_<SERVICE>`), which aws-config already honours; that is how the same
+//! binary runs against AWS, the local bed or any emulator.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::endpoint::EndpointPrefix;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+/// Loads region, credentials and endpoint overrides from the environment.
+pub async fn load_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// Whether MWAA calls go to an overridden endpoint (the bed) rather than AWS.
+fn mwaa_endpoint_overridden(config: &SdkConfig) -> bool {
+    let ignored = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    !ignored
+        && (config.endpoint_url().is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_MWAA").is_some_and(|v| !v.is_empty()))
+}
+
+/// The MWAA client. Against AWS it is the plain SDK client. Against a local endpoint the SDK
+/// would still prefix the host (`api.` / `env.`) and fail DNS, so the prefix is dropped then.
+pub fn mwaa_client(config: &SdkConfig) -> aws_sdk_mwaa::Client {
+    let mut builder = aws_sdk_mwaa::config::Builder::from(config);
+    if mwaa_endpoint_overridden(config) {
+        builder = builder.interceptor(NoEndpointPrefix);
+    }
+    aws_sdk_mwaa::Client::from_conf(builder.build())
+}
+
+/// Removes the operation's endpoint host prefix; only installed when an endpoint override is set.
+#[derive(Debug)]
+struct NoEndpointPrefix;
+
+impl Intercept for NoEndpointPrefix {
+    fn name(&self) -> &'static str {
+        "NoEndpointPrefix"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state().unset::<EndpointPrefix>();
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! One error type for every function, so failures read the same in logs and alerts.
+
+/// What went wrong, with enough context for a person to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The incoming event cannot be processed as it is; retrying will not help.
+    #[error("event {event_id}: field `{field}`: {reason}")]
+    InvalidEvent {
+        event_id: String,
+        field: String,
+        reason: String,
+    },
+    /// The deployment's own settings are wrong (routes, environment variables).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A request we refuse to send because MWAA would reject it.
+    #[error("invalid request for environment {environment}: {reason}")]
+    InvalidRequest { environment: String, reason: String },
+    /// The MWAA environment does not exist (or no longer does).
+    #[error("MWAA environment {0} not found")]
+    EnvironmentNotFound(String),
+    /// Airflow answered with a client error that retrying will not fix (404 unknown DAG, 400).
+    #[error("Airflow in {environment} answered {status} to {method} {path}: {body}")]
+    AirflowRejected {
+        environment: String,
+        method: String,
+        path: String,
+        status: u16,
+        body: String,
+    },
+    /// Airflow or MWAA failed on their side; worth another try.
+    #[error("Airflow in {environment} failed ({status}) on {method} {path}: {body}")]
+    AirflowUnavailable {
+        environment: String,
+        method: String,
+        path: String,
+        status: u16,
+        body: String,
+    },
+    /// An AWS call failed. `retryable` is true for throttling, 5xx and transport errors.
+    #[error("{service} {operation} failed: {message}")]
+    Aws {
+        service: &'static str,
+        operation: &'static str,
+        message: String,
+        retryable: bool,
+    },
+}
+
+impl Error {
+    /// Whether the same call may succeed later (throttling, server errors, timeouts).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::AirflowUnavailable { .. } => true,
+            Error::Aws { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+
+    /// Builds [`Error::Aws`] from any SDK error, classifying it for retries.
+    pub fn aws<E, R>(
+        service: &'static str,
+        operation: &'static str,
+        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    ) -> Self
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        use aws_smithy_runtime_api::client::result::SdkError;
+        let retryable = match err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+            SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(e) => {
+                let code = e.err().code().unwrap_or_default();
+                code.contains("Throttl")
+                    || code == "TooManyRequestsException"
+                    || code == "RequestLimitExceeded"
+                    || code == "InternalServerException"
+                    || code == "ServiceUnavailable"
+            }
+            _ => false,
+        };
+        let message = match err {
+            SdkError::ServiceError(e) => {
+                let meta = e.err();
+                format!(
+                    "{}: {}",
+                    meta.code().unwrap_or("error"),
+                    meta.message().unwrap_or("no message")
+                )
+            }
+            other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+        };
+        Error::Aws {
+            service,
+            operation,
+            message,
+            retryable,
+        }
+    }
+}

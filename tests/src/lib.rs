@@ -1,0 +1,220 @@
+//! The test bed, seen from Rust: moto, the local MWAA control plane and real Airflows,
+//! started once per test binary by `tests/bed/bed.py` and stopped when the binary exits.
+//!
+//! The bed reads its standard input until end of file: when this process ends (passing,
+//! failing or killed), the pipe closes and the bed stops everything it started.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub mod airflow;
+pub mod template;
+
+pub use airflow::AirflowInfo;
+
+/// Airflow versions a bed starts, unless `MWAA_OPS_BED_AIRFLOW` names others ("" for none).
+pub const DEFAULT_AIRFLOWS: &str = "2.10.3,3.0.6";
+
+/// Where the bed's services listen.
+#[derive(Debug, Deserialize)]
+pub struct Bed {
+    pub moto_url: String,
+    pub mwaa_url: String,
+    pub region: String,
+    pub account: String,
+    pub airflows: Vec<AirflowInfo>,
+    #[serde(skip)]
+    child: Mutex<Option<Child>>,
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The bed's Python, installed by `scripts/install`.
+pub fn bed_python() -> PathBuf {
+    let python = repo_root().join(".bed/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/install first (scripts/test does)",
+        python.display()
+    );
+    python
+}
+
+/// The bed of this test binary, started on first use.
+pub fn bed() -> &'static Bed {
+    static BED: OnceLock<Bed> = OnceLock::new();
+    BED.get_or_init(Bed::start)
+}
+
+/// Holds the bed for one test: tests of a binary take turns, each on a reset bed.
+pub struct Session {
+    pub bed: &'static Bed,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl std::ops::Deref for Session {
+    type Target = Bed;
+    fn deref(&self) -> &Bed {
+        self.bed
+    }
+}
+
+/// Waits for this test's turn, then resets moto and the control plane.
+pub async fn session() -> Session {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let turn = TURN.lock().await;
+    let bed = bed();
+    bed.reset().await;
+    Session { bed, _turn: turn }
+}
+
+impl Bed {
+    fn start() -> Bed {
+        let airflows =
+            std::env::var("MWAA_OPS_BED_AIRFLOW").unwrap_or_else(|_| DEFAULT_AIRFLOWS.into());
+        let mut child = Command::new(bed_python())
+            .arg(repo_root().join("tests/bed/bed.py"))
+            .args(["--airflow", &airflows])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tests/bed/bed.py");
+        // The bed's log goes to our stderr, where cargo test shows it for failing runs.
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                eprint!("{}", String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("read the bed's endpoints");
+        let mut bed: Bed = serde_json::from_str(&line).unwrap_or_else(|e| {
+            let status = child.try_wait().ok().flatten();
+            panic!("the bed did not start ({e}; exit status {status:?}); its log is above")
+        });
+        bed.child = Mutex::new(Some(child));
+        bed
+    }
+
+    /// Forgets every resource and fault of earlier tests.
+    pub async fn reset(&self) {
+        let http = reqwest::Client::new();
+        for (url, body) in [
+            (format!("{}/moto-api/reset", self.moto_url), None),
+            (
+                format!("{}/moto-api/config", self.moto_url),
+                Some(json!({"stepfunctions": {"execute_state_machine": true},
+                            "lambda": {"use_docker": false}})),
+            ),
+            (format!("{}/_bed/reset", self.mwaa_url), None),
+        ] {
+            let mut request = http.post(&url);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(
+                response.status().is_success(),
+                "{url}: {}",
+                response.status()
+            );
+        }
+    }
+
+    /// Posts to the control plane's admin API (`/_bed/...`): faults, delays, failures.
+    pub async fn control(&self, path: &str, body: Value) -> Value {
+        let url = format!("{}/_bed/{path}", self.mwaa_url);
+        let response = reqwest::Client::new()
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(
+            response.status().is_success(),
+            "{url}: {}",
+            response.status()
+        );
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Calls the control plane served so far (`GET /_bed/calls`).
+    pub async fn calls(&self) -> Vec<Value> {
+        let url = format!("{}/_bed/calls", self.mwaa_url);
+        let calls: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        match calls {
+            Value::Array(items) => items,
+            Value::Object(mut map) => match map.remove("calls") {
+                Some(Value::Array(items)) => items,
+                _ => vec![],
+            },
+            _ => vec![],
+        }
+    }
+
+    /// The Airflow of a given version.
+    pub fn airflow(&self, version: &str) -> &AirflowInfo {
+        self.airflows
+            .iter()
+            .find(|a| a.version == version)
+            .unwrap_or_else(|| panic!("the bed runs no Airflow {version} (MWAA_OPS_BED_AIRFLOW)"))
+    }
+
+    /// AWS configuration pointing at moto, with dummy credentials.
+    pub async fn aws_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(self.region.clone()))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "bed",
+            ))
+            .endpoint_url(&self.moto_url)
+            .load()
+            .await
+    }
+
+    /// The MWAA client the functions use, pointed at the local control plane.
+    pub async fn mwaa(&self) -> aws_sdk_mwaa::Client {
+        let config = self
+            .aws_config()
+            .await
+            .into_builder()
+            .endpoint_url(&self.mwaa_url)
+            .build();
+        common::aws::mwaa_client(&config)
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        // Statics are not dropped; this only matters for a bed owned by a test. Closing
+        // stdin tells the bed to stop; wait so nothing outlives the owner.
+        if let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
+pub mod environments;

@@ -1,0 +1,28 @@
+//! The SAM template as deployed: EventBridge patterns are read from it, never retyped.
+
+use serde_json::Value;
+use std::process::Command;
+
+use crate::{bed_python, repo_root};
+
+/// Every `AWS::Events::Rule` pattern of the translated template, by logical id, with
+/// parameters resolved from `params` (`Name=value`).
+pub fn rule_patterns(params: &[(&str, &str)]) -> serde_json::Map<String, Value> {
+    let mut command = Command::new(bed_python());
+    command
+        .arg(repo_root().join("tests/bed/template.py"))
+        .arg("patterns");
+    for (name, value) in params {
+        command.arg(format!("{name}={value}"));
+    }
+    let out = command.output().expect("run tests/bed/template.py");
+    assert!(
+        out.status.success(),
+        "template.py patterns failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match serde_json::from_slice(&out.stdout).expect("patterns JSON") {
+        Value::Object(map) => map,
+        other => panic!("patterns JSON is not an object: {other}"),
+    }
+}
