@@ -1,0 +1,584 @@
+"""A local Amazon MWAA control plane speaking MWAA's REST/JSON protocol.
+
+No emulator implements MWAA, so this stands in for it: the unmodified AWS
+SDKs (Rust ``aws-sdk-mwaa``, boto3) work against it with an endpoint URL
+override (and the ``api.``/``env.`` host prefix disabled: boto3
+``Config(inject_host_prefix=False)``; in Rust an interceptor that clears the
+endpoint prefix).  Environments and their lifecycle live in
+``mwaa_local_env.py``; InvokeRestApi is forwarded to real local Airflows.
+
+Wire protocol (restJson1, from botocore's mwaa/2020-07-01 model):
+
+    PUT    /environments/{Name}      CreateEnvironment    -> {"Arn"}
+    GET    /environments/{Name}      GetEnvironment       -> {"Environment": {...}}
+    PATCH  /environments/{Name}      UpdateEnvironment    -> {"Arn"}
+    DELETE /environments/{Name}      DeleteEnvironment    -> {}
+    GET    /environments             ListEnvironments     ?MaxResults=&NextToken=
+    POST   /restapi/{Name}           InvokeRestApi        {Method, Path, QueryParameters?, Body?}
+    POST   /clitoken/{Name}          CreateCliToken
+    POST   /webtoken/{Name}          CreateWebLoginToken
+    POST   /tags/{ResourceArn}       TagResource          {"Tags": {...}}
+    DELETE /tags/{ResourceArn}       UntagResource        ?tagKeys=a&tagKeys=b
+    GET    /tags/{ResourceArn}       ListTagsForResource  -> {"Tags": {...}}
+
+All answers are 200 on success.  Errors carry the header ``x-amzn-errortype``
+and a JSON body: ``{"message": ...}`` for ValidationException (400),
+ResourceNotFoundException (404), InternalServerException (500),
+ServiceUnavailableException (503), ThrottlingException (429, not in MWAA's
+model but retried by every SDK).  RestApiClientException and
+RestApiServerException are both HTTP 400 in the model (only the error type
+tells them apart) and carry ``{"RestApiStatusCode": n, "RestApiResponse":
+<Airflow's JSON>}``.  Timestamps are epoch seconds.
+
+InvokeRestApi: Path of 1..64 characters and Method in GET/PUT/POST/PATCH/
+DELETE, else ValidationException; unknown environment ->
+ResourceNotFoundException; environment not AVAILABLE (UPDATE_FAILED is
+accepted: MWAA documents it as restored and ready to use) ->
+ValidationException (a choice of this bed: AWS does not document the
+answer).  The call goes to the Airflow whose version equals the environment's
+AirflowVersion, else the newest one of the same major version, as
+``Method {base_url}{api_prefix}{Path}`` with the query parameters, the JSON
+body and the Airflow's auth (basic, or a cached JWT refreshed once on 401),
+with MWAA's fixed 10 s timeout.  Airflow 2xx -> 200 {RestApiStatusCode,
+RestApiResponse}; 4xx -> RestApiClientException; 5xx, timeout (504) or
+unreachable (502) -> RestApiServerException.  An empty Airflow body is
+answered as ``{}``; a body that is not JSON as a JSON string.
+
+Test-bed admin API (not MWAA) under ``/_bed/``:
+
+    POST /_bed/reset                  forget environments, faults, calls; restore the delays
+                                      given at start (serve(config=...) / CLI flags)
+    GET|POST /_bed/config             {"create_delay", "update_delay", "delete_delay", "pending_poll"}
+    GET|POST|DELETE /_bed/faults      rules, appended and consumed in order:
+        {"operation": "InvokeRestApi" | "*", "kind": "throttle" | "server_error" |
+         "rest_api_server_error" | "rest_api_client_error" | "latency",
+         "count": 1, "latency_ms": 0, "status": 500, "name": optional env name}
+    POST /_bed/fail                   {"name", "status": "CREATE_FAILED" | "UPDATE_FAILED"}
+    POST /_bed/status                 {"name", "status"}: set any status now (e.g. UNAVAILABLE)
+    GET|DELETE /_bed/calls            [{operation, name, path?, method?, status, error?,
+                                        rest_api_status?, forwarded?}]  (?operation= filter)
+    GET /_bed/environments            live records and DELETED ones
+    GET /_bed/events                  every status-change event ({detail, resources, sent})
+    POST /_bed/airflows               replace the list of Airflows
+
+Run: ``python mwaa_local.py --port P --moto-url URL --airflows-json FILE``
+or ``serve(...)`` from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+try:
+    from . import mwaa_local_env as model
+except ImportError:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import mwaa_local_env as model
+
+ApiError = model.ApiError
+log = logging.getLogger("mwaa_local")
+REST_API_TIMEOUT = 10.0
+METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE")
+INVOKABLE = ("AVAILABLE", "UPDATE_FAILED")
+
+
+# ---------------------------------------------------------------------------
+# Airflow forwarding
+# ---------------------------------------------------------------------------
+class AirflowAuth:
+    """Authorization headers per Airflow: basic, or a cached JWT."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.tokens: dict[str, str] = {}
+
+    def headers(self, info: dict, refresh: bool = False) -> dict:
+        if info.get("auth") == "jwt":
+            key = f"{info['token_url']}|{info['username']}"
+            with self.lock:
+                token = None if refresh else self.tokens.get(key)
+            if token is None:
+                req = urllib.request.Request(
+                    info["token_url"], method="POST",
+                    data=json.dumps({"username": info["username"],
+                                     "password": info["password"]}).encode(),
+                    headers={"Content-Type": "application/json", "Accept": "application/json"})
+                with urllib.request.urlopen(req, timeout=REST_API_TIMEOUT) as resp:
+                    token = json.loads(resp.read())["access_token"]
+                with self.lock:
+                    self.tokens[key] = token
+            return {"Authorization": f"Bearer {token}"}
+        raw = f"{info['username']}:{info['password']}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def pick_airflow(airflows: list[dict], version: str) -> dict | None:
+    """The Airflow of exactly ``version``, else the newest of the same major."""
+    for info in airflows:
+        if info.get("version") == version:
+            return info
+    major = int(version.split(".")[0])
+    same = [a for a in airflows if int(a.get("major") or a["version"].split(".")[0]) == major]
+    return max(same, key=lambda a: model._vkey(a["version"]), default=None)
+
+
+def _query_string(params) -> str:
+    if not params:
+        return ""
+    if not isinstance(params, dict):
+        raise model.validation("QueryParameters must be a JSON object")
+    pairs = []
+    for key, value in params.items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            elif v is None:
+                v = ""
+            elif isinstance(v, (dict, list)):
+                v = json.dumps(v)
+            pairs.append((key, str(v)))
+    return "?" + urllib.parse.urlencode(pairs)
+
+
+def _parse_body(raw: bytes):
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def forward(auth: AirflowAuth, info: dict, method: str, path: str, query, body) -> tuple[int, object]:
+    """Call Airflow's REST API; return (status, parsed body).  502/504 when unreachable."""
+    url = info["base_url"].rstrip("/") + info.get("api_prefix", "") + path + _query_string(query)
+    data = json.dumps(body).encode() if body is not None else None
+    for attempt in (0, 1):
+        try:
+            headers = {"Accept": "application/json", **auth.headers(info, refresh=attempt == 1)}
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            req = urllib.request.Request(url, data=data, method=method, headers=headers)
+            with urllib.request.urlopen(req, timeout=REST_API_TIMEOUT) as resp:
+                return resp.status, _parse_body(resp.read())
+        except urllib.error.HTTPError as e:
+            status, payload = e.code, _parse_body(e.read())
+            if status == 401 and info.get("auth") == "jwt" and attempt == 0:
+                continue  # token expired: refresh once
+            return status, payload
+        except (socket.timeout, TimeoutError):
+            return 504, {"title": "Gateway Timeout", "status": 504,
+                         "detail": f"Airflow did not answer within {REST_API_TIMEOUT:g} s"}
+        except (urllib.error.URLError, ConnectionError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            if isinstance(reason, (socket.timeout, TimeoutError)):
+                return 504, {"title": "Gateway Timeout", "status": 504,
+                             "detail": f"Airflow did not answer within {REST_API_TIMEOUT:g} s"}
+            return 502, {"title": "Bad Gateway", "status": 502,
+                         "detail": f"Airflow unreachable: {reason}"}
+    raise AssertionError("unreachable")
+
+
+def rest_api_answer(status: int, payload) -> tuple[int, dict, str | None]:
+    """Map Airflow's status to MWAA's answer: (http status, body, error type)."""
+    body = {"RestApiStatusCode": status, "RestApiResponse": payload}
+    if 200 <= status < 300:
+        return 200, body, None
+    if 400 <= status < 500:
+        return 400, body, "RestApiClientException"
+    return 400, body, "RestApiServerException"
+
+
+# ---------------------------------------------------------------------------
+# Control plane
+# ---------------------------------------------------------------------------
+class ControlPlane:
+    """State shared by request handlers: store, faults, calls, Airflows."""
+
+    def __init__(self, moto_url, airflows, region, account):
+        self.region, self.account = region, account
+        self.store = model.Store(region, account, moto_url)
+        self.airflows = list(airflows or [])
+        self.auth = AirflowAuth()
+        self.lock = threading.Lock()
+        self.faults: list[dict] = []
+        self.calls: list[dict] = []
+
+    def reset(self):
+        self.store.reset()
+        with self.lock:
+            self.faults.clear()
+            self.calls.clear()
+
+    def add_faults(self, rules):
+        if isinstance(rules, dict):
+            rules = rules.get("rules", [rules])
+        kinds = ("throttle", "server_error", "rest_api_server_error", "rest_api_client_error",
+                 "latency")
+        for rule in rules:
+            if rule.get("kind") not in kinds:
+                raise model.validation(f"fault kind must be one of {kinds}")
+        with self.lock:
+            for rule in rules:
+                self.faults.append({"operation": "*", "count": 1, **rule})
+            return list(self.faults)
+
+    def take_fault(self, operation: str, name: str | None) -> dict | None:
+        with self.lock:
+            for rule in self.faults:
+                if rule["operation"] in ("*", operation) and rule.get("name") in (None, name):
+                    rule["count"] -= 1
+                    if rule["count"] <= 0:
+                        self.faults.remove(rule)
+                    return dict(rule)
+        return None
+
+    def record(self, call: dict):
+        with self.lock:
+            self.calls.append(call)
+
+    # -- operations ------------------------------------------------------------
+    def create(self, name, body):
+        return {"Arn": self.store.create(name, body)["Arn"]}
+
+    def get(self, name):
+        model.check_name(name)
+        with self.store.lock:
+            return {"Environment": json.loads(json.dumps(self.store.get(name).env))}
+
+    def update(self, name, body):
+        return {"Arn": self.store.update(name, body)["Arn"]}
+
+    def delete(self, name):
+        self.store.delete(name)
+        return {}
+
+    def list_environments(self, query):
+        names = self.store.names()
+        try:
+            limit = int(query.get("MaxResults", ["25"])[0])
+            start = int(query.get("NextToken", ["0"])[0] or 0)
+        except ValueError:
+            raise model.validation("Invalid MaxResults or NextToken")
+        if not 1 <= limit <= 25:
+            raise model.validation("MaxResults must be between 1 and 25")
+        out = {"Environments": names[start:start + limit]}
+        if start + limit < len(names):
+            out["NextToken"] = str(start + limit)
+        return out
+
+    def tokens(self, name, web: bool):
+        model.check_name(name)
+        with self.store.lock:
+            env = self.store.get(name).env
+            host = env["WebserverUrl"]
+        if web:
+            return {"WebToken": secrets.token_urlsafe(32), "WebServerHostname": host,
+                    "IamIdentity": "assumed-role/mwaa-local/bed", "AirflowIdentity": "mwaa-local"}
+        return {"CliToken": secrets.token_urlsafe(32), "WebServerHostname": host}
+
+    def tags(self, method, arn, body, query):
+        name = model.parse_env_arn(arn)
+        if method == "POST":
+            if not isinstance(body.get("Tags"), dict):
+                raise model.validation("Tags is required")
+            self.store.tag(name, body["Tags"])
+            return {}
+        if method == "DELETE":
+            self.store.untag(name, query.get("tagKeys", []))
+            return {}
+        with self.store.lock:
+            return {"Tags": dict(self.store.get(name).env["Tags"])}
+
+    def invoke(self, name, body, call) -> tuple[int, dict, str | None]:
+        model.check_name(name)
+        path, method = body.get("Path"), body.get("Method")
+        call.update(path=path, method=method)
+        if not isinstance(path, str) or not 1 <= len(path) <= 64:
+            raise model._constraint(path, "path", "have length between 1 and 64")
+        if method not in METHODS:
+            raise model._constraint(method, "method",
+                                    f"satisfy enum value set: [{', '.join(METHODS)}]")
+        with self.store.lock:
+            env = self.store.get(name).env
+            status, version = env["Status"], env["AirflowVersion"]
+        if status not in INVOKABLE:
+            raise model.validation(f"Environment {name} is not available for InvokeRestApi: "
+                                   f"its status is {status}.")
+        info = pick_airflow(self.airflows, version)
+        if info is None:
+            code, payload = 503, {"title": "Service Unavailable", "status": 503,
+                                  "detail": f"no local Airflow for version {version}"}
+        else:
+            call["forwarded"] = True
+            call["airflow"] = info.get("version")
+            if not path.startswith("/"):
+                path = "/" + path
+            code, payload = forward(self.auth, info, method, path,
+                                    body.get("QueryParameters"), body.get("Body"))
+        call["rest_api_status"] = code
+        return rest_api_answer(code, payload)
+
+
+ROUTES = {  # (method, first segment, has label) -> operation
+    ("PUT", "environments", True): "CreateEnvironment",
+    ("GET", "environments", True): "GetEnvironment",
+    ("PATCH", "environments", True): "UpdateEnvironment",
+    ("DELETE", "environments", True): "DeleteEnvironment",
+    ("GET", "environments", False): "ListEnvironments",
+    ("POST", "restapi", True): "InvokeRestApi",
+    ("POST", "clitoken", True): "CreateCliToken",
+    ("POST", "webtoken", True): "CreateWebLoginToken",
+    ("POST", "tags", True): "TagResource",
+    ("DELETE", "tags", True): "UntagResource",
+    ("GET", "tags", True): "ListTagsForResource",
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mwaa-local"
+    plane: ControlPlane  # set on the subclass made by serve()
+
+    def log_message(self, fmt, *args):
+        log.debug("%s " + fmt, self.address_string(), *args)
+
+    def _send(self, status: int, body, error_type: str | None = None):
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        if error_type:
+            self.send_header("x-amzn-errortype", error_type)
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _body(self, any_json: bool = False):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise ApiError("SerializationException", 400, "Request body is not valid JSON")
+        if not any_json and not isinstance(body, dict):
+            raise ApiError("SerializationException", 400, "Request body must be a JSON object")
+        return body
+
+    def _dispatch(self):
+        raw_path, _, raw_query = self.path.partition("?")
+        segments = [urllib.parse.unquote(s) for s in raw_path.split("/")[1:]]
+        query = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
+        if segments and segments[0] == "_bed":
+            return self._admin(self.command, segments[1:], query)
+        label = segments[1] if len(segments) >= 2 else None
+        operation = ROUTES.get((self.command, segments[0] if segments else "", label is not None))
+        if operation is None or len(segments) > 2:
+            self._body()
+            return self._send(404, {"message": f"No operation for {self.command} {raw_path}"},
+                              "UnknownOperationException")
+        name = label
+        if operation.endswith("Resource"):
+            try:
+                name = model.parse_env_arn(label)
+            except ApiError:
+                pass
+        call = {"operation": operation, "name": name, "time": time.time()}
+        status, error_type = 200, None
+        try:
+            body = self._body()
+            fault = self.plane.take_fault(operation, name)
+            if fault:
+                call["fault"] = fault["kind"]
+                status, out, error_type = self._fault(fault, call)
+                if status is None:
+                    status, out, error_type = self._operation(operation, label, body, query, call)
+            else:
+                status, out, error_type = self._operation(operation, label, body, query, call)
+        except ApiError as e:
+            status, out, error_type = e.status, e.body, e.code
+        except Exception as e:  # a bug here must still answer like AWS
+            log.exception("internal error in %s", operation)
+            status, out, error_type = 500, {"message": f"Internal error: {e}"}, \
+                "InternalServerException"
+        call.update(status=status)
+        if error_type:
+            call["error"] = error_type
+        self.plane.record(call)
+        self._send(status, out, error_type)
+
+    def _fault(self, fault, call):
+        kind = fault["kind"]
+        if kind == "latency":
+            time.sleep(fault.get("latency_ms", 0) / 1000)
+            return None, None, None
+        if kind == "throttle":
+            return 429, {"message": "Rate exceeded"}, "ThrottlingException"
+        if kind == "server_error":
+            status = int(fault.get("status") or 500)
+            error = "ServiceUnavailableException" if status == 503 else "InternalServerException"
+            return status, {"message": "Injected server error (local MWAA bed)"}, error
+        status = int(fault.get("status") or (503 if kind == "rest_api_server_error" else 404))
+        call["rest_api_status"] = status
+        error = ("RestApiServerException" if kind == "rest_api_server_error"
+                 else "RestApiClientException")
+        return 400, {"RestApiStatusCode": status, "RestApiResponse": {
+            "title": "Injected", "status": status, "detail": "Injected by the local MWAA bed",
+            "type": "about:blank"}}, error
+
+    def _operation(self, operation, label, body, query, call):
+        p = self.plane
+        if operation == "InvokeRestApi":
+            return p.invoke(label, body, call)
+        out = {
+            "CreateEnvironment": lambda: p.create(label, body),
+            "GetEnvironment": lambda: p.get(label),
+            "UpdateEnvironment": lambda: p.update(label, body),
+            "DeleteEnvironment": lambda: p.delete(label),
+            "ListEnvironments": lambda: p.list_environments(query),
+            "CreateCliToken": lambda: p.tokens(label, web=False),
+            "CreateWebLoginToken": lambda: p.tokens(label, web=True),
+            "TagResource": lambda: p.tags("POST", label, body, query),
+            "UntagResource": lambda: p.tags("DELETE", label, body, query),
+            "ListTagsForResource": lambda: p.tags("GET", label, body, query),
+        }[operation]()
+        return 200, out, None
+
+    def _admin(self, method, segments, query):
+        p = self.plane
+        what = segments[0] if segments else ""
+        try:
+            body = self._body(any_json=True) if method in ("POST", "PUT") else None
+            if what == "reset" and method == "POST":
+                p.reset()
+                out = {"reset": True}
+            elif what == "config":
+                out = p.store.configure(body or {}) if method == "POST" else dict(p.store.config)
+            elif what == "faults":
+                if method == "POST":
+                    out = p.add_faults(body if body is not None else [])
+                else:
+                    with p.lock:
+                        if method == "DELETE":
+                            p.faults.clear()
+                        out = list(p.faults)
+            elif what == "fail" and method == "POST":
+                p.store.arm_failure(body["name"], body["status"])
+                out = {"armed": body}
+            elif what == "status" and method == "POST":
+                p.store.force_status(body["name"], body["status"])
+                out = {"status": body}
+            elif what == "calls":
+                with p.lock:
+                    if method == "DELETE":
+                        p.calls.clear()
+                    ops = query.get("operation")
+                    out = [c for c in p.calls if not ops or c["operation"] in ops]
+            elif what == "environments":
+                with p.store.lock:
+                    out = {"live": [json.loads(json.dumps(r.env)) for r in p.store.records.values()],
+                           "deleted": list(p.store.deleted)}
+            elif what == "events":
+                p.store.flush_events(timeout=float(query.get("wait", ["5"])[0]))
+                with p.store.lock:
+                    out = list(p.store.events)
+            elif what == "airflows" and method == "POST":
+                p.airflows = list(body.get("airflows", body) if isinstance(body, dict) else body)
+                out = p.airflows
+            else:
+                return self._send(404, {"message": f"unknown admin call {method} /_bed/{what}"},
+                                  "UnknownOperationException")
+        except ApiError as e:
+            return self._send(e.status, e.body, e.code)
+        except (KeyError, TypeError, ValueError) as e:
+            return self._send(400, {"message": f"bad admin request: {e!r}"}, "ValidationException")
+        self._send(200, out)
+
+    do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _dispatch
+
+    def do_HEAD(self):
+        self._send(405, {"message": "HEAD not supported"}, "UnknownOperationException")
+
+
+class Handle:
+    """A running control plane: ``port``, ``url``, ``plane``, ``shutdown()``."""
+
+    def __init__(self, server: ThreadingHTTPServer, plane: ControlPlane):
+        self.server, self.plane = server, plane
+        self.host, self.port = server.server_address[:2]
+        self.url = f"http://{self.host}:{self.port}"
+        self._thread = threading.Thread(target=server.serve_forever, name="mwaa-http",
+                                        kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+
+    def shutdown(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.plane.store.shutdown()
+        self._thread.join(timeout=5)
+
+
+def serve(host: str = "127.0.0.1", port: int = 0, moto_url: str | None = None,
+          airflows: list[dict] | None = None, region: str = "us-east-1",
+          account: str = "123456789012", config: dict | None = None) -> Handle:
+    """Start the control plane in background threads and return its handle."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError("the local MWAA binds to the loopback interface only")
+    plane = ControlPlane(moto_url, airflows, region, account)
+    if config:  # also what POST /_bed/reset restores
+        plane.store.configure(config, as_default=True)
+    handler = type("BoundHandler", (Handler,), {"plane": plane})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return Handle(server, plane)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--moto-url")
+    ap.add_argument("--airflows-json", help="file with the list of Airflows (JSON)")
+    ap.add_argument("--region", default="us-east-1")
+    ap.add_argument("--account", default="123456789012")
+    for key, default in model.DEFAULT_CONFIG.items():
+        ap.add_argument("--" + key.replace("_", "-"), type=float, default=default)
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    airflows = []
+    if args.airflows_json:
+        with open(args.airflows_json) as f:
+            airflows = json.load(f)
+        if isinstance(airflows, dict):
+            airflows = airflows.get("airflows", [])
+    handle = serve(args.host, args.port, args.moto_url, airflows, args.region, args.account,
+                   {k: getattr(args, k) for k in model.DEFAULT_CONFIG})
+    print(f"READY {handle.url}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    handle.shutdown()
+
+
+if __name__ == "__main__":
+    main()
