@@ -1,0 +1,135 @@
+"""The test bed: moto, PostgreSQL with real Airflows, and the local MWAA control plane.
+
+    bed.py [--airflow 2.10.3,3.0.6] [--workdir DIR]
+
+Prints one JSON line with the endpoints on stdout, then serves until its standard input
+closes (the test process that started it ended), or SIGINT/SIGTERM. Then it stops every
+process it started and removes its work directory (kept with MWAA_OPS_KEEP_BED=1).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+import airflow_bed  # noqa: E402
+import mwaa_local  # noqa: E402
+from moto_bed import Moto  # noqa: E402
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def log(msg):
+    print(f"[bed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def dags_folder(workdir: Path) -> Path:
+    """The DAGs every bed Airflow sees: the bed's own and the ones the suite ships."""
+    folder = workdir / "dags"
+    folder.mkdir()
+    for source in (HERE / "dags", ROOT / "infra" / "dags"):
+        for dag in sorted(source.glob("*.py")):
+            shutil.copy(dag, folder / dag.name)
+    return folder
+
+
+class Bed:
+    def __init__(self, versions, workdir: Path):
+        self.versions = versions
+        self.workdir = workdir
+        self.moto = Moto(workdir)
+        self.postgres = None
+        self.airflows = []
+        self.control_plane = None
+
+    def start(self):
+        t0 = time.time()
+        self.moto.start()
+        log(f"moto at {self.moto.url} ({time.time() - t0:.1f}s)")
+        if self.versions:
+            t1 = time.time()
+            self.postgres = airflow_bed.Postgres()
+            self.postgres.start(self.workdir / "postgres")
+            folder = dags_folder(self.workdir)
+            self.airflows = [airflow_bed.Airflow(v, self.postgres, folder, self.workdir / f"airflow-{v}")
+                             for v in self.versions]
+            errors = []
+
+            def start(af):
+                try:
+                    af.start()
+                except Exception as e:  # reported below, after every start ended
+                    errors.append(f"Airflow {af.version}: {e}")
+
+            threads = [threading.Thread(target=start, args=(af,)) for af in self.airflows]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                raise RuntimeError("; ".join(errors))
+            log(f"Airflow {', '.join(self.versions)} ready ({time.time() - t1:.1f}s)")
+        self.control_plane = mwaa_local.serve(
+            moto_url=self.moto.url, airflows=[af.info() for af in self.airflows],
+            region=REGION, account=ACCOUNT)
+        log(f"MWAA control plane at {self.control_plane.url}; bed up in {time.time() - t0:.1f}s")
+
+    def endpoints(self):
+        return {"moto_url": self.moto.url, "mwaa_url": self.control_plane.url,
+                "region": REGION, "account": ACCOUNT,
+                "airflows": [af.info() for af in self.airflows], "workdir": str(self.workdir)}
+
+    def stop(self):
+        if self.control_plane:
+            self.control_plane.shutdown()
+        for af in self.airflows:
+            af.stop()
+        if self.postgres:
+            self.postgres.stop()
+        self.moto.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--airflow", default="2.10.3,3.0.6",
+                        help="comma-separated Airflow versions to run ('' for none)")
+    parser.add_argument("--workdir", help="where logs and databases go (default: a temp dir)")
+    args = parser.parse_args()
+    versions = [v for v in args.airflow.split(",") if v]
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="mwaa-ops-bed-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    bed = Bed(versions, workdir)
+    try:
+        bed.start()
+        print(json.dumps(bed.endpoints()), flush=True)
+        # Standard input closing means the process that started the bed is gone.
+        threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+        while not done.wait(1):
+            pass
+    except Exception as e:
+        log(f"failed: {e} (logs in {workdir})")
+        raise SystemExit(1)
+    finally:
+        log("stopping")
+        bed.stop()
+        if os.environ.get("MWAA_OPS_KEEP_BED") != "1":
+            shutil.rmtree(workdir, ignore_errors=True)
+        log("stopped")
+
+
+if __name__ == "__main__":
+    main()
