@@ -1,0 +1,132 @@
+//! What trigger-dag is given: an S3 arrival (via EventBridge), a schedule firing
+//! (EventBridge Scheduler input) or a replay request (from the resume workflow).
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use common::event::{event_id, parse};
+use common::Error;
+
+/// `detail` of S3's "Object Created" event on EventBridge (keys are not URL-encoded here).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ObjectCreated {
+    pub bucket: Bucket,
+    pub object: Object,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Bucket {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Object {
+    pub key: String,
+    pub size: Option<u64>,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+    pub sequencer: Option<String>,
+}
+
+/// One object that arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arrival {
+    pub event_id: String,
+    pub time: Option<String>,
+    pub bucket: String,
+    pub key: String,
+    pub size: Option<u64>,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+    pub sequencer: Option<String>,
+}
+
+/// The input of an EventBridge Scheduler schedule that starts a DAG.
+/// `time` should be `<aws.scheduler.scheduled-time>` so retries name the same run.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleFiring {
+    pub environment: String,
+    pub dag: String,
+    pub time: String,
+    #[serde(default)]
+    pub conf: Map<String, Value>,
+}
+
+/// `{"replay": {"environment": "..."}}`: start the runs held for that environment.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replay {
+    pub environment: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Arrival(Arrival),
+    Schedule(ScheduleFiring),
+    Replay(Replay),
+}
+
+/// Tells the three inputs apart by their shape; anything else is a clear error.
+pub fn parse_input(event: &Value) -> Result<Input, Error> {
+    let id = event_id(event);
+    if let Some(replay) = event.get("replay") {
+        return parse(&id, replay)
+            .map(Input::Replay)
+            .map_err(|e| under("replay", e));
+    }
+    if event.get("detail-type").is_none() {
+        return parse(&id, event).map(Input::Schedule);
+    }
+    let envelope: EventBridgeEvent<Value> = parse(&id, event)?;
+    if envelope.source != "aws.s3" || envelope.detail_type != "Object Created" {
+        return Err(Error::InvalidEvent {
+            event_id: id,
+            field: "detail-type".into(),
+            reason: format!(
+                "expected an aws.s3 \"Object Created\" event, got {} {:?}",
+                envelope.source, envelope.detail_type
+            ),
+        });
+    }
+    let detail: ObjectCreated = parse(&id, &envelope.detail).map_err(|e| under("detail", e))?;
+    if detail.object.key.is_empty() {
+        return Err(Error::InvalidEvent {
+            event_id: id,
+            field: "detail.object.key".into(),
+            reason: "empty key".into(),
+        });
+    }
+    Ok(Input::Arrival(Arrival {
+        event_id: id,
+        time: envelope.time.map(|t| t.to_rfc3339()),
+        bucket: detail.bucket.name,
+        key: detail.object.key,
+        size: detail.object.size,
+        etag: detail.object.etag,
+        version_id: detail.object.version_id,
+        sequencer: detail.object.sequencer,
+    }))
+}
+
+/// Prefixes the field path of a nested parse error with where the nested value sits.
+fn under(parent: &str, err: Error) -> Error {
+    match err {
+        Error::InvalidEvent {
+            event_id,
+            field,
+            reason,
+        } => Error::InvalidEvent {
+            event_id,
+            field: if field == "(event)" {
+                parent.into()
+            } else {
+                format!("{parent}.{field}")
+            },
+            reason,
+        },
+        other => other,
+    }
+}

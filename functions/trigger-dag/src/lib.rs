@@ -1,0 +1,199 @@
+//! trigger-dag: S3 arrivals and schedule firings start MWAA DAG runs, exactly once per
+//! object version or firing; while an environment is down they are held, and replayed
+//! when the resume workflow asks.
+//!
+//! parse (event.rs) -> decide (decide.rs, routes.rs, run_id.rs) -> act (ops.rs) -> report.
+
+pub mod decide;
+pub mod event;
+pub mod ops;
+pub mod routes;
+pub mod run_id;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use common::airflow::{start_dag_run, DagRunOutcome};
+use common::event::event_id;
+use common::retry::with_retries;
+use common::Error;
+
+use decide::{arrival_targets, decide, schedule_target, Action, EnvironmentState, Target};
+use event::{parse_input, Input};
+use ops::Ops;
+use routes::Route;
+
+/// The function's state for its lifetime: clients and routes, built once per cold start.
+pub struct TriggerDag<O> {
+    pub ops: O,
+    pub routes: Vec<Route>,
+}
+
+/// What happened to one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Started,
+    AlreadyStarted,
+    Held,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Started => "started",
+            Outcome::AlreadyStarted => "already_started",
+            Outcome::Held => "held",
+        }
+    }
+}
+
+impl<O: Ops> TriggerDag<O> {
+    /// Handles one event. `budget` bounds the retries of transient failures.
+    /// A target that fails for good is reported as "Arrival Failed" and fails the
+    /// invocation, so Lambda retries it and finally sends it to the failed-events queue.
+    pub async fn handle(&self, event: Value, budget: Duration) -> Result<Value, Error> {
+        let targets = match parse_input(&event)? {
+            Input::Arrival(arrival) => {
+                let targets = arrival_targets(&arrival, &self.routes);
+                if targets.is_empty() {
+                    tracing::info!(event_id = %arrival.event_id, bucket = %arrival.bucket, key = %arrival.key,
+                        "no route matches this arrival; ignored");
+                }
+                targets
+            }
+            Input::Schedule(firing) => vec![schedule_target(&event_id(&event), &firing)?],
+            Input::Replay(replay) => return self.replay(&replay.environment, budget).await,
+        };
+        let mut report = vec![];
+        let mut first_error = None;
+        for target in &targets {
+            match self.deliver(target, budget).await {
+                Ok(outcome) => report.push(
+                    json!({"environment": target.environment, "dag_id": target.dag_id,
+                    "run_id": target.run_id, "outcome": outcome.as_str()}),
+                ),
+                Err(err) => {
+                    self.report_failure(target, &err).await;
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(json!({"event_id": event_id(&event), "runs": report})),
+        }
+    }
+
+    /// Starts the target's run, or holds it while its environment cannot run it.
+    async fn deliver(&self, target: &Target, budget: Duration) -> Result<Outcome, Error> {
+        let state = with_retries(budget, || self.ops.environment(&target.environment)).await?;
+        let major = match decide(&state) {
+            Action::Start(major) => major,
+            Action::Hold { reason } => return self.hold(target, &reason, budget).await,
+        };
+        let run = target.dag_run();
+        match with_retries(budget, || {
+            start_dag_run(&self.ops, &target.environment, major, &run)
+        })
+        .await
+        {
+            Ok(outcome) => {
+                let outcome = match outcome {
+                    DagRunOutcome::Started => Outcome::Started,
+                    DagRunOutcome::AlreadyExists => Outcome::AlreadyStarted,
+                };
+                tracing::info!(environment = %target.environment, dag_id = %target.dag_id,
+                    run_id = %target.run_id, event_id = %target.event_id, outcome = outcome.as_str(), "DAG run");
+                self.publish(
+                    "DAG Run Started",
+                    json!({"target": target, "outcome": outcome.as_str()}),
+                )
+                .await;
+                Ok(outcome)
+            }
+            // Deleted between GetEnvironment and the call (a pause began): hold it.
+            Err(Error::EnvironmentNotFound(_)) => {
+                self.hold(target, "environment disappeared", budget).await
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn hold(
+        &self,
+        target: &Target,
+        reason: &str,
+        budget: Duration,
+    ) -> Result<Outcome, Error> {
+        with_retries(budget, || self.ops.hold(target)).await?;
+        tracing::info!(environment = %target.environment, dag_id = %target.dag_id,
+            run_id = %target.run_id, event_id = %target.event_id, reason, "arrival held");
+        self.publish("Arrival Held", json!({"target": target, "reason": reason}))
+            .await;
+        Ok(Outcome::Held)
+    }
+
+    /// Starts every run held for `environment`, which must be AVAILABLE. Runs that can
+    /// never start (unknown DAG) are set aside under `failed/` and reported, not retried.
+    async fn replay(&self, environment: &str, budget: Duration) -> Result<Value, Error> {
+        let state = with_retries(budget, || self.ops.environment(environment)).await?;
+        let EnvironmentState::Available(major) = state else {
+            return Err(Error::InvalidRequest {
+                environment: environment.to_owned(),
+                reason: format!("cannot replay held arrivals: environment is {state:?}"),
+            });
+        };
+        let held = with_retries(budget, || self.ops.held(environment)).await?;
+        let (mut started, mut already, mut set_aside) = (0, 0, 0);
+        for target in &held {
+            let run = target.dag_run();
+            match with_retries(budget, || {
+                start_dag_run(&self.ops, environment, major, &run)
+            })
+            .await
+            {
+                Ok(DagRunOutcome::Started) => started += 1,
+                Ok(DagRunOutcome::AlreadyExists) => already += 1,
+                Err(err) if !err.is_retryable() => {
+                    let reason = err.to_string();
+                    with_retries(budget, || self.ops.set_aside(target, &reason)).await?;
+                    self.report_failure(target, &err).await;
+                    set_aside += 1;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            }
+            with_retries(budget, || self.ops.release(target)).await?;
+        }
+        tracing::info!(
+            environment,
+            started,
+            already,
+            set_aside,
+            "held arrivals replayed"
+        );
+        Ok(
+            json!({"environment": environment, "replayed": started, "already_started": already,
+                  "set_aside": set_aside}),
+        )
+    }
+
+    async fn report_failure(&self, target: &Target, err: &Error) {
+        tracing::error!(environment = %target.environment, dag_id = %target.dag_id,
+            run_id = %target.run_id, event_id = %target.event_id, error = %err, "arrival failed");
+        self.publish(
+            "Arrival Failed",
+            json!({"target": target, "error": err.to_string(),
+            "retryable": err.is_retryable()}),
+        )
+        .await;
+    }
+
+    /// Suite events are for users to build on; failing to send one must not fail a run.
+    async fn publish(&self, detail_type: &str, detail: Value) {
+        if let Err(err) = self.ops.publish(detail_type, detail).await {
+            tracing::warn!(detail_type, error = %err, "could not publish the suite event");
+        }
+    }
+}

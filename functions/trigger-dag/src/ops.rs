@@ -1,0 +1,199 @@
+//! The AWS calls trigger-dag makes, behind one narrow trait: the SDK in Lambda and on the
+//! bed, a fake in unit tests.
+
+use std::future::Future;
+
+use aws_sdk_mwaa::operation::get_environment::GetEnvironmentError;
+use serde_json::{json, Value};
+
+use common::airflow::{AirflowMajor, AirflowRest, RestRequest, RestResponse};
+use common::Error;
+
+use crate::decide::{EnvironmentState, Target};
+
+pub trait Ops: AirflowRest {
+    /// Whether the environment can run DAGs now, and which Airflow it runs.
+    fn environment(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<EnvironmentState, Error>> + Send;
+    /// Keeps a target until its environment is back (same target twice: one record).
+    fn hold(&self, target: &Target) -> impl Future<Output = Result<(), Error>> + Send;
+    /// The targets held for an environment.
+    fn held(&self, environment: &str) -> impl Future<Output = Result<Vec<Target>, Error>> + Send;
+    /// Forgets a held target once its run exists.
+    fn release(&self, target: &Target) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Moves a held target that can never run aside (kept, with the reason), for people to look at.
+    fn set_aside(
+        &self,
+        target: &Target,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Puts a `mwaa-ops` event on the default bus.
+    fn publish(
+        &self,
+        detail_type: &str,
+        detail: Value,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// The real thing.
+pub struct AwsOps {
+    pub mwaa: aws_sdk_mwaa::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub bucket: String,
+}
+
+/// `held/<environment>/<dag>/<run id>.json`: one object per run, so holding twice is harmless.
+pub fn held_key(target: &Target) -> String {
+    format!(
+        "held/{}/{}/{}.json",
+        target.environment, target.dag_id, target.run_id
+    )
+}
+
+impl AirflowRest for AwsOps {
+    async fn invoke(&self, request: &RestRequest) -> Result<RestResponse, Error> {
+        self.mwaa.invoke(request).await
+    }
+}
+
+impl Ops for AwsOps {
+    async fn environment(&self, name: &str) -> Result<EnvironmentState, Error> {
+        let out = match self.mwaa.get_environment().name(name).send().await {
+            Ok(out) => out,
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(GetEnvironmentError::ResourceNotFoundException(_))
+                ) =>
+            {
+                return Ok(EnvironmentState::Missing)
+            }
+            Err(e) => return Err(Error::aws("MWAA", "GetEnvironment", &e)),
+        };
+        let Some(env) = out.environment else {
+            return Ok(EnvironmentState::Missing);
+        };
+        let status = env
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        if status != "AVAILABLE" {
+            return Ok(EnvironmentState::NotAvailable(status));
+        }
+        let version = env.airflow_version().unwrap_or_default();
+        AirflowMajor::from_version(version)
+            .map(EnvironmentState::Available)
+            .ok_or_else(|| Error::InvalidRequest {
+                environment: name.to_owned(),
+                reason: format!("unsupported Airflow version {version:?}"),
+            })
+    }
+
+    async fn hold(&self, target: &Target) -> Result<(), Error> {
+        let body = serde_json::to_vec(target).expect("a target serializes");
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(held_key(target))
+            .content_type("application/json")
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| Error::aws("S3", "PutObject", &e))?;
+        Ok(())
+    }
+
+    async fn held(&self, environment: &str) -> Result<Vec<Target>, Error> {
+        let mut targets = vec![];
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(format!("held/{environment}/"))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| Error::aws("S3", "ListObjectsV2", &e))?;
+            for object in page.contents() {
+                let key = object.key().unwrap_or_default();
+                let got = self
+                    .s3
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| Error::aws("S3", "GetObject", &e))?;
+                let bytes = got.body.collect().await.map_err(|e| Error::Aws {
+                    service: "S3",
+                    operation: "GetObject",
+                    message: e.to_string(),
+                    retryable: true,
+                })?;
+                let target = serde_json::from_slice(&bytes.into_bytes()).map_err(|e| {
+                    Error::Config(format!(
+                        "held arrival s3://{}/{key} is unreadable: {e}",
+                        self.bucket
+                    ))
+                })?;
+                targets.push(target);
+            }
+        }
+        Ok(targets)
+    }
+
+    async fn release(&self, target: &Target) -> Result<(), Error> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(held_key(target))
+            .send()
+            .await
+            .map_err(|e| Error::aws("S3", "DeleteObject", &e))?;
+        Ok(())
+    }
+
+    async fn set_aside(&self, target: &Target, reason: &str) -> Result<(), Error> {
+        let record = json!({"target": target, "reason": reason});
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(format!(
+                "failed/{}",
+                held_key(target).trim_start_matches("held/")
+            ))
+            .content_type("application/json")
+            .body(record.to_string().into_bytes().into())
+            .send()
+            .await
+            .map_err(|e| Error::aws("S3", "PutObject", &e))?;
+        self.release(target).await
+    }
+
+    async fn publish(&self, detail_type: &str, detail: Value) -> Result<(), Error> {
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .source("mwaa-ops")
+            .detail_type(detail_type)
+            .detail(detail.to_string())
+            .build();
+        let out = self
+            .events
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|e| Error::aws("EventBridge", "PutEvents", &e))?;
+        if out.failed_entry_count() > 0 {
+            return Err(Error::Aws {
+                service: "EventBridge",
+                operation: "PutEvents",
+                message: format!("{:?}", out.entries()),
+                retryable: true,
+            });
+        }
+        Ok(())
+    }
+}
