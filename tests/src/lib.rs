@@ -217,4 +217,6 @@ impl Drop for Bed {
     }
 }
 
+pub mod arrivals;
 pub mod environments;
+pub mod rules;

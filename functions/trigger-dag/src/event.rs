@@ -25,6 +25,8 @@ pub struct Bucket {
 pub struct Object {
     pub key: String,
     pub size: Option<u64>,
+    // AWS sends `etag`; moto (the bed) sends `eTag`. Reading both costs nothing.
+    #[serde(alias = "eTag")]
     pub etag: Option<String>,
     pub version_id: Option<String>,
     pub sequencer: Option<String>,
@@ -128,5 +130,91 @@ fn under(parent: &str, err: Error) -> Error {
             reason,
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(json: &str) -> Value {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn an_s3_arrival_is_read_with_every_fact() {
+        let event = sample(include_str!("../../../events/s3-object-created.json"));
+        let Input::Arrival(a) = parse_input(&event).unwrap() else {
+            panic!("not an arrival")
+        };
+        assert_eq!(a.event_id, "17793124-05d4-b198-2fde-7ededc63b103");
+        assert_eq!(a.bucket, "landing-zone");
+        assert_eq!(
+            a.key, "orders/2026-11-21/orders eu+1%.csv",
+            "keys are not URL-decoded twice"
+        );
+        assert_eq!(a.size, Some(5242880));
+        assert_eq!(
+            a.version_id.as_deref(),
+            Some("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e")
+        );
+        assert_eq!(a.sequencer.as_deref(), Some("00617F08299329D189"));
+        assert_eq!(a.time.as_deref(), Some("2026-11-21T06:02:11+00:00"));
+    }
+
+    #[test]
+    fn schedule_firings_and_replays_are_told_apart() {
+        let firing = parse_input(&sample(include_str!(
+            "../../../events/schedule-firing.json"
+        )))
+        .unwrap();
+        assert!(
+            matches!(firing, Input::Schedule(ref f) if f.dag == "daily_report" && f.conf["region"] == "eu")
+        );
+        let replay = parse_input(&sample(include_str!(
+            "../../../events/replay-held-arrivals.json"
+        )))
+        .unwrap();
+        assert_eq!(
+            replay,
+            Input::Replay(Replay {
+                environment: "dev-analytics".into()
+            })
+        );
+    }
+
+    #[test]
+    fn bad_events_name_the_field_and_the_event() {
+        let cases = [
+            (
+                include_str!("../../../events/invalid/s3-size-not-a-number.json"),
+                "bad-size-1",
+                "detail.object.size",
+            ),
+            (
+                include_str!("../../../events/invalid/s3-missing-key.json"),
+                "no-key-1",
+                "detail.object",
+            ),
+            (
+                include_str!("../../../events/invalid/wrong-detail-type.json"),
+                "wrong-type-1",
+                "detail-type",
+            ),
+            (
+                include_str!("../../../events/invalid/schedule-without-time.json"),
+                "(no id)",
+                "missing field `time`",
+            ),
+            (
+                include_str!("../../../events/invalid/replay-without-environment.json"),
+                "(no id)",
+                "replay",
+            ),
+        ];
+        for (json, id, field) in cases {
+            let err = parse_input(&sample(json)).unwrap_err().to_string();
+            assert!(err.contains(id) && err.contains(field), "{json}\n -> {err}");
+        }
     }
 }

@@ -1,0 +1,138 @@
+//! trigger-dag deployed on the bed as the template deploys it: a versioned landing bucket
+//! with EventBridge notifications, the template's arrival rule (to a queue), the suite
+//! bucket for held arrivals, and the function itself, in-process.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use trigger_dag::ops::AwsOps;
+use trigger_dag::routes::parse_routes;
+use trigger_dag::TriggerDag;
+
+use crate::rules::RuleQueue;
+use crate::Bed;
+
+pub const LANDING: &str = "landing-zone";
+pub const SUITE_BUCKET: &str = "mwaa-ops-suite";
+/// Retry budget per event, as a Lambda with a minute would have.
+pub const BUDGET: Duration = Duration::from_secs(30);
+
+pub struct Arrivals {
+    pub s3: aws_sdk_s3::Client,
+    pub rule: RuleQueue,
+    /// Every `mwaa-ops` event the function put on the bus.
+    pub suite_events: RuleQueue,
+    pub function: TriggerDag<AwsOps>,
+}
+
+impl Arrivals {
+    /// Deploys the arrival path with `routes` (the `Routes` parameter's JSON).
+    pub async fn deploy(bed: &Bed, routes: Value) -> Arrivals {
+        let config = bed.aws_config().await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        );
+        for bucket in [LANDING, SUITE_BUCKET] {
+            s3.create_bucket().bucket(bucket).send().await.unwrap();
+        }
+        // Versioned, as landing buckets should be: every write gets its own version id.
+        s3.put_bucket_versioning()
+            .bucket(LANDING)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("bed call");
+        s3.put_bucket_notification_configuration()
+            .bucket(LANDING)
+            .notification_configuration(
+                aws_sdk_s3::types::NotificationConfiguration::builder()
+                    .event_bridge_configuration(
+                        aws_sdk_s3::types::EventBridgeConfiguration::builder().build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("bed call");
+        let rule = bed
+            .rule_to_queue(
+                "TriggerDagFunctionArrival",
+                &[
+                    ("ArrivalBuckets", LANDING),
+                    ("EnvironmentNamePrefix", "local"),
+                ],
+            )
+            .await;
+        let suite_events = bed
+            .pattern_to_queue("suite-events", &json!({"source": ["mwaa-ops"]}))
+            .await;
+        let function = TriggerDag {
+            ops: AwsOps {
+                mwaa: bed.mwaa().await,
+                s3: s3.clone(),
+                events: aws_sdk_eventbridge::Client::new(&config),
+                bucket: SUITE_BUCKET.into(),
+            },
+            routes: parse_routes(&routes.to_string()).unwrap(),
+        };
+        Arrivals {
+            s3,
+            rule,
+            suite_events,
+            function,
+        }
+    }
+
+    pub async fn put(&self, key: &str, body: &str) {
+        self.s3
+            .put_object()
+            .bucket(LANDING)
+            .key(key)
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Hands every delivered event to the handler `times` times (at-least-once delivery).
+    pub async fn deliver(
+        &self,
+        expected: usize,
+        times: usize,
+    ) -> Vec<Result<Value, common::Error>> {
+        let events = self.rule.take(expected, Duration::from_secs(15)).await;
+        assert_eq!(
+            events.len(),
+            expected,
+            "events routed by the template's rule"
+        );
+        let mut results = vec![];
+        for event in &events {
+            for _ in 0..times {
+                results.push(self.function.handle(event.clone(), BUDGET).await);
+            }
+        }
+        results
+    }
+
+    pub async fn held_keys(&self) -> Vec<String> {
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(SUITE_BUCKET)
+            .prefix("held/")
+            .send()
+            .await
+            .unwrap();
+        out.contents()
+            .iter()
+            .map(|o| o.key().unwrap().to_owned())
+            .collect()
+    }
+}

@@ -1,0 +1,272 @@
+//! trigger-dag on the bed: S3 PutObject in moto -> the template's rule -> the real handler
+//! -> a run in a real Airflow 2 and 3, through the local MWAA control plane.
+
+use std::time::Duration;
+
+use mwaa_ops_tests::arrivals::{Arrivals, BUDGET, LANDING};
+use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::{session, Session};
+use serde_json::{json, Value};
+
+async fn arrivals(bed: &Session, routes: Value) -> Arrivals {
+    Arrivals::deploy(bed, routes).await
+}
+
+fn outcomes(results: &[Result<Value, common::Error>]) -> Vec<String> {
+    results
+        .iter()
+        .map(|r| match r {
+            Ok(v) => v["runs"][0]["outcome"]
+                .as_str()
+                .unwrap_or("none")
+                .to_owned(),
+            Err(e) => format!("error: {e}"),
+        })
+        .collect()
+}
+
+fn routes_to(environment: &str, dag: &str) -> Value {
+    json!([{"name": "orders", "bucket": LANDING, "prefix": "orders/", "environment": environment,
+            "dag": dag, "conf": {"team": "sales"}}])
+}
+
+async fn available(bed: &Session, name: &str, version: &str) {
+    let mwaa = bed.mwaa().await;
+    NewEnvironment::new(name, version).create(&mwaa).await;
+    wait_for_status(&mwaa, name, "AVAILABLE", Duration::from_secs(60)).await;
+}
+
+async fn an_arrival_starts_one_run_for_three_deliveries(version: &str) {
+    let bed = session().await;
+    let env = format!("td-{}", version.replace('.', "-"));
+    available(&bed, &env, version).await;
+    let arrivals = arrivals(&bed, routes_to(&env, "bed_smoke")).await;
+    let key = format!("orders/{version}/ünïcode orders+1%.csv");
+    arrivals.put(&key, "id,amount\n1,2\n").await;
+
+    let results = arrivals.deliver(1, 3).await;
+    assert_eq!(
+        outcomes(&results),
+        ["started", "already_started", "already_started"]
+    );
+    let run_id = results[0].as_ref().unwrap()["runs"][0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = bed
+        .airflow(version)
+        .dag_run("bed_smoke", &run_id)
+        .await
+        .expect("the run is in Airflow");
+    let conf = &run["conf"];
+    assert_eq!(conf["bucket"], LANDING);
+    assert_eq!(conf["key"], key.as_str());
+    assert_eq!(conf["size"], 14);
+    assert_eq!(conf["team"], "sales");
+    assert!(conf["version_id"].is_string(), "{conf}");
+    assert!(conf["etag"].is_string(), "{conf}");
+
+    // The same key written again is a new version: a second run, not a 409.
+    arrivals.put(&key, "id,amount\n1,3\n").await;
+    let rewritten = arrivals.deliver(1, 1).await;
+    assert_eq!(outcomes(&rewritten), ["started"]);
+    assert_ne!(
+        rewritten[0].as_ref().unwrap()["runs"][0]["run_id"],
+        run_id.as_str()
+    );
+
+    let forwarded = bed
+        .calls()
+        .await
+        .into_iter()
+        .filter(|c| c["operation"] == "InvokeRestApi")
+        .count();
+    assert_eq!(
+        forwarded, 4,
+        "each delivery asked once (409 twice), then the new version"
+    );
+    let published = arrivals.suite_events.take(4, Duration::from_secs(5)).await;
+    assert!(published
+        .iter()
+        .all(|e| e["detail-type"] == "DAG Run Started"));
+    assert_eq!(published.len(), 4);
+}
+
+#[tokio::test]
+async fn airflow_2_an_arrival_starts_one_run_for_three_deliveries() {
+    an_arrival_starts_one_run_for_three_deliveries("2.10.3").await;
+}
+
+#[tokio::test]
+async fn airflow_3_an_arrival_starts_one_run_for_three_deliveries() {
+    an_arrival_starts_one_run_for_three_deliveries("3.0.6").await;
+}
+
+#[tokio::test]
+async fn a_paused_dag_still_gets_its_run_queued() {
+    let bed = session().await;
+    available(&bed, "td-paused", "3.0.6").await;
+    let arrivals = arrivals(&bed, routes_to("td-paused", "bed_paused")).await;
+    arrivals.put("orders/p.csv", "x").await;
+    let results = arrivals.deliver(1, 1).await;
+    assert_eq!(outcomes(&results), ["started"]);
+    let run_id = results[0].as_ref().unwrap()["runs"][0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = bed
+        .airflow("3.0.6")
+        .dag_run("bed_paused", &run_id)
+        .await
+        .unwrap();
+    assert_eq!(run["state"], "queued", "a paused DAG keeps its run queued");
+}
+
+#[tokio::test]
+async fn an_unknown_dag_fails_clearly_and_is_reported() {
+    let bed = session().await;
+    available(&bed, "td-unknown", "2.10.3").await;
+    let arrivals = arrivals(&bed, routes_to("td-unknown", "no_such_dag")).await;
+    arrivals.put("orders/u.csv", "x").await;
+    let results = arrivals.deliver(1, 1).await;
+    let err = results[0].as_ref().unwrap_err();
+    assert!(!err.is_retryable());
+    let text = err.to_string();
+    assert!(
+        text.contains("404") && text.contains("no_such_dag") && text.contains("td-unknown"),
+        "{text}"
+    );
+    let published = arrivals.suite_events.take(1, Duration::from_secs(5)).await;
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0]["detail-type"], "Arrival Failed");
+    assert_eq!(published[0]["detail"]["target"]["dag_id"], "no_such_dag");
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_and_the_run_created_once() {
+    let bed = session().await;
+    available(&bed, "td-faults", "2.10.3").await;
+    let arrivals = arrivals(&bed, routes_to("td-faults", "bed_smoke")).await;
+    bed.control(
+        "faults",
+        json!([
+            {"operation": "InvokeRestApi", "kind": "throttle", "count": 4},
+            {"operation": "InvokeRestApi", "kind": "rest_api_server_error", "status": 503, "count": 2},
+            {"operation": "InvokeRestApi", "kind": "server_error", "count": 1}
+        ]),
+    )
+    .await;
+    arrivals.put("orders/f.csv", "x").await;
+    let results = arrivals.deliver(1, 1).await;
+    assert_eq!(outcomes(&results), ["started"]);
+    let run_id = results[0].as_ref().unwrap()["runs"][0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(bed
+        .airflow("2.10.3")
+        .dag_run("bed_smoke", &run_id)
+        .await
+        .is_some());
+    let calls: Vec<Value> = bed
+        .calls()
+        .await
+        .into_iter()
+        .filter(|c| c["operation"] == "InvokeRestApi")
+        .collect();
+    assert_eq!(
+        calls.len(),
+        8,
+        "7 injected failures, then the call that worked: {calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn arrivals_while_the_environment_is_away_are_held_then_replayed_once() {
+    let bed = session().await;
+    let arrivals = arrivals(&bed, routes_to("td-resume", "bed_smoke")).await;
+    for i in 0..3 {
+        arrivals.put(&format!("orders/night-{i}.csv"), "x").await;
+    }
+    // The environment does not exist (deleted for the night): every arrival is held.
+    let results = arrivals.deliver(3, 2).await;
+    assert!(
+        outcomes(&results).iter().all(|o| o == "held"),
+        "{:?}",
+        outcomes(&results)
+    );
+    assert_eq!(
+        arrivals.held_keys().await.len(),
+        3,
+        "one record per run, deliveries twice"
+    );
+
+    // Being created: still held.
+    bed.control("config", json!({"create_delay": 4})).await;
+    let mwaa = bed.mwaa().await;
+    NewEnvironment::new("td-resume", "3.0.6")
+        .create(&mwaa)
+        .await;
+    arrivals.put("orders/dawn.csv", "x").await;
+    assert_eq!(outcomes(&arrivals.deliver(1, 1).await), ["held"]);
+    assert_eq!(arrivals.held_keys().await.len(), 4);
+
+    wait_for_status(&mwaa, "td-resume", "AVAILABLE", Duration::from_secs(60)).await;
+    let replay = json!({"replay": {"environment": "td-resume"}});
+    let report = arrivals
+        .function
+        .handle(replay.clone(), BUDGET)
+        .await
+        .unwrap();
+    assert_eq!(report["replayed"], 4);
+    assert!(arrivals.held_keys().await.is_empty());
+    let again = arrivals.function.handle(replay, BUDGET).await.unwrap();
+    assert_eq!(again["replayed"], 0);
+
+    let (_, runs) = bed
+        .airflow("3.0.6")
+        .get("/dags/bed_smoke/dagRuns?limit=100")
+        .await;
+    let ours: Vec<&Value> = runs["dag_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["conf"]["bucket"] == LANDING && r["conf"]["key"].as_str().unwrap().contains("orders/")
+        })
+        .filter(|r| {
+            ["night-0", "night-1", "night-2", "dawn"]
+                .iter()
+                .any(|k| r["conf"]["key"].as_str().unwrap().contains(k))
+        })
+        .collect();
+    assert_eq!(ours.len(), 4, "one run per held arrival, none lost");
+}
+
+#[tokio::test]
+async fn a_schedule_firing_starts_one_run_per_scheduled_time() {
+    let bed = session().await;
+    available(&bed, "td-schedule", "2.10.3").await;
+    let arrivals = arrivals(&bed, json!([])).await;
+    let firing: Value =
+        serde_json::from_str(include_str!("../../events/schedule-firing.json")).unwrap();
+    let mut firing = firing;
+    firing["environment"] = json!("td-schedule");
+    firing["dag"] = json!("bed_smoke");
+    let first = arrivals
+        .function
+        .handle(firing.clone(), BUDGET)
+        .await
+        .unwrap();
+    let second = arrivals.function.handle(firing, BUDGET).await.unwrap();
+    assert_eq!(first["runs"][0]["outcome"], "started");
+    assert_eq!(second["runs"][0]["outcome"], "already_started");
+    let run_id = first["runs"][0]["run_id"].as_str().unwrap();
+    let run = bed
+        .airflow("2.10.3")
+        .dag_run("bed_smoke", run_id)
+        .await
+        .unwrap();
+    assert_eq!(run["conf"]["scheduled_time"], "2026-11-21T06:00:00Z");
+    assert_eq!(run["conf"]["region"], "eu");
+}
