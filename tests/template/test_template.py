@@ -1,0 +1,118 @@
+"""infra/template.yaml: lint-clean, translatable offline, least privilege."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import template
+
+ROOT = Path(__file__).resolve().parents[2]
+PARAMS = {"EnvironmentNamePrefix": "dev-", "ArrivalBuckets": "landing-zone"}
+
+# Actions AWS does not scope to resources: the only ones allowed on Resource "*".
+UNSCOPABLE_PREFIXES = ("ec2:Describe", "airflow:ListEnvironments", "logs:CreateLogDelivery",
+                       "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+                       "logs:ListLogDeliveries", "logs:PutResourcePolicy",
+                       "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+                       "xray:PutTraceSegments", "xray:PutTelemetryRecords")
+
+
+@pytest.fixture(scope="module")
+def cfn():
+    return template.resolve(template.translate(), template.parameter_values(template.translate(), PARAMS))
+
+
+def test_cfn_lint_is_clean():
+    out = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(template.TEMPLATE)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def iam_statements(cfn):
+    for name, res in cfn["Resources"].items():
+        if res["Type"] == "AWS::IAM::Role":
+            for policy in res["Properties"].get("Policies", []):
+                for st in policy["PolicyDocument"]["Statement"]:
+                    yield name, st
+        if res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            for st in res["Properties"]["PolicyDocument"]["Statement"]:
+                yield name, st
+
+
+def as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def test_every_function_has_its_role_and_binary(cfn):
+    functions = {n: r for n, r in cfn["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+    assert "TriggerDagFunction" in functions
+    sam = template.load()
+    for name, res in sam["Resources"].items():
+        if res["Type"] == "AWS::Serverless::Function":
+            assert res["Metadata"]["BuildMethod"] == "rust-cargolambda", name
+            binary = res["Metadata"]["BuildProperties"]["Binary"]
+            assert (ROOT / "functions" / binary / "src" / "main.rs").exists(), binary
+    for name, fn in functions.items():
+        props = fn["Properties"]
+        assert props["Runtime"] == "provided.al2023"
+        assert props["Architectures"] == ["arm64"]
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+def test_iam_names_its_resources(cfn):
+    problems = []
+    for role, st in iam_statements(cfn):
+        if st.get("Effect") != "Allow":
+            continue
+        actions = as_list(st.get("Action", []))
+        resources = as_list(st.get("Resource", []))
+        for action in actions:
+            if "*" in action:
+                problems.append(f"{role}: wildcard action {action}")
+        if "*" in resources:
+            for action in actions:
+                if not action.startswith(UNSCOPABLE_PREFIXES):
+                    problems.append(f"{role}: {action} on Resource '*'")
+        if "iam:PassRole" in actions and not resources:
+            problems.append(f"{role}: iam:PassRole without a resource")
+    assert not problems, "\n".join(problems)
+
+
+def test_failed_events_are_kept_not_dropped(cfn):
+    """Every function's async failures and every rule's undeliverable events reach the queue."""
+    res = cfn["Resources"]
+    for name, r in res.items():
+        if r["Type"] == "AWS::Lambda::EventInvokeConfig":
+            dest = r["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+            assert dest == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}, name
+        if r["Type"] == "AWS::Events::Rule":
+            for target in r["Properties"]["Targets"]:
+                assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}, name
+    assert any(r["Type"] == "AWS::Lambda::EventInvokeConfig" for r in res.values())
+
+
+def test_the_arrival_rule_listens_to_the_configured_buckets_only():
+    patterns = template.rule_patterns({**PARAMS, "ArrivalBuckets": "a-bucket,b-bucket"})
+    assert patterns["TriggerDagFunctionArrival"] == {
+        "source": ["aws.s3"], "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": ["a-bucket", "b-bucket"]}}}
+
+
+def test_the_suite_bucket_is_private_encrypted_and_tls_only(cfn):
+    bucket = cfn["Resources"]["SuiteBucket"]["Properties"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    policy = cfn["Resources"]["SuiteBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+               for s in policy)
+
+
+def test_samconfig_points_at_the_template():
+    import tomllib
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert config["default"]["build"]["parameters"]["template_file"] == "infra/template.yaml"
+    assert "prod" in config
+    json.dumps(config)
