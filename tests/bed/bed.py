@@ -68,6 +68,9 @@ class Bed:
             def start(af):
                 try:
                     af.start()
+                    # Tests may use any bed DAG at once: wait until each is parsed.
+                    for dag in sorted((HERE / "dags").glob("*.py")):
+                        af.wait_for_dag(dag.stem, timeout=180)
                 except Exception as e:  # reported below, after every start ended
                     errors.append(f"Airflow {af.version}: {e}")
 

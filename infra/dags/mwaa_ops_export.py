@@ -1,0 +1,136 @@
+"""mwaa_ops_export: pause the environment's DAGs, wait until nothing runs, and write the metadata
+database to S3 (gzip JSON Lines per table, secrets envelope-encrypted with KMS, manifest last).
+
+conf: bucket, environment, kms_key_id (required); prefix ("mwaa-ops/metadata"), task_token,
+region, wait_timeout_seconds (1800), poll_seconds (10). See README.md.
+"""
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+import traceback
+import uuid
+from datetime import datetime
+
+try:  # Airflow 3 (parses; the tasks refuse: they cannot reach the metadata DB there)
+    from airflow.sdk import DAG
+    from airflow.providers.standard.operators.python import PythonOperator
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.operators.python import PythonOperator
+
+import mwaa_ops_metadata as m
+
+DAG_ID = "mwaa_ops_export"
+
+
+def _airflow2():
+    import airflow
+    if int(airflow.__version__.split(".")[0]) >= 3:
+        raise RuntimeError("Airflow 3 tasks cannot reach the metadata database: "
+                           "the export DAG works on Airflow 2.x only (see README.md)")
+    return airflow.__version__
+
+
+def export(ti=None, dag_run=None, **_):
+    conf = dict(dag_run.conf or {})
+    try:
+        return _export(conf, ti)
+    except BaseException as e:  # the failure task reports it and re-enables the DAGs
+        ti.xcom_push(key="error", value=f"{type(e).__name__}: {e}")
+        raise
+
+
+def _export(conf: dict, ti) -> dict:
+    bucket, environment = m.require(conf, "bucket"), m.require(conf, "environment")
+    kms_key = m.require(conf, "kms_key_id")  # secrets are never written without it
+    prefix, region = conf.get("prefix", "mwaa-ops/metadata"), conf.get("region")
+    version = _airflow2()
+    from airflow.models.crypto import get_fernet
+    from airflow.settings import engine
+    import mwaa_ops_db as db
+
+    token = m.TaskToken(conf.get("task_token"), region)
+    with engine.begin() as conn:
+        active = db.pause_active_dags(conn)
+    ti.xcom_push(key="paused_dags", value=active)  # at once: the failure task needs it
+    db.wait_until_idle(engine, float(conf.get("wait_timeout_seconds", 1800)),
+                       float(conf.get("poll_seconds", 10)), token.heartbeat)
+
+    kms, s3 = m.client("kms", region), m.client("s3", region)
+    data_key = kms.generate_data_key(KeyId=kms_key, KeySpec="AES_256")
+    envelope = m.Envelope(data_key["Plaintext"])
+    sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
+    now = dt.datetime.now(dt.timezone.utc)
+    root = m.export_root(prefix, environment, now)
+    fernet = get_fernet()
+
+    with tempfile.TemporaryDirectory(prefix="mwaa-ops-export-") as tmp:
+        def write_table(table, rows):
+            path = os.path.join(tmp, table + ".jsonl.gz")
+            count, max_id = db.write_jsonl_gz(path, rows)
+            key = m.object_key(root, table)
+            s3.upload_file(path, bucket, key, ExtraArgs=sse)
+            entry = {"table": table, "key": key, "rows": count, "max_id": max_id,
+                     "sha256": m.sha256_file(path), "bytes": os.path.getsize(path),
+                     "columns": schema[table]["columns"]}
+            os.remove(path)
+            token.heartbeat()
+            return entry
+
+        # One snapshot for every table: rows that reference each other stay consistent.
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                schema, md = db.reflect(conn)
+                revision = db.alembic_revision(conn)
+                entries = db.export_tables(conn, schema, md, fernet, envelope, active, write_table)
+
+    manifest = {
+        "format": m.FORMAT, "export_id": str(uuid.uuid4()), "environment": environment,
+        "created_at": now.isoformat(), "airflow_version": version, "alembic_revision": revision,
+        "location": f"s3://{bucket}/{root}/manifest.json",
+        "active_dags": active, "excluded_tables": sorted(t for t in schema if m.excluded(t)),
+        "data_key": {"kms_key_id": data_key["KeyId"],
+                     "ciphertext": base64.b64encode(data_key["CiphertextBlob"]).decode(),
+                     "algorithm": "AES-256-GCM", "aad": "<table>.<column>"},
+        "secret_columns": sorted(f"{t}.{c}" for t, c in m.SECRET_COLUMNS),
+        "tables": entries,
+    }
+    body = json.dumps(manifest, indent=1).encode()
+    s3.put_object(Bucket=bucket, Key=f"{root}/manifest.json", Body=body, ContentType="application/json", **sse)
+    output = {"manifest": manifest["location"], "bucket": bucket, "manifest_key": f"{root}/manifest.json",
+              "manifest_sha256": hashlib.sha256(body).hexdigest(), "export_id": manifest["export_id"],
+              "airflow_version": version, "alembic_revision": revision, "tables": len(entries),
+              "rows": sum(e["rows"] for e in entries), "active_dags": active}
+    token.success(output)
+    return output
+
+
+def on_failure(ti=None, dag_run=None, **_):
+    """Runs only when the export failed (or was killed): re-enable what it paused, tell Step
+    Functions, and fail so the run shows as failed."""
+    conf = dict(dag_run.conf or {})
+    error = ti.xcom_pull(task_ids="export", key="error") or "export task failed without a message (killed?)"
+    paused = ti.xcom_pull(task_ids="export", key="paused_dags") or []
+    problems = []
+    try:
+        if paused:
+            from airflow.settings import engine
+            import mwaa_ops_db as db
+            with engine.begin() as conn:
+                db.set_paused(conn, paused, False)
+    except Exception:
+        problems.append("re-enabling the paused DAGs failed: " + traceback.format_exc())
+    message = f"{error}; re-enabled {len(paused)} DAGs" + "".join("; " + p for p in problems)
+    m.TaskToken(conf.get("task_token"), conf.get("region")).failure("MwaaOps.ExportFailed", message)
+    raise RuntimeError(message)
+
+
+with DAG(DAG_ID, schedule=None, start_date=datetime(2024, 1, 1), catchup=False, max_active_runs=1,
+         is_paused_upon_creation=False, tags=["mwaa-ops"], default_args={"retries": 0},
+         doc_md=__doc__):
+    run = PythonOperator(task_id="export", python_callable=export)
+    PythonOperator(task_id="on_failure", python_callable=on_failure, trigger_rule="one_failed") << run

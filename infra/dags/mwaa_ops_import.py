@@ -1,0 +1,110 @@
+"""mwaa_ops_import: verify an export made by mwaa_ops_export and merge it into this environment's
+metadata database in one transaction; secrets re-encrypted with this environment's Fernet key.
+
+conf: manifest ("s3://bucket/.../manifest.json", required); task_token, region,
+restore_paused (true: DAGs get the paused state they had before the export). See README.md.
+"""
+import base64
+import json
+import os
+import tempfile
+from datetime import datetime
+
+try:  # Airflow 3 (parses; the task refuses: it cannot reach the metadata DB there)
+    from airflow.sdk import DAG
+    from airflow.providers.standard.operators.python import PythonOperator
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.operators.python import PythonOperator
+
+import mwaa_ops_metadata as m
+
+DAG_ID = "mwaa_ops_import"
+
+
+def import_(ti=None, dag_run=None, **_):
+    conf = dict(dag_run.conf or {})
+    try:
+        return run_import(conf)
+    except BaseException as e:
+        ti.xcom_push(key="error", value=f"{type(e).__name__}: {e}")
+        raise
+
+
+def _missing(e) -> bool:
+    code = getattr(e, "response", {}).get("Error", {}).get("Code", "")
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
+def run_import(conf: dict) -> dict:
+    """Verify everything first (nothing is written before the transaction), then import."""
+    import airflow
+    if int(airflow.__version__.split(".")[0]) >= 3:
+        raise m.Refused("Airflow 3 tasks cannot reach the metadata database: "
+                        "the import DAG works on Airflow 2.x only (see README.md)")
+    from airflow.models.crypto import get_fernet
+    from airflow.settings import engine
+    import mwaa_ops_db as db
+
+    location, region = m.require(conf, "manifest"), conf.get("region")
+    bucket, key = m.parse_s3_uri(location)
+    token = m.TaskToken(conf.get("task_token"), region)
+    s3, kms = m.client("s3", region), m.client("kms", region)
+    try:
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except Exception as e:
+        raise m.Refused(f"manifest {location} unreadable: {e}") from e
+    with engine.connect() as conn:
+        schema, md = db.reflect(conn)
+        revision = db.alembic_revision(conn)
+    m.check_manifest(manifest, airflow.__version__, revision, schema)
+    if [e["table"] for e in manifest["tables"]] != [t for t in m.table_order(schema) if t in
+                                                      {e["table"] for e in manifest["tables"]}]:
+        raise m.Refused("manifest tables are not in dependency order")
+    try:
+        data_key = kms.decrypt(CiphertextBlob=base64.b64decode(manifest["data_key"]["ciphertext"]))
+    except Exception as e:
+        raise m.Refused(f"KMS refused the export's data key: {e}") from e
+    envelope = m.Envelope(data_key["Plaintext"])
+
+    with tempfile.TemporaryDirectory(prefix="mwaa-ops-import-") as tmp:
+        files = {}
+        for entry in manifest["tables"]:
+            path = os.path.join(tmp, entry["table"] + ".jsonl.gz")
+            try:
+                s3.download_file(bucket, entry["key"], path)
+            except Exception as e:
+                what = "missing" if _missing(e) else f"unreadable ({e})"
+                raise m.Refused(f"object s3://{bucket}/{entry['key']} (table {entry['table']}) {what}") from e
+            rows = sum(1 for _ in m.gzip_lines(path))
+            m.check_object(entry, m.sha256_file(path), rows)
+            files[entry["table"]] = path
+            token.heartbeat()
+
+        with engine.begin() as conn:  # one transaction: all of it or nothing
+            before = db.imported_before(conn, manifest["export_id"])
+            stats = before["tables"] if before else db.import_tables(
+                conn, schema, md, manifest, files, get_fernet(), envelope,
+                restore_paused=conf.get("restore_paused", True))
+    output = {"manifest": location, "export_id": manifest["export_id"], "already_imported": bool(before),
+              "rows": sum(e["rows"] for e in manifest["tables"]),
+              "inserted": sum(s["inserted"] for s in stats.values()),
+              "remapped": sum(s["remapped"] for s in stats.values()),
+              "active_dags": manifest["active_dags"]}
+    token.success(output)
+    return output
+
+
+def on_failure(ti=None, dag_run=None, **_):
+    conf = dict(dag_run.conf or {})
+    error = ti.xcom_pull(task_ids="import", key="error") or "import task failed without a message (killed?)"
+    kind = "MwaaOps.ImportRefused" if error.startswith("Refused") else "MwaaOps.ImportFailed"
+    m.TaskToken(conf.get("task_token"), conf.get("region")).failure(kind, error)
+    raise RuntimeError(error)
+
+
+with DAG(DAG_ID, schedule=None, start_date=datetime(2024, 1, 1), catchup=False, max_active_runs=1,
+         is_paused_upon_creation=False, tags=["mwaa-ops"], default_args={"retries": 0},
+         doc_md=__doc__):
+    run = PythonOperator(task_id="import", python_callable=import_)
+    PythonOperator(task_id="on_failure", python_callable=on_failure, trigger_rule="one_failed") << run

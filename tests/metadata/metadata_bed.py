@@ -1,0 +1,108 @@
+"""Helpers for the metadata round-trip tests: history generation over the REST API, a Step
+Functions execution waiting on a task token (moto), and a normalised dump of a metadata DB
+(run by the Airflow venv's Python: it needs SQLAlchemy and the Fernet key)."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "bed"))
+import airflow_bed as ab  # noqa: E402
+
+SECRETS = {  # plaintexts that must never appear in an exported object
+    "conn_password": "pw-s3cr3t-7f2a",
+    "conn_extra_token": "extra-t0ken-91bd",
+    "var_secret": "var-v@lue-5c1e",
+}
+
+
+def call(info, method, path, body=None, ok=(200,)):
+    status, answer = ab.api(info, method, path, body)
+    if status not in ok:
+        raise AssertionError(f"{method} {path}: {status} {answer}")
+    return answer
+
+
+def trigger(info, dag_id, run_id, conf=None):
+    return call(info, "POST", f"/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "conf": conf or {}})
+
+
+def wait_runs(info, dag_id, run_ids, timeout=240):
+    deadline, states = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline:
+        for run_id in run_ids:
+            states[run_id] = call(info, "GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        if all(s in ("success", "failed") for s in states.values()):
+            return states
+        time.sleep(1)
+    raise TimeoutError(f"{dag_id} runs not finished: {states}")
+
+
+def make_history(info, runs=3):
+    """Settings and history through the public API, the way users make them."""
+    call(info, "POST", "/pools", {"name": "history_pool", "slots": 3, "description": "moved"})
+    call(info, "PATCH", "/pools/default_pool", {"name": "default_pool", "slots": 77})
+    call(info, "POST", "/variables", {"key": "plain_var", "value": "hello"})
+    call(info, "POST", "/variables", {"key": "secret_var", "value": SECRETS["var_secret"],
+                                      "description": "sensitive"})
+    call(info, "POST", "/connections", {
+        "connection_id": "warehouse", "conn_type": "postgres", "host": "db.example.invalid",
+        "login": "etl", "password": SECRETS["conn_password"], "port": 5432, "schema": "dw",
+        "extra": json.dumps({"token": SECRETS["conn_extra_token"], "sslmode": "require"})})
+    call(info, "POST", "/connections", {"connection_id": "no_secret", "conn_type": "http",
+                                        "host": "example.invalid"})
+    ids = [f"h{i}" for i in range(runs)]
+    for i, run_id in enumerate(ids):
+        trigger(info, "mwaa_ops_history", run_id, {"fail": i % 2 == 1, "n": i})
+    states = wait_runs(info, "mwaa_ops_history", ids)
+    call(info, "PATCH", "/dags/mwaa_ops_history/dagRuns/h0/setNote", {"note": "a note on a run"})
+    call(info, "PATCH", "/dags/mwaa_ops_history/dagRuns/h1/taskInstances/doomed/setNote", {"note": "why it failed"})
+    return states
+
+
+def state_machine(sfn, sqs):
+    """An execution waiting on .waitForTaskToken; returns (execution arn, task token)."""
+    queue = sqs.create_queue(QueueName=f"tokens-{time.time_ns()}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    definition = {"StartAt": "Wait", "States": {"Wait": {
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken", "End": True,
+        "HeartbeatSeconds": 300, "TimeoutSeconds": 1200,  # moto defaults to 60 s
+        "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}}}}}
+    machine = sfn.create_state_machine(name=f"m{time.time_ns()}", definition=json.dumps(definition),
+                                       roleArn="arn:aws:iam::123456789012:role/sfn")["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        msgs = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
+        if msgs:
+            return execution, json.loads(msgs[0]["Body"])["token"]
+    raise TimeoutError("no task token reached the queue")
+
+
+def wait_execution(sfn, arn, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = sfn.describe_execution(executionArn=arn)
+        if out["status"] != "RUNNING":
+            return out
+        time.sleep(0.5)
+    raise TimeoutError(f"execution {arn} still running")
+
+
+def airflow_python(version, script, *args, env=None):
+    """Run a script with the Airflow venv's Python (SQLAlchemy, cryptography, psycopg2)."""
+    py = ROOT / ".bed" / f"airflow-{version}" / "bin" / "python"
+    r = subprocess.run([str(py), str(script), *args], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT / "infra" / "dags"), **(env or {})})
+    if r.returncode != 0:
+        raise AssertionError(f"{script.name} failed:\n{r.stdout}\n{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])  # Airflow may log before it
+
+
+def dump(version, database_url, fernet_key):
+    """Normalised content of every moved table (see dump_db.py)."""
+    return airflow_python(version, HERE / "dump_db.py", database_url, fernet_key)

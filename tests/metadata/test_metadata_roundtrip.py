@@ -1,0 +1,303 @@
+"""Metadata round trip on real Airflow 2.10.3 / PostgreSQL, moto for S3, KMS and Step Functions.
+
+One scenario, run once per module (one Airflow at a time): history in a source environment ->
+export (and a failing export) -> source stopped -> a fresh environment with another Fernet key ->
+refused imports (tampered, missing object, wrong version) -> import -> import again.
+The tests below check what each step left behind. Skipped only with MWAA_OPS_SKIP_AIRFLOW=1.
+"""
+import copy
+import gzip
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import metadata_bed as mb  # noqa: E402
+from metadata_bed import ab  # noqa: E402
+from moto_bed import Moto  # noqa: E402
+
+pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1", reason="MWAA_OPS_SKIP_AIRFLOW=1")
+VERSION = "2.10.3"
+BUCKET = "mwaa-ops-exports"
+
+
+def dags_folder(tmp: Path) -> Path:
+    folder = tmp / "dags"
+    folder.mkdir()
+    for source in (mb.ROOT / "infra" / "dags", HERE / "dags"):
+        for dag in source.glob("*.py"):
+            shutil.copy(dag, folder / dag.name)
+    return folder
+
+
+def boto_path(tmp: Path) -> Path:
+    """The Airflow venv has no boto3 (MWAA's has): lend it the bed venv's, nothing else."""
+    shim = tmp / "boto"
+    shim.mkdir()
+    site = Path(boto3.__file__).resolve().parents[1]
+    for name in ("boto3", "botocore", "s3transfer"):
+        (shim / name).symlink_to(site / name)
+    return shim
+
+
+def run_dag(info, dag_id, conf, sfn=None, sqs=None):
+    """Trigger a run (with a task token when sfn is given); (run state, execution or None)."""
+    execution = None
+    if sfn:
+        execution, token = mb.state_machine(sfn, sqs)
+        conf = dict(conf, task_token=token)
+    run_id = f"{dag_id}-{time.time_ns()}"
+    mb.trigger(info, dag_id, run_id, conf)
+    state = mb.wait_runs(info, dag_id, [run_id], timeout=180)[run_id]
+    execution = mb.wait_execution(sfn, execution) if sfn else None
+    if state == "failed" and execution is not None:  # moto keeps no cause: read the task's own
+        task = dag_id.split("_")[-1]
+        execution["cause"] = mb.call(info, "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}"
+                                     f"/xcomEntries/error")["value"]
+    return state, execution
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("metadata")
+    moto, pg, af = Moto(tmp), ab.Postgres(), None
+    saved = dict(os.environ)
+    try:
+        moto.start()
+        aws = {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+        os.environ.update(aws, PYTHONPATH=str(boto_path(tmp)))  # inherited by every Airflow process
+        clients = {s: boto3.client(s, endpoint_url=moto.url, region_name="us-east-1",
+                                   aws_access_key_id="test", aws_secret_access_key="test")
+                   for s in ("s3", "kms", "stepfunctions", "sqs")}
+        s3, sfn, sqs = clients["s3"], clients["stepfunctions"], clients["sqs"]
+        s3.create_bucket(Bucket=BUCKET)
+        kms_key = clients["kms"].create_key()["KeyMetadata"]["KeyId"]
+        out = {"s3": s3, "kms_key": kms_key}
+        pg.start(tmp / "pg")
+        folder = dags_folder(tmp)
+
+        # -- source environment: history, a failing export, the export
+        af = ab.Airflow(VERSION, pg, folder, tmp / "source")
+        src = af.start()
+        af.wait_for_dag("mwaa_ops_history")
+        t0 = time.monotonic()
+        out["history_states"] = mb.make_history(src)
+        out["history_seconds"] = time.monotonic() - t0
+        conf = {"bucket": BUCKET, "environment": "env-a", "kms_key_id": kms_key, "poll_seconds": 1}
+        out["bad_export"] = run_dag(src, "mwaa_ops_export", dict(conf, kms_key_id="alias/no-such-key"), sfn, sqs)
+        out["paused_after_bad_export"] = mb.call(src, "GET", "/dags/mwaa_ops_history")["is_paused"]
+        t0 = time.monotonic()
+        out["export"] = run_dag(src, "mwaa_ops_export", conf, sfn, sqs)
+        out["export_seconds"] = time.monotonic() - t0
+        af.stop()
+        out["source"] = mb.dump(VERSION, src["database_url"], src["fernet_key"])
+
+        # -- target environment: refusals first (nothing may be written), then the import, twice
+        manifest_uri = json.loads(out["export"][1]["output"])["manifest"]
+        out["manifest_uri"] = manifest_uri
+        af = ab.Airflow(VERSION, pg, folder, tmp / "target")
+        dst = af.start()
+        af.wait_for_dag("mwaa_ops_import")
+        out["refused"] = {}
+        bad = bad_manifests(s3, manifest_uri)
+        out["refused"]["tampered"] = run_dag(dst, "mwaa_ops_import", {"manifest": bad.pop("tampered")}, sfn, sqs)
+        # The other refusals straight through the import code (as the task runs it), to save
+        # a DAG run each: same database, same Fernet key, same AWS endpoint.
+        env = dict(af.env, PYTHONPATH=os.pathsep.join([str(folder), os.environ["PYTHONPATH"]]))
+        out["refused"].update(mb.airflow_python(VERSION, HERE / "try_import.py", *bad.values(), env=env))
+        out["before_import"] = mb.dump(VERSION, dst["database_url"], dst["fernet_key"])
+        t0 = time.monotonic()
+        out["import"] = run_dag(dst, "mwaa_ops_import", {"manifest": manifest_uri}, sfn, sqs)
+        out["import_seconds"] = time.monotonic() - t0
+        out["after_import"] = mb.dump(VERSION, dst["database_url"], dst["fernet_key"])
+        out["reimport"] = run_dag(dst, "mwaa_ops_import", {"manifest": manifest_uri}, sfn, sqs)
+        out["after_reimport"] = mb.dump(VERSION, dst["database_url"], dst["fernet_key"])
+        out["target_dags"] = {d["dag_id"]: d["is_paused"] for d in mb.call(dst, "GET", "/dags")["dags"]}
+        yield out
+    finally:
+        if af:
+            af.stop()
+        pg.stop()
+        moto.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def bad_manifests(s3, uri):
+    """Three broken copies of a good manifest, written next to it."""
+    bucket, key = uri[5:].split("/", 1)
+    good = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    cases = {}
+    tampered = copy.deepcopy(good)
+    entry = next(e for e in tampered["tables"] if e["table"] == "xcom")
+    entry["sha256"] = "0" * 64
+    cases["tampered"] = tampered
+    missing = copy.deepcopy(good)
+    entry = next(e for e in missing["tables"] if e["table"] == "task_instance")
+    entry["key"] += ".gone"
+    cases["missing"] = missing
+    cases["version"] = dict(copy.deepcopy(good), airflow_version="2.9.2")
+    uris = {}
+    for case, body in cases.items():
+        k = key.replace("manifest.json", f"manifest-{case}.json")
+        s3.put_object(Bucket=bucket, Key=k, Body=json.dumps(body).encode())
+        uris[case] = f"s3://{bucket}/{k}"
+    return uris
+
+
+def objects(s3, uri):
+    bucket, key = uri[5:].split("/", 1)
+    prefix = key.rsplit("/", 1)[0] + "/"
+    for obj in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]:
+        yield obj["Key"], s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+
+
+# ---------------------------------------------------------------- export
+
+def test_history_is_varied(scenario):
+    states = scenario["history_states"]
+    assert set(states.values()) == {"success", "failed"}
+    src = scenario["source"]["tables"]
+    for table in ("dag_run", "task_instance", "xcom", "task_instance_history", "task_fail", "log",
+                  "job", "connection", "variable", "slot_pool", "dataset_event", "dag_run_note",
+                  "task_instance_note", "rendered_task_instance_fields", "dag_tag"):
+        assert src[table], f"no {table} rows in the generated history"
+
+
+def test_failed_export_reenables_dags_and_fails_the_task_token(scenario):
+    state, execution = scenario["bad_export"]
+    assert state == "failed"
+    assert execution["status"] == "FAILED" and execution["error"] == "MwaaOps.ExportFailed"
+    assert scenario["paused_after_bad_export"] is False  # paused by the export, re-enabled on failure
+
+
+def test_export_sends_manifest_to_step_functions(scenario):
+    state, execution = scenario["export"]
+    assert state == "success" and execution["status"] == "SUCCEEDED"
+    output = json.loads(execution["output"])
+    assert output["active_dags"] == ["mwaa_ops_history"]
+    assert output["airflow_version"] == VERSION
+    s3, uri = scenario["s3"], scenario["manifest_uri"]
+    bucket, key = uri[5:].split("/", 1)
+    assert "/env-a/dt=" in key
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    manifest = json.loads(body)
+    import hashlib
+    assert hashlib.sha256(body).hexdigest() == output["manifest_sha256"]
+    assert manifest["active_dags"] == ["mwaa_ops_history"]
+    source = scenario["source"]["tables"]
+    for entry in manifest["tables"]:
+        data = s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["table"]
+        assert len(gzip.decompress(data).splitlines()) == entry["rows"], entry["table"]
+        if entry["table"] not in ("job", "log"):  # the source kept logging after the export
+            assert entry["rows"] == len(source[entry["table"]]), entry["table"]
+    moved = {e["table"] for e in manifest["tables"]}
+    assert not moved & {"serialized_dag", "dag_code", "session", "alembic_version", "ab_user"}
+
+
+def test_no_secret_in_plaintext_in_any_exported_object(scenario):
+    seen = 0
+    for key, data in objects(scenario["s3"], scenario["manifest_uri"]):
+        text = gzip.decompress(data) if key.endswith(".gz") else data
+        for name, secret in mb.SECRETS.items():
+            assert secret.encode() not in text, f"{name} in plaintext in {key}"
+        seen += 1
+    assert seen >= 20
+
+
+# ---------------------------------------------------------------- import
+
+def user_rows(dump):
+    """Rows of tables a refused import could have written (the target's own logs aside)."""
+    t = dump["tables"]
+    return {k: t[k] for k in ("connection", "variable", "dag_run", "task_instance", "xcom", "slot_pool",
+                              "task_instance_history", "dataset_event", "trigger")}
+
+
+@pytest.mark.parametrize("case,needle", [("tampered", "table xcom"), ("missing", "table task_instance"),
+                                         ("version", "Airflow 2.9.2")])
+def test_import_refuses_bad_exports_and_writes_nothing(scenario, case, needle):
+    if case == "tampered":  # through the DAG: Step Functions hears of it
+        state, execution = scenario["refused"][case]
+        assert state == "failed"
+        assert execution["status"] == "FAILED" and execution["error"] == "MwaaOps.ImportRefused"
+        error = execution["cause"]
+    else:
+        error = scenario["refused"][next(u for u in scenario["refused"] if u.endswith(f"manifest-{case}.json"))]
+    assert error.startswith("Refused") and needle in error, error
+    before = user_rows(scenario["before_import"])
+    assert not any(before[t] for t in ("connection", "variable", "dag_run", "task_instance", "xcom"))
+    assert [json.loads(r)["slots"] for r in before["slot_pool"]] == [128]  # default_pool untouched
+
+
+def test_import_reports_to_step_functions(scenario):
+    state, execution = scenario["import"]
+    assert state == "success" and execution["status"] == "SUCCEEDED"
+    output = json.loads(execution["output"])
+    assert output["already_imported"] is False and output["inserted"] > 100
+    assert output["remapped"] > 0  # the target's own dag run / jobs / logs took some ids
+
+
+def expected_target(source, active):
+    """What the target must hold: the source, minus what the import documents it changes."""
+    tables = copy.deepcopy(source["tables"])
+    tables["dag"] = sorted(json.dumps(dict(r, is_paused=False) if r["dag_id"] in active else r, sort_keys=True)
+                           for r in map(json.loads, tables["dag"]))
+    for table in ("dag_run_note", "task_instance_note"):  # user ids point at ab_user: not moved
+        tables[table] = sorted(json.dumps(dict(r, user_id=None), sort_keys=True) for r in map(json.loads, tables[table]))
+    return tables
+
+
+def test_round_trip_is_identical_except_documented_differences(scenario):
+    source, target = scenario["source"], scenario["after_import"]
+    assert target["sequences_behind"] == {}
+    expected, got = expected_target(source, ["mwaa_ops_history"]), copy.deepcopy(target["tables"])
+    got["variable"] = [r for r in got["variable"] if not json.loads(r)["key"].startswith("mwaa_ops.imported.")]
+    for table in ("job", "log"):  # the target keeps its own scheduler jobs and log events
+        own = [r for r in got[table] if r not in expected[table]]
+        assert all(json.loads(r)["dag_id"] is None for r in own), (table, own[:3])
+        # the source scheduler job kept heartbeating after the snapshot: compare identities
+        strip = (lambda rows: sorted(json.dumps({c: v for c, v in json.loads(r).items()
+                                                 if c not in ("latest_heartbeat", "state", "end_date")})
+                                     for r in rows)) if table == "job" else sorted
+        src_rows, tgt_rows = strip(expected[table]), strip(got[table])
+        missing = [r for r in src_rows if r not in tgt_rows]
+        assert not missing if table == "job" else len(missing) <= 5, (table, missing[:3])
+        expected.pop(table), got.pop(table)
+    differ = {t: (len(expected.get(t, [])), len(got.get(t, []))) for t in set(expected) | set(got)
+              if expected.get(t) != got.get(t)}
+    assert differ == {}, differ
+
+
+def test_secrets_are_readable_with_the_new_fernet_key(scenario):
+    # dump_db decrypts with the target's key: a value left under the old key would have failed.
+    rows = {json.loads(r)["conn_id"]: json.loads(r) for r in scenario["after_import"]["tables"]["connection"]}
+    assert rows["warehouse"]["password"] == mb.SECRETS["conn_password"]
+    assert json.loads(rows["warehouse"]["extra"])["token"] == mb.SECRETS["conn_extra_token"]
+    assert rows["warehouse"]["is_encrypted"] is True
+    variables = {json.loads(r)["key"]: json.loads(r)["val"] for r in scenario["after_import"]["tables"]["variable"]}
+    assert variables["secret_var"] == mb.SECRETS["var_secret"]
+
+
+def test_paused_state_restored(scenario):
+    dags = scenario["target_dags"]
+    assert dags["mwaa_ops_history"] is False and dags["mwaa_ops_history_paused"] is True
+
+
+def test_importing_twice_duplicates_nothing(scenario):
+    state, execution = scenario["reimport"]
+    assert state == "success" and json.loads(execution["output"])["already_imported"] is True
+    first, second = scenario["after_import"]["tables"], scenario["after_reimport"]["tables"]
+    for table in first:
+        if table not in ("job", "log"):  # the target's own scheduler/API keep writing those
+            assert first[table] == second[table], table
+    assert len(second["dag_run"]) == len(scenario["history_states"])

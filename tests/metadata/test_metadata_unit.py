@@ -1,0 +1,155 @@
+"""Unit tests of the pure parts of the metadata DAGs (no Airflow, no database)."""
+import datetime as dt
+import gzip
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra" / "dags"))
+import mwaa_ops_metadata as m  # noqa: E402
+
+
+def table(columns, pk, serial=None, uniques=(), fks=()):
+    return {"columns": {c: "value" for c in columns}, "pk": pk, "serial": serial,
+            "uniques": [list(u) for u in uniques],
+            "fks": [{"cols": c, "table": t, "ref": r} for c, t, r in fks]}
+
+
+# A slice of the 2.10 schema with the shapes that matter.
+SCHEMA = {
+    "job": table(["id", "dag_id", "job_type"], ["id"], "id"),
+    "log_template": table(["id", "filename", "elasticsearch_id"], ["id"], "id"),
+    "dag": table(["dag_id", "is_paused"], ["dag_id"]),
+    "dag_run": table(["id", "dag_id", "run_id", "creating_job_id", "log_template_id"], ["id"], "id",
+                     uniques=[("dag_id", "execution_date"), ("dag_id", "run_id")],
+                     fks=[(["log_template_id"], "log_template", ["id"])]),
+    "task_instance": table(["dag_id", "task_id", "run_id", "map_index", "job_id", "trigger_id"],
+                           ["dag_id", "task_id", "run_id", "map_index"],
+                           fks=[(["dag_id", "run_id"], "dag_run", ["dag_id", "run_id"]),
+                                (["trigger_id"], "trigger", ["id"])]),
+    "trigger": table(["id", "kwargs", "triggerer_id"], ["id"], "id"),
+    "xcom": table(["dag_run_id", "task_id", "map_index", "key", "dag_id", "run_id"],
+                  ["dag_run_id", "task_id", "map_index", "key"],
+                  fks=[(["dag_id", "task_id", "run_id", "map_index"], "task_instance",
+                        ["dag_id", "task_id", "run_id", "map_index"])]),
+    "dag_run_note": table(["dag_run_id", "user_id"], ["dag_run_id"],
+                          fks=[(["dag_run_id"], "dag_run", ["id"]), (["user_id"], "ab_user", ["id"])]),
+    "ab_user": table(["id"], ["id"], "id"),
+    "serialized_dag": table(["dag_id"], ["dag_id"]),
+}
+
+
+def test_order_puts_parents_first_and_drops_regenerated_tables():
+    order = m.table_order(SCHEMA)
+    assert "ab_user" not in order and "serialized_dag" not in order
+    pos = {t: i for i, t in enumerate(order)}
+    assert pos["job"] < pos["dag_run"]  # creating_job_id: a logical reference
+    assert pos["log_template"] < pos["dag_run"] < pos["task_instance"] < pos["xcom"]
+    assert pos["trigger"] < pos["task_instance"] and pos["job"] < pos["trigger"]
+    assert pos["dag_run"] < pos["dag_run_note"]
+
+
+def test_xcom_dag_run_id_is_a_reference_even_without_a_foreign_key():
+    assert ("dag_run_id",) in [cols for cols, target, _ in m.refs(SCHEMA, "xcom") if target == "dag_run"]
+
+
+def test_cycles_are_named():
+    schema = {"a": table(["id", "b_id"], ["id"], "id", fks=[(["b_id"], "b", ["id"])]),
+              "b": table(["id", "a_id"], ["id"], "id", fks=[(["a_id"], "a", ["id"])])}
+    with pytest.raises(ValueError, match="a, b"):
+        m.table_order(schema)
+
+
+def test_natural_keys():
+    assert m.natural_key(SCHEMA, "dag_run") == ["dag_id", "run_id"]  # not the execution_date one
+    assert m.natural_key(SCHEMA, "task_instance") == ["dag_id", "task_id", "run_id", "map_index"]
+    assert m.natural_key(SCHEMA, "log_template") == ["filename", "elasticsearch_id"]
+    assert m.natural_key(SCHEMA, "job") is None  # relies on the import marker
+
+
+def test_remap_rewrites_only_changed_ids():
+    row = {"dag_run_id": 3, "task_id": "t", "map_index": -1, "key": "k", "dag_id": "d", "run_id": "r"}
+    m.remap(row, m.refs(SCHEMA, "xcom"), {"dag_run": {3: 103}})
+    assert row["dag_run_id"] == 103
+    row = {"id": 1, "dag_id": "d", "run_id": "r", "creating_job_id": None, "log_template_id": 2}
+    m.remap(row, m.refs(SCHEMA, "dag_run"), {"job": {1: 9}})
+    assert row["creating_job_id"] is None and row["log_template_id"] == 2
+
+
+def test_values_round_trip():
+    moment = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert m.encode("value", moment) == "2024-05-01T10:00:00+00:00"  # UTC whatever the session zone
+    assert m.decode("binary", m.encode("binary", b"\x80\x05pickle")) == b"\x80\x05pickle"
+    assert m.encode("json", "null") == "null" and m.encode("json", None) is None  # JSON null != SQL NULL
+    assert json.dumps(m.encode("binary", memoryview(b"x")))
+
+
+def test_envelope_round_trip_and_binding():
+    key = os.urandom(32)
+    sealed = m.Envelope(key).encrypt("s3cr3t", "connection.password")
+    assert sealed.startswith(m.ENC_PREFIX) and "s3cr3t" not in sealed
+    assert m.Envelope(key).decrypt(sealed, "connection.password") == "s3cr3t"
+    with pytest.raises(Exception):  # moved to another column: the tag no longer matches
+        m.Envelope(key).decrypt(sealed, "variable.val")
+    with pytest.raises(Exception):
+        m.Envelope(os.urandom(32)).decrypt(sealed, "connection.password")
+    assert m.Envelope(key).encrypt("s3cr3t", "a") != m.Envelope(key).encrypt("s3cr3t", "a")  # fresh nonce
+
+
+def test_layout_is_partitioned_by_date():
+    now = dt.datetime(2026, 11, 5, 3, 15, 0, tzinfo=dt.timezone.utc)
+    root = m.export_root("/mwaa-ops/metadata/", "prod", now)
+    assert root == "mwaa-ops/metadata/prod/dt=2026-11-05/20261105T031500Z"
+    assert m.object_key(root, "xcom") == root + "/xcom/xcom.jsonl.gz"
+    assert m.parse_s3_uri("s3://b/k/manifest.json") == ("b", "k/manifest.json")
+    with pytest.raises(m.Refused):
+        m.parse_s3_uri("b/k")
+
+
+MANIFEST = {"format": m.FORMAT, "airflow_version": "2.10.3", "alembic_revision": "5f2621c13b39",
+            "tables": [{"table": "dag", "key": "k/dag", "rows": 2, "sha256": "ab",
+                        "columns": {"dag_id": "value", "is_paused": "value"}}]}
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"format": "other/1"}, "manifest format"),
+    ({"airflow_version": "2.9.2"}, "Airflow 2.9.2, this is 2.10.3"),
+    ({"alembic_revision": "abc"}, "revision abc"),
+])
+def test_manifest_refused_when_it_does_not_fit(change, message):
+    with pytest.raises(m.Refused, match=message):
+        m.check_manifest(dict(MANIFEST, **change), "2.10.3", "5f2621c13b39", SCHEMA)
+
+
+def test_manifest_refused_when_columns_differ():
+    schema = dict(SCHEMA, dag=table(["dag_id", "is_paused", "new"], ["dag_id"]))
+    with pytest.raises(m.Refused, match="table dag: columns differ"):
+        m.check_manifest(MANIFEST, "2.10.3", "5f2621c13b39", schema)
+    m.check_manifest(MANIFEST, "2.10.3", "5f2621c13b39", SCHEMA)  # the fitting one passes
+
+
+def test_object_checks_name_table_and_object(tmp_path):
+    path = tmp_path / "t.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write('{"a":1}\n{"a":2}\n')
+    entry = {"table": "xcom", "key": "x/xcom.jsonl.gz", "rows": 2, "sha256": m.sha256_file(path)}
+    m.check_object(entry, m.sha256_file(path), sum(1 for _ in m.gzip_lines(path)))
+    with pytest.raises(m.Refused, match=r"x/xcom.jsonl.gz \(table xcom\): SHA-256"):
+        m.check_object(dict(entry, sha256="0" * 64), m.sha256_file(path), 2)
+    with pytest.raises(m.Refused, match="3 rows, manifest says 2"):
+        m.check_object(entry, entry["sha256"], 3)
+
+
+def test_task_token_calls_are_skipped_without_a_token():
+    token = m.TaskToken(None)
+    token.heartbeat(), token.success({"x": 1}), token.failure("E", "cause")  # no client, no error
+    assert token._sfn is None
+
+
+def test_required_conf():
+    assert m.require({"bucket": "b"}, "bucket") == "b"
+    with pytest.raises(ValueError, match="'bucket' is required"):
+        m.require({}, "bucket")
