@@ -30,7 +30,12 @@ ACCOUNT = "123456789012"
 
 
 def log(msg):
-    print(f"[bed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    # The process that started the bed may be gone (its end is what stops us): a closed
+    # stderr must never keep the teardown from running.
+    try:
+        print(f"[bed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def dags_folder(workdir: Path) -> Path:
@@ -93,13 +98,15 @@ class Bed:
                 "airflows": [af.info() for af in self.airflows], "workdir": str(self.workdir)}
 
     def stop(self):
-        if self.control_plane:
-            self.control_plane.shutdown()
-        for af in self.airflows:
-            af.stop()
-        if self.postgres:
-            self.postgres.stop()
-        self.moto.stop()
+        # Each part is stopped even when another one fails to: nothing may be left running.
+        parts = ([self.control_plane.shutdown] if self.control_plane else []) + \
+            [af.stop for af in self.airflows] + \
+            ([self.postgres.stop] if self.postgres else []) + [self.moto.stop]
+        for stop in parts:
+            try:
+                stop()
+            except Exception as e:
+                log(f"stop failed: {e}")
 
 
 def main():
@@ -128,6 +135,7 @@ def main():
         raise SystemExit(1)
     finally:
         log("stopping")
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut teardown short
         bed.stop()
         if os.environ.get("MWAA_OPS_KEEP_BED") != "1":
             shutil.rmtree(workdir, ignore_errors=True)

@@ -9,8 +9,8 @@ use aws_sdk_mwaa::types::RestApiMethod;
 use common::airflow::{start_dag_run, AirflowMajor, DagRun, DagRunOutcome};
 use common::document::to_document;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
-use mwaa_ops_tests::{session, template};
-use serde_json::{json, Value};
+use mwaa_ops_tests::session;
+use serde_json::json;
 
 async fn dag_run_round_trip(airflow_version: &str) {
     let bed = session().await;
@@ -81,48 +81,12 @@ async fn s3_arrivals_reach_the_templates_rule_and_others_do_not() {
             .force_path_style(true)
             .build(),
     );
-    let events = aws_sdk_eventbridge::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
-
-    let patterns = template::rule_patterns(&[
-        ("ArrivalBuckets", "landing-zone"),
-        ("EnvironmentNamePrefix", "bed"),
-    ]);
-    let pattern = &patterns["TriggerDagFunctionArrival"];
-
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("arrival-rule-target")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = format!(
-        "arn:aws:sqs:{}:{}:arrival-rule-target",
-        bed.region, bed.account
-    );
-    events
-        .put_rule()
-        .name("TriggerDagFunctionArrival")
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule("TriggerDagFunctionArrival")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(&queue_arn)
-                .build()
-                .unwrap(),
+    let rule = bed
+        .rule_to_queue(
+            "TriggerDagFunctionArrival",
+            &[("ArrivalBuckets", "landing-zone"), ("EnvironmentNamePrefix", "bed")],
         )
-        .send()
-        .await
-        .unwrap();
-
+        .await;
     for bucket in ["landing-zone", "elsewhere"] {
         s3.create_bucket().bucket(bucket).send().await.unwrap();
         s3.put_bucket_notification_configuration()
@@ -149,40 +113,8 @@ async fn s3_arrivals_reach_the_templates_rule_and_others_do_not() {
             .unwrap();
     }
 
-    let mut received: Vec<Value> = vec![];
-    for _ in 0..10 {
-        let out = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for m in out.messages() {
-            received.push(serde_json::from_str(m.body().unwrap()).unwrap());
-        }
-        if !received.is_empty() {
-            // Give a wrongly matched second event the chance to show up too.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let late = sqs
-                .receive_message()
-                .queue_url(&queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap();
-            for m in late.messages() {
-                received.push(serde_json::from_str(m.body().unwrap()).unwrap());
-            }
-            break;
-        }
-    }
-    assert_eq!(
-        received.len(),
-        1,
-        "exactly the landing-zone arrival: {received:?}"
-    );
+    let received = rule.take(1, Duration::from_secs(20)).await;
+    assert_eq!(received.len(), 1, "exactly the landing-zone arrival: {received:?}");
     let event = &received[0];
     assert_eq!(event["source"], "aws.s3");
     assert_eq!(event["detail-type"], "Object Created");

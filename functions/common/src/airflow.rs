@@ -131,6 +131,14 @@ pub enum DagRunOutcome {
     AlreadyExists,
 }
 
+/// MWAA's environment name rule: a letter, then letters, digits, `-` or `_`; 1 to 80.
+pub fn valid_environment_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 80
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// `/dags/{dag_id}/dagRuns`, refusing DAG ids Airflow would not have and paths MWAA refuses.
 pub fn dag_runs_path(environment: &str, dag_id: &str) -> Result<String, Error> {
     let valid = !dag_id.is_empty()
@@ -260,6 +268,17 @@ mod tests {
         let err = dag_runs_path("env1", "../../variables").unwrap_err();
         assert!(err.to_string().contains("env1"), "{err}");
         assert!(dag_runs_path("e", "").is_err());
+    }
+
+    #[test]
+    fn mwaa_environment_names_follow_its_rule() {
+        assert!(valid_environment_name("a"));
+        assert!(valid_environment_name("dev-analytics_2"));
+        assert!(!valid_environment_name("2dev"));
+        assert!(!valid_environment_name(""));
+        assert!(!valid_environment_name(&"a".repeat(81)));
+        assert!(!valid_environment_name("dev/x"));
+        assert!(!valid_environment_name("dots.are.not.allowed"));
     }
 
     #[tokio::test]

@@ -3,11 +3,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use common::airflow::{dag_runs_path, AirflowMajor, DagRun};
+use common::airflow::{dag_runs_path, valid_environment_name, AirflowMajor, DagRun};
 use common::Error;
 
 use crate::event::{Arrival, ScheduleFiring};
-use crate::routes::{valid_environment_name, Route};
+use crate::routes::Route;
 use crate::run_id::{arrival_run_id, schedule_run_id};
 
 /// One run to start in one environment, and where it came from.

@@ -5,7 +5,7 @@ use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use common::airflow::dag_runs_path;
+use common::airflow::{dag_runs_path, valid_environment_name};
 use common::Error;
 
 /// A route as users write it.
@@ -44,14 +44,6 @@ impl Route {
             && self.suffix.as_deref().is_none_or(|s| key.ends_with(s))
             && self.glob.as_ref().is_none_or(|g| g.is_match(key))
     }
-}
-
-/// MWAA's environment name rule: a letter, then letters, digits, `-` or `_`; 1 to 80.
-pub fn valid_environment_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 80
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Parses and checks the routes document.
@@ -206,12 +198,4 @@ mod tests {
             .contains("ROUTES"));
     }
 
-    #[test]
-    fn mwaa_environment_names_follow_its_rule() {
-        assert!(valid_environment_name("dev-analytics_2"));
-        assert!(!valid_environment_name("2dev"));
-        assert!(!valid_environment_name(""));
-        assert!(!valid_environment_name(&"a".repeat(81)));
-        assert!(!valid_environment_name("dev/x"));
-    }
 }
