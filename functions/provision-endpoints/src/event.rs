@@ -1,0 +1,211 @@
+//! What provision-endpoints is given: MWAA's `MWAA Environment Status Change` event
+//! (source `aws.airflow`). Every detail field but the status is best effort: the name may
+//! also come from the event's resource ARN, and the rest is read from GetEnvironment.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::Deserialize;
+use serde_json::Value;
+
+use common::event::{event_id, parse};
+use common::Error;
+
+pub const SOURCE: &str = "aws.airflow";
+pub const DETAIL_TYPE: &str = "MWAA Environment Status Change";
+
+/// `detail` of the status-change event, camelCase as MWAA sends it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDetail {
+    pub name: Option<String>,
+    pub status: String,
+    pub celery_executor_queue: Option<String>,
+    pub database_vpc_endpoint_service: Option<String>,
+    pub webserver_vpc_endpoint_service: Option<String>,
+    pub webserver_access_mode: Option<String>,
+    pub network_configuration: Option<NetworkDetail>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkDetail {
+    #[serde(default)]
+    pub subnet_ids: Vec<String>,
+    #[serde(default)]
+    pub security_group_ids: Vec<String>,
+}
+
+/// One status change, as far as the event tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub event_id: String,
+    /// The environment's name (detail `name`, else the last part of the resource ARN).
+    pub name: String,
+    /// `arn:aws:airflow:REGION:ACCOUNT:environment/NAME` when the event carries it.
+    pub arn: Option<String>,
+    /// The account the environment lives in (the event's `account`).
+    pub account: Option<String>,
+    pub status: String,
+    /// The Celery queue ARN, if the event names it (GetEnvironment no longer can once DELETED).
+    pub celery_queue: Option<String>,
+    pub subnets: Vec<String>,
+}
+
+/// Parses one EventBridge event; anything that is not an MWAA status change of a named
+/// environment is an error naming the field and the event id.
+pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
+    let id = event_id(event);
+    let bad = |field: &str, reason: String| Error::InvalidEvent {
+        event_id: id.clone(),
+        field: field.to_owned(),
+        reason,
+    };
+    let envelope: EventBridgeEvent<Value> = parse(&id, event)?;
+    if envelope.source != SOURCE {
+        return Err(bad(
+            "source",
+            format!("expected {SOURCE:?}, got {:?}", envelope.source),
+        ));
+    }
+    if envelope.detail_type != DETAIL_TYPE {
+        return Err(bad(
+            "detail-type",
+            format!("expected {DETAIL_TYPE:?}, got {:?}", envelope.detail_type),
+        ));
+    }
+    let detail: StatusDetail = parse(&id, &envelope.detail).map_err(|e| under("detail", e))?;
+    let arn = envelope
+        .resources
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r.starts_with("arn:") && r.contains(":environment/"));
+    let name = detail
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            arn.as_deref()
+                .and_then(|a| a.rsplit_once(":environment/"))
+                .map(|(_, n)| n.to_owned())
+        })
+        .ok_or_else(|| {
+            bad(
+                "detail.name",
+                "missing, and no environment ARN in `resources` either".into(),
+            )
+        })?;
+    if detail.status.trim().is_empty() {
+        return Err(bad("detail.status", "empty".into()));
+    }
+    Ok(StatusChange {
+        event_id: id.clone(),
+        name,
+        arn,
+        account: envelope.account,
+        status: detail.status,
+        celery_queue: detail.celery_executor_queue.filter(|q| !q.is_empty()),
+        subnets: detail
+            .network_configuration
+            .map(|n| n.subnet_ids)
+            .unwrap_or_default(),
+    })
+}
+
+/// Prefixes the field path of a nested parse error with where the nested value sits.
+fn under(parent: &str, err: Error) -> Error {
+    match err {
+        Error::InvalidEvent {
+            event_id,
+            field,
+            reason,
+        } => Error::InvalidEvent {
+            event_id,
+            field: if field == "(event)" {
+                parent.into()
+            } else {
+                format!("{parent}.{field}")
+            },
+            reason,
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(json: &str) -> Value {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_pending_event_is_read_with_its_facts() {
+        let change = parse_status_change(&sample(include_str!(
+            "../../../events/mwaa-status-pending.json"
+        )))
+        .unwrap();
+        assert_eq!(change.event_id, "a2b5c3d4-8f1e-4c6a-9d2b-1e3f5a7b9c0d");
+        assert_eq!(change.name, "analytics-shared");
+        assert_eq!(change.status, "PENDING");
+        assert_eq!(
+            change.arn.as_deref(),
+            Some("arn:aws:airflow:us-east-1:210987654321:environment/analytics-shared")
+        );
+        assert_eq!(change.account.as_deref(), Some("210987654321"));
+        assert!(change
+            .celery_queue
+            .as_deref()
+            .unwrap()
+            .starts_with("arn:aws:sqs:us-east-1:210987654321:airflow-celery-"));
+        assert_eq!(change.subnets.len(), 2);
+    }
+
+    #[test]
+    fn a_deleted_event_without_optional_fields_is_enough() {
+        let change = parse_status_change(&sample(include_str!(
+            "../../../events/mwaa-status-deleted.json"
+        )))
+        .unwrap();
+        assert_eq!(change.status, "DELETED");
+        assert_eq!(change.name, "analytics-shared");
+        assert!(change.celery_queue.is_some());
+    }
+
+    #[test]
+    fn the_name_falls_back_to_the_resource_arn() {
+        let mut event = sample(include_str!("../../../events/mwaa-status-pending.json"));
+        event["detail"].as_object_mut().unwrap().remove("name");
+        let change = parse_status_change(&event).unwrap();
+        assert_eq!(change.name, "analytics-shared");
+    }
+
+    #[test]
+    fn bad_events_name_the_field_and_the_event() {
+        let cases = [
+            (
+                include_str!("../../../events/invalid/mwaa-status-without-status.json"),
+                "mwaa-no-status-1",
+                "detail",
+            ),
+            (
+                include_str!("../../../events/invalid/mwaa-status-without-name.json"),
+                "mwaa-no-name-1",
+                "detail.name",
+            ),
+            (
+                include_str!("../../../events/invalid/mwaa-status-wrong-source.json"),
+                "mwaa-wrong-source-1",
+                "source",
+            ),
+            (
+                include_str!("../../../events/invalid/mwaa-status-subnets-not-a-list.json"),
+                "mwaa-bad-subnets-1",
+                "detail.networkConfiguration.subnetIds",
+            ),
+        ];
+        for (json, id, field) in cases {
+            let err = parse_status_change(&sample(json)).unwrap_err().to_string();
+            assert!(err.contains(id) && err.contains(field), "{json}\n -> {err}");
+        }
+    }
+}

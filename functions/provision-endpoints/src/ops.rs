@@ -1,0 +1,254 @@
+//! The AWS calls provision-endpoints makes, behind one narrow trait: the SDK in Lambda and on
+//! the bed, a fake in unit tests.
+
+use std::future::Future;
+
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VpcEndpointType};
+use aws_sdk_mwaa::operation::get_environment::GetEnvironmentError;
+
+use common::Error;
+
+use crate::decide::{
+    Endpoint, Environment, NewEndpoint, ENVIRONMENT_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE,
+};
+
+pub trait Ops {
+    /// GetEnvironment; `None` when the environment does not exist (any more).
+    fn environment(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Environment>, Error>> + Send;
+    /// `(subnet, vpc)` for each of `subnets` this account can see.
+    fn subnet_vpcs(
+        &self,
+        subnets: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, String)>, Error>> + Send;
+    /// Every endpoint of a VPC (any state).
+    fn endpoints_in_vpc(
+        &self,
+        vpc: &str,
+    ) -> impl Future<Output = Result<Vec<Endpoint>, Error>> + Send;
+    /// Endpoints tagged as created by this suite for `environment` (any VPC, any state).
+    fn managed_endpoints(
+        &self,
+        environment: &str,
+    ) -> impl Future<Output = Result<Vec<Endpoint>, Error>> + Send;
+    /// Creates an interface endpoint; returns its id.
+    fn create_endpoint(
+        &self,
+        endpoint: &NewEndpoint,
+    ) -> impl Future<Output = Result<String, Error>> + Send;
+    /// Replaces an endpoint's policy.
+    fn set_policy(
+        &self,
+        endpoint_id: &str,
+        policy: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    fn delete_endpoints(&self, ids: &[String]) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// The real thing.
+pub struct AwsOps {
+    pub mwaa: aws_sdk_mwaa::Client,
+    pub ec2: aws_sdk_ec2::Client,
+}
+
+fn endpoint_of(e: &aws_sdk_ec2::types::VpcEndpoint) -> Endpoint {
+    Endpoint {
+        id: e.vpc_endpoint_id().unwrap_or_default().to_owned(),
+        vpc_id: e.vpc_id().unwrap_or_default().to_owned(),
+        service_name: e.service_name().unwrap_or_default().to_owned(),
+        endpoint_type: e
+            .vpc_endpoint_type()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default(),
+        state: e.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        policy: e.policy_document().map(str::to_owned),
+        tags: e
+            .tags()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect(),
+    }
+}
+
+impl AwsOps {
+    async fn describe_endpoints(&self, filters: Vec<Filter>) -> Result<Vec<Endpoint>, Error> {
+        let mut out = vec![];
+        let mut pages = self
+            .ec2
+            .describe_vpc_endpoints()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| Error::aws("EC2", "DescribeVpcEndpoints", &e))?;
+            out.extend(page.vpc_endpoints().iter().map(endpoint_of));
+        }
+        Ok(out)
+    }
+}
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+impl Ops for AwsOps {
+    async fn environment(&self, name: &str) -> Result<Option<Environment>, Error> {
+        let out = match self.mwaa.get_environment().name(name).send().await {
+            Ok(out) => out,
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(GetEnvironmentError::ResourceNotFoundException(_))
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(Error::aws("MWAA", "GetEnvironment", &e)),
+        };
+        let Some(env) = out.environment else {
+            return Ok(None);
+        };
+        let network = env.network_configuration();
+        Ok(Some(Environment {
+            name: env.name().unwrap_or(name).to_owned(),
+            arn: env.arn().map(str::to_owned),
+            status: env
+                .status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            endpoint_management: env
+                .endpoint_management()
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_else(|| "SERVICE".into()),
+            access_mode: env
+                .webserver_access_mode()
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_default(),
+            subnets: network.map(|n| n.subnet_ids().to_vec()).unwrap_or_default(),
+            security_groups: network
+                .map(|n| n.security_group_ids().to_vec())
+                .unwrap_or_default(),
+            database_service: env.database_vpc_endpoint_service().map(str::to_owned),
+            webserver_service: env.webserver_vpc_endpoint_service().map(str::to_owned),
+            celery_queue: env.celery_executor_queue().map(str::to_owned),
+        }))
+    }
+
+    async fn subnet_vpcs(&self, subnets: &[String]) -> Result<Vec<(String, String)>, Error> {
+        let out = self
+            .ec2
+            .describe_subnets()
+            .set_subnet_ids(Some(subnets.to_vec()))
+            .send()
+            .await
+            .map_err(|e| Error::aws("EC2", "DescribeSubnets", &e))?;
+        Ok(out
+            .subnets()
+            .iter()
+            .filter_map(|s| Some((s.subnet_id()?.to_owned(), s.vpc_id()?.to_owned())))
+            .collect())
+    }
+
+    async fn endpoints_in_vpc(&self, vpc: &str) -> Result<Vec<Endpoint>, Error> {
+        self.describe_endpoints(vec![filter("vpc-id", vpc)]).await
+    }
+
+    async fn managed_endpoints(&self, environment: &str) -> Result<Vec<Endpoint>, Error> {
+        self.describe_endpoints(vec![
+            filter(&format!("tag:{MANAGED_BY_KEY}"), MANAGED_BY_VALUE),
+            filter(&format!("tag:{ENVIRONMENT_KEY}"), environment),
+        ])
+        .await
+    }
+
+    async fn create_endpoint(&self, endpoint: &NewEndpoint) -> Result<String, Error> {
+        let tags = TagSpecification::builder()
+            .resource_type(ResourceType::VpcEndpoint)
+            .set_tags(Some(
+                endpoint
+                    .tags
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .build();
+        let out = self
+            .ec2
+            .create_vpc_endpoint()
+            .vpc_endpoint_type(VpcEndpointType::Interface)
+            .vpc_id(&endpoint.vpc_id)
+            .service_name(&endpoint.service_name)
+            .set_subnet_ids(Some(endpoint.subnets.clone()))
+            .set_security_group_ids(Some(endpoint.security_groups.clone()))
+            .private_dns_enabled(endpoint.private_dns)
+            .tag_specifications(tags)
+            .client_token(&endpoint.client_token)
+            .send()
+            .await
+            .map_err(|e| Error::aws("EC2", "CreateVpcEndpoint", &e))?;
+        out.vpc_endpoint()
+            .and_then(|e| e.vpc_endpoint_id())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Aws {
+                service: "EC2",
+                operation: "CreateVpcEndpoint",
+                message: "the answer names no endpoint".into(),
+                retryable: false,
+            })
+    }
+
+    async fn set_policy(&self, endpoint_id: &str, policy: &str) -> Result<(), Error> {
+        self.ec2
+            .modify_vpc_endpoint()
+            .vpc_endpoint_id(endpoint_id)
+            .policy_document(policy)
+            .send()
+            .await
+            .map_err(|e| Error::aws("EC2", "ModifyVpcEndpoint", &e))?;
+        Ok(())
+    }
+
+    async fn delete_endpoints(&self, ids: &[String]) -> Result<(), Error> {
+        let out = self
+            .ec2
+            .delete_vpc_endpoints()
+            .set_vpc_endpoint_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| Error::aws("EC2", "DeleteVpcEndpoints", &e))?;
+        // Already gone is what we want; anything else is reported.
+        let failed: Vec<String> = out
+            .unsuccessful()
+            .iter()
+            .filter(|u| {
+                u.error()
+                    .and_then(|e| e.code())
+                    .is_none_or(|c| !c.contains("NotFound"))
+            })
+            .map(|u| {
+                format!(
+                    "{}: {}",
+                    u.resource_id().unwrap_or("?"),
+                    u.error().and_then(|e| e.message()).unwrap_or("failed")
+                )
+            })
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Aws {
+                service: "EC2",
+                operation: "DeleteVpcEndpoints",
+                message: failed.join("; "),
+                retryable: true,
+            })
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! provision-endpoints on the bed: an environment created with EndpointManagement=CUSTOMER in
+//! the local MWAA control plane goes PENDING and emits its status change on moto's
+//! EventBridge -> the template's rule -> the real handler creates the endpoints in moto EC2 ->
+//! the control plane sees them and makes the environment AVAILABLE. DELETED cleans up.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VpcEndpointType};
+use aws_sdk_mwaa::types::{EndpointManagement, WebserverAccessMode};
+use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::rules::RuleQueue;
+use mwaa_ops_tests::{session, Session};
+use provision_endpoints::decide::{ENVIRONMENT_KEY, MANAGED_BY_KEY, QUEUE_KEY};
+use provision_endpoints::ops::AwsOps;
+use provision_endpoints::ProvisionEndpoints;
+use serde_json::{json, Value};
+
+const BUDGET: Duration = Duration::from_secs(20);
+const RULE: &str = "ProvisionEndpointsFunctionStatusChange";
+
+/// These tests need no Airflow: start the bed without one unless told otherwise.
+async fn bed() -> Session {
+    static NO_AIRFLOW: Once = Once::new();
+    NO_AIRFLOW.call_once(|| {
+        if std::env::var_os("MWAA_OPS_BED_AIRFLOW").is_none() {
+            std::env::set_var("MWAA_OPS_BED_AIRFLOW", "");
+        }
+    });
+    session().await
+}
+
+/// A VPC with two subnets and a security group in moto, the template's rule to a queue,
+/// and the function.
+struct Case {
+    ec2: aws_sdk_ec2::Client,
+    mwaa: aws_sdk_mwaa::Client,
+    vpc: String,
+    subnets: Vec<String>,
+    security_group: String,
+    rule: RuleQueue,
+    function: ProvisionEndpoints<AwsOps>,
+    region: String,
+}
+
+async fn case(bed: &Session) -> Case {
+    let config = bed.aws_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.20.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let mut subnets = vec![];
+    for (i, az) in ["a", "b"].iter().enumerate() {
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block(format!("10.20.{i}.0/24"))
+            .availability_zone(format!("{}{az}", bed.region))
+            .send()
+            .await
+            .unwrap()
+            .subnet
+            .unwrap()
+            .subnet_id
+            .unwrap();
+        subnets.push(subnet);
+    }
+    let security_group = ec2
+        .create_security_group()
+        .group_name("mwaa")
+        .description("MWAA workers")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id
+        .unwrap();
+    let rule = bed
+        .rule_to_queue(
+            RULE,
+            &[
+                ("EnvironmentNamePrefix", "pe-"),
+                ("ArrivalBuckets", "unused"),
+            ],
+        )
+        .await;
+    let mwaa = bed.mwaa().await;
+    let function = ProvisionEndpoints {
+        ops: AwsOps {
+            mwaa: mwaa.clone(),
+            ec2: ec2.clone(),
+        },
+    };
+    Case {
+        ec2,
+        mwaa,
+        vpc,
+        subnets,
+        security_group,
+        rule,
+        function,
+        region: bed.region.clone(),
+    }
+}
+
+impl Case {
+    /// Creates a CUSTOMER-managed environment and waits for PENDING; returns its queue ARN.
+    async fn pending(
+        &self,
+        name: &str,
+        access: WebserverAccessMode,
+    ) -> aws_sdk_mwaa::types::Environment {
+        let mut new = NewEnvironment::new(name, "2.10.3");
+        new.subnets = self.subnets.clone();
+        new.security_groups = vec![self.security_group.clone()];
+        new.endpoint_management = EndpointManagement::Customer;
+        new.access_mode = access;
+        new.create(&self.mwaa).await;
+        wait_for_status(&self.mwaa, name, "PENDING", Duration::from_secs(30)).await
+    }
+
+    /// An SQS interface endpoint in the VPC with `policy`.
+    async fn sqs_endpoint(&self, policy: &Value) -> String {
+        self.endpoint(
+            &format!("com.amazonaws.{}.sqs", self.region),
+            Some(policy),
+            &[],
+        )
+        .await
+    }
+
+    async fn endpoint(
+        &self,
+        service: &str,
+        policy: Option<&Value>,
+        tags: &[(&str, &str)],
+    ) -> String {
+        let mut request = self
+            .ec2
+            .create_vpc_endpoint()
+            .vpc_endpoint_type(VpcEndpointType::Interface)
+            .vpc_id(&self.vpc)
+            .service_name(service)
+            .set_subnet_ids(Some(self.subnets.clone()))
+            .security_group_ids(&self.security_group)
+            .set_policy_document(policy.map(Value::to_string));
+        if !tags.is_empty() {
+            request = request.tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::VpcEndpoint)
+                    .set_tags(Some(
+                        tags.iter()
+                            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                            .collect(),
+                    ))
+                    .build(),
+            );
+        }
+        request
+            .send()
+            .await
+            .unwrap()
+            .vpc_endpoint
+            .unwrap()
+            .vpc_endpoint_id
+            .unwrap()
+    }
+
+    /// The status-change events the template's rule delivered for `status`.
+    async fn events(&self, status: &str, min: usize) -> Vec<Value> {
+        let events = self.rule.take(min, Duration::from_secs(20)).await;
+        assert!(
+            events.iter().all(|e| e["detail"]["status"] == status),
+            "the rule lets only {status} through here: {events:?}"
+        );
+        assert_eq!(events.len(), min, "{events:?}");
+        events
+    }
+
+    async fn endpoints_to(&self, service: &str) -> Vec<aws_sdk_ec2::types::VpcEndpoint> {
+        self.ec2
+            .describe_vpc_endpoints()
+            .filters(
+                Filter::builder()
+                    .name("service-name")
+                    .values(service)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .vpc_endpoints
+            .unwrap_or_default()
+    }
+
+    async fn live_endpoints_to(&self, service: &str) -> Vec<aws_sdk_ec2::types::VpcEndpoint> {
+        self.endpoints_to(service)
+            .await
+            .into_iter()
+            .filter(|e| e.state().map(|s| s.as_str()) != Some("deleted"))
+            .collect()
+    }
+
+    async fn policy(&self, endpoint: &str) -> Value {
+        let out = self
+            .ec2
+            .describe_vpc_endpoints()
+            .vpc_endpoint_ids(endpoint)
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_str(out.vpc_endpoints()[0].policy_document().unwrap()).unwrap()
+    }
+}
+
+fn allow(resource: Value) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
+        "Action": "sqs:*", "Resource": resource}]})
+}
+
+fn tag<'a>(endpoint: &'a aws_sdk_ec2::types::VpcEndpoint, key: &str) -> Option<&'a str> {
+    endpoint
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+/// The whole loop for one access mode, with three deliveries of the PENDING event and a
+/// DELETED clean-up that leaves foreign endpoints alone.
+async fn full_loop(name: &str, access: WebserverAccessMode) {
+    let bed = bed().await;
+    let case = case(&bed).await;
+    let env = case.pending(name, access.clone()).await;
+    let queue = env.celery_executor_queue().unwrap().to_owned();
+    let other_queue = format!("arn:aws:sqs:{}:{}:unrelated", case.region, bed.account);
+    let sqs = case.sqs_endpoint(&allow(json!(other_queue))).await;
+    let database = env.database_vpc_endpoint_service().unwrap().to_owned();
+    let webserver = env.webserver_vpc_endpoint_service().unwrap().to_owned();
+    let private = access == WebserverAccessMode::PrivateOnly;
+
+    let events = case.events("PENDING", 1).await;
+    assert_eq!(events[0]["detail"]["name"], name);
+    // At-least-once delivery: the same event three times.
+    for delivery in 0..3 {
+        let report = case
+            .function
+            .handle(events[0].clone(), BUDGET)
+            .await
+            .unwrap_or_else(|e| panic!("delivery {delivery}: {e}"));
+        assert_eq!(report["action"], "provisioned", "{report}");
+        let created = report["created"].as_array().unwrap().len();
+        assert_eq!(
+            created,
+            if delivery == 0 {
+                1 + private as usize
+            } else {
+                0
+            },
+            "{report}"
+        );
+    }
+
+    // The control plane saw the endpoints: the environment is AVAILABLE.
+    wait_for_status(&case.mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
+
+    let db = case.live_endpoints_to(&database).await;
+    assert_eq!(db.len(), 1, "one database endpoint: {db:?}");
+    let db = &db[0];
+    assert_eq!(db.vpc_id(), Some(case.vpc.as_str()));
+    assert_eq!(
+        db.vpc_endpoint_type().map(|t| t.as_str()),
+        Some("Interface")
+    );
+    let mut subnets = db.subnet_ids().to_vec();
+    subnets.sort();
+    let mut expected = case.subnets.clone();
+    expected.sort();
+    assert_eq!(subnets, expected);
+    assert_eq!(
+        db.groups()[0].group_id(),
+        Some(case.security_group.as_str())
+    );
+    assert_eq!(tag(db, MANAGED_BY_KEY), Some("mwaa-ops"));
+    assert_eq!(tag(db, ENVIRONMENT_KEY), Some(name));
+    assert_eq!(tag(db, QUEUE_KEY), Some(queue.as_str()));
+    assert_eq!(
+        case.live_endpoints_to(&webserver).await.len(),
+        private as usize,
+        "a webserver endpoint only for PRIVATE_ONLY"
+    );
+    let policy = case.policy(&sqs).await;
+    assert_eq!(
+        policy["Statement"][0]["Resource"],
+        json!([other_queue, queue]),
+        "exactly one entry for the queue after three deliveries"
+    );
+
+    // Foreign endpoints: not tagged as ours, or ours for another environment.
+    let foreign_same_service = case
+        .endpoint(&database, None, &[(ENVIRONMENT_KEY, name)])
+        .await;
+    let other_environment = case
+        .endpoint(
+            &format!(
+                "com.amazonaws.vpce.{}.vpce-svc-0123456789abcdef0",
+                case.region
+            ),
+            None,
+            &[
+                (MANAGED_BY_KEY, "mwaa-ops"),
+                (ENVIRONMENT_KEY, "pe-someone-else"),
+            ],
+        )
+        .await;
+
+    case.mwaa
+        .delete_environment()
+        .name(name)
+        .send()
+        .await
+        .unwrap();
+    let deleted = case.events("DELETED", 1).await;
+    for _ in 0..2 {
+        let report = case
+            .function
+            .handle(deleted[0].clone(), BUDGET)
+            .await
+            .unwrap();
+        assert_eq!(report["action"], "cleaned_up", "{report}");
+    }
+    let still_there: Vec<String> = case
+        .live_endpoints_to(&database)
+        .await
+        .iter()
+        .chain(case.live_endpoints_to(&webserver).await.iter())
+        .filter_map(|e| e.vpc_endpoint_id().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        still_there,
+        [foreign_same_service],
+        "only ours were deleted"
+    );
+    let others = case
+        .ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(&other_environment)
+        .vpc_endpoint_ids(&sqs)
+        .send()
+        .await
+        .unwrap();
+    assert!(others
+        .vpc_endpoints()
+        .iter()
+        .all(|e| e.state().map(|s| s.as_str()) == Some("available")));
+    assert_eq!(
+        case.policy(&sqs).await["Statement"][0]["Resource"],
+        json!([other_queue]),
+        "the queue left the policy again"
+    );
+}
+
+#[tokio::test]
+async fn public_only_pending_to_available_and_clean_up() {
+    full_loop("pe-public", WebserverAccessMode::PublicOnly).await;
+}
+
+#[tokio::test]
+async fn private_only_pending_to_available_and_clean_up() {
+    full_loop("pe-private", WebserverAccessMode::PrivateOnly).await;
+}
+
+/// One PENDING environment handled with the SQS endpoint policy `policy(queue)`; returns
+/// the handler's report and the policy afterwards.
+async fn with_policy(name: &str, policy: impl Fn(&str) -> Value) -> (Value, Value, Value) {
+    let bed = bed().await;
+    let case = case(&bed).await;
+    let env = case.pending(name, WebserverAccessMode::PublicOnly).await;
+    let queue = env.celery_executor_queue().unwrap().to_owned();
+    let before = policy(&queue);
+    let sqs = case.sqs_endpoint(&before).await;
+    let events = case.events("PENDING", 1).await;
+    let report = case
+        .function
+        .handle(events[0].clone(), BUDGET)
+        .await
+        .unwrap();
+    wait_for_status(&case.mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
+    (report, before, case.policy(&sqs).await)
+}
+
+#[tokio::test]
+async fn a_string_resource_gains_the_queue_as_a_list() {
+    let (report, _, after) = with_policy("pe-string", |_| {
+        allow(json!("arn:aws:sqs:us-east-1:123456789012:a"))
+    })
+    .await;
+    let queue = report["queue"].as_str().unwrap();
+    assert_eq!(
+        after["Statement"][0]["Resource"],
+        json!(["arn:aws:sqs:us-east-1:123456789012:a", queue])
+    );
+}
+
+#[tokio::test]
+async fn a_list_resource_gains_the_queue() {
+    let (report, _, after) = with_policy("pe-list", |_| {
+        allow(json!([
+            "arn:aws:sqs:us-east-1:123456789012:a",
+            "arn:aws:sqs:us-east-1:123456789012:b"
+        ]))
+    })
+    .await;
+    let queue = report["queue"].as_str().unwrap();
+    assert_eq!(
+        after["Statement"][0]["Resource"],
+        json!([
+            "arn:aws:sqs:us-east-1:123456789012:a",
+            "arn:aws:sqs:us-east-1:123456789012:b",
+            queue
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_star_resource_is_left_as_it_is() {
+    let (report, before, after) = with_policy("pe-star", |_| allow(json!("*"))).await;
+    assert_eq!(after, before, "{report}");
+    assert!(report["sqs_endpoints"][0]["policy"]
+        .as_str()
+        .unwrap()
+        .contains("already allows"));
+}
+
+#[tokio::test]
+async fn a_queue_already_present_is_left_as_it_is() {
+    let (report, before, after) = with_policy("pe-present", |queue| {
+        allow(json!(["arn:aws:sqs:us-east-1:123456789012:a", queue]))
+    })
+    .await;
+    assert_eq!(after, before, "{report}");
+    assert_eq!(
+        report["sqs_endpoints"][0]["policy"],
+        "the queue is already allowed"
+    );
+}
+
+#[tokio::test]
+async fn no_sqs_endpoint_is_a_clear_error_and_the_environment_stays_pending() {
+    let bed = bed().await;
+    let case = case(&bed).await;
+    let env = case
+        .pending("pe-no-sqs", WebserverAccessMode::PrivateOnly)
+        .await;
+    let events = case.events("PENDING", 1).await;
+    let err = case
+        .function
+        .handle(events[0].clone(), BUDGET)
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable());
+    let text = err.to_string();
+    assert!(
+        text.contains("pe-no-sqs")
+            && text.contains("no SQS interface endpoint")
+            && text.contains(&case.vpc),
+        "{text}"
+    );
+    assert!(case
+        .live_endpoints_to(env.database_vpc_endpoint_service().unwrap())
+        .await
+        .is_empty());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for_status(&case.mwaa, "pe-no-sqs", "PENDING", Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn an_sqs_policy_without_allow_is_a_clear_error() {
+    let bed = bed().await;
+    let case = case(&bed).await;
+    let env = case
+        .pending("pe-deny", WebserverAccessMode::PublicOnly)
+        .await;
+    case.sqs_endpoint(&json!({"Statement": [{"Effect": "Deny", "Principal": "*",
+        "Action": "sqs:DeleteQueue", "Resource": "*"}]}))
+        .await;
+    let events = case.events("PENDING", 1).await;
+    let text = case
+        .function
+        .handle(events[0].clone(), BUDGET)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("no Allow statement") && text.contains("pe-deny"),
+        "{text}"
+    );
+    assert!(case
+        .live_endpoints_to(env.database_vpc_endpoint_service().unwrap())
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn service_managed_environments_are_not_the_rules_business() {
+    let bed = bed().await;
+    let case = case(&bed).await;
+    let everything = bed
+        .pattern_to_queue("all-mwaa", &json!({"source": ["aws.airflow"]}))
+        .await;
+    let mut new = NewEnvironment::new("pe-service", "2.10.3");
+    new.subnets = case.subnets.clone();
+    new.security_groups = vec![case.security_group.clone()];
+    new.create(&case.mwaa).await;
+    wait_for_status(
+        &case.mwaa,
+        "pe-service",
+        "AVAILABLE",
+        Duration::from_secs(30),
+    )
+    .await;
+    let emitted = everything.take(2, Duration::from_secs(10)).await;
+    let statuses: Vec<&str> = emitted
+        .iter()
+        .filter_map(|e| e["detail"]["status"].as_str())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["CREATING", "AVAILABLE"],
+        "the control plane emitted them"
+    );
+    let routed = case.rule.take(0, Duration::from_secs(1)).await;
+    assert!(
+        routed.is_empty(),
+        "CREATING and AVAILABLE do not match the rule: {routed:?}"
+    );
+}
