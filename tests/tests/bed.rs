@@ -84,7 +84,10 @@ async fn s3_arrivals_reach_the_templates_rule_and_others_do_not() {
     let rule = bed
         .rule_to_queue(
             "TriggerDagFunctionArrival",
-            &[("ArrivalBuckets", "landing-zone"), ("EnvironmentNamePrefix", "bed")],
+            &[
+                ("ArrivalBuckets", "landing-zone"),
+                ("EnvironmentNamePrefix", "bed"),
+            ],
         )
         .await;
     for bucket in ["landing-zone", "elsewhere"] {
@@ -114,7 +117,11 @@ async fn s3_arrivals_reach_the_templates_rule_and_others_do_not() {
     }
 
     let received = rule.take(1, Duration::from_secs(20)).await;
-    assert_eq!(received.len(), 1, "exactly the landing-zone arrival: {received:?}");
+    assert_eq!(
+        received.len(),
+        1,
+        "exactly the landing-zone arrival: {received:?}"
+    );
     let event = &received[0];
     assert_eq!(event["source"], "aws.s3");
     assert_eq!(event["detail-type"], "Object Created");

@@ -197,5 +197,4 @@ mod tests {
             .to_string()
             .contains("ROUTES"));
     }
-
 }
