@@ -17,6 +17,22 @@ pub const SUITE_BUCKET: &str = "mwaa-ops-suite";
 /// Retry budget per event, as a Lambda with a minute would have.
 pub const BUDGET: Duration = Duration::from_secs(30);
 
+/// S3 console > Properties > Amazon EventBridge: On.
+pub async fn send_events_to_eventbridge(s3: &aws_sdk_s3::Client, bucket: &str) {
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder()
+                .event_bridge_configuration(
+                    aws_sdk_s3::types::EventBridgeConfiguration::builder().build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutBucketNotificationConfiguration");
+}
+
 pub struct Arrivals {
     pub s3: aws_sdk_s3::Client,
     pub rule: RuleQueue,
@@ -48,18 +64,7 @@ impl Arrivals {
             .send()
             .await
             .expect("bed call");
-        s3.put_bucket_notification_configuration()
-            .bucket(LANDING)
-            .notification_configuration(
-                aws_sdk_s3::types::NotificationConfiguration::builder()
-                    .event_bridge_configuration(
-                        aws_sdk_s3::types::EventBridgeConfiguration::builder().build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("bed call");
+        send_events_to_eventbridge(&s3, LANDING).await;
         let rule = bed
             .rule_to_queue(
                 "TriggerDagFunctionArrival",

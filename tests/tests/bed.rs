@@ -8,6 +8,7 @@ use aws_sdk_mwaa::operation::invoke_rest_api::InvokeRestApiError;
 use aws_sdk_mwaa::types::RestApiMethod;
 use common::airflow::{start_dag_run, AirflowMajor, DagRun, DagRunOutcome};
 use common::document::to_document;
+use mwaa_ops_tests::arrivals::send_events_to_eventbridge;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::session;
 use serde_json::json;
@@ -92,18 +93,7 @@ async fn s3_arrivals_reach_the_templates_rule_and_others_do_not() {
         .await;
     for bucket in ["landing-zone", "elsewhere"] {
         s3.create_bucket().bucket(bucket).send().await.unwrap();
-        s3.put_bucket_notification_configuration()
-            .bucket(bucket)
-            .notification_configuration(
-                aws_sdk_s3::types::NotificationConfiguration::builder()
-                    .event_bridge_configuration(
-                        aws_sdk_s3::types::EventBridgeConfiguration::builder().build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        send_events_to_eventbridge(&s3, bucket).await;
     }
     let key = "incoming/2026-11-21/orders ä+1%.csv";
     for bucket in ["elsewhere", "landing-zone"] {

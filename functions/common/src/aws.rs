@@ -36,6 +36,26 @@ pub fn mwaa_client(config: &SdkConfig) -> aws_sdk_mwaa::Client {
     aws_sdk_mwaa::Client::from_conf(builder.build())
 }
 
+/// GetEnvironment; `None` when MWAA does not know the environment (deleted, never created).
+pub async fn get_environment(
+    mwaa: &aws_sdk_mwaa::Client,
+    name: &str,
+) -> Result<Option<aws_sdk_mwaa::types::Environment>, crate::Error> {
+    use aws_sdk_mwaa::operation::get_environment::GetEnvironmentError;
+    match mwaa.get_environment().name(name).send().await {
+        Ok(out) => Ok(out.environment),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(GetEnvironmentError::ResourceNotFoundException(_))
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(crate::Error::aws("MWAA", "GetEnvironment", &e)),
+    }
+}
+
 /// Removes the operation's endpoint host prefix; only installed when an endpoint override is set.
 #[derive(Debug)]
 struct NoEndpointPrefix;

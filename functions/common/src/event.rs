@@ -26,6 +26,26 @@ pub fn parse<T: DeserializeOwned>(event_id: &str, value: &Value) -> Result<T, Er
     })
 }
 
+/// Prefixes the field path of a nested value's parse error with where that value sits.
+pub fn nested(parent: &str, err: Error) -> Error {
+    match err {
+        Error::InvalidEvent {
+            event_id,
+            field,
+            reason,
+        } => Error::InvalidEvent {
+            event_id,
+            field: if field == "(event)" {
+                parent.into()
+            } else {
+                format!("{parent}.{field}")
+            },
+            reason,
+        },
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,3 +15,15 @@ pub use error::Error;
 pub fn init_logging() {
     lambda_runtime::tracing::init_default_subscriber();
 }
+
+/// The time an invocation has left for retries, keeping `margin` for reporting at the end.
+pub fn time_left(
+    context: &lambda_runtime::Context,
+    margin: std::time::Duration,
+) -> std::time::Duration {
+    context
+        .deadline()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default()
+        .saturating_sub(margin)
+}

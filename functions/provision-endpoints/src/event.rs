@@ -6,7 +6,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
-use common::event::{event_id, parse};
+use common::event::{event_id, nested, parse};
 use common::Error;
 
 pub const SOURCE: &str = "aws.airflow";
@@ -72,7 +72,7 @@ pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
             format!("expected {DETAIL_TYPE:?}, got {:?}", envelope.detail_type),
         ));
     }
-    let detail: StatusDetail = parse(&id, &envelope.detail).map_err(|e| under("detail", e))?;
+    let detail: StatusDetail = parse(&id, &envelope.detail).map_err(|e| nested("detail", e))?;
     let arn = envelope
         .resources
         .unwrap_or_default()
@@ -108,26 +108,6 @@ pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
             .map(|n| n.subnet_ids)
             .unwrap_or_default(),
     })
-}
-
-/// Prefixes the field path of a nested parse error with where the nested value sits.
-fn under(parent: &str, err: Error) -> Error {
-    match err {
-        Error::InvalidEvent {
-            event_id,
-            field,
-            reason,
-        } => Error::InvalidEvent {
-            event_id,
-            field: if field == "(event)" {
-                parent.into()
-            } else {
-                format!("{parent}.{field}")
-            },
-            reason,
-        },
-        other => other,
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use std::future::Future;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VpcEndpointType};
-use aws_sdk_mwaa::operation::get_environment::GetEnvironmentError;
 
 use common::Error;
 
@@ -100,19 +99,7 @@ fn filter(name: &str, value: &str) -> Filter {
 
 impl Ops for AwsOps {
     async fn environment(&self, name: &str) -> Result<Option<Environment>, Error> {
-        let out = match self.mwaa.get_environment().name(name).send().await {
-            Ok(out) => out,
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(GetEnvironmentError::ResourceNotFoundException(_))
-                ) =>
-            {
-                return Ok(None)
-            }
-            Err(e) => return Err(Error::aws("MWAA", "GetEnvironment", &e)),
-        };
-        let Some(env) = out.environment else {
+        let Some(env) = common::aws::get_environment(&self.mwaa, name).await? else {
             return Ok(None);
         };
         let network = env.network_configuration();

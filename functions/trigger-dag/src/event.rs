@@ -5,7 +5,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use common::event::{event_id, parse};
+use common::event::{event_id, nested, parse};
 use common::Error;
 
 /// `detail` of S3's "Object Created" event on EventBridge (keys are not URL-encoded here).
@@ -77,7 +77,7 @@ pub fn parse_input(event: &Value) -> Result<Input, Error> {
     if let Some(replay) = event.get("replay") {
         return parse(&id, replay)
             .map(Input::Replay)
-            .map_err(|e| under("replay", e));
+            .map_err(|e| nested("replay", e));
     }
     if event.get("detail-type").is_none() {
         return parse(&id, event).map(Input::Schedule);
@@ -93,7 +93,7 @@ pub fn parse_input(event: &Value) -> Result<Input, Error> {
             ),
         });
     }
-    let detail: ObjectCreated = parse(&id, &envelope.detail).map_err(|e| under("detail", e))?;
+    let detail: ObjectCreated = parse(&id, &envelope.detail).map_err(|e| nested("detail", e))?;
     if detail.object.key.is_empty() {
         return Err(Error::InvalidEvent {
             event_id: id,
@@ -111,26 +111,6 @@ pub fn parse_input(event: &Value) -> Result<Input, Error> {
         version_id: detail.object.version_id,
         sequencer: detail.object.sequencer,
     }))
-}
-
-/// Prefixes the field path of a nested parse error with where the nested value sits.
-fn under(parent: &str, err: Error) -> Error {
-    match err {
-        Error::InvalidEvent {
-            event_id,
-            field,
-            reason,
-        } => Error::InvalidEvent {
-            event_id,
-            field: if field == "(event)" {
-                parent.into()
-            } else {
-                format!("{parent}.{field}")
-            },
-            reason,
-        },
-        other => other,
-    }
 }
 
 #[cfg(test)]

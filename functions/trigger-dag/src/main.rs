@@ -28,12 +28,7 @@ async fn main() -> Result<(), Error> {
     tracing::info!(routes = function.routes.len(), "trigger-dag ready");
     let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let budget = event
-            .context
-            .deadline()
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default()
-            .saturating_sub(MARGIN);
+        let budget = common::time_left(&event.context, MARGIN);
         function
             .handle(event.payload, budget)
             .await

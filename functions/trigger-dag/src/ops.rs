@@ -3,7 +3,6 @@
 
 use std::future::Future;
 
-use aws_sdk_mwaa::operation::get_environment::GetEnvironmentError;
 use serde_json::{json, Value};
 
 use common::airflow::{AirflowMajor, AirflowRest, RestRequest, RestResponse};
@@ -61,19 +60,7 @@ impl AirflowRest for AwsOps {
 
 impl Ops for AwsOps {
     async fn environment(&self, name: &str) -> Result<EnvironmentState, Error> {
-        let out = match self.mwaa.get_environment().name(name).send().await {
-            Ok(out) => out,
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(GetEnvironmentError::ResourceNotFoundException(_))
-                ) =>
-            {
-                return Ok(EnvironmentState::Missing)
-            }
-            Err(e) => return Err(Error::aws("MWAA", "GetEnvironment", &e)),
-        };
-        let Some(env) = out.environment else {
+        let Some(env) = common::aws::get_environment(&self.mwaa, name).await? else {
             return Ok(EnvironmentState::Missing);
         };
         let status = env
