@@ -8,8 +8,13 @@ use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::{session, Session};
 use serde_json::{json, Value};
 
-async fn arrivals(bed: &Session, routes: Value) -> Arrivals {
-    Arrivals::deploy(bed, routes).await
+/// The run id of the first run an invocation reported.
+fn run_id(result: &Result<Value, common::Error>) -> String {
+    let report = result.as_ref().expect("the invocation succeeded");
+    report["runs"][0]["run_id"]
+        .as_str()
+        .expect("a run id")
+        .to_owned()
 }
 
 fn outcomes(results: &[Result<Value, common::Error>]) -> Vec<String> {
@@ -40,7 +45,7 @@ async fn an_arrival_starts_one_run_for_three_deliveries(version: &str) {
     let bed = session().await;
     let env = format!("td-{}", version.replace('.', "-"));
     available(&bed, &env, version).await;
-    let arrivals = arrivals(&bed, routes_to(&env, "bed_smoke")).await;
+    let arrivals = Arrivals::deploy(&bed, routes_to(&env, "bed_smoke")).await;
     let key = format!("orders/{version}/ünïcode orders+1%.csv");
     arrivals.put(&key, "id,amount\n1,2\n").await;
 
@@ -49,10 +54,7 @@ async fn an_arrival_starts_one_run_for_three_deliveries(version: &str) {
         outcomes(&results),
         ["started", "already_started", "already_started"]
     );
-    let run_id = results[0].as_ref().unwrap()["runs"][0]["run_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run_id = run_id(&results[0]);
     let run = bed
         .airflow(version)
         .dag_run("bed_smoke", &run_id)
@@ -106,14 +108,11 @@ async fn airflow_3_an_arrival_starts_one_run_for_three_deliveries() {
 async fn a_paused_dag_still_gets_its_run_queued() {
     let bed = session().await;
     available(&bed, "td-paused", "3.0.6").await;
-    let arrivals = arrivals(&bed, routes_to("td-paused", "bed_paused")).await;
+    let arrivals = Arrivals::deploy(&bed, routes_to("td-paused", "bed_paused")).await;
     arrivals.put("orders/p.csv", "x").await;
     let results = arrivals.deliver(1, 1).await;
     assert_eq!(outcomes(&results), ["started"]);
-    let run_id = results[0].as_ref().unwrap()["runs"][0]["run_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run_id = run_id(&results[0]);
     let run = bed
         .airflow("3.0.6")
         .dag_run("bed_paused", &run_id)
@@ -126,7 +125,7 @@ async fn a_paused_dag_still_gets_its_run_queued() {
 async fn an_unknown_dag_fails_clearly_and_is_reported() {
     let bed = session().await;
     available(&bed, "td-unknown", "2.10.3").await;
-    let arrivals = arrivals(&bed, routes_to("td-unknown", "no_such_dag")).await;
+    let arrivals = Arrivals::deploy(&bed, routes_to("td-unknown", "no_such_dag")).await;
     arrivals.put("orders/u.csv", "x").await;
     let results = arrivals.deliver(1, 1).await;
     let err = results[0].as_ref().unwrap_err();
@@ -146,7 +145,7 @@ async fn an_unknown_dag_fails_clearly_and_is_reported() {
 async fn throttling_and_server_errors_are_retried_and_the_run_created_once() {
     let bed = session().await;
     available(&bed, "td-faults", "2.10.3").await;
-    let arrivals = arrivals(&bed, routes_to("td-faults", "bed_smoke")).await;
+    let arrivals = Arrivals::deploy(&bed, routes_to("td-faults", "bed_smoke")).await;
     bed.control(
         "faults",
         json!([
@@ -159,10 +158,7 @@ async fn throttling_and_server_errors_are_retried_and_the_run_created_once() {
     arrivals.put("orders/f.csv", "x").await;
     let results = arrivals.deliver(1, 1).await;
     assert_eq!(outcomes(&results), ["started"]);
-    let run_id = results[0].as_ref().unwrap()["runs"][0]["run_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run_id = run_id(&results[0]);
     assert!(bed
         .airflow("2.10.3")
         .dag_run("bed_smoke", &run_id)
@@ -184,7 +180,7 @@ async fn throttling_and_server_errors_are_retried_and_the_run_created_once() {
 #[tokio::test]
 async fn arrivals_while_the_environment_is_away_are_held_then_replayed_once() {
     let bed = session().await;
-    let arrivals = arrivals(&bed, routes_to("td-resume", "bed_smoke")).await;
+    let arrivals = Arrivals::deploy(&bed, routes_to("td-resume", "bed_smoke")).await;
     for i in 0..3 {
         arrivals.put(&format!("orders/night-{i}.csv"), "x").await;
     }
@@ -247,7 +243,7 @@ async fn arrivals_while_the_environment_is_away_are_held_then_replayed_once() {
 async fn a_schedule_firing_starts_one_run_per_scheduled_time() {
     let bed = session().await;
     available(&bed, "td-schedule", "2.10.3").await;
-    let arrivals = arrivals(&bed, json!([])).await;
+    let arrivals = Arrivals::deploy(&bed, json!([])).await;
     let firing: Value =
         serde_json::from_str(include_str!("../../events/schedule-firing.json")).unwrap();
     let mut firing = firing;
