@@ -125,7 +125,9 @@ def on_failure(ti=None, dag_run=None, **_):
     except Exception:
         problems.append("re-enabling the paused DAGs failed: " + traceback.format_exc())
     message = f"{error}; re-enabled {len(paused)} DAGs" + "".join("; " + p for p in problems)
-    m.TaskToken(conf.get("task_token"), conf.get("region")).failure("MwaaOps.ExportFailed", message)
+    m.report_failure(conf, "Metadata Export Failed", "MwaaOps.ExportFailed", message,
+                     {"environment": conf.get("environment"), "dag_id": DAG_ID,
+                      "run_id": dag_run.run_id, "dags_reenabled": [] if problems else paused})
     raise RuntimeError(message)
 
 

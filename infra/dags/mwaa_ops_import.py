@@ -99,7 +99,9 @@ def on_failure(ti=None, dag_run=None, **_):
     conf = dict(dag_run.conf or {})
     error = ti.xcom_pull(task_ids="import", key="error") or "import task failed without a message (killed?)"
     kind = "MwaaOps.ImportRefused" if error.startswith("Refused") else "MwaaOps.ImportFailed"
-    m.TaskToken(conf.get("task_token"), conf.get("region")).failure(kind, error)
+    m.report_failure(conf, "Metadata Import Failed", kind, error,
+                     {"environment": conf.get("environment"), "manifest": conf.get("manifest"),
+                      "dag_id": DAG_ID, "run_id": dag_run.run_id})
     raise RuntimeError(error)
 
 

@@ -239,6 +239,24 @@ class TaskToken:
             self._client().send_task_failure(taskToken=self.token, error=error, cause=cause[-32000:])
 
 
+def report_failure(conf: dict, detail_type: str, error_name: str, message: str, detail: dict) -> str:
+    """Tells whoever waits: the state machine through its task token (its failed execution is
+    the alert), else a `mwaa-ops` event on the default bus that mwaa-ops' notify emails
+    (a run started by hand). Returns which; never raises: the run fails either way."""
+    try:
+        if conf.get("task_token"):
+            TaskToken(conf["task_token"], conf.get("region")).failure(error_name, message)
+            return "task_token"
+        entry = {"Source": "mwaa-ops", "DetailType": detail_type,
+                 "Detail": json.dumps(dict(detail, error=message[-4000:]))}
+        out = client("events", conf.get("region")).put_events(Entries=[entry])
+        return "event" if not out.get("FailedEntryCount") else "nowhere"
+    except Exception:  # noqa: BLE001 - the failure itself must still surface as a failed run
+        import logging
+        logging.getLogger(__name__).exception("could not report the failure")
+        return "nowhere"
+
+
 def require(conf: dict, name: str) -> str:
     value = conf.get(name)
     if not isinstance(value, str) or not value:

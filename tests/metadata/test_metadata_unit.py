@@ -149,6 +149,40 @@ def test_task_token_calls_are_skipped_without_a_token():
     assert token._sfn is None
 
 
+class _Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        return lambda **kwargs: self.calls.append((name, kwargs)) or {"FailedEntryCount": 0}
+
+
+def test_failures_go_to_the_task_token_or_else_to_an_event_notify_emails(monkeypatch):
+    clients = {}
+    monkeypatch.setattr(m, "client", lambda service, region=None: clients.setdefault(service, _Recorder()))
+    detail = {"environment": "dev", "dag_id": "mwaa_ops_export", "run_id": "manual__1"}
+    assert m.report_failure({"task_token": "tok"}, "Metadata Export Failed", "MwaaOps.ExportFailed",
+                            "busy", detail) == "task_token"
+    assert clients["stepfunctions"].calls == [
+        ("send_task_failure", {"taskToken": "tok", "error": "MwaaOps.ExportFailed", "cause": "busy"})]
+    assert "events" not in clients, "one failure, one alert: the failed execution is it"
+    assert m.report_failure({}, "Metadata Export Failed", "MwaaOps.ExportFailed", "busy", detail) == "event"
+    [(call, kwargs)] = clients["events"].calls
+    [entry] = kwargs["Entries"]
+    assert (call, entry["Source"], entry["DetailType"]) == ("put_events", "mwaa-ops", "Metadata Export Failed")
+    assert json.loads(entry["Detail"]) == dict(detail, error="busy")
+    # The event has the shape of events/metadata-export-failed.json, which notify is tested on.
+    sample = json.loads((Path(__file__).resolve().parents[2] / "events" / "metadata-export-failed.json").read_text())
+    assert set(json.loads(entry["Detail"])) <= set(sample["detail"])
+
+
+def test_a_failure_that_cannot_be_reported_does_not_hide_the_failure(monkeypatch):
+    def broken(service, region=None):
+        raise RuntimeError("no credentials")
+    monkeypatch.setattr(m, "client", broken)
+    assert m.report_failure({}, "Metadata Import Failed", "MwaaOps.ImportFailed", "x", {}) == "nowhere"
+
+
 def test_required_conf():
     assert m.require({"bucket": "b"}, "bucket") == "b"
     with pytest.raises(ValueError, match="'bucket' is required"):

@@ -110,6 +110,43 @@ def test_the_suite_bucket_is_private_encrypted_and_tls_only(cfn):
                for s in policy)
 
 
+def test_alerts_go_to_an_encrypted_topic_emailed_to_the_configured_addresses(cfn):
+    res = cfn["Resources"]
+    assert res["AlertTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "SuiteKey"}
+    email = res["AlertEmailSubscription"]["Properties"]
+    assert (email["Protocol"], email["TopicArn"]) == ("email", {"Ref": "AlertTopic"})
+    # The optional subscriptions exist only when their parameter is set.
+    assert res["SecondAlertEmailSubscription"]["Condition"] == "HasSecondAlertEmail"
+    assert res["AlertHttpsSubscription"]["Properties"]["Protocol"] == "https"
+    assert res["AlertHttpsSubscription"]["Condition"] == "HasAlertHttpsEndpoint"
+
+
+def test_notify_drains_the_failed_events_queue_and_keeps_what_it_could_not_send(cfn):
+    res = cfn["Resources"]
+    mappings = [r["Properties"] for r in res.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    queue = [m for m in mappings if m["EventSourceArn"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}]
+    assert len(queue) == 1, mappings
+    assert queue[0]["FunctionName"] == {"Ref": "NotifyFunction"}
+    assert queue[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    timeout = res["NotifyFunction"]["Properties"]["Timeout"]
+    assert res["FailedEventsQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+    rules = {n for n, r in res.items() if r["Type"] == "AWS::Events::Rule"
+             and any(t["Arn"] == {"Fn::GetAtt": ["NotifyFunction", "Arn"]} for t in r["Properties"]["Targets"])}
+    assert rules == {"NotifyFunctionExecutionEnded", "NotifyFunctionEnvironmentStatus",
+                     "NotifyFunctionMetadataFailed"}
+
+
+def test_the_scheduler_role_can_only_invoke_notify_and_only_notify_passes_it(cfn):
+    role = cfn["Resources"]["NotifySchedulerRole"]["Properties"]
+    [statement] = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "lambda:InvokeFunction"
+    assert statement["Resource"] == "arn:aws:lambda:us-east-1:123456789012:function:mwaa-ops-NotifyFunction*"
+    passes = [(r, st) for r, st in iam_statements(cfn) if "iam:PassRole" in as_list(st.get("Action", []))]
+    assert passes and all(st["Resource"] == {"Fn::GetAtt": ["NotifySchedulerRole", "Arn"]}
+                          and st["Condition"]["StringEquals"]["iam:PassedToService"] == "scheduler.amazonaws.com"
+                          for _, st in passes), passes
+
+
 def test_samconfig_points_at_the_template():
     import tomllib
     config = tomllib.loads((ROOT / "samconfig.toml").read_text())

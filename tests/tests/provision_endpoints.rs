@@ -3,14 +3,13 @@
 //! EventBridge -> the template's rule -> the real handler creates the endpoints in moto EC2 ->
 //! the control plane sees them and makes the environment AVAILABLE. DELETED cleans up.
 
-use std::sync::Once;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VpcEndpointType};
 use aws_sdk_mwaa::types::{EndpointManagement, WebserverAccessMode};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::rules::RuleQueue;
-use mwaa_ops_tests::{session, Session};
+use mwaa_ops_tests::{session_without_airflow, Session};
 use provision_endpoints::decide::{ENVIRONMENT_KEY, MANAGED_BY_KEY, QUEUE_KEY};
 use provision_endpoints::ops::AwsOps;
 use provision_endpoints::ProvisionEndpoints;
@@ -19,15 +18,9 @@ use serde_json::{json, Value};
 const BUDGET: Duration = Duration::from_secs(20);
 const RULE: &str = "ProvisionEndpointsFunctionStatusChange";
 
-/// These tests need no Airflow: start the bed without one unless told otherwise.
+/// These tests need no Airflow.
 async fn bed() -> Session {
-    static NO_AIRFLOW: Once = Once::new();
-    NO_AIRFLOW.call_once(|| {
-        if std::env::var_os("MWAA_OPS_BED_AIRFLOW").is_none() {
-            std::env::set_var("MWAA_OPS_BED_AIRFLOW", "");
-        }
-    });
-    session().await
+    session_without_airflow().await
 }
 
 /// A VPC with two subnets and a security group in moto, the template's rule to a queue,

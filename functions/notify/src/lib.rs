@@ -1,0 +1,160 @@
+//! notify: every failure the suite sees reaches people as one readable SNS email.
+//!
+//! parse (event.rs) -> look up what explains it (ops.rs) -> decide (decide.rs) ->
+//! send once (message.rs, ops.rs) -> report.
+
+pub mod decide;
+pub mod event;
+pub mod message;
+pub mod ops;
+
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::sqs::SqsBatchResponse;
+use common::retry::with_retries;
+use common::Error;
+use serde_json::{json, Value};
+
+use decide::{decide, own_failure_payload, Facts, Plan, Settings, FAILING_STATUSES};
+use event::{parse_failure, parse_input, parse_message, Failure, Input};
+use message::Alert;
+use ops::Ops;
+
+/// The function's state for its lifetime, built once per cold start.
+pub struct Notify<O> {
+    pub ops: O,
+    pub settings: Settings,
+    /// The same failure within this window sends one email.
+    pub window: Duration,
+}
+
+/// What became of one failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent { subject: String },
+    Duplicate { subject: String },
+    Watching { environment: String },
+    Ignored { reason: String },
+}
+
+impl<O: Ops> Notify<O> {
+    /// Handles one invocation. `own_arn` is this function's ARN (the target of the
+    /// PENDING re-check schedule); `budget` bounds retries of transient failures.
+    ///
+    /// A batch from the failed-events queue answers with the messages that could not be
+    /// reported, so SQS keeps exactly those; anything else fails the invocation when its
+    /// alert could not be sent, so Lambda retries it and finally dead-letters it.
+    pub async fn handle(
+        &self,
+        event: Value,
+        own_arn: &str,
+        budget: Duration,
+    ) -> Result<Value, Error> {
+        match parse_input(&event)? {
+            Input::Queue(messages) => {
+                let mut response = SqsBatchResponse::default();
+                for message in &messages {
+                    let id = message.message_id.clone().unwrap_or_default();
+                    match self.report(parse_message(message), own_arn, budget).await {
+                        Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "reported"),
+                        Err(err) => {
+                            tracing::error!(message_id = %id, error = %err, "not reported; SQS keeps the message");
+                            response.add_failure(id);
+                        }
+                    }
+                }
+                Ok(serde_json::to_value(response).unwrap_or(Value::Null))
+            }
+            Input::One(failure) => {
+                let outcome = self.report(failure, own_arn, budget).await?;
+                tracing::info!(?outcome, "reported");
+                Ok(match outcome {
+                    Outcome::Sent { subject } => json!({"sent": subject}),
+                    Outcome::Duplicate { subject } => json!({"duplicate": subject}),
+                    Outcome::Watching { environment } => json!({"watching": environment}),
+                    Outcome::Ignored { reason } => json!({"ignored": reason}),
+                })
+            }
+        }
+    }
+
+    async fn report(
+        &self,
+        failure: Failure,
+        own_arn: &str,
+        budget: Duration,
+    ) -> Result<Outcome, Error> {
+        let failure = match own_failure_payload(&failure) {
+            Some(payload) => parse_failure(payload).unwrap_or_else(|err| Failure::Unknown {
+                event_id: common::event::event_id(payload),
+                kind: format!("unreadable event ({err})"),
+                payload: payload.clone(),
+            }),
+            None => failure,
+        };
+        let facts = self.facts(&failure, budget).await?;
+        match decide(&failure, &facts, &self.settings) {
+            Plan::Send(alert) => self.send(alert, budget).await,
+            Plan::WatchPending { environment, since } => {
+                let at =
+                    SystemTime::now() + Duration::from_secs(60 * self.settings.pending_minutes);
+                with_retries(budget, || {
+                    self.ops.watch_pending(&environment, &since, at, own_arn)
+                })
+                .await?;
+                Ok(Outcome::Watching { environment })
+            }
+            Plan::Ignore(reason) => Ok(Outcome::Ignored { reason }),
+        }
+    }
+
+    /// Looks up what explains a failure. Explanations are best effort (an alert without
+    /// the failed step beats no alert), except the status a PENDING check is about.
+    async fn facts(&self, failure: &Failure, budget: Duration) -> Result<Facts, Error> {
+        let mut facts = Facts::default();
+        match failure {
+            Failure::Execution(ended) => {
+                match with_retries(budget / 4, || self.ops.failed_step(&ended.execution_arn)).await
+                {
+                    Ok(step) => facts.failed_step = step,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not read the execution's history")
+                    }
+                }
+            }
+            Failure::Environment(status) if FAILING_STATUSES.contains(&status.status.as_str()) => {
+                match with_retries(budget / 4, || self.ops.environment(&status.name)).await {
+                    Ok(now) => facts.last_error = now.and_then(|n| n.last_error),
+                    Err(err) => tracing::warn!(error = %err, "could not read the environment"),
+                }
+            }
+            Failure::PendingCheck { environment, .. } => {
+                let now = with_retries(budget / 2, || self.ops.environment(environment)).await?;
+                facts.status_now = Some(now.map_or_else(|| "NOT_FOUND".to_owned(), |n| n.status));
+            }
+            _ => {}
+        }
+        Ok(facts)
+    }
+
+    /// Publishes unless the same failure was sent within the window. SNS failing fails
+    /// the call: the failure stays queued (or is retried, then dead-lettered).
+    async fn send(&self, alert: Alert, budget: Duration) -> Result<Outcome, Error> {
+        let key = alert.fingerprint_hash();
+        let subject = alert.subject();
+        match self.ops.sent_within(&key, self.window).await {
+            Ok(true) => return Ok(Outcome::Duplicate { subject }),
+            Ok(false) => {}
+            // Better a second email than none.
+            Err(err) => tracing::warn!(error = %err, "could not check for an earlier alert"),
+        }
+        with_retries(budget, || self.ops.publish(&alert)).await?;
+        if let Err(err) = self.ops.mark_sent(&key, &alert).await {
+            tracing::warn!(error = %err, "sent, but could not remember it: a repeat may send again");
+        }
+        Ok(Outcome::Sent { subject })
+    }
+}
+
+#[cfg(test)]
+mod tests;

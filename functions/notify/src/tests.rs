@@ -1,0 +1,266 @@
+//! The handler over a fake of the AWS calls: de-duplication, SNS failures, queue batches.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::decide::FailedStep;
+use crate::ops::EnvironmentNow;
+
+const BUDGET: Duration = Duration::from_millis(300);
+const OWN_ARN: &str = "arn:aws:lambda:us-east-1:210987654321:function:mwaa-ops-notify";
+
+#[derive(Default)]
+struct Fake {
+    published: Mutex<Vec<Alert>>,
+    sent: Mutex<HashMap<String, SystemTime>>,
+    sns_down: Mutex<bool>,
+    environments: Mutex<HashMap<String, EnvironmentNow>>,
+    watches: Mutex<Vec<(String, String, String)>>,
+}
+
+impl Ops for Fake {
+    async fn publish(&self, alert: &Alert) -> Result<(), Error> {
+        if *self.sns_down.lock().unwrap() {
+            return Err(Error::Aws {
+                service: "SNS",
+                operation: "Publish",
+                message: "InternalError".into(),
+                retryable: true,
+            });
+        }
+        self.published.lock().unwrap().push(alert.clone());
+        Ok(())
+    }
+    async fn sent_within(&self, fingerprint: &str, window: Duration) -> Result<bool, Error> {
+        Ok(self
+            .sent
+            .lock()
+            .unwrap()
+            .get(fingerprint)
+            .is_some_and(|t| t.elapsed().unwrap_or_default() < window))
+    }
+    async fn mark_sent(&self, fingerprint: &str, _alert: &Alert) -> Result<(), Error> {
+        self.sent
+            .lock()
+            .unwrap()
+            .insert(fingerprint.into(), SystemTime::now());
+        Ok(())
+    }
+    async fn failed_step(&self, _execution_arn: &str) -> Result<Option<FailedStep>, Error> {
+        Ok(Some(FailedStep {
+            state: "RunExport".into(),
+            error: None,
+            cause: None,
+        }))
+    }
+    async fn environment(&self, name: &str) -> Result<Option<EnvironmentNow>, Error> {
+        Ok(self.environments.lock().unwrap().get(name).cloned())
+    }
+    async fn watch_pending(
+        &self,
+        environment: &str,
+        since: &str,
+        _at: SystemTime,
+        target: &str,
+    ) -> Result<(), Error> {
+        self.watches
+            .lock()
+            .unwrap()
+            .push((environment.into(), since.into(), target.into()));
+        Ok(())
+    }
+}
+
+fn notify(window: Duration) -> Notify<Fake> {
+    Notify {
+        ops: Fake::default(),
+        settings: Settings {
+            region: "us-east-1".into(),
+            pending_minutes: 30,
+        },
+        window,
+    }
+}
+
+fn sample(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+fn subjects(n: &Notify<Fake>) -> Vec<String> {
+    n.ops
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(Alert::subject)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_same_failure_delivered_twice_sends_one_email_within_the_window() {
+    let n = notify(Duration::from_secs(3600));
+    let event = sample(include_str!("../../../events/sfn-execution-failed.json"));
+    let first = n.handle(event.clone(), OWN_ARN, BUDGET).await.unwrap();
+    let second = n.handle(event, OWN_ARN, BUDGET).await.unwrap();
+    assert!(first.get("sent").is_some(), "{first}");
+    assert!(second.get("duplicate").is_some(), "{second}");
+    assert_eq!(
+        subjects(&n),
+        ["[mwaa-ops] Pause of dev-analytics FAILED at RunExport"]
+    );
+}
+
+#[tokio::test]
+async fn after_the_window_the_same_failure_is_sent_again() {
+    let n = notify(Duration::ZERO);
+    let event = sample(include_str!(
+        "../../../events/mwaa-status-create-failed.json"
+    ));
+    n.handle(event.clone(), OWN_ARN, BUDGET).await.unwrap();
+    n.handle(event, OWN_ARN, BUDGET).await.unwrap();
+    assert_eq!(subjects(&n).len(), 2);
+}
+
+#[tokio::test]
+async fn when_sns_fails_the_invocation_fails_and_nothing_is_marked_sent() {
+    let n = notify(Duration::from_secs(3600));
+    *n.ops.sns_down.lock().unwrap() = true;
+    let event = sample(include_str!(
+        "../../../events/mwaa-status-create-failed.json"
+    ));
+    let err = n.handle(event.clone(), OWN_ARN, BUDGET).await.unwrap_err();
+    assert!(err.to_string().contains("SNS Publish"), "{err}");
+    assert!(n.ops.sent.lock().unwrap().is_empty());
+    *n.ops.sns_down.lock().unwrap() = false;
+    n.handle(event, OWN_ARN, BUDGET).await.unwrap();
+    assert_eq!(subjects(&n).len(), 1, "the retry sends it");
+}
+
+#[tokio::test]
+async fn a_queue_batch_keeps_exactly_the_messages_that_were_not_sent() {
+    let n = notify(Duration::from_secs(3600));
+    let batch = sample(include_str!("../../../events/sqs-failed-events.json"));
+    let answer = n.handle(batch.clone(), OWN_ARN, BUDGET).await.unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let sent = subjects(&n);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(
+        sent[1].starts_with(
+            "[mwaa-ops] Event not delivered to mwaa-ops-trigger-dag: SDK_CLIENT_ERROR"
+        ),
+        "{sent:?}"
+    );
+    assert!(
+        sent[2]
+            .starts_with("[mwaa-ops] Unknown event kind: failed-events message that is not JSON"),
+        "{sent:?}"
+    );
+
+    let down = notify(Duration::from_secs(3600));
+    *down.ops.sns_down.lock().unwrap() = true;
+    let answer = down.handle(batch, OWN_ARN, BUDGET).await.unwrap();
+    let kept: Vec<&str> = answer["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "0a1b2c3d-0000-4000-8000-000000000001",
+            "0a1b2c3d-0000-4000-8000-000000000002",
+            "0a1b2c3d-0000-4000-8000-000000000003"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn pending_is_watched_with_a_schedule_back_to_this_function_then_checked() {
+    let n = notify(Duration::from_secs(3600));
+    let pending = sample(include_str!("../../../events/mwaa-status-pending.json"));
+    let answer = n.handle(pending, OWN_ARN, BUDGET).await.unwrap();
+    assert_eq!(answer, json!({"watching": "analytics-shared"}));
+    assert_eq!(
+        n.ops.watches.lock().unwrap().as_slice(),
+        [(
+            "analytics-shared".into(),
+            "2026-11-21T07:14:05Z".into(),
+            OWN_ARN.into()
+        )]
+    );
+    let check = sample(include_str!("../../../events/pending-check.json"));
+    n.ops.environments.lock().unwrap().insert(
+        "analytics-shared".into(),
+        EnvironmentNow {
+            status: "AVAILABLE".into(),
+            last_error: None,
+        },
+    );
+    let answer = n.handle(check.clone(), OWN_ARN, BUDGET).await.unwrap();
+    assert!(answer.get("ignored").is_some(), "{answer}");
+    n.ops
+        .environments
+        .lock()
+        .unwrap()
+        .get_mut("analytics-shared")
+        .unwrap()
+        .status = "PENDING".into();
+    n.handle(check, OWN_ARN, BUDGET).await.unwrap();
+    assert_eq!(
+        subjects(&n),
+        ["[mwaa-ops] analytics-shared still PENDING after 30 min: no VPC endpoints"]
+    );
+}
+
+#[tokio::test]
+async fn an_alert_notify_failed_to_send_arrives_later_as_the_original_failure() {
+    let n = notify(Duration::from_secs(3600));
+    let original = sample(include_str!(
+        "../../../events/mwaa-status-create-failed.json"
+    ));
+    let record = json!({
+        "version": "1.0",
+        "requestContext": {"requestId": "r-1", "functionArn": OWN_ARN, "condition": "RetriesExhausted",
+                           "approximateInvokeCount": 3},
+        "requestPayload": original,
+        "responsePayload": {"errorType": "Error", "errorMessage": "SNS Publish failed: InternalError"}
+    });
+    n.handle(record, OWN_ARN, BUDGET).await.unwrap();
+    assert_eq!(
+        subjects(&n),
+        ["[mwaa-ops] MWAA environment dev-analytics is CREATE_FAILED"]
+    );
+}
+
+#[tokio::test]
+async fn malformed_events_are_clear_errors_and_send_nothing() {
+    let n = notify(Duration::from_secs(3600));
+    for (text, expected) in [
+        (
+            include_str!("../../../events/invalid/sfn-execution-without-arn.json"),
+            "executionArn",
+        ),
+        (
+            include_str!("../../../events/invalid/mwaa-status-without-name.json"),
+            "missing field `name`",
+        ),
+    ] {
+        let err = n
+            .handle(sample(text), OWN_ARN, BUDGET)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    let err = n
+        .handle(json!("text"), OWN_ARN, BUDGET)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("a string"), "{err}");
+    assert!(subjects(&n).is_empty());
+}

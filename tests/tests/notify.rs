@@ -1,0 +1,565 @@
+//! notify on the bed: the template's alert rules in moto's EventBridge (delivered to SQS),
+//! the real handler with the real SDK clients against moto (SNS, S3, Step Functions,
+//! Scheduler) and the local MWAA control plane; emails read back from moto's SNS.
+
+use std::time::Duration;
+
+use aws_sdk_mwaa::types::EndpointManagement;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::rules::RuleQueue;
+use mwaa_ops_tests::{session_without_airflow, Bed, Session};
+use notify::decide::Settings;
+use notify::ops::{pending_schedule_name, AwsOps};
+use notify::Notify;
+use serde_json::{json, Value};
+
+const BUDGET: Duration = Duration::from_secs(10);
+const SUITE_BUCKET: &str = "mwaa-ops-suite";
+const PARAMS: &[(&str, &str)] = &[("EnvironmentNamePrefix", "dev-")];
+const RULES: [&str; 3] = [
+    "NotifyFunctionExecutionEnded",
+    "NotifyFunctionEnvironmentStatus",
+    "NotifyFunctionMetadataFailed",
+];
+const OWN_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:mwaa-ops-NotifyFunction-x";
+
+/// One email as moto's SNS recorded it.
+#[derive(Debug)]
+struct Email {
+    subject: String,
+    body: String,
+    attributes: Value,
+}
+
+/// The suite bucket, the alert topic and the function, as the template deploys them.
+struct Alerts {
+    topic_arn: String,
+    function: Notify<AwsOps>,
+    sfn: aws_sdk_sfn::Client,
+    sqs: aws_sdk_sqs::Client,
+    scheduler: aws_sdk_scheduler::Client,
+    events: aws_sdk_eventbridge::Client,
+}
+
+async fn deploy(bed: &Bed) -> Alerts {
+    let config = bed.aws_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(SUITE_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let sns = aws_sdk_sns::Client::new(&config);
+    let topic_arn = sns
+        .create_topic()
+        .name("mwaa-ops-alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let function = Notify {
+        ops: AwsOps {
+            sns,
+            s3,
+            sfn: aws_sdk_sfn::Client::new(&config),
+            mwaa: bed.mwaa().await,
+            scheduler: aws_sdk_scheduler::Client::new(&config),
+            topic_arn: topic_arn.clone(),
+            bucket: SUITE_BUCKET.into(),
+            scheduler_role_arn: "arn:aws:iam::123456789012:role/mwaa-ops-scheduler".into(),
+        },
+        settings: Settings {
+            region: bed.region.clone(),
+            pending_minutes: 30,
+        },
+        window: Duration::from_secs(3600),
+    };
+    Alerts {
+        topic_arn,
+        function,
+        sfn: aws_sdk_sfn::Client::new(&config),
+        sqs: aws_sdk_sqs::Client::new(&config),
+        scheduler: aws_sdk_scheduler::Client::new(&config),
+        events: aws_sdk_eventbridge::Client::new(&config),
+    }
+}
+
+impl Alerts {
+    async fn emails(&self, bed: &Bed) -> Vec<Email> {
+        let data: Value = reqwest::get(format!("{}/moto-api/data.json", bed.moto_url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
+        let topic = topics
+            .iter()
+            .find(|t| t["arn"] == self.topic_arn.as_str())
+            .expect("the alert topic in moto");
+        topic["sent_notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| Email {
+                body: n[1].as_str().unwrap_or_default().to_owned(),
+                subject: n[2].as_str().unwrap_or_default().to_owned(),
+                attributes: n[3].clone(),
+            })
+            .collect()
+    }
+
+    async fn handle(&self, event: Value) -> Value {
+        self.function
+            .handle(event, OWN_ARN, BUDGET)
+            .await
+            .expect("notify handles the event")
+    }
+
+    async fn put_event(&self, event: &Value) {
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .source(event["source"].as_str().unwrap())
+            .detail_type(event["detail-type"].as_str().unwrap())
+            .detail(event["detail"].to_string())
+            .build();
+        let out = self
+            .events
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.failed_entry_count(), 0, "{out:?}");
+    }
+}
+
+fn sample(name: &str, account: &str) -> Value {
+    let path = mwaa_ops_tests::repo_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The rules name this deployment's account; the samples were taken from another.
+    serde_json::from_str(&text.replace("210987654321", account)).unwrap()
+}
+
+async fn rules(bed: &Session) -> Vec<RuleQueue> {
+    let mut queues = vec![];
+    for rule in RULES {
+        queues.push(bed.rule_to_queue(rule, PARAMS).await);
+    }
+    queues
+}
+
+#[tokio::test]
+async fn each_alert_rule_takes_its_own_events_and_no_others() {
+    let bed = session_without_airflow().await;
+    let alerts = deploy(&bed).await;
+    let queues = rules(&bed).await;
+    let mut pending = sample("mwaa-status-pending.json", &bed.account);
+    pending["detail"]["name"] = json!("dev-shared");
+    let mut other_machine = sample("sfn-execution-failed.json", &bed.account);
+    other_machine["detail"]["stateMachineArn"] =
+        json!("arn:aws:states:us-east-1:123456789012:stateMachine:someone-elses");
+    let mut succeeded = sample("sfn-execution-failed.json", &bed.account);
+    succeeded["detail"]["status"] = json!("SUCCEEDED");
+    let mut other_prefix = sample("mwaa-status-create-failed.json", &bed.account);
+    other_prefix["detail"]["name"] = json!("prod-analytics");
+    for event in [
+        sample("sfn-execution-failed.json", &bed.account),
+        sample("mwaa-status-create-failed.json", &bed.account),
+        pending,
+        sample("metadata-export-failed.json", &bed.account),
+        // None of these is for notify:
+        sample("mwaa-status-deleted.json", &bed.account),
+        sample("s3-object-created.json", &bed.account),
+        other_machine,
+        succeeded,
+        other_prefix,
+    ] {
+        alerts.put_event(&event).await;
+    }
+    let mut taken = vec![];
+    for (queue, expected) in queues.iter().zip([1, 2, 1]) {
+        let events = queue.take(expected, Duration::from_secs(10)).await;
+        taken.push(
+            events
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e["detail-type"].as_str().unwrap(),
+                        e["detail"]["status"].as_str().unwrap_or("-")
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        taken,
+        [
+            vec!["Step Functions Execution Status Change FAILED"],
+            vec![
+                "MWAA Environment Status Change CREATE_FAILED",
+                "MWAA Environment Status Change PENDING"
+            ],
+            vec!["Metadata Export Failed -"],
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_execution_is_one_email_naming_its_step_from_the_real_history() {
+    let bed = session_without_airflow().await;
+    let alerts = deploy(&bed).await;
+    let queues = rules(&bed).await;
+    // A state machine of this stack that fails the way the pause does when the
+    // environment is not AVAILABLE: a Choice into a Fail state.
+    let definition = json!({
+        "StartAt": "ReadEnvironment",
+        "States": {
+            "ReadEnvironment": {"Type": "Pass", "Result": {"status": "UPDATING"}, "ResultPath": "$.environment_now", "Next": "IsAvailable"},
+            "IsAvailable": {"Type": "Choice", "Choices": [
+                {"Variable": "$.environment_now.status", "StringEquals": "AVAILABLE", "Next": "Done"}],
+                "Default": "EnvironmentNotAvailable"},
+            "EnvironmentNotAvailable": {"Type": "Fail", "Error": "MwaaOps.EnvironmentNotAvailable",
+                                        "Cause": "dev-analytics is UPDATING, not AVAILABLE"},
+            "Done": {"Type": "Succeed"}
+        }
+    });
+    let machine = alerts
+        .sfn
+        .create_state_machine()
+        .name("mwaa-ops-pause")
+        .definition(definition.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/sfn")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn;
+    let execution = alerts
+        .sfn
+        .start_execution()
+        .state_machine_arn(&machine)
+        .input(json!({"environment": "dev-analytics"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .execution_arn;
+    let described = loop {
+        let d = alerts
+            .sfn
+            .describe_execution()
+            .execution_arn(&execution)
+            .send()
+            .await
+            .unwrap();
+        if d.status().as_str() != "RUNNING" {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(described.status().as_str(), "FAILED");
+    // What EventBridge would say (moto's Step Functions emits no status events).
+    let event = json!({
+        "id": "exec-event-1", "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {
+            "executionArn": execution, "stateMachineArn": machine, "name": execution.rsplit(':').next(),
+            "status": "FAILED", "startDate": 1_795_298_400_000i64,
+            "input": described.input(), "error": described.error(), "cause": described.cause()
+        }
+    });
+    alerts.put_event(&event).await;
+    let delivered = queues[0].take(1, Duration::from_secs(10)).await;
+    assert_eq!(delivered.len(), 1);
+    // Delivered twice (EventBridge is at least once): one email.
+    alerts.handle(delivered[0].clone()).await;
+    let again = alerts.handle(delivered[0].clone()).await;
+    assert!(again.get("duplicate").is_some(), "{again}");
+
+    let emails = alerts.emails(&bed).await;
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    let email = &emails[0];
+    assert_eq!(
+        email.subject,
+        "[mwaa-ops] Pause of dev-analytics FAILED at EnvironmentNotAvailable"
+    );
+    for expected in [
+        "Environment: dev-analytics",
+        "Step:        EnvironmentNotAvailable",
+        "Error:       MwaaOps.EnvironmentNotAvailable",
+        "Cause:       dev-analytics is UPDATING, not AVAILABLE",
+        "Started:     2026-11-21T22:00:00Z",
+        &format!("#/v2/executions/details/{execution}"),
+    ] {
+        assert!(
+            email.body.contains(expected),
+            "missing {expected:?} in\n{}",
+            email.body
+        );
+    }
+    assert_eq!(email.attributes["kind"]["Value"], "execution-failed");
+    let alert: Value =
+        serde_json::from_str(email.attributes["alert"]["Value"].as_str().unwrap()).unwrap();
+    assert_eq!(alert["environment"], "dev-analytics");
+    assert_eq!(alert["fields"]["step"], "EnvironmentNotAvailable");
+}
+
+#[tokio::test]
+async fn a_failing_environment_email_says_why_and_pending_is_watched_then_alerted() {
+    let bed = session_without_airflow().await;
+    let alerts = deploy(&bed).await;
+    let queues = rules(&bed).await;
+    let mwaa = bed.mwaa().await;
+    // CREATE_FAILED, as the control plane emits it on moto's bus.
+    bed.control(
+        "fail",
+        json!({"name": "dev-broken", "status": "CREATE_FAILED"}),
+    )
+    .await;
+    NewEnvironment::new("dev-broken", "2.10.3")
+        .create(&mwaa)
+        .await;
+    wait_for_status(
+        &mwaa,
+        "dev-broken",
+        "CREATE_FAILED",
+        Duration::from_secs(60),
+    )
+    .await;
+    // PENDING: customer-managed endpoints that nobody creates.
+    let mut shared = NewEnvironment::new("dev-shared", "2.10.3");
+    shared.endpoint_management = EndpointManagement::Customer;
+    shared.create(&mwaa).await;
+    wait_for_status(&mwaa, "dev-shared", "PENDING", Duration::from_secs(60)).await;
+
+    let delivered = queues[1].take(2, Duration::from_secs(15)).await;
+    let statuses: Vec<&str> = delivered
+        .iter()
+        .map(|e| e["detail"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["CREATE_FAILED", "PENDING"], "{delivered:?}");
+    for event in &delivered {
+        alerts.handle(event.clone()).await;
+    }
+    let emails = alerts.emails(&bed).await;
+    assert_eq!(
+        emails.len(),
+        1,
+        "PENDING alone sends nothing yet: {emails:?}"
+    );
+    assert_eq!(
+        emails[0].subject,
+        "[mwaa-ops] MWAA environment dev-broken is CREATE_FAILED"
+    );
+    assert!(
+        emails[0]
+            .body
+            .contains("Last error:  INCORRECT_CONFIGURATION"),
+        "{}",
+        emails[0].body
+    );
+
+    // The PENDING event left a one-time schedule that will invoke notify again.
+    let schedule = alerts
+        .scheduler
+        .get_schedule()
+        .name(pending_schedule_name("dev-shared"))
+        .send()
+        .await
+        .expect("the re-check schedule");
+    assert!(schedule.schedule_expression().unwrap().starts_with("at("));
+    let target = schedule.target().unwrap();
+    assert_eq!(target.arn(), OWN_ARN);
+    // It fires: still PENDING -> an alert.
+    let fired: Value = serde_json::from_str(target.input().unwrap()).unwrap();
+    alerts.handle(fired).await;
+    let emails = alerts.emails(&bed).await;
+    assert_eq!(emails.len(), 2, "{emails:?}");
+    assert_eq!(
+        emails[1].subject,
+        "[mwaa-ops] dev-shared still PENDING after 30 min: no VPC endpoints"
+    );
+}
+
+/// Sends `bodies` to a queue and reads them back as the Lambda SQS event notify gets.
+async fn failed_events_batch(alerts: &Alerts, bodies: &[(String, Option<&str>)]) -> Value {
+    let queue = alerts
+        .sqs
+        .create_queue()
+        .queue_name("failed-events")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for (body, error_code) in bodies {
+        let mut send = alerts
+            .sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(body);
+        if let Some(code) = error_code {
+            for (name, value) in [
+                ("ERROR_CODE", *code),
+                (
+                    "RULE_ARN",
+                    "arn:aws:events:us-east-1:123456789012:rule/mwaa-ops-Arrival",
+                ),
+            ] {
+                send = send.message_attributes(
+                    name,
+                    MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(value)
+                        .build()
+                        .unwrap(),
+                );
+            }
+        }
+        send.send().await.unwrap();
+    }
+    let received = alerts
+        .sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<Value> = received
+        .messages()
+        .iter()
+        .map(|m| {
+            let attributes: serde_json::Map<String, Value> = m
+                .message_attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                json!({"stringValue": v.string_value(), "dataType": "String"}),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
+                   "body": m.body(), "messageAttributes": attributes,
+                   "eventSource": "aws:sqs"})
+        })
+        .collect();
+    assert_eq!(records.len(), bodies.len());
+    json!({"Records": records})
+}
+
+#[tokio::test]
+async fn dead_letters_are_emailed_and_kept_when_sns_fails() {
+    let bed = session_without_airflow().await;
+    let alerts = deploy(&bed).await;
+    let record = sample("lambda-destination-failure.json", &bed.account);
+    let s3_event = sample("s3-object-created.json", &bed.account);
+    let batch = failed_events_batch(
+        &alerts,
+        &[
+            (record.to_string(), None),
+            (s3_event.to_string(), Some("SDK_CLIENT_ERROR")),
+            ("not json at all".into(), None),
+        ],
+    )
+    .await;
+    let answer = alerts.handle(batch.clone()).await;
+    assert_eq!(answer["batchItemFailures"], json!([]));
+    let emails = alerts.emails(&bed).await;
+    let subjects: Vec<&str> = emails.iter().map(|e| e.subject.as_str()).collect();
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
+    assert!(
+        subjects[0].starts_with("[mwaa-ops] mwaa-ops-trigger-dag failed after 3 attempts: "),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects[1].starts_with("[mwaa-ops] Event not delivered to its target: SDK_CLIENT_ERROR"),
+        "{subjects:?}"
+    );
+    assert_eq!(
+        subjects[2],
+        "[mwaa-ops] Unknown event kind: failed-events message that is not JSON"
+    );
+    assert!(
+        emails[0].body.contains("sales/2026-11-21.csv"),
+        "{}",
+        emails[0].body
+    );
+    assert!(
+        emails[2].body.contains("not json at all"),
+        "{}",
+        emails[2].body
+    );
+
+    // SNS gone: every message of a new batch stays on the queue, none is lost.
+    let config = bed.aws_config().await;
+    aws_sdk_sns::Client::new(&config)
+        .delete_topic()
+        .topic_arn(&alerts.topic_arn)
+        .send()
+        .await
+        .unwrap();
+    let mut unknown = s3_event.clone();
+    unknown["id"] = json!("another-event");
+    let batch = failed_events_batch(&alerts, &[(unknown.to_string(), None)]).await;
+    let answer = alerts.handle(batch.clone()).await;
+    assert_eq!(
+        answer["batchItemFailures"][0]["itemIdentifier"],
+        batch["Records"][0]["messageId"]
+    );
+    // And a single event fails the invocation (Lambda retries, then dead-letters it).
+    let err = alerts
+        .function
+        .handle(
+            sample("mwaa-status-create-failed.json", &bed.account),
+            OWN_ARN,
+            BUDGET,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("SNS Publish"), "{err}");
+}
+
+#[tokio::test]
+async fn unknown_kinds_are_reported_and_malformed_events_are_clear_errors() {
+    let bed = session_without_airflow().await;
+    let alerts = deploy(&bed).await;
+    alerts
+        .handle(json!({"id": "odd-1", "source": "aws.health", "detail-type": "AWS Health Event", "detail": {}}))
+        .await;
+    let emails = alerts.emails(&bed).await;
+    assert_eq!(emails.len(), 1);
+    assert_eq!(
+        emails[0].subject,
+        "[mwaa-ops] Unknown event kind: aws.health / AWS Health Event"
+    );
+    for (name, field) in [
+        (
+            "invalid/sfn-execution-without-arn.json",
+            "missing field `executionArn`",
+        ),
+        (
+            "invalid/mwaa-status-without-name.json",
+            "missing field `name`",
+        ),
+    ] {
+        let err = alerts
+            .function
+            .handle(sample(name, &bed.account), OWN_ARN, BUDGET)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(field), "{name}: {err}");
+    }
+    assert_eq!(alerts.emails(&bed).await.len(), 1);
+}
