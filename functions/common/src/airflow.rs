@@ -141,6 +141,16 @@ pub fn valid_environment_name(name: &str) -> bool {
 
 /// `/dags/{dag_id}/dagRuns`, refusing DAG ids Airflow would not have and paths MWAA refuses.
 pub fn dag_runs_path(environment: &str, dag_id: &str) -> Result<String, Error> {
+    dag_subpath(environment, dag_id, "/dagRuns")
+}
+
+/// `/dags/{dag_id}` (the DAG itself: `PATCH` pauses or unpauses it), checked like
+/// [`dag_runs_path`].
+pub fn dag_path(environment: &str, dag_id: &str) -> Result<String, Error> {
+    dag_subpath(environment, dag_id, "")
+}
+
+fn dag_subpath(environment: &str, dag_id: &str, suffix: &str) -> Result<String, Error> {
     let valid = !dag_id.is_empty()
         && dag_id
             .chars()
@@ -151,7 +161,7 @@ pub fn dag_runs_path(environment: &str, dag_id: &str) -> Result<String, Error> {
             reason: format!("DAG id {dag_id:?} is not a valid Airflow DAG id ([A-Za-z0-9_.-]+)"),
         });
     }
-    let path = format!("/dags/{dag_id}/dagRuns");
+    let path = format!("/dags/{dag_id}{suffix}");
     if path.len() > MAX_PATH_LEN {
         return Err(Error::InvalidRequest {
             environment: environment.to_owned(),
@@ -268,6 +278,10 @@ mod tests {
         let err = dag_runs_path("env1", "../../variables").unwrap_err();
         assert!(err.to_string().contains("env1"), "{err}");
         assert!(dag_runs_path("e", "").is_err());
+        assert_eq!(dag_path("e", "a.b").unwrap(), "/dags/a.b");
+        assert!(dag_path("e", &"x".repeat(58)).is_ok());
+        assert!(dag_path("e", &"x".repeat(59)).is_err());
+        assert!(dag_path("e", "a/b").is_err());
     }
 
     #[test]

@@ -1,0 +1,196 @@
+//! The AWS calls the steps make, behind two narrow traits: MWAA's environment calls and S3
+//! objects. The SDK clients implement them in Lambda; unit tests use fakes. Airflow's REST
+//! API is `common::airflow::AirflowRest`, which the MWAA client implements already.
+
+use std::future::Future;
+
+use aws_sdk_mwaa::operation::create_environment::CreateEnvironmentError;
+use aws_sdk_mwaa::operation::delete_environment::DeleteEnvironmentError;
+use aws_sdk_mwaa::types::Environment;
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::types::ServerSideEncryption;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use common::Error;
+
+use crate::configuration::SavedConfiguration;
+use crate::error::StepError;
+use crate::verify::ObjectDigest;
+
+/// What CreateEnvironment came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// MWAA says an environment of that name exists already (a concurrent or earlier create).
+    AlreadyExists,
+}
+
+/// What DeleteEnvironment came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    NotFound,
+    /// MWAA refused (ValidationException), e.g. while the environment is changing state.
+    Refused(String),
+}
+
+/// MWAA's environment calls.
+pub trait Environments: Send + Sync {
+    /// GetEnvironment; `None` when MWAA does not know the environment.
+    fn get(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Environment>, StepError>> + Send;
+    /// CreateEnvironment with every field of the saved configuration.
+    fn create(
+        &self,
+        configuration: &SavedConfiguration,
+    ) -> impl Future<Output = Result<Created, StepError>> + Send;
+    /// DeleteEnvironment.
+    fn delete(&self, name: &str) -> impl Future<Output = Result<Deleted, StepError>> + Send;
+}
+
+/// S3 objects.
+pub trait Objects: Send + Sync {
+    /// A small object's bytes; `None` when there is no such object.
+    fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StepError>> + Send;
+    /// Writes a JSON object, SSE-KMS encrypted.
+    fn put_json(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
+    /// Streams an object of any size through `digest`; `false` when there is no such object.
+    fn digest(
+        &self,
+        bucket: &str,
+        key: &str,
+        digest: &mut ObjectDigest,
+    ) -> impl Future<Output = Result<bool, StepError>> + Send;
+}
+
+impl Environments for aws_sdk_mwaa::Client {
+    async fn get(&self, name: &str) -> Result<Option<Environment>, StepError> {
+        Ok(common::aws::get_environment(self, name).await?)
+    }
+
+    async fn create(&self, configuration: &SavedConfiguration) -> Result<Created, StepError> {
+        match configuration.apply(self.create_environment()).send().await {
+            Ok(_) => Ok(Created::Created),
+            Err(err) => {
+                let exists = err.as_service_error().is_some_and(|e| {
+                    e.code() == Some("ConflictException")
+                        || matches!(e, CreateEnvironmentError::ValidationException(v)
+                            if v.message().is_some_and(|m| m.to_ascii_lowercase().contains("already exists")))
+                });
+                if exists {
+                    Ok(Created::AlreadyExists)
+                } else {
+                    Err(Error::aws("MWAA", "CreateEnvironment", &err).into())
+                }
+            }
+        }
+    }
+
+    async fn delete(&self, name: &str) -> Result<Deleted, StepError> {
+        match self.delete_environment().name(name).send().await {
+            Ok(_) => Ok(Deleted::Deleted),
+            Err(err) => match err.as_service_error() {
+                Some(DeleteEnvironmentError::ResourceNotFoundException(_)) => Ok(Deleted::NotFound),
+                Some(DeleteEnvironmentError::ValidationException(e)) => Ok(Deleted::Refused(
+                    e.message().unwrap_or("ValidationException").to_owned(),
+                )),
+                _ => Err(Error::aws("MWAA", "DeleteEnvironment", &err).into()),
+            },
+        }
+    }
+}
+
+impl Objects for aws_sdk_s3::Client {
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StepError> {
+        let Some(object) = get_object(self, bucket, key).await? else {
+            return Ok(None);
+        };
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| read_failed(bucket, key, &e))?;
+        Ok(Some(bytes.into_bytes().to_vec()))
+    }
+
+    async fn put_json(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), StepError> {
+        self.put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| in_object(Error::aws("S3", "PutObject", &e), bucket, key))?;
+        Ok(())
+    }
+
+    async fn digest(
+        &self,
+        bucket: &str,
+        key: &str,
+        digest: &mut ObjectDigest,
+    ) -> Result<bool, StepError> {
+        let Some(object) = get_object(self, bucket, key).await? else {
+            return Ok(false);
+        };
+        let mut body = object.body;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| read_failed(bucket, key, &e))?
+        {
+            digest.update(&chunk);
+        }
+        Ok(true)
+    }
+}
+
+/// GetObject; `None` for NoSuchKey (S3 answers 403 instead unless the caller may list the
+/// bucket).
+async fn get_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, StepError> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(object) => Ok(Some(object)),
+        Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
+            Ok(None)
+        }
+        Err(err) => Err(in_object(Error::aws("S3", "GetObject", &err), bucket, key)),
+    }
+}
+
+/// The body broke off while streaming: a transport failure, worth another try.
+fn read_failed(bucket: &str, key: &str, err: &dyn std::fmt::Display) -> StepError {
+    in_object(
+        Error::Aws {
+            service: "S3",
+            operation: "GetObject",
+            message: format!("reading the body failed: {err}"),
+            retryable: true,
+        },
+        bucket,
+        key,
+    )
+}
+
+/// Names the object in an S3 error's message.
+fn in_object(err: Error, bucket: &str, key: &str) -> StepError {
+    let mut err = StepError::from(err);
+    err.message = format!("s3://{bucket}/{key}: {}", err.message);
+    err
+}

@@ -1,0 +1,376 @@
+//! verify-export: checks a metadata export against its manifest before the pause deletes
+//! the environment. The manifest is the one `mwaa_ops_export` writes (infra/dags/README.md,
+//! "Export"): per table the object key, row count and SHA-256 of the gzip JSON Lines object.
+
+use std::io::Write;
+
+use flate2::write::MultiGzDecoder;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ErrorKind, StepError};
+use crate::ops::Objects;
+
+/// The manifest format this step understands (`FORMAT` in mwaa_ops_metadata.py).
+pub const MANIFEST_FORMAT: &str = "mwaa-ops-metadata/1";
+
+/// What the export DAG sends to the task token (its other keys are ignored).
+#[derive(Debug, Deserialize)]
+pub struct Input {
+    pub bucket: String,
+    pub manifest_key: String,
+    #[serde(default)]
+    pub manifest_sha256: Option<String>,
+}
+
+/// The parts of the manifest that are checked.
+#[derive(Debug, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    #[serde(default)]
+    pub export_id: Option<String>,
+    #[serde(default)]
+    pub active_dags: Option<Vec<String>>,
+    pub tables: Vec<TableEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TableEntry {
+    pub table: String,
+    pub key: String,
+    pub rows: u64,
+    pub sha256: String,
+}
+
+/// SHA-256 of an object's bytes and the number of lines of its gunzipped content, computed
+/// as the bytes stream by.
+pub struct ObjectDigest {
+    sha256: Sha256,
+    gunzip: MultiGzDecoder<LineCounter>,
+    gzip_error: Option<std::io::Error>,
+}
+
+/// What an object turned out to hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measured {
+    pub sha256: String,
+    /// Lines of the gunzipped content, or why it is not valid gzip.
+    pub lines: Result<u64, String>,
+}
+
+#[derive(Default)]
+struct LineCounter {
+    newlines: u64,
+    last: Option<u8>,
+}
+
+impl Write for LineCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.newlines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        if let Some(&b) = buf.last() {
+            self.last = Some(b);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Default for ObjectDigest {
+    fn default() -> Self {
+        Self {
+            sha256: Sha256::new(),
+            gunzip: MultiGzDecoder::new(LineCounter::default()),
+            gzip_error: None,
+        }
+    }
+}
+
+impl ObjectDigest {
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.sha256.update(chunk);
+        if self.gzip_error.is_none() {
+            if let Err(e) = self.gunzip.write_all(chunk) {
+                self.gzip_error = Some(e);
+            }
+        }
+    }
+
+    /// The digest and the line count; a last line without a newline counts too.
+    pub fn finish(self) -> Measured {
+        let sha256 = hex::encode(self.sha256.finalize());
+        let lines = match self.gzip_error {
+            Some(e) => Err(e.to_string()),
+            None => self
+                .gunzip
+                .finish()
+                .map(|c| c.newlines + u64::from(c.last.is_some_and(|b| b != b'\n')))
+                .map_err(|e| e.to_string()),
+        };
+        Measured { sha256, lines }
+    }
+}
+
+/// What is wrong with one table's object, or `None` when it matches the manifest.
+pub fn check_table(entry: &TableEntry, measured: Option<&Measured>) -> Option<String> {
+    let at = format!("table {} (object {})", entry.table, entry.key);
+    let Some(measured) = measured else {
+        return Some(format!("{at}: the object is missing"));
+    };
+    if !measured.sha256.eq_ignore_ascii_case(&entry.sha256) {
+        return Some(format!(
+            "{at}: SHA-256 {} does not match the manifest's {}",
+            measured.sha256, entry.sha256
+        ));
+    }
+    match &measured.lines {
+        Err(e) => Some(format!("{at}: not valid gzip: {e}")),
+        Ok(rows) if *rows != entry.rows => Some(format!(
+            "{at}: {rows} rows, the manifest says {}",
+            entry.rows
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// verify-export: `{"bucket", "manifest_key", "manifest_sha256"?}` -> `{"verified": true,
+/// "manifest", "tables", "rows", "export_id"?, "active_dags"?}`.
+pub async fn verify_export(objects: &impl Objects, event: Value) -> Result<Value, StepError> {
+    let input: Input = crate::parse(&event)?;
+    if input.bucket.is_empty() || input.manifest_key.is_empty() {
+        return Err(StepError::invalid_input(
+            "fields `bucket` and `manifest_key` must not be empty",
+        ));
+    }
+    check_export(objects, &input).await
+}
+
+/// Reads the manifest (checking its own SHA-256 when given), then streams every table's
+/// object. Every problem found is named in one `ExportNotVerified` error.
+pub async fn check_export(objects: &impl Objects, input: &Input) -> Result<Value, StepError> {
+    let location = format!("s3://{}/{}", input.bucket, input.manifest_key);
+    let not_verified =
+        |what: String| StepError::new(ErrorKind::ExportNotVerified, format!("{location}: {what}"));
+    let Some(bytes) = objects.get(&input.bucket, &input.manifest_key).await? else {
+        return Err(not_verified("the manifest does not exist".into()));
+    };
+    if let Some(expected) = &input.manifest_sha256 {
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(not_verified(format!(
+                "manifest SHA-256 {actual} does not match {expected}, the one the export reported"
+            )));
+        }
+    }
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| not_verified(format!("the manifest is not readable: {e}")))?;
+    if manifest.format != MANIFEST_FORMAT {
+        return Err(not_verified(format!(
+            "manifest format {:?}, expected {MANIFEST_FORMAT:?}",
+            manifest.format
+        )));
+    }
+    if manifest.tables.is_empty() {
+        return Err(not_verified("the manifest lists no tables".into()));
+    }
+    let mut problems = vec![];
+    for entry in &manifest.tables {
+        let mut digest = ObjectDigest::default();
+        let found = objects
+            .digest(&input.bucket, &entry.key, &mut digest)
+            .await?;
+        let measured = found.then(|| digest.finish());
+        problems.extend(check_table(entry, measured.as_ref()));
+    }
+    if !problems.is_empty() {
+        return Err(not_verified(problems.join("; ")));
+    }
+    let rows: u64 = manifest.tables.iter().map(|t| t.rows).sum();
+    let mut out = json!({"verified": true, "manifest": location,
+        "tables": manifest.tables.len(), "rows": rows});
+    if let Some(id) = manifest.export_id {
+        out["export_id"] = json!(id);
+    }
+    if let Some(dags) = manifest.active_dags {
+        out["active_dags"] = json!(dags);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::MemoryObjects;
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+
+    fn gzip(text: &str) -> Vec<u8> {
+        let mut gz = GzEncoder::new(vec![], Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn sha(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    const ROOT: &str = "mwaa-ops/metadata/dev/dt=2026-11-03/20261103T010203Z";
+
+    /// An export of two tables as the DAG writes it; returns the manifest's SHA-256.
+    fn export(s3: &MemoryObjects) -> String {
+        let mut tables = vec![];
+        for (table, rows) in [("dag_run", 3), ("variable", 0)] {
+            let text: String = (0..rows).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+            let body = gzip(&text);
+            let key = format!("{ROOT}/{table}/{table}.jsonl.gz");
+            tables.push(json!({"table": table, "key": key, "rows": rows,
+                "sha256": sha(&body), "bytes": body.len(), "max_id": null, "columns": ["id"]}));
+            s3.insert("exports", &key, body);
+        }
+        let manifest = json!({"format": MANIFEST_FORMAT, "export_id": "e-1",
+            "active_dags": ["etl"], "tables": tables});
+        let body = serde_json::to_vec_pretty(&manifest).unwrap();
+        let digest = sha(&body);
+        s3.insert("exports", &format!("{ROOT}/manifest.json"), body);
+        digest
+    }
+
+    fn input(sha256: Option<String>) -> Input {
+        Input {
+            bucket: "exports".into(),
+            manifest_key: format!("{ROOT}/manifest.json"),
+            manifest_sha256: sha256,
+        }
+    }
+
+    async fn refused(s3: &MemoryObjects, sha256: Option<String>) -> String {
+        let err = check_export(s3, &input(sha256)).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ExportNotVerified, "{err}");
+        err.message
+    }
+
+    #[tokio::test]
+    async fn a_complete_export_is_verified() {
+        let s3 = MemoryObjects::default();
+        let digest = export(&s3);
+        let out = check_export(&s3, &input(Some(digest.to_uppercase())))
+            .await
+            .unwrap();
+        assert_eq!(out["verified"], true);
+        assert_eq!(out["tables"], 2);
+        assert_eq!(out["rows"], 3);
+        assert_eq!(
+            out["manifest"],
+            format!("s3://exports/{ROOT}/manifest.json")
+        );
+        assert_eq!(out["export_id"], "e-1");
+        assert_eq!(out["active_dags"], json!(["etl"]));
+    }
+
+    #[tokio::test]
+    async fn the_export_dags_task_output_is_the_input() {
+        let s3 = MemoryObjects::default();
+        let digest = export(&s3);
+        let event = json!({"manifest": format!("s3://exports/{ROOT}/manifest.json"),
+            "bucket": "exports", "manifest_key": format!("{ROOT}/manifest.json"),
+            "manifest_sha256": digest, "export_id": "e-1", "airflow_version": "2.10.3",
+            "alembic_revision": "5f2621c13b39", "tables": 2, "rows": 3, "active_dags": ["etl"]});
+        assert_eq!(verify_export(&s3, event).await.unwrap()["verified"], true);
+        let err = verify_export(&s3, json!({"bucket": "exports"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert!(err.message.contains("manifest_key"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_object_is_named_with_its_table() {
+        let s3 = MemoryObjects::default();
+        export(&s3);
+        let key = format!("{ROOT}/dag_run/dag_run.jsonl.gz");
+        s3.remove("exports", &key);
+        let message = refused(&s3, None).await;
+        assert!(message.contains("table dag_run"), "{message}");
+        assert!(message.contains(&key), "{message}");
+        assert!(message.contains("missing"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_changed_object_fails_its_checksum() {
+        let s3 = MemoryObjects::default();
+        export(&s3);
+        let key = format!("{ROOT}/variable/variable.jsonl.gz");
+        s3.insert("exports", &key, gzip("{\"id\":9}\n"));
+        let message = refused(&s3, None).await;
+        assert!(message.contains("table variable"), "{message}");
+        assert!(message.contains("SHA-256"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn the_manifest_must_be_the_one_the_export_reported() {
+        let s3 = MemoryObjects::default();
+        export(&s3);
+        let message = refused(&s3, Some(sha(b"another manifest"))).await;
+        assert!(message.contains("manifest SHA-256"), "{message}");
+        let missing = MemoryObjects::default();
+        assert!(refused(&missing, None).await.contains("does not exist"));
+    }
+
+    #[tokio::test]
+    async fn a_manifest_of_another_format_or_without_tables_is_refused() {
+        let s3 = MemoryObjects::default();
+        let key = format!("{ROOT}/manifest.json");
+        s3.insert(
+            "exports",
+            &key,
+            br#"{"format": "x/2", "tables": []}"#.to_vec(),
+        );
+        assert!(refused(&s3, None).await.contains("format"));
+        let empty = json!({"format": MANIFEST_FORMAT, "tables": []}).to_string();
+        s3.insert("exports", &key, empty.into_bytes());
+        assert!(refused(&s3, None).await.contains("no tables"));
+        s3.insert("exports", &key, b"not json".to_vec());
+        assert!(refused(&s3, None).await.contains("not readable"));
+    }
+
+    #[test]
+    fn row_counts_and_gzip_damage_are_caught() {
+        let body = gzip("a\nb\nc");
+        let mut digest = ObjectDigest::default();
+        body.chunks(3).for_each(|c| digest.update(c));
+        let measured = digest.finish();
+        assert_eq!(measured.lines, Ok(3), "a last line without newline counts");
+        let entry = TableEntry {
+            table: "xcom".into(),
+            key: "k/xcom.jsonl.gz".into(),
+            rows: 2,
+            sha256: measured.sha256.clone(),
+        };
+        let problem = check_table(&entry, Some(&measured)).unwrap();
+        assert!(problem.contains("3 rows, the manifest says 2"), "{problem}");
+        assert!(problem.contains("k/xcom.jsonl.gz"), "{problem}");
+
+        let truncated = &body[..body.len() - 4];
+        let mut digest = ObjectDigest::default();
+        digest.update(truncated);
+        let measured = digest.finish();
+        let entry = TableEntry {
+            sha256: measured.sha256.clone(),
+            ..entry
+        };
+        let problem = check_table(&entry, Some(&measured)).unwrap();
+        assert!(problem.contains("not valid gzip"), "{problem}");
+    }
+
+    #[test]
+    fn concatenated_gzip_members_are_all_counted() {
+        let mut body = gzip("1\n2\n");
+        body.extend(gzip("3\n"));
+        let mut digest = ObjectDigest::default();
+        digest.update(&body);
+        assert_eq!(digest.finish().lines, Ok(3));
+    }
+}
