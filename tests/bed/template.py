@@ -30,14 +30,45 @@ def load(path=TEMPLATE):
     return yaml_parse(Path(path).read_text())
 
 
-def translate(path=TEMPLATE):
+def expand_for_each(template, values):
+    """AWS::LanguageExtensions' Fn::ForEach over Resources, as CloudFormation expands it
+    (the SAM translator runs after that transform and does not know it)."""
+    resources = {}
+    for key, value in template["Resources"].items():
+        if not key.startswith("Fn::ForEach::"):
+            resources[key] = value
+            continue
+        identifier, collection, body = value
+        items = resolve(collection, values)
+        for item in items if isinstance(items, list) else [items]:
+            text = json.dumps(body).replace("${%s}" % identifier, item)
+            alnum = re.sub(r"[^0-9A-Za-z]", "", item)
+            for name, res in json.loads(text).items():
+                resources[name.replace("&{%s}" % identifier, alnum)] = res
+    template["Resources"] = resources
+    transforms = template.get("Transform")
+    if isinstance(transforms, list):
+        template["Transform"] = [t for t in transforms if t != "AWS::LanguageExtensions"]
+        if len(template["Transform"]) == 1:
+            template["Transform"] = template["Transform"][0]
+    return template
+
+
+def translate(path=TEMPLATE, overrides=None):
+    """The template as CloudFormation would see it: language extensions expanded with the
+    parameter values (`overrides` over the defaults), state machine definitions read from
+    their files (as `sam package` does), then the SAM transform."""
     import os
     os.environ.setdefault("AWS_DEFAULT_REGION", PSEUDO["AWS::Region"])
     template = load(path)
+    expand_for_each(template, parameter_values(template, {"PausedEnvironments": "", **(overrides or {})}))
     for res in template["Resources"].values():
         if res["Type"] == "AWS::Serverless::Function":
             # `sam package` puts the built code in S3; the translator insists on that form.
             res["Properties"]["CodeUri"] = "s3://mwaa-ops-artifacts/code.zip"
+        if res["Type"] == "AWS::Serverless::StateMachine" and "DefinitionUri" in res["Properties"]:
+            uri = res["Properties"].pop("DefinitionUri")
+            res["Properties"]["Definition"] = json.loads((Path(path).parent / uri).read_text())
     try:
         return transform(template, {}, _NoManagedPolicies())
     except InvalidDocumentException as e:
@@ -50,7 +81,10 @@ def parameter_values(template, overrides):
         raw = overrides.get(name, spec.get("Default"))
         if raw is None:
             continue
-        values[name] = raw.split(",") if spec.get("Type") == "CommaDelimitedList" else raw
+        if spec.get("Type") == "CommaDelimitedList":
+            values[name] = [v for v in raw.split(",") if v] if isinstance(raw, str) else raw
+        else:
+            values[name] = raw
     return values
 
 
@@ -69,7 +103,7 @@ def resolve(node, values):
 
 
 def rule_patterns(overrides=None):
-    cfn = translate()
+    cfn = translate(overrides=overrides)
     values = parameter_values(cfn, overrides or {})
     return {name: resolve(res["Properties"]["EventPattern"], values)
             for name, res in cfn["Resources"].items()
@@ -81,7 +115,7 @@ def main(argv):
         raise SystemExit(__doc__)
     overrides = dict(a.split("=", 1) for a in argv[1:])
     if argv[0] == "translate":
-        cfn = translate()
+        cfn = translate(overrides=overrides)
         print(json.dumps(resolve(cfn, parameter_values(cfn, overrides)), indent=2))
     else:
         print(json.dumps(rule_patterns(overrides)))

@@ -9,7 +9,9 @@ import pytest
 import template
 
 ROOT = Path(__file__).resolve().parents[2]
-PARAMS = {"EnvironmentNamePrefix": "dev-", "ArrivalBuckets": "landing-zone"}
+PARAMS = {"EnvironmentNamePrefix": "dev-", "ArrivalBuckets": "landing-zone",
+          "PausedEnvironments": "dev-analytics,dev_ml", "AlertEmail": "ops@example.com",
+          "EnvironmentExecutionRoles": "arn:aws:iam::123456789012:role/mwaa-exec"}
 
 # Actions AWS does not scope to resources: the only ones allowed on Resource "*".
 UNSCOPABLE_PREFIXES = ("ec2:Describe", "airflow:ListEnvironments", "logs:CreateLogDelivery",
@@ -21,7 +23,8 @@ UNSCOPABLE_PREFIXES = ("ec2:Describe", "airflow:ListEnvironments", "logs:CreateL
 
 @pytest.fixture(scope="module")
 def cfn():
-    return template.resolve(template.translate(), template.parameter_values(template.translate(), PARAMS))
+    cfn = template.translate(overrides=PARAMS)
+    return template.resolve(cfn, template.parameter_values(cfn, PARAMS))
 
 
 def test_cfn_lint_is_clean():
@@ -50,10 +53,13 @@ def test_every_function_has_its_role_and_binary(cfn):
     assert "TriggerDagFunction" in functions
     sam = template.load()
     for name, res in sam["Resources"].items():
-        if res["Type"] == "AWS::Serverless::Function":
+        if isinstance(res, dict) and res["Type"] == "AWS::Serverless::Function":
             assert res["Metadata"]["BuildMethod"] == "rust-cargolambda", name
             binary = res["Metadata"]["BuildProperties"]["Binary"]
-            assert (ROOT / "functions" / binary / "src" / "main.rs").exists(), binary
+            # A crate's only binary (functions/<binary>/src/main.rs) or one of several.
+            sources = [ROOT / "functions" / binary / "src" / "main.rs",
+                       *(ROOT / "functions").glob(f"*/src/bin/{binary}.rs")]
+            assert any(p.exists() for p in sources), binary
     for name, fn in functions.items():
         props = fn["Properties"]
         assert props["Runtime"] == "provided.al2023"
@@ -136,15 +142,22 @@ def test_notify_drains_the_failed_events_queue_and_keeps_what_it_could_not_send(
                      "NotifyFunctionMetadataFailed"}
 
 
-def test_the_scheduler_role_can_only_invoke_notify_and_only_notify_passes_it(cfn):
+def test_the_scheduler_role_can_only_invoke_notify(cfn):
     role = cfn["Resources"]["NotifySchedulerRole"]["Properties"]
     [statement] = role["Policies"][0]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "lambda:InvokeFunction"
     assert statement["Resource"] == "arn:aws:lambda:us-east-1:123456789012:function:mwaa-ops-NotifyFunction*"
-    passes = [(r, st) for r, st in iam_statements(cfn) if "iam:PassRole" in as_list(st.get("Action", []))]
-    assert passes and all(st["Resource"] == {"Fn::GetAtt": ["NotifySchedulerRole", "Arn"]}
-                          and st["Condition"]["StringEquals"]["iam:PassedToService"] == "scheduler.amazonaws.com"
-                          for _, st in passes), passes
+
+
+def test_roles_are_passed_only_to_their_service(cfn):
+    """iam:PassRole names the roles and the one service each may go to."""
+    passes = {role: st for role, st in iam_statements(cfn) if "iam:PassRole" in as_list(st.get("Action", []))}
+    assert set(passes) == {"NotifyFunctionRole", "CreateEnvironmentFunctionRole"}, passes
+    notify, create = passes["NotifyFunctionRole"], passes["CreateEnvironmentFunctionRole"]
+    assert notify["Resource"] == {"Fn::GetAtt": ["NotifySchedulerRole", "Arn"]}
+    assert notify["Condition"]["StringEquals"]["iam:PassedToService"] == "scheduler.amazonaws.com"
+    assert create["Resource"] == ["arn:aws:iam::123456789012:role/mwaa-exec"]
+    assert create["Condition"]["StringEquals"]["iam:PassedToService"] == "airflow.amazonaws.com"
 
 
 def test_samconfig_points_at_the_template():

@@ -44,15 +44,46 @@ fn describe_last_error(env: &Environment) -> String {
         .unwrap_or_else(|| "MWAA reports no error details".to_owned())
 }
 
-/// environment-status: `{"environment"}` -> `{"environment", "status", "airflow_version"?,
-/// "last_update_error"?}`.
+/// Where an operator leaves a one-time override for an environment (e.g. "skip tonight":
+/// `overrides/<environment>/skip-next-pause`).
+pub fn override_key(environment: &str, marker: &str) -> String {
+    format!("overrides/{environment}/{marker}")
+}
+
+/// environment-status: `{"environment", "skip_marker"?}` -> `{"environment", "status",
+/// "airflow_version"?, "last_update_error"?, "skip"?}`. With `skip_marker`, `skip` says
+/// whether the operator left that marker; it is consumed (deleted), so it skips once.
 pub async fn environment_status(
     mwaa: &impl Environments,
+    overrides: &impl Objects,
+    bucket: &str,
     event: Value,
 ) -> Result<Value, StepError> {
     let name = parse_environment(&event)?;
     let env = mwaa.get(&name).await?;
     let mut out = json!({"environment": name, "status": status_of(env.as_ref())});
+    #[derive(serde::Deserialize)]
+    struct Marker {
+        skip_marker: Option<String>,
+    }
+    if let Some(marker) = crate::parse::<Marker>(&event)?.skip_marker {
+        if marker.is_empty()
+            || !marker
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(StepError::new(
+                ErrorKind::InvalidInput,
+                format!("field `skip_marker`: {marker:?} is not a marker name ([A-Za-z0-9-]+)"),
+            ));
+        }
+        let key = override_key(&name, &marker);
+        let skip = overrides.get(bucket, &key).await?.is_some();
+        if skip {
+            overrides.delete(bucket, &key).await?;
+        }
+        out["skip"] = json!(skip);
+    }
     if let Some(env) = &env {
         if let Some(version) = env.airflow_version() {
             out["airflow_version"] = json!(version);
@@ -184,7 +215,32 @@ pub async fn load_configuration(
     Ok(configuration)
 }
 
-/// create-environment: `{"environment"}` -> `{"environment", "created", "status"}`.
+/// What the pause state machine records once an export is verified (its `RecordSnapshot`
+/// state writes it): the saved configuration, the manifest, the DAGs that were active.
+pub fn snapshot_key(environment: &str) -> String {
+    format!("snapshots/{environment}/latest.json")
+}
+
+/// The snapshot of the last verified pause; refuses to go on without one.
+async fn load_snapshot(s3: &impl Objects, bucket: &str, name: &str) -> Result<Value, StepError> {
+    let key = snapshot_key(name);
+    let bytes = s3.get(bucket, &key).await?.ok_or_else(|| {
+        StepError::new(
+            ErrorKind::SnapshotNotFound,
+            format!("no verified pause of {name} (s3://{bucket}/{key}): nothing to resume from"),
+        )
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        StepError::new(
+            ErrorKind::SnapshotNotFound,
+            format!("s3://{bucket}/{key} is not a snapshot record: {e}"),
+        )
+    })
+}
+
+/// create-environment: `{"environment"}` -> `{"environment", "created", "status",
+/// "snapshot"}`, where `snapshot` is the last verified pause's record (manifest, active
+/// DAGs) the rest of the resume works from. Without one nothing is created.
 pub async fn create_environment(
     mwaa: &impl Environments,
     s3: &impl Objects,
@@ -192,10 +248,14 @@ pub async fn create_environment(
     event: Value,
 ) -> Result<Value, StepError> {
     let name = parse_environment(&event)?;
+    let snapshot = load_snapshot(s3, bucket, &name).await?;
     let env = mwaa.get(&name).await?;
     let report = |created: bool, status: &str| {
         tracing::info!(environment = %name, created, status, "create-environment");
-        Ok(json!({"environment": name, "created": created, "status": status}))
+        Ok(
+            json!({"environment": name, "created": created, "status": status,
+                  "snapshot": snapshot}),
+        )
     };
     match decide_create(env.as_ref()) {
         CreateDecision::Exists(status) => report(false, &status),
@@ -318,23 +378,55 @@ mod tests {
             environment("up", EnvironmentStatus::Available, "2.10.3"),
             failed(EnvironmentStatus::CreateFailed),
         ]);
-        let up = environment_status(&mwaa, input("up")).await.unwrap();
+        let s3 = MemoryObjects::default();
+        let up = environment_status(&mwaa, &s3, BUCKET, input("up"))
+            .await
+            .unwrap();
         assert_eq!(
             up,
             json!({"environment": "up", "status": "AVAILABLE", "airflow_version": "2.10.3"})
         );
-        let gone = environment_status(&mwaa, input("gone")).await.unwrap();
+        let gone = environment_status(&mwaa, &s3, BUCKET, input("gone"))
+            .await
+            .unwrap();
         assert_eq!(gone["status"], "NOT_FOUND");
-        let dev = environment_status(&mwaa, input("dev")).await.unwrap();
+        let dev = environment_status(&mwaa, &s3, BUCKET, input("dev"))
+            .await
+            .unwrap();
         assert_eq!(dev["status"], "CREATE_FAILED");
         assert_eq!(
             dev["last_update_error"],
             json!({"code": "INCORRECT_CONFIGURATION", "message": "subnets have no NAT"})
         );
-        let bad = environment_status(&mwaa, json!({"env": "x"}))
+        let bad = environment_status(&mwaa, &s3, BUCKET, json!({"env": "x"}))
             .await
             .unwrap_err();
         assert_eq!(bad.kind, ErrorKind::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn a_skip_marker_skips_once() {
+        let mwaa = FakeMwaa::with(&[environment("up", EnvironmentStatus::Available, "2.10.3")]);
+        let s3 = MemoryObjects::default();
+        let ask = json!({"environment": "up", "skip_marker": "skip-next-pause"});
+        let run = || environment_status(&mwaa, &s3, BUCKET, ask.clone());
+        assert_eq!(run().await.unwrap()["skip"], false);
+        s3.insert(BUCKET, "overrides/up/skip-next-pause", b"".to_vec());
+        let skipped = run().await.unwrap();
+        assert_eq!(
+            (skipped["skip"].clone(), skipped["status"].clone()),
+            (json!(true), json!("AVAILABLE"))
+        );
+        assert_eq!(
+            run().await.unwrap()["skip"],
+            false,
+            "consumed: tomorrow pauses again"
+        );
+        let bad = json!({"environment": "up", "skip_marker": "../x"});
+        let err = environment_status(&mwaa, &s3, BUCKET, bad)
+            .await
+            .unwrap_err();
+        assert!(err.message.contains("skip_marker"), "{err}");
     }
 
     #[test]
@@ -434,7 +526,35 @@ mod tests {
             .await
             .unwrap();
         mwaa.environments.lock().unwrap().clear();
+        for name in ["dev", "other", "copy"] {
+            s3.insert(BUCKET, &snapshot_key(name), SNAPSHOT.as_bytes().to_vec());
+        }
         (mwaa, s3)
+    }
+
+    const SNAPSHOT: &str =
+        r#"{"manifest": "s3://suite/metadata/dev/m.json", "active_dags": ["etl"]}"#;
+
+    fn created(created: bool, status: &str) -> Value {
+        let snapshot: Value = serde_json::from_str(SNAPSHOT).unwrap();
+        json!({"environment": "dev", "created": created, "status": status, "snapshot": snapshot})
+    }
+
+    #[tokio::test]
+    async fn without_a_verified_pause_nothing_is_created() {
+        let (mwaa, s3) = paused().await;
+        s3.delete(BUCKET, &snapshot_key("dev")).await.unwrap();
+        let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::SnapshotNotFound);
+        assert!(err.message.contains("snapshots/dev/latest.json"), "{err}");
+        s3.insert(BUCKET, &snapshot_key("dev"), b"not json".to_vec());
+        let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::SnapshotNotFound);
+        assert!(mwaa.created.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -443,17 +563,11 @@ mod tests {
         let first = create_environment(&mwaa, &s3, BUCKET, input("dev"))
             .await
             .unwrap();
-        assert_eq!(
-            first,
-            json!({"environment": "dev", "created": true, "status": "CREATING"})
-        );
+        assert_eq!(first, created(true, "CREATING"));
         let again = create_environment(&mwaa, &s3, BUCKET, input("dev"))
             .await
             .unwrap();
-        assert_eq!(
-            again,
-            json!({"environment": "dev", "created": false, "status": "CREATING"})
-        );
+        assert_eq!(again, created(false, "CREATING"));
         let created = mwaa.created.lock().unwrap();
         assert_eq!(created.len(), 1);
         assert_eq!(

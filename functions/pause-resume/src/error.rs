@@ -17,6 +17,8 @@ pub enum ErrorKind {
     EnvironmentDeleting,
     /// No saved configuration for the environment.
     ConfigurationNotFound,
+    /// No verified pause to resume from (`snapshots/<environment>/latest.json`).
+    SnapshotNotFound,
     /// The saved configuration (or the environment to save) lacks what CreateEnvironment needs.
     ConfigurationInvalid,
     /// The metadata export does not match its manifest (missing object, checksum, row count).
@@ -37,6 +39,7 @@ impl ErrorKind {
             ErrorKind::EnvironmentFailed => "EnvironmentFailed",
             ErrorKind::EnvironmentDeleting => "EnvironmentDeleting",
             ErrorKind::ConfigurationNotFound => "ConfigurationNotFound",
+            ErrorKind::SnapshotNotFound => "SnapshotNotFound",
             ErrorKind::ConfigurationInvalid => "ConfigurationInvalid",
             ErrorKind::ExportNotVerified => "ExportNotVerified",
             ErrorKind::DagNotFound => "DagNotFound",

@@ -208,6 +208,14 @@ impl Objects for MemoryObjects {
         Ok(())
     }
 
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StepError> {
+        self.objects
+            .lock()
+            .unwrap()
+            .remove(&(bucket.to_owned(), key.to_owned()));
+        Ok(())
+    }
+
     async fn digest(
         &self,
         bucket: &str,

@@ -65,6 +65,9 @@ pub trait Objects: Send + Sync {
         key: &str,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<(), StepError>> + Send;
+    /// Deletes an object (no error when it is already gone).
+    fn delete(&self, bucket: &str, key: &str)
+        -> impl Future<Output = Result<(), StepError>> + Send;
     /// Streams an object of any size through `digest`; `false` when there is no such object.
     fn digest(
         &self,
@@ -134,6 +137,16 @@ impl Objects for aws_sdk_s3::Client {
             .send()
             .await
             .map_err(|e| in_object(Error::aws("S3", "PutObject", &e), bucket, key))?;
+        Ok(())
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StepError> {
+        self.delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| in_object(Error::aws("S3", "DeleteObject", &e), bucket, key))?;
         Ok(())
     }
 

@@ -1,0 +1,60 @@
+"""The production state machine definitions, deployed into moto's Step Functions.
+
+Only the Lambda tasks change: moto cannot invoke a Lambda function without Docker, so each
+`lambda:invoke` task becomes `sqs:sendMessage.waitForTaskToken` to one queue, where the
+step worker (tests/src/bin/step-worker.rs) runs the real Rust handler of the named function
+and answers the token the way the Lambda integration would ({"Payload": output}, or the
+handler's error type and message). Every other state, Retry, Catch, Choice and the
+aws-sdk/events integrations run as written.
+"""
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MACHINES = ROOT / "infra" / "statemachines"
+LAMBDA_TASKS = ("arn:aws:states:::lambda:invoke", "arn:aws:states:::lambda:invoke.waitForTaskToken")
+# DefinitionSubstitutions name -> the binary serving it (infra/template.yaml).
+FUNCTIONS = {
+    "EnvironmentStatusFunctionArn": "environment-status",
+    "SaveConfigurationFunctionArn": "save-configuration",
+    "CreateEnvironmentFunctionArn": "create-environment",
+    "DeleteEnvironmentFunctionArn": "delete-environment",
+    "RunDagFunctionArn": "run-dag",
+    "VerifyExportFunctionArn": "verify-export",
+    "EnableDagsFunctionArn": "enable-dags",
+    "TriggerDagFunctionArn": "trigger-dag",
+}
+
+
+def definition(name: str, substitutions: dict, queue_url: str) -> dict:
+    """`name`.asl.json with the template's substitutions and the Lambda tasks rewritten."""
+    text = (MACHINES / f"{name}.asl.json").read_text()
+    for key, value in substitutions.items():
+        text = text.replace("${%s}" % key, value)
+    machine = json.loads(text)
+    unresolved = [k for k in FUNCTIONS if "${%s}" % k in text]
+    assert not unresolved, unresolved
+    for state in machine["States"].values():
+        if state.get("Resource") not in LAMBDA_TASKS:
+            continue
+        params = state["Parameters"]
+        state["Parameters"] = {"QueueUrl": queue_url, "MessageBody": {
+            "function": params["FunctionName"].split(":function:")[-1],
+            "payload": params["Payload"],
+            "token.$": "$$.Task.Token",
+            "callback": state["Resource"].endswith(".waitForTaskToken")}}
+        state["Resource"] = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+    return machine
+
+
+def deploy(sfn, region: str, account: str, queue_url: str, bucket: str, key_arn: str,
+           stack: str = "mwaa-ops") -> dict:
+    """Creates `<stack>-pause` and `<stack>-resume`; returns their ARNs by name."""
+    substitutions = {k: f"arn:aws:lambda:{region}:{account}:function:{fn}" for k, fn in FUNCTIONS.items()}
+    substitutions.update(SuiteBucket=bucket, SuiteKeyArn=key_arn, Region=region)
+    arns = {}
+    for name in ("pause", "resume"):
+        arns[name] = sfn.create_state_machine(
+            name=f"{stack}-{name}", roleArn=f"arn:aws:iam::{account}:role/{stack}-{name}",
+            definition=json.dumps(definition(name, substitutions, queue_url)))["stateMachineArn"]
+    return arns

@@ -1,0 +1,386 @@
+"""Pause and resume, end to end: the production state machines (infra/statemachines) in
+moto's Step Functions, their Lambda tasks served by the real Rust handlers (step-worker),
+the local MWAA control plane, and a real Airflow 2.10.3 on PostgreSQL running the export and
+import DAGs, which answer their task tokens in moto.
+
+One scenario per module (one Airflow at a time on this machine), in this order:
+  1. environment not AVAILABLE  -> pause fails at once, nothing exported or deleted
+  2. export DAG fails           -> pause fails, environment kept, its DAGs re-enabled
+  3. manifest tampered          -> pause fails at VerifyExport, environment kept, DAGs re-enabled
+  4. pause                      -> configuration saved, export verified, environment DELETED
+  5. an arrival while paused    -> held
+  6. MWAA's part: the environment's Airflow is gone; a new one, empty, with another Fernet key
+  7. CREATE_FAILED              -> resume fails without waiting, configuration and export kept
+  8. resume                     -> same configuration, metadata imported, DAGs on, arrival run once
+  9. resume again               -> succeeds, changes nothing
+The tests below check what each step left behind. Skipped only with MWAA_OPS_SKIP_AIRFLOW=1.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "metadata"))
+sys.path.insert(0, str(ROOT / "tests" / "bed"))
+import machines  # noqa: E402
+import metadata_bed as mb  # noqa: E402
+import mwaa_local  # noqa: E402
+from metadata_bed import ab  # noqa: E402
+from moto_bed import Moto  # noqa: E402
+
+pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1", reason="MWAA_OPS_SKIP_AIRFLOW=1")
+VERSION = "2.10.3"
+REGION, ACCOUNT = "us-east-1", "123456789012"
+ENV = "dev-analytics"
+SUITE, LANDING = "mwaa-ops-suite", "landing-zone"
+ROUTES = [{"name": "landing", "bucket": LANDING, "prefix": "in/", "environment": ENV, "dag": "bed_smoke"}]
+# Set by MWAA, not by the user: may differ between the environment before and after.
+SERVER_ASSIGNED = {"Arn", "CreatedAt", "LastUpdate", "Status", "WebserverUrl", "ServiceRoleArn",
+                   "CeleryExecutorQueue", "DatabaseVpcEndpointService", "WebserverVpcEndpointService",
+                   "LoggingConfiguration"}
+
+
+def worker_binary() -> Path:
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "mwaa-ops" / "target"))
+    binary = target / "debug" / "step-worker"
+    assert binary.exists(), f"{binary} is missing: `cargo test --workspace` builds it (scripts/test does)"
+    return binary
+
+
+def dags_folder(tmp: Path) -> Path:
+    folder = tmp / "dags"
+    folder.mkdir()
+    for source in (ROOT / "infra" / "dags", ROOT / "tests" / "metadata" / "dags", ROOT / "tests" / "bed" / "dags",
+                   HERE / "dags"):
+        for dag in source.glob("*.py"):
+            shutil.copy(dag, folder / dag.name)
+    return folder
+
+
+class Cycle:
+    """Clients and helpers of one scenario."""
+
+    def __init__(self, moto_url, plane_url, tmp):
+        kw = dict(region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
+        self.moto_url, self.plane_url, self.tmp = moto_url, plane_url, tmp
+        self.s3, self.kms, self.sfn, self.sqs, self.events = (
+            boto3.client(s, endpoint_url=moto_url, **kw) for s in ("s3", "kms", "stepfunctions", "sqs", "events"))
+        self.mwaa = boto3.client("mwaa", endpoint_url=plane_url, config=Config(inject_host_prefix=False), **kw)
+        self.hold = tmp / "hold"
+        self.hold.mkdir()
+
+    def admin(self, what, body=None):
+        request = urllib.request.Request(f"{self.plane_url}/_bed/{what}", method="POST" if body is not None else "GET",
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as answer:
+            return json.loads(answer.read() or b"null")
+
+    def status(self):
+        try:
+            return self.mwaa.get_environment(Name=ENV)["Environment"]["Status"]
+        except self.mwaa.exceptions.ResourceNotFoundException:
+            return "NOT_FOUND"
+
+    def wait_status(self, wanted, timeout=90):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.status() == wanted:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{ENV} is {self.status()}, not {wanted}")
+
+    def run(self, machine, timeout=420, **extra):
+        """Starts an execution and waits for its end: (status, error, seconds, execution arn)."""
+        t0 = time.monotonic()
+        arn = self.start(machine, **extra)
+        out = mb.wait_execution(self.sfn, arn, timeout=timeout)
+        return out["status"], out.get("error"), time.monotonic() - t0, arn
+
+    def start(self, machine, **extra):
+        # moto names an unnamed execution "None": name each one.
+        return self.sfn.start_execution(stateMachineArn=self.machines[machine], name=f"{machine}-{time.time_ns()}",
+                                        input=json.dumps({"environment": ENV, "poll_seconds": 1, **extra}))["executionArn"]
+
+    def steps(self, arn):
+        """The states an execution entered, in order."""
+        events = self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+    def deletes(self):
+        return [c for c in self.admin("calls") if c.get("operation") == "DeleteEnvironment"]
+
+    def keys(self, prefix):
+        return [o["Key"] for o in self.s3.list_objects_v2(Bucket=SUITE, Prefix=prefix).get("Contents", [])]
+
+    def suite_events(self):
+        taken = []
+        while True:
+            msgs = self.sqs.receive_message(QueueUrl=self.events_queue, MaxNumberOfMessages=10,
+                                            WaitTimeSeconds=1).get("Messages", [])
+            if not msgs:
+                return taken
+            for m in msgs:
+                taken.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.events_queue, ReceiptHandle=m["ReceiptHandle"])
+
+
+def start_airflow(pg, folder, workdir):
+    airflow = ab.Airflow(VERSION, pg, folder, workdir)
+    info = airflow.start()
+    for dag in ("mwaa_ops_export", "mwaa_ops_import", "mwaa_ops_history", "bed_smoke", "mwaa_ops_busy"):
+        airflow.wait_for_dag(dag)
+    return airflow, info
+
+
+def create_environment(cycle):
+    cycle.mwaa.create_environment(
+        Name=ENV, AirflowVersion=VERSION, ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/mwaa-exec",
+        SourceBucketArn="arn:aws:s3:::mwaa-ops-dags", DagS3Path="dags",
+        RequirementsS3Path="requirements.txt", RequirementsS3ObjectVersion="v3",
+        NetworkConfiguration={"SubnetIds": ["subnet-0a1", "subnet-0b2"], "SecurityGroupIds": ["sg-0c3"]},
+        EnvironmentClass="mw1.medium", MaxWorkers=4, MinWorkers=2, Schedulers=2,
+        AirflowConfigurationOptions={"core.default_task_retries": "2"},
+        LoggingConfiguration={"TaskLogs": {"Enabled": True, "LogLevel": "WARNING"}},
+        WebserverAccessMode="PUBLIC_ONLY", WeeklyMaintenanceWindowStart="SUN:03:30",
+        Tags={"team": "data-platform", "cost-center": "42"})
+    cycle.wait_status("AVAILABLE")
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pause-resume")
+    moto, pg, airflow, plane, worker = Moto(tmp), ab.Postgres(), None, None, None
+    saved = dict(os.environ)
+    out = {}
+    try:
+        moto.start()
+        aws = {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+               "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+        from test_metadata_roundtrip import boto_path  # the Airflow venv borrows boto3
+        os.environ.update(aws, PYTHONPATH=str(boto_path(tmp)))  # inherited by every Airflow process
+        urllib.request.urlopen(urllib.request.Request(
+            f"{moto.url}/moto-api/config", method="POST", headers={"Content-Type": "application/json"},
+            data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()))
+        pg.start(tmp / "pg")
+        folder = dags_folder(tmp)
+        airflow, source = start_airflow(pg, folder, tmp / "source")
+        plane = mwaa_local.serve(moto_url=moto.url, airflows=[source], region=REGION, account=ACCOUNT)
+        cycle = Cycle(moto.url, plane.url, tmp)
+        for bucket in (SUITE, LANDING):
+            cycle.s3.create_bucket(Bucket=bucket)
+        key_arn = cycle.kms.create_key()["KeyMetadata"]["Arn"]
+        tasks = cycle.sqs.create_queue(QueueName="lambda-tasks")["QueueUrl"]
+        cycle.events_queue = cycle.sqs.create_queue(QueueName="suite-events")["QueueUrl"]
+        cycle.events.put_rule(Name="suite-events", EventPattern=json.dumps({"source": ["mwaa-ops"]}))
+        cycle.events.put_targets(Rule="suite-events", Targets=[
+            {"Id": "q", "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:suite-events"}])
+        cycle.machines = machines.deploy(cycle.sfn, REGION, ACCOUNT, tasks, SUITE, key_arn)
+        worker = subprocess.Popen(
+            [str(worker_binary())], stdout=open(tmp / "worker.log", "wb"), stderr=subprocess.STDOUT,
+            env=dict(os.environ, AWS_ENDPOINT_URL_MWAA=plane.url, TASKS_QUEUE_URL=tasks, SUITE_BUCKET=SUITE,
+                     ROUTES=json.dumps(ROUTES), HOLD_DIR=str(cycle.hold), RUST_LOG="warn"))
+
+        create_environment(cycle)
+        out["history"] = mb.make_history(source)
+        out["before"] = cycle.mwaa.get_environment(Name=ENV)["Environment"]
+
+        # 1. not AVAILABLE
+        cycle.admin("status", {"name": ENV, "status": "UPDATING"})
+        out["not_available"] = cycle.run("pause")
+        out["not_available_steps"] = cycle.steps(out["not_available"][3])
+        out["not_available_deletes"] = len(cycle.deletes())
+        cycle.admin("status", {"name": ENV, "status": "AVAILABLE"})
+
+        # 2. the export DAG fails: a task keeps running past the export's wait timeout
+        mb.trigger(source, "mwaa_ops_busy", "busy-1")
+        time.sleep(5)
+        out["export_fails"] = cycle.run("pause", wait_timeout_seconds=2)
+        out["export_fails_status"] = cycle.status()
+        out["export_fails_paused"] = mb.call(source, "GET", "/dags/mwaa_ops_history")["is_paused"]
+        mb.wait_runs(source, "mwaa_ops_busy", ["busy-1"])
+
+        # 3. the manifest's objects are changed between export and verification
+        (cycle.hold / "verify-export").touch()
+        t0 = time.monotonic()
+        execution = cycle.start("pause")
+        while not (cycle.hold / "verify-export.waiting").exists():
+            assert time.monotonic() - t0 < 300, "verify-export never started"
+            time.sleep(0.5)
+        desc = json.loads(cycle.sfn.describe_execution(executionArn=execution).get("input") or "{}")
+        assert desc["environment"] == ENV
+        objects = [k for k in cycle.keys("metadata/") if k.endswith("/xcom/xcom.jsonl.gz")]
+        newest = max(objects, key=lambda k: cycle.s3.head_object(Bucket=SUITE, Key=k)["LastModified"])
+        cycle.s3.put_object(Bucket=SUITE, Key=newest, Body=b"not what was exported")
+        (cycle.hold / "verify-export").unlink()
+        end = mb.wait_execution(cycle.sfn, execution, timeout=120)
+        out["tampered"] = (end["status"], end.get("error"), cycle.steps(execution))
+        out["tampered_status"] = cycle.status()
+        out["tampered_paused"] = mb.call(source, "GET", "/dags/mwaa_ops_history")["is_paused"]
+        out["deletes_before_pause"] = len(cycle.deletes())
+
+        # 4. pause
+        out["pause"] = cycle.run("pause")
+        out["pause_steps"] = cycle.steps(out["pause"][3])
+        out["after_pause"] = cycle.status()
+        out["snapshot"] = json.loads(cycle.s3.get_object(Bucket=SUITE, Key=f"snapshots/{ENV}/latest.json")["Body"].read())
+        out["source"] = mb.dump(VERSION, source["database_url"], source["fernet_key"])
+
+        # 5. an arrival while paused: S3 -> rule -> trigger-dag (as Lambda would invoke it)
+        cycle.s3.put_object(Bucket=LANDING, Key="in/night.csv", Body=b"a,b\n")
+        arrival = json.loads((ROOT / "events" / "s3-object-created.json").read_text())
+        arrival["detail"]["bucket"]["name"], arrival["detail"]["object"]["key"] = LANDING, "in/night.csv"
+        for _ in range(2):  # delivered twice
+            cycle.sqs.send_message(QueueUrl=tasks, MessageBody=json.dumps({"function": "trigger-dag", "payload": arrival}))
+        deadline = time.monotonic() + 60
+        while len(cycle.keys(f"held/{ENV}/")) < 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)
+        out["held"] = cycle.keys(f"held/{ENV}/")
+
+        # 6. the environment is gone, and its Airflow with it: a new, empty one takes its place
+        airflow.stop()
+        airflow, target = start_airflow(pg, folder, tmp / "target")
+        cycle.admin("airflows", [target])
+        out["fernet_changed"] = target["fernet_key"] != source["fernet_key"]
+
+        # 7. CREATE_FAILED
+        cycle.admin("fail", {"name": ENV, "status": "CREATE_FAILED"})
+        out["create_failed"] = cycle.run("resume")
+        out["create_failed_keys"] = (cycle.keys(f"configurations/{ENV}/"), cycle.keys(f"snapshots/{ENV}/"))
+        cycle.mwaa.delete_environment(Name=ENV)
+        cycle.wait_status("NOT_FOUND")
+
+        # 8. resume
+        out["resume"] = cycle.run("resume")
+        out["resume_steps"] = cycle.steps(out["resume"][3])
+        out["after"] = cycle.mwaa.get_environment(Name=ENV)["Environment"]
+        out["held_after"] = cycle.keys(f"held/{ENV}/")
+        runs = mb.call(target, "GET", "/dags/bed_smoke/dagRuns")["dag_runs"]
+        out["replayed_runs"] = [r for r in runs if (r.get("conf") or {}).get("key") == "in/night.csv"]
+        # Let the replayed run finish, so that the second resume is compared with a still database.
+        mb.wait_runs(target, "bed_smoke", [r["dag_run_id"] for r in out["replayed_runs"]])
+        out["target_dags"] = {d["dag_id"]: d["is_paused"] for d in mb.call(target, "GET", "/dags")["dags"]}
+        out["target"] = mb.dump(VERSION, target["database_url"], target["fernet_key"])
+
+        # 9. resume again
+        out["resume_again"] = cycle.run("resume")
+        out["target_again"] = mb.dump(VERSION, target["database_url"], target["fernet_key"])
+        out["events"] = cycle.suite_events()
+        out["worker_log"] = (tmp / "worker.log").read_text(errors="replace")
+        yield out
+    finally:
+        if worker:
+            worker.kill()
+            worker.wait()
+        if plane:
+            plane.shutdown()
+        if airflow:
+            airflow.stop()
+        pg.stop()
+        moto.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_a_pause_of_an_environment_that_is_not_available_changes_nothing(scenario):
+    status, error, seconds, _ = scenario["not_available"]
+    assert (status, error) == ("FAILED", "MwaaOps.EnvironmentNotAvailable")
+    assert "SaveConfiguration" not in scenario["not_available_steps"]
+    assert scenario["not_available_deletes"] == 0
+
+
+def test_a_failed_export_keeps_the_environment_and_re_enables_its_dags(scenario):
+    status, error, _, _ = scenario["export_fails"]
+    assert (status, error) == ("FAILED", "MwaaOps.ExportFailed"), scenario["export_fails"]
+    assert scenario["export_fails_status"] == "AVAILABLE"
+    assert scenario["export_fails_paused"] is False
+
+
+def test_a_tampered_export_is_caught_before_anything_is_deleted(scenario):
+    status, error, steps = scenario["tampered"]
+    assert (status, error) == ("FAILED", "ExportNotVerified"), scenario["tampered"]
+    assert "VerifyExport" in steps and "DeleteEnvironment" not in steps and "ReenableDags" in steps
+    assert scenario["tampered_status"] == "AVAILABLE"
+    assert scenario["tampered_paused"] is False, "the DAGs the export paused are back on"
+    assert scenario["deletes_before_pause"] == 0
+
+
+def test_the_pause_saves_exports_verifies_then_deletes(scenario):
+    status, error, seconds, _ = scenario["pause"]
+    assert status == "SUCCEEDED", (error, scenario["worker_log"][-3000:])
+    steps = scenario["pause_steps"]
+    order = ["ReadEnvironment", "SaveConfiguration", "RunExport", "VerifyExport", "RecordSnapshot",
+             "DeleteEnvironment", "EmitPaused"]
+    assert all(s in steps for s in order), steps
+    assert all(steps.index(a) < steps.index(b) for a, b in zip(order, order[1:])), steps
+    assert scenario["after_pause"] == "NOT_FOUND"
+    snapshot = scenario["snapshot"]
+    assert snapshot["environment"] == "dev-analytics" and snapshot["manifest"].startswith(f"s3://{SUITE}/metadata/")
+    assert "mwaa_ops_history" in snapshot["active_dags"]
+
+
+def test_arrivals_while_paused_are_held_once(scenario):
+    assert len(scenario["held"]) == 1, scenario["held"]
+
+
+def test_create_failed_fails_the_resume_at_once_and_keeps_what_it_needs(scenario):
+    status, error, seconds, _ = scenario["create_failed"]
+    assert (status, error) == ("FAILED", "MwaaOps.CreateFailed")
+    assert seconds < 60, "noticed at the first status read, not after a timeout"
+    configurations, snapshots = scenario["create_failed_keys"]
+    assert f"configurations/{ENV}/latest.json" in configurations
+    assert snapshots == [f"snapshots/{ENV}/latest.json"]
+
+
+def test_the_resume_recreates_the_same_configuration(scenario):
+    status, error, _, _ = scenario["resume"]
+    assert status == "SUCCEEDED", (error, scenario["worker_log"][-3000:])
+    before = {k: v for k, v in scenario["before"].items() if k not in SERVER_ASSIGNED}
+    after = {k: v for k, v in scenario["after"].items() if k not in SERVER_ASSIGNED}
+    assert after == before
+    logging_before = scenario["before"]["LoggingConfiguration"]["TaskLogs"]
+    logging_after = scenario["after"]["LoggingConfiguration"]["TaskLogs"]
+    assert (logging_after["Enabled"], logging_after["LogLevel"]) == (logging_before["Enabled"], logging_before["LogLevel"])
+
+
+def made_after_the_import(table, row):
+    """Rows the new environment made itself: the replayed arrival's run (bed_smoke ran nowhere
+    before) and the audit log of REST calls (enable-dags) and CLI commands (user set-up)."""
+    return (table != "dag" and row.get("dag_id") == "bed_smoke") or \
+        (table == "log" and (row.get("event") or "").startswith(("api.", "cli_")))
+
+
+def test_the_resume_restores_the_metadata_under_the_new_fernet_key(scenario):
+    assert scenario["fernet_changed"]
+    assert mb.differences(scenario["source"], scenario["target"], active=scenario["snapshot"]["active_dags"],
+                          ignore=made_after_the_import) == {}
+    assert scenario["target_dags"]["mwaa_ops_history"] is False
+
+
+def test_the_arrival_held_overnight_runs_once_after_resume(scenario):
+    assert len(scenario["replayed_runs"]) == 1, scenario["replayed_runs"]
+    assert scenario["held_after"] == []
+    assert scenario["resume_steps"].index("ReplayHeldArrivals") > scenario["resume_steps"].index("RunImport")
+
+
+def test_resuming_again_changes_nothing(scenario):
+    status, error, _, _ = scenario["resume_again"]
+    assert status == "SUCCEEDED", error
+    assert mb.differences(scenario["target"], scenario["target_again"], active=[],
+                          ignore=made_after_the_import) == {}
+
+
+def test_the_suite_announces_pause_and_resume(scenario):
+    kinds = [e["detail-type"] for e in scenario["events"]]
+    assert kinds.count("Environment Paused") == 1 and kinds.count("Environment Resumed") == 2, kinds

@@ -1,0 +1,191 @@
+//! The Lambda service, for the state machines on the bed. moto's Step Functions cannot
+//! invoke a Lambda function without Docker, so the tests run the production definitions
+//! with each `lambda:invoke` task rewritten to `sqs:sendMessage.waitForTaskToken` (see
+//! tests/pause_resume/machines.py). This worker takes those messages, runs the real handler
+//! of the named function in-process with real SDK clients (pointed at the bed by the
+//! standard AWS_ENDPOINT_URL* variables) and answers the token the way Step Functions'
+//! Lambda integration would: `{"Payload": output}`, or the error type and message.
+//!
+//! Message: `{"function", "payload", "token", "callback"}`. `callback` marks
+//! `lambda:invoke.waitForTaskToken` tasks: the DAG answers the token on success, the worker
+//! only when the handler itself fails. A message without a token is a plain asynchronous
+//! invocation (an S3 arrival for trigger-dag).
+//!
+//! Environment: TASKS_QUEUE_URL, SUITE_BUCKET, ROUTES (trigger-dag), and optionally
+//! HOLD_DIR: while `<HOLD_DIR>/<function>` exists, that function's messages wait (the worker
+//! writes `<function>.waiting` then), so a test can act between two steps.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use aws_config::SdkConfig;
+use pause_resume::error::StepError;
+use serde_json::{json, Value};
+use trigger_dag::ops::AwsOps as TriggerOps;
+use trigger_dag::routes::parse_routes;
+use trigger_dag::TriggerDag;
+
+struct Functions {
+    mwaa: aws_sdk_mwaa::Client,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    trigger: TriggerDag<TriggerOps>,
+}
+
+impl Functions {
+    /// Runs one function; the error is `(errorType, errorMessage)` as Lambda reports them.
+    async fn invoke(&self, function: &str, payload: Value) -> Result<Value, (String, String)> {
+        use pause_resume::{dags, environment, verify};
+        let step = |r: Result<Value, StepError>| {
+            r.map_err(|e| (e.kind.as_str().to_owned(), e.to_string()))
+        };
+        let (mwaa, s3, bucket) = (&self.mwaa, &self.s3, self.bucket.as_str());
+        match function {
+            "environment-status" => {
+                step(environment::environment_status(mwaa, s3, bucket, payload).await)
+            }
+            "save-configuration" => step(
+                environment::save_configuration(
+                    mwaa,
+                    s3,
+                    bucket,
+                    SystemTime::now().into(),
+                    payload,
+                )
+                .await,
+            ),
+            "create-environment" => {
+                step(environment::create_environment(mwaa, s3, bucket, payload).await)
+            }
+            "delete-environment" => step(environment::delete_environment(mwaa, payload).await),
+            "run-dag" => step(dags::run_dag(mwaa, payload).await),
+            "enable-dags" => step(dags::enable_dags(mwaa, payload).await),
+            "verify-export" => step(verify::verify_export(s3, payload).await),
+            "trigger-dag" => self
+                .trigger
+                .handle(payload, Duration::from_secs(30))
+                .await
+                .map_err(|e| ("Error".to_owned(), e.to_string())),
+            other => Err((
+                "ResourceNotFoundException".into(),
+                format!("no function {other}"),
+            )),
+        }
+    }
+}
+
+/// Waits while a test holds `function` back.
+async fn held(hold_dir: &Option<PathBuf>, function: &str) {
+    let Some(dir) = hold_dir else { return };
+    let gate = dir.join(function);
+    if !gate.exists() {
+        return;
+    }
+    let waiting = dir.join(format!("{function}.waiting"));
+    let _ = std::fs::write(&waiting, b"");
+    while gate.exists() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::fs::remove_file(waiting);
+}
+
+fn setting(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("step-worker: {name} is not set"))
+}
+
+#[tokio::main]
+async fn main() {
+    common::init_logging();
+    let queue = setting("TASKS_QUEUE_URL");
+    let hold_dir = std::env::var_os("HOLD_DIR").map(PathBuf::from);
+    let config: SdkConfig = common::aws::load_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let mwaa = common::aws::mwaa_client(&config);
+    let bucket = setting("SUITE_BUCKET");
+    let functions = Functions {
+        trigger: TriggerDag {
+            ops: TriggerOps {
+                mwaa: mwaa.clone(),
+                s3: s3.clone(),
+                events: aws_sdk_eventbridge::Client::new(&config),
+                bucket: bucket.clone(),
+            },
+            routes: parse_routes(&std::env::var("ROUTES").unwrap_or_else(|_| "[]".into()))
+                .expect("ROUTES"),
+        },
+        mwaa,
+        s3,
+        bucket,
+    };
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    eprintln!("step-worker: serving {queue}");
+    loop {
+        let received = match sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(1)
+            .wait_time_seconds(1)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                eprintln!("step-worker: ReceiveMessage: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for message in received.messages() {
+            let body: Value =
+                serde_json::from_str(message.body().unwrap_or("{}")).unwrap_or_default();
+            let function = body["function"].as_str().unwrap_or_default().to_owned();
+            let token = body["token"].as_str().map(str::to_owned);
+            let callback = body["callback"].as_bool().unwrap_or(false);
+            held(&hold_dir, &function).await;
+            let outcome = functions.invoke(&function, body["payload"].clone()).await;
+            eprintln!(
+                "step-worker: {function} -> {}",
+                match &outcome {
+                    Ok(v) => v.to_string(),
+                    Err((t, m)) => format!("{t}: {m}"),
+                }
+            );
+            if let Some(token) = token {
+                let answered = match outcome {
+                    Ok(_) if callback => Ok(()),
+                    Ok(output) => sfn
+                        .send_task_success()
+                        .task_token(&token)
+                        .output(json!({"Payload": output, "StatusCode": 200}).to_string())
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    Err((error, cause)) => sfn
+                        .send_task_failure()
+                        .task_token(&token)
+                        .error(error)
+                        .cause(json!({"errorType": "", "errorMessage": cause}).to_string())
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                };
+                if let Err(e) = answered {
+                    eprintln!("step-worker: answering the token of {function} failed: {e}");
+                }
+            }
+            let _ = sqs
+                .delete_message()
+                .queue_url(&queue)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await;
+        }
+    }
+}

@@ -1,0 +1,127 @@
+"""infra/statemachines: the pause and resume definitions as the template deploys them."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import template
+
+ROOT = Path(__file__).resolve().parents[2]
+MACHINES = {"PauseStateMachine": "pause.asl.json", "ResumeStateMachine": "resume.asl.json"}
+PARAMS = {"EnvironmentNamePrefix": "dev-", "ArrivalBuckets": "landing-zone",
+          "PausedEnvironments": "dev-analytics,dev_ml", "AlertEmail": "ops@example.com",
+          "EnvironmentExecutionRoles": "arn:aws:iam::123456789012:role/mwaa-exec",
+          "ScheduleTimezone": "Europe/Berlin"}
+
+
+def definition(name):
+    return json.loads((ROOT / "infra" / "statemachines" / name).read_text())
+
+
+def successors(state):
+    nxt = [state["Next"]] if "Next" in state else []
+    nxt += [c["Next"] for c in state.get("Choices", [])]
+    nxt += [state["Default"]] if "Default" in state else []
+    nxt += [c["Next"] for c in state.get("Catch", [])]
+    return nxt
+
+
+def reachable(states, start, avoid=()):
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name in avoid:
+            continue
+        seen.add(name)
+        todo.extend(successors(states[name]))
+    return seen
+
+
+@pytest.fixture(scope="module")
+def cfn():
+    cfn = template.translate(overrides=PARAMS)
+    return template.resolve(cfn, template.parameter_values(cfn, PARAMS))
+
+
+@pytest.mark.parametrize("name", MACHINES.values())
+def test_every_task_retries_and_every_failure_ends_in_a_fail_state(name):
+    states = definition(name)["States"]
+    for state_name, state in states.items():
+        assert all(n in states for n in successors(state)), state_name
+        if state["Type"] != "Task":
+            continue
+        assert state.get("Retry") and state.get("TimeoutSeconds"), state_name
+        catches = state["Catch"]
+        assert catches[-1]["ErrorEquals"] == ["States.ALL"], state_name
+        ends = {states[n]["Type"] for c in catches for n in reachable(states, c["Next"]) if "Next" not in states[n]
+                and states[n]["Type"] in ("Fail", "Succeed")}
+        if state["Resource"].endswith("events:putEvents"):
+            continue  # the announcement is best effort; the work is done
+        assert ends == {"Fail"}, (state_name, ends)
+    assert all(s["Type"] != "Task" or "Next" in s or s.get("End") for s in states.values())
+
+
+def test_a_pause_never_deletes_an_environment_whose_export_was_not_verified():
+    states = definition("pause.asl.json")["States"]
+    assert "DeleteEnvironment" in reachable(states, states and definition("pause.asl.json")["StartAt"])
+    for gate in ("VerifyExport", "IsAvailable", "RunExport"):
+        assert "DeleteEnvironment" not in reachable(states, "Settings", avoid={gate}), gate
+    # A failed verification re-enables the DAGs the export paused, then fails.
+    assert states["VerifyExport"]["Catch"][0]["Next"] == "ReenableDags"
+    assert states["ReenableDags"]["Next"] == "PauseFailed"
+
+
+def test_resume_notices_create_failed_at_once_and_imports_only_when_available():
+    states = definition("resume.asl.json")["States"]
+    waiting = {c.get("StringEquals") for c in states["IsAvailable"]["Choices"]
+               if c.get("Next") == "WaitForAvailable"} | {
+        o["StringEquals"] for c in states["IsAvailable"]["Choices"] for o in c.get("Or", [])}
+    assert "CREATE_FAILED" not in waiting and states["IsAvailable"]["Default"] == "CreateFailed"
+    assert "RunImport" not in reachable(states, "Settings", avoid={"IsAvailable"})
+    order = ["CreateEnvironment", "RunImport", "EnableDags", "ReplayHeldArrivals", "EmitResumed"]
+    for a, b in zip(order, order[1:]):
+        assert b in reachable(states, a) and a not in reachable(states, b), (a, b)
+
+
+def test_callback_tasks_wait_for_the_token_with_a_heartbeat():
+    for name, task in (("pause.asl.json", "RunExport"), ("resume.asl.json", "RunImport")):
+        state = definition(name)["States"][task]
+        assert state["Resource"].endswith(".waitForTaskToken")
+        assert state["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+        # moto (and a stuck DAG) would otherwise end it after 60 s / never.
+        assert 120 <= state["HeartbeatSeconds"] < state["TimeoutSeconds"]
+
+
+def test_every_substitution_is_provided_by_the_template():
+    sam = template.load()
+    for logical, name in MACHINES.items():
+        text = (ROOT / "infra" / "statemachines" / name).read_text()
+        used = set(re.findall(r"\$\{(\w+)\}", text))
+        props = sam["Resources"][logical]["Properties"]
+        assert used <= set(props["DefinitionSubstitutions"]), (logical, used - set(props["DefinitionSubstitutions"]))
+        assert props["DefinitionUri"] == f"statemachines/{name}"
+
+
+def test_state_machines_are_named_for_the_alert_rule_and_log_without_execution_data(cfn):
+    for logical, name in (("PauseStateMachine", "pause"), ("ResumeStateMachine", "resume")):
+        props = cfn["Resources"][logical]["Properties"]
+        assert props["StateMachineName"] == f"mwaa-ops-{name}"
+        assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
+    # notify's rule listens to exactly these names.
+    [prefix] = template.rule_patterns(PARAMS)["NotifyFunctionExecutionEnded"]["detail"]["stateMachineArn"]
+    assert prefix == {"prefix": "arn:aws:states:us-east-1:123456789012:stateMachine:mwaa-ops-"}
+
+
+def test_one_pause_and_one_resume_schedule_per_environment(cfn):
+    schedules = {n: r["Properties"] for n, r in cfn["Resources"].items() if r["Type"] == "AWS::Scheduler::Schedule"}
+    assert set(schedules) == {"PauseScheduledevanalytics", "ResumeScheduledevanalytics",
+                              "PauseScheduledevml", "ResumeScheduledevml"}
+    pause = schedules["PauseScheduledevml"]
+    assert pause["Name"] == "mwaa-ops-pause-dev_ml"
+    assert json.loads(pause["Target"]["Input"]) == {"environment": "dev_ml"}
+    assert pause["Target"]["Arn"] == {"Ref": "PauseStateMachine"}
+    assert pause["ScheduleExpressionTimezone"] == "Europe/Berlin"
+    assert pause["ScheduleExpression"].startswith("cron(")
+    assert pause["Target"]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+    assert schedules["ResumeScheduledevanalytics"]["Target"]["Arn"] == {"Ref": "ResumeStateMachine"}
