@@ -76,8 +76,15 @@ def run_import(conf: dict) -> dict:
             except Exception as e:
                 what = "missing" if _missing(e) else f"unreadable ({e})"
                 raise m.Refused(f"object s3://{bucket}/{entry['key']} (table {entry['table']}) {what}") from e
-            rows = sum(1 for _ in m.gzip_lines(path))
-            m.check_object(entry, m.sha256_file(path), rows)
+            # Checksum first: a damaged object is refused for what it is, before gzip trips on it.
+            digest = m.sha256_file(path)
+            m.check_object(entry, digest, entry["rows"])
+            try:
+                rows = sum(1 for _ in m.gzip_lines(path))
+            except (OSError, EOFError, ValueError) as e:
+                raise m.Refused(f"object s3://{bucket}/{entry['key']} (table {entry['table']}) is not "
+                                f"readable gzip JSON Lines: {e}") from e
+            m.check_object(entry, digest, rows)
             files[entry["table"]] = path
             token.heartbeat()
 

@@ -11,6 +11,7 @@ One scenario per module (one Airflow at a time on this machine), in this order:
   5. an arrival while paused    -> held
   6. MWAA's part: the environment's Airflow is gone; a new one, empty, with another Fernet key
   7. CREATE_FAILED              -> resume fails without waiting, configuration and export kept
+  7b. an export object damaged  -> resume fails at the import, nothing imported, all kept
   8. resume                     -> same configuration, metadata imported, DAGs on, arrival run once
   9. resume again               -> succeeds, changes nothing
 The tests below check what each step left behind. Skipped only with MWAA_OPS_SKIP_AIRFLOW=1.
@@ -261,7 +262,20 @@ def scenario(tmp_path_factory):
         cycle.mwaa.delete_environment(Name=ENV)
         cycle.wait_status("NOT_FOUND")
 
-        # 8. resume
+        # 7b. the import fails: an object of the export was damaged after the pause. The failed
+        # resume leaves the new environment AVAILABLE and empty; the export is repaired after.
+        export_dir = out["snapshot"]["manifest"][len(f"s3://{SUITE}/"):].rsplit("/", 1)[0]
+        [victim] = [k for k in cycle.keys(export_dir + "/") if k.endswith("/variable.jsonl.gz")]
+        original = cycle.s3.get_object(Bucket=SUITE, Key=victim)["Body"].read()
+        cycle.s3.put_object(Bucket=SUITE, Key=victim, Body=b"damaged")
+        out["import_fails"] = cycle.run("resume")
+        out["import_fails_steps"] = cycle.steps(out["import_fails"][3])
+        out["import_fails_kept"] = (cycle.keys(f"configurations/{ENV}/latest.json"),
+                                    cycle.keys(f"snapshots/{ENV}/"), len(cycle.keys(export_dir + "/")))
+        out["import_fails_variables"] = mb.call(target, "GET", "/variables")["total_entries"]
+        cycle.s3.put_object(Bucket=SUITE, Key=victim, Body=original)
+
+        # 8. resume (the environment exists now: created by 7b, so creation is skipped)
         out["resume"] = cycle.run("resume")
         out["resume_steps"] = cycle.steps(out["resume"][3])
         out["after"] = cycle.mwaa.get_environment(Name=ENV)["Environment"]
@@ -341,6 +355,17 @@ def test_create_failed_fails_the_resume_at_once_and_keeps_what_it_needs(scenario
     configurations, snapshots = scenario["create_failed_keys"]
     assert f"configurations/{ENV}/latest.json" in configurations
     assert snapshots == [f"snapshots/{ENV}/latest.json"]
+
+
+def test_a_failed_import_keeps_the_configuration_and_the_export(scenario):
+    status, error, _, _ = scenario["import_fails"]
+    assert (status, error) == ("FAILED", "MwaaOps.ImportRefused"), scenario["import_fails"]
+    steps = scenario["import_fails_steps"]
+    assert "RunImport" in steps and "EnableDags" not in steps and "ReplayHeldArrivals" not in steps
+    configuration, snapshots, export_objects = scenario["import_fails_kept"]
+    assert configuration == [f"configurations/{ENV}/latest.json"] and snapshots
+    assert export_objects > 10
+    assert scenario["import_fails_variables"] == 0, "a refused import writes nothing"
 
 
 def test_the_resume_recreates_the_same_configuration(scenario):
