@@ -4,6 +4,7 @@ the local MWAA control plane, and a real Airflow 2.10.3 on PostgreSQL running th
 import DAGs, which answer their task tokens in moto.
 
 One scenario per module (one Airflow at a time on this machine), in this order:
+  0. skip tonight               -> the pause ends "Skipped", the marker is used up
   1. environment not AVAILABLE  -> pause fails at once, nothing exported or deleted
   2. export DAG fails           -> pause fails, environment kept, its DAGs re-enabled
   3. manifest tampered          -> pause fails at VerifyExport, environment kept, DAGs re-enabled
@@ -196,6 +197,12 @@ def scenario(tmp_path_factory):
         out["history"] = mb.make_history(source)
         out["before"] = cycle.mwaa.get_environment(Name=ENV)["Environment"]
 
+        # 0. skip tonight: an operator's marker makes the next pause end without doing anything
+        cycle.s3.put_object(Bucket=SUITE, Key=f"overrides/{ENV}/skip-next-pause", Body=b"")
+        out["skipped"] = cycle.run("pause")
+        out["skipped_steps"] = cycle.steps(out["skipped"][3])
+        out["skipped_after"] = (cycle.status(), cycle.keys(f"overrides/{ENV}/"))
+
         # 1. not AVAILABLE
         cycle.admin("status", {"name": ENV, "status": "UPDATING"})
         out["not_available"] = cycle.run("pause")
@@ -305,6 +312,13 @@ def scenario(tmp_path_factory):
         moto.stop()
         os.environ.clear()
         os.environ.update(saved)
+
+
+def test_skip_tonight_skips_one_pause(scenario):
+    status, _, _, _ = scenario["skipped"]
+    assert status == "SUCCEEDED"
+    assert scenario["skipped_steps"][-1] == "Skipped" and "SaveConfiguration" not in scenario["skipped_steps"]
+    assert scenario["skipped_after"] == ("AVAILABLE", []), "environment untouched, marker consumed"
 
 
 def test_a_pause_of_an_environment_that_is_not_available_changes_nothing(scenario):
