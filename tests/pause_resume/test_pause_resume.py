@@ -299,6 +299,9 @@ def scenario(tmp_path_factory):
         out["target_again"] = mb.dump(VERSION, target["database_url"], target["fernet_key"])
         out["events"] = cycle.suite_events()
         out["worker_log"] = (tmp / "worker.log").read_text(errors="replace")
+        # Every log of the run: the Rust handlers', moto's, both Airflows' (servers and tasks).
+        out["logs"] = {str(p.relative_to(tmp)): p.read_text(errors="replace") for p in tmp.rglob("*")
+                       if p.is_file() and (p.suffix == ".log" or "logs" in p.parts) and "pg" not in p.parts}
         yield out
     finally:
         if worker:
@@ -423,3 +426,10 @@ def test_resuming_again_changes_nothing(scenario):
 def test_the_suite_announces_pause_and_resume(scenario):
     kinds = [e["detail-type"] for e in scenario["events"]]
     assert kinds.count("Environment Paused") == 1 and kinds.count("Environment Resumed") == 2, kinds
+
+
+def test_no_seeded_secret_reaches_any_log(scenario):
+    logs = scenario["logs"]
+    assert "worker.log" in logs and any("mwaa_ops_export" in name for name in logs), sorted(logs)[:20]
+    leaks = [(name, key) for name, text in logs.items() for key, secret in mb.SECRETS.items() if secret in text]
+    assert leaks == []

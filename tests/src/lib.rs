@@ -34,8 +34,14 @@ pub struct Bed {
 }
 
 /// The repository root.
+///
+/// `cargo test` says where at run time; the compile-time value is only a fallback, because
+/// two clones sharing one target dir share this crate's build (cargo hashes path packages
+/// relative to the workspace), and the baked-in path may be the other clone's.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()
