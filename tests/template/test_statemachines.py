@@ -66,7 +66,7 @@ def test_a_pause_never_deletes_an_environment_whose_export_was_not_verified():
     states = definition("pause.asl.json")["States"]
     assert "DeleteEnvironment" in reachable(states, states and definition("pause.asl.json")["StartAt"])
     for gate in ("VerifyExport", "IsAvailable", "RunExport"):
-        assert "DeleteEnvironment" not in reachable(states, "Settings", avoid={gate}), gate
+        assert "DeleteEnvironment" not in reachable(states, "Defaults", avoid={gate}), gate
     # A failed verification re-enables the DAGs the export paused, then fails.
     assert states["VerifyExport"]["Catch"][0]["Next"] == "ReenableDags"
     assert states["ReenableDags"]["Next"] == "PauseFailed"
@@ -78,7 +78,9 @@ def test_resume_notices_create_failed_at_once_and_imports_only_when_available():
                if c.get("Next") == "WaitForAvailable"} | {
         o["StringEquals"] for c in states["IsAvailable"]["Choices"] for o in c.get("Or", [])}
     assert "CREATE_FAILED" not in waiting and states["IsAvailable"]["Default"] == "CreateFailed"
-    assert "RunImport" not in reachable(states, "Settings", avoid={"IsAvailable"})
+    assert "RunImport" not in reachable(states, "Defaults", avoid={"IsAvailable"})
+    assert "RunImport" not in reachable(states, "Defaults", avoid={"ResumeNeeded"})
+    assert states["ResumeNeeded"]["Choices"][0]["Next"] == "NothingToResume"
     order = ["CreateEnvironment", "RunImport", "EnableDags", "ReplayHeldArrivals", "EmitResumed"]
     for a, b in zip(order, order[1:]):
         assert b in reachable(states, a) and a not in reachable(states, b), (a, b)
@@ -118,10 +120,21 @@ def test_one_pause_and_one_resume_schedule_per_environment(cfn):
     assert set(schedules) == {"PauseScheduledevanalytics", "ResumeScheduledevanalytics",
                               "PauseScheduledevml", "ResumeScheduledevml"}
     pause = schedules["PauseScheduledevml"]
-    assert pause["Name"] == "mwaa-ops-pause-dev_ml"
+    assert "Name" not in pause, "CloudFormation names them: stack + environment may pass 64 characters"
+    assert pause["Description"] == "mwaa-ops: pause dev_ml"
     assert json.loads(pause["Target"]["Input"]) == {"environment": "dev_ml"}
     assert pause["Target"]["Arn"] == {"Ref": "PauseStateMachine"}
     assert pause["ScheduleExpressionTimezone"] == "Europe/Berlin"
     assert pause["ScheduleExpression"].startswith("cron(")
     assert pause["Target"]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
     assert schedules["ResumeScheduledevanalytics"]["Target"]["Arn"] == {"Ref": "ResumeStateMachine"}
+
+
+@pytest.mark.parametrize("name", MACHINES.values())
+def test_intrinsic_string_literals_use_no_reserved_characters(name):
+    """In intrinsic functions, { } ' \\ are reserved inside string literals ('{}' is Format's
+    placeholder): the emulator is lenient about it, Step Functions is not."""
+    text = json.dumps(definition(name))
+    for call in re.findall(r"States\.\w+\((?:[^()]|\([^()]*\))*\)", text):
+        for literal in re.findall(r"'([^']*)'", call):
+            assert not re.search(r"[{}]", literal.replace("{}", "")), (name, call)

@@ -144,9 +144,12 @@ def test_notify_drains_the_failed_events_queue_and_keeps_what_it_could_not_send(
 
 def test_the_scheduler_role_can_only_invoke_notify(cfn):
     role = cfn["Resources"]["NotifySchedulerRole"]["Properties"]
-    [statement] = role["Policies"][0]["PolicyDocument"]["Statement"]
-    assert statement["Action"] == "lambda:InvokeFunction"
-    assert statement["Resource"] == "arn:aws:lambda:us-east-1:123456789012:function:mwaa-ops-NotifyFunction*"
+    statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+    invoke = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
+    assert [s["Resource"] for s in invoke] == ["arn:aws:lambda:us-east-1:123456789012:function:mwaa-ops-notify"]
+    assert cfn["Resources"]["NotifyFunction"]["Properties"]["FunctionName"] == "mwaa-ops-notify"
+    # ... and its one-time schedules dead-letter to the failed-events queue.
+    assert {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]} in [s["Resource"] for s in statements]
 
 
 def test_roles_are_passed_only_to_their_service(cfn):

@@ -73,6 +73,7 @@ async fn deploy(bed: &Bed) -> Alerts {
             topic_arn: topic_arn.clone(),
             bucket: SUITE_BUCKET.into(),
             scheduler_role_arn: "arn:aws:iam::123456789012:role/mwaa-ops-scheduler".into(),
+            dead_letter_arn: Some("arn:aws:sqs:us-east-1:123456789012:failed-events".into()),
         },
         settings: Settings {
             region: bed.region.clone(),

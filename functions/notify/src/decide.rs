@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::event::{EnvironmentStatus, ExecutionEnded, Failure, FunctionFailed, Undelivered};
-use crate::message::{trim, Alert, MAX_CAUSE};
+use crate::message::{clean, Alert, MAX_CAUSE};
 
 /// MWAA statuses that need a person.
 pub const FAILING_STATUSES: [&str; 3] = ["CREATE_FAILED", "UPDATE_FAILED", "UNAVAILABLE"];
@@ -131,7 +131,7 @@ fn execution_alert(ended: &ExecutionEnded, facts: &Facts, settings: &Settings) -
     ));
     lines.push(("Error", error.unwrap_or_else(|| ended.status.clone())));
     if let Some(cause) = cause {
-        lines.push(("Cause", trim(&cause, MAX_CAUSE)));
+        lines.push(("Cause", clean(&cause, MAX_CAUSE)));
     }
     if let Some(start) = ended.start_date {
         lines.push(("Started", iso8601(start)));
@@ -192,7 +192,7 @@ fn environment_plan(status: &EnvironmentStatus, facts: &Facts, settings: &Settin
         lines.push(("Since", status.time.clone()));
     }
     if let Some(error) = &facts.last_error {
-        lines.push(("Last error", trim(error, MAX_CAUSE)));
+        lines.push(("Last error", clean(error, MAX_CAUSE)));
     }
     lines.push(("Console", mwaa_console(&settings.region, name)));
     Plan::Send(Alert {
@@ -240,7 +240,7 @@ fn suite_alert(event_id: &str, detail_type: &str, detail: &Value, settings: &Set
     }
     lines.push((
         "Error",
-        trim(
+        clean(
             &text("error").unwrap_or_else(|| "(none given)".into()),
             MAX_CAUSE,
         ),
@@ -270,7 +270,10 @@ fn function_alert(failed: &FunctionFailed, settings: &Settings) -> Alert {
     let function = function_name(&context.function_arn);
     let response = failed.response_payload.as_ref();
     let field = |key: &str| response.and_then(|r| r.get(key)?.as_str().map(str::to_owned));
-    let error = field("errorMessage").unwrap_or_else(|| "(no error message)".into());
+    let error = clean(
+        &field("errorMessage").unwrap_or_else(|| "(no error message)".into()),
+        MAX_CAUSE,
+    );
     let attempts = context
         .approximate_invoke_count
         .map(|n| format!(" after {n} attempts"))
@@ -288,7 +291,7 @@ fn function_alert(failed: &FunctionFailed, settings: &Settings) -> Alert {
             format!("{function} gave up on an event{attempts}; the event is below."),
         ),
         ("Function", context.function_arn.clone()),
-        ("Error", trim(&error, MAX_CAUSE)),
+        ("Error", error.clone()),
     ];
     if let Some(kind) = field("errorType") {
         lines.push(("Error type", kind));

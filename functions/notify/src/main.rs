@@ -37,6 +37,7 @@ async fn main() -> Result<(), Error> {
             topic_arn: setting("TOPIC_ARN")?,
             bucket: setting("SUITE_BUCKET")?,
             scheduler_role_arn: setting("SCHEDULER_ROLE_ARN")?,
+            dead_letter_arn: std::env::var("FAILED_EVENTS_QUEUE_ARN").ok(),
         },
         settings: Settings {
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),

@@ -83,7 +83,8 @@ impl Alert {
         });
         let mut attributes =
             BTreeMap::from([("kind", self.kind.to_owned()), ("alert", alert.to_string())]);
-        if let Some(environment) = &self.environment {
+        // SNS refuses an empty String attribute: leave it out rather than lose the alert.
+        if let Some(environment) = self.environment.as_ref().filter(|e| !e.is_empty()) {
             attributes.insert("environment", environment.clone());
         }
         attributes
@@ -93,6 +94,17 @@ impl Alert {
     pub fn fingerprint_hash(&self) -> String {
         hex::encode(Sha256::digest(self.fingerprint.as_bytes()))
     }
+}
+
+/// Removes secrets from free text that may be a JSON document (an execution's cause, an
+/// error message), then cuts it to `max` characters. Redact first: a cut could split a
+/// `user:password@` and hide it from the URL scrub.
+pub fn clean(text: &str, max: usize) -> String {
+    let redacted = match serde_json::from_str::<Value>(text) {
+        Ok(value @ (Value::Object(_) | Value::Array(_))) => redact(&value).to_string(),
+        _ => redact_text(text),
+    };
+    trim(&redacted, max)
 }
 
 /// Cuts `text` to `max` characters (not bytes), saying how much was left out.
@@ -237,6 +249,26 @@ mod tests {
     fn urls_without_credentials_are_left_alone() {
         let text = "https://us-east-1.console.aws.amazon.com/states/home?a=b#x@y";
         assert_eq!(redact_text(text), text);
+    }
+
+    #[test]
+    fn cleaning_redacts_before_cutting_and_reads_json_causes() {
+        let url = format!("{}postgres://etl:hunter2@db/x", "x".repeat(20));
+        let cut = clean(&url, 34);
+        assert!(!cut.contains("hunter2") && !cut.contains("hunt"), "{cut}");
+        let cause = r#"{"errorMessage": "boom", "task_token": "AAAA-secret-token"}"#;
+        let cleaned = clean(cause, 600);
+        assert!(
+            !cleaned.contains("AAAA") && cleaned.contains("boom"),
+            "{cleaned}"
+        );
+    }
+
+    #[test]
+    fn an_empty_environment_is_no_attribute() {
+        let mut a = alert("s");
+        a.environment = Some(String::new());
+        assert!(!a.attributes().contains_key("environment"));
     }
 
     #[test]

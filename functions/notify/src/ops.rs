@@ -68,6 +68,8 @@ pub struct AwsOps {
     pub bucket: String,
     /// The role EventBridge Scheduler assumes to invoke notify.
     pub scheduler_role_arn: String,
+    /// Where a re-check the scheduler could not deliver goes (the failed-events queue).
+    pub dead_letter_arn: Option<String>,
 }
 
 impl Ops for AwsOps {
@@ -219,7 +221,8 @@ pub fn pending_schedule_name(environment: &str) -> String {
         return name;
     }
     let hash = hex::encode(&Sha256::digest(environment.as_bytes())[..8]);
-    format!("{}-{hash}", &name[..47])
+    let head: String = name.chars().take(47).collect();
+    format!("{head}-{hash}")
 }
 
 /// One event of an execution's history, as much as finding the failed step needs.
@@ -351,5 +354,7 @@ mod tests {
         let long = pending_schedule_name(&"e".repeat(80));
         assert_eq!(long.len(), 64);
         assert_ne!(long, pending_schedule_name(&"e".repeat(79)));
+        // Never a panic on what an event says, even if MWAA would refuse the name.
+        assert!(pending_schedule_name(&"é".repeat(60)).chars().count() <= 64);
     }
 }

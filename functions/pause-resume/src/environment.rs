@@ -52,7 +52,7 @@ pub fn override_key(environment: &str, marker: &str) -> String {
 
 /// environment-status: `{"environment", "skip_marker"?}` -> `{"environment", "status",
 /// "airflow_version"?, "last_update_error"?, "skip"?}`. With `skip_marker`, `skip` says
-/// whether the operator left that marker; it is consumed (deleted), so it skips once.
+/// whether the operator left that marker (the pause state machine deletes it when it skips).
 pub async fn environment_status(
     mwaa: &impl Environments,
     overrides: &impl Objects,
@@ -77,12 +77,10 @@ pub async fn environment_status(
                 format!("field `skip_marker`: {marker:?} is not a marker name ([A-Za-z0-9-]+)"),
             ));
         }
+        // Only read here: the state machine deletes the marker on its way to "Skipped", so a
+        // retried or lost answer of this step cannot use the marker up without skipping.
         let key = override_key(&name, &marker);
-        let skip = overrides.get(bucket, &key).await?.is_some();
-        if skip {
-            overrides.delete(bucket, &key).await?;
-        }
-        out["skip"] = json!(skip);
+        out["skip"] = json!(overrides.get(bucket, &key).await?.is_some());
     }
     if let Some(env) = &env {
         if let Some(version) = env.airflow_version() {
@@ -230,17 +228,49 @@ async fn load_snapshot(s3: &impl Objects, bucket: &str, name: &str) -> Result<Va
             format!("no verified pause of {name} (s3://{bucket}/{key}): nothing to resume from"),
         )
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let invalid = |why: String| {
         StepError::new(
             ErrorKind::SnapshotNotFound,
-            format!("s3://{bucket}/{key} is not a snapshot record: {e}"),
+            format!("s3://{bucket}/{key} is not a usable snapshot record: {why}"),
         )
-    })
+    };
+    let snapshot: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    if snapshot["environment"] != name {
+        return Err(invalid(format!(
+            "it names environment {}",
+            snapshot["environment"]
+        )));
+    }
+    for field in ["manifest", "paused_at"] {
+        if !snapshot[field].is_string() {
+            return Err(invalid(format!("field `{field}` is missing")));
+        }
+    }
+    if !snapshot["active_dags"].is_array() {
+        return Err(invalid("field `active_dags` is missing".into()));
+    }
+    Ok(snapshot)
+}
+
+/// Whether an environment that exists is the one a resume made after the pause (import and
+/// re-enable DAGs then) or one that was never paused — a pause that was skipped, or that
+/// failed before deleting: importing last night's snapshot over it would overwrite live
+/// state, so the resume stops.
+pub fn resume_needed(env: &Environment, snapshot: &Value) -> Result<bool, StepError> {
+    let paused_at = snapshot["paused_at"].as_str().unwrap_or_default();
+    let paused_at = DateTime::from_str(paused_at, Format::DateTimeWithOffset).map_err(|e| {
+        StepError::new(
+            ErrorKind::SnapshotNotFound,
+            format!("snapshot field `paused_at` {paused_at:?} is not a time: {e}"),
+        )
+    })?;
+    Ok(env.created_at().is_none_or(|created| *created > paused_at))
 }
 
 /// create-environment: `{"environment"}` -> `{"environment", "created", "status",
-/// "snapshot"}`, where `snapshot` is the last verified pause's record (manifest, active
-/// DAGs) the rest of the resume works from. Without one nothing is created.
+/// "resume_needed", "snapshot"}`, where `snapshot` is the last verified pause's record
+/// (manifest, active DAGs) the rest of the resume works from. Without one nothing is
+/// created; `resume_needed` is false for an environment older than the pause.
 pub async fn create_environment(
     mwaa: &impl Environments,
     s3: &impl Objects,
@@ -250,15 +280,18 @@ pub async fn create_environment(
     let name = parse_environment(&event)?;
     let snapshot = load_snapshot(s3, bucket, &name).await?;
     let env = mwaa.get(&name).await?;
-    let report = |created: bool, status: &str| {
-        tracing::info!(environment = %name, created, status, "create-environment");
+    let report = |created: bool, status: &str, resume_needed: bool| {
+        tracing::info!(environment = %name, created, status, resume_needed, "create-environment");
         Ok(
             json!({"environment": name, "created": created, "status": status,
-                  "snapshot": snapshot}),
+                  "resume_needed": resume_needed, "snapshot": snapshot}),
         )
     };
     match decide_create(env.as_ref()) {
-        CreateDecision::Exists(status) => report(false, &status),
+        CreateDecision::Exists(status) => {
+            let needed = resume_needed(env.as_ref().expect("exists"), &snapshot)?;
+            report(false, &status, needed)
+        }
         CreateDecision::Deleting => Err(StepError::new(
             ErrorKind::EnvironmentDeleting,
             format!("environment {name} is still DELETING; it can be created once it is gone"),
@@ -270,9 +303,9 @@ pub async fn create_environment(
         CreateDecision::Create => {
             let configuration = load_configuration(s3, bucket, &name).await?;
             match mwaa.create(&configuration).await? {
-                Created::Created => report(true, "CREATING"),
+                Created::Created => report(true, "CREATING", true),
                 Created::AlreadyExists => match mwaa.get(&name).await? {
-                    Some(env) => report(false, &status_of(Some(&env))),
+                    Some(env) => report(false, &status_of(Some(&env)), true),
                     None => Err(StepError::new(
                         ErrorKind::Retryable,
                         format!("MWAA says {name} exists, but GetEnvironment does not find it yet"),
@@ -405,7 +438,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_skip_marker_skips_once() {
+    async fn a_skip_marker_is_reported_and_left_for_the_state_machine() {
         let mwaa = FakeMwaa::with(&[environment("up", EnvironmentStatus::Available, "2.10.3")]);
         let s3 = MemoryObjects::default();
         let ask = json!({"environment": "up", "skip_marker": "skip-next-pause"});
@@ -419,8 +452,8 @@ mod tests {
         );
         assert_eq!(
             run().await.unwrap()["skip"],
-            false,
-            "consumed: tomorrow pauses again"
+            true,
+            "a retried read still skips: the state machine deletes the marker"
         );
         let bad = json!({"environment": "up", "skip_marker": "../x"});
         let err = environment_status(&mwaa, &s3, BUCKET, bad)
@@ -527,17 +560,69 @@ mod tests {
             .unwrap();
         mwaa.environments.lock().unwrap().clear();
         for name in ["dev", "other", "copy"] {
-            s3.insert(BUCKET, &snapshot_key(name), SNAPSHOT.as_bytes().to_vec());
+            let snapshot = SNAPSHOT.replace("\"dev\"", &format!("\"{name}\""));
+            s3.insert(BUCKET, &snapshot_key(name), snapshot.into_bytes());
         }
         (mwaa, s3)
     }
 
-    const SNAPSHOT: &str =
-        r#"{"manifest": "s3://suite/metadata/dev/m.json", "active_dags": ["etl"]}"#;
+    const SNAPSHOT: &str = r#"{"environment": "dev", "manifest": "s3://suite/metadata/dev/m.json",
+        "active_dags": ["etl"], "paused_at": "2026-11-21T19:37:41.511001+00:00"}"#;
 
     fn created(created: bool, status: &str) -> Value {
         let snapshot: Value = serde_json::from_str(SNAPSHOT).unwrap();
-        json!({"environment": "dev", "created": created, "status": status, "snapshot": snapshot})
+        json!({"environment": "dev", "created": created, "status": status,
+               "resume_needed": true, "snapshot": snapshot})
+    }
+
+    #[tokio::test]
+    async fn an_environment_older_than_the_pause_is_not_resumed_over() {
+        let (mwaa, s3) = paused().await;
+        // The pause was skipped or failed before deleting: the environment predates it.
+        let before_pause = creatable("dev")
+            .status(EnvironmentStatus::Available)
+            .created_at(DateTime::from_secs(1_795_280_000))
+            .build();
+        mwaa.put(before_pause);
+        let out = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (out["created"].clone(), out["resume_needed"].clone()),
+            (json!(false), json!(false))
+        );
+        // One the resume created after the pause (a re-run of the resume): go on.
+        let after_pause = creatable("dev")
+            .status(EnvironmentStatus::Available)
+            .created_at(DateTime::from_secs(1_795_300_000))
+            .build();
+        mwaa.put(after_pause);
+        let out = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+            .await
+            .unwrap();
+        assert_eq!(out["resume_needed"], true);
+        assert!(mwaa.created.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_for_another_environment_or_without_its_fields_is_refused() {
+        let (mwaa, s3) = paused().await;
+        for bad in [
+            r#"{"environment": "other", "manifest": "m", "active_dags": [], "paused_at": "2026-11-21T19:37:41Z"}"#,
+            r#"{"environment": "dev", "active_dags": [], "paused_at": "2026-11-21T19:37:41Z"}"#,
+            r#"{"environment": "dev", "manifest": "m", "active_dags": [], "paused_at": "yesterday"}"#,
+        ] {
+            s3.insert(BUCKET, &snapshot_key("dev"), bad.as_bytes().to_vec());
+            mwaa.put(
+                creatable("dev")
+                    .status(EnvironmentStatus::Available)
+                    .build(),
+            );
+            let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, ErrorKind::SnapshotNotFound, "{bad}: {err}");
+        }
     }
 
     #[tokio::test]
