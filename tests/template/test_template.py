@@ -142,6 +142,19 @@ def test_notify_drains_the_failed_events_queue_and_keeps_what_it_could_not_send(
                      "NotifyFunctionMetadataFailed"}
 
 
+def test_what_notify_cannot_report_moves_on_to_an_alarmed_queue(cfn):
+    res = cfn["Resources"]
+    redrive = res["FailedEventsQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["UnreportedEventsQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] >= 10
+    alarm = res["UnreportedEventsAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["UnreportedEventsQueue", "QueueName"]}
+    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    key = res["SuiteKey"]["Properties"]["KeyPolicy"]["Statement"]
+    assert any("cloudwatch.amazonaws.com" in s["Principal"].get("Service", []) for s in key
+               if isinstance(s["Principal"], dict)), "alarms publish to the encrypted topic"
+
+
 def test_the_scheduler_role_can_only_invoke_notify(cfn):
     role = cfn["Resources"]["NotifySchedulerRole"]["Properties"]
     statements = role["Policies"][0]["PolicyDocument"]["Statement"]
