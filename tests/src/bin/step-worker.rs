@@ -106,7 +106,7 @@ async fn main() {
     );
     let mwaa = common::aws::mwaa_client(&config);
     let bucket = setting("SUITE_BUCKET");
-    let functions = Functions {
+    let functions = std::sync::Arc::new(Functions {
         trigger: TriggerDag {
             ops: TriggerOps {
                 mwaa: mwaa.clone(),
@@ -120,7 +120,7 @@ async fn main() {
         mwaa,
         s3,
         bucket,
-    };
+    });
     let sqs = aws_sdk_sqs::Client::new(&config);
     let sfn = aws_sdk_sfn::Client::new(&config);
     eprintln!("step-worker: serving {queue}");
@@ -147,7 +147,19 @@ async fn main() {
             let token = body["token"].as_str().map(str::to_owned);
             let callback = body["callback"].as_bool().unwrap_or(false);
             held(&hold_dir, &function).await;
-            let outcome = functions.invoke(&function, body["payload"].clone()).await;
+            // A handler that panics fails its task (as a crashed Lambda would), not the worker.
+            let outcome = {
+                let (functions, function, payload) =
+                    (functions.clone(), function.clone(), body["payload"].clone());
+                tokio::spawn(async move { functions.invoke(&function, payload).await })
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err((
+                            "Runtime.ExitError".into(),
+                            format!("the handler crashed: {e}"),
+                        ))
+                    })
+            };
             eprintln!(
                 "step-worker: {function} -> {}",
                 match &outcome {
