@@ -266,3 +266,70 @@ async fn a_schedule_firing_starts_one_run_per_scheduled_time() {
     assert_eq!(run["conf"]["scheduled_time"], "2026-11-21T06:00:00Z");
     assert_eq!(run["conf"]["region"], "eu");
 }
+
+#[tokio::test]
+async fn arrivals_while_the_environment_flaps_end_as_exactly_one_run_each() {
+    let bed = session().await;
+    available(&bed, "td-flap", "2.10.3").await;
+    let arrivals = Arrivals::deploy(&bed, routes_to("td-flap", "bed_smoke")).await;
+    const N: usize = 8;
+    for i in 0..N {
+        arrivals.put(&format!("orders/flap-{i}.csv"), "x").await;
+    }
+    let events = arrivals.rule.take(N, Duration::from_secs(15)).await;
+    assert_eq!(events.len(), N);
+    // Each arrival delivered twice, the environment changing status between deliveries:
+    // a first delivery may start the run and the second hold it, or the other way round.
+    let statuses = [
+        "AVAILABLE",
+        "UPDATING",
+        "UNAVAILABLE",
+        "AVAILABLE",
+        "MAINTENANCE",
+        "AVAILABLE",
+    ];
+    let mut seen = vec![];
+    for (i, event) in events.iter().enumerate() {
+        for delivery in 0..2 {
+            let status = statuses[(2 * i + delivery) % statuses.len()];
+            bed.control("status", json!({"name": "td-flap", "status": status}))
+                .await;
+            let result = arrivals.function.handle(event.clone(), BUDGET).await;
+            seen.push(format!("{status}: {}", outcomes(&[result])[0]));
+        }
+    }
+    assert!(
+        seen.iter().all(|s| !s.contains("error")),
+        "no delivery fails: {seen:?}"
+    );
+    assert!(seen.iter().any(|s| s.ends_with("held")), "{seen:?}");
+    assert!(seen.iter().any(|s| s.ends_with("started")), "{seen:?}");
+
+    // Back for good: the resume replays what was held (409 for what already ran).
+    bed.control("status", json!({"name": "td-flap", "status": "AVAILABLE"}))
+        .await;
+    arrivals
+        .function
+        .handle(json!({"replay": {"environment": "td-flap"}}), BUDGET)
+        .await
+        .unwrap();
+    assert!(arrivals.held_keys().await.is_empty());
+    let (_, runs) = bed
+        .airflow("2.10.3")
+        .get("/dags/bed_smoke/dagRuns?limit=100")
+        .await;
+    let mut keys: Vec<String> = runs["dag_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["conf"]["key"].as_str())
+        .filter(|k| k.starts_with("orders/flap-"))
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    let expected: Vec<String> = (0..N).map(|i| format!("orders/flap-{i}.csv")).collect();
+    assert_eq!(
+        keys, expected,
+        "exactly one run per arrival: none lost, none doubled"
+    );
+}
