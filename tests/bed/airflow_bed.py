@@ -216,6 +216,19 @@ def memory_mb(pids) -> tuple:
     return rss / 1024, pss / 1024
 
 
+def boto_shim(workdir: Path) -> Path:
+    """A folder to put on the Airflow processes' PYTHONPATH: the Airflow venvs have no boto3
+    (MWAA's has), so they borrow the bed venv's boto3, botocore and s3transfer, nothing else."""
+    import boto3
+    shim = workdir / "boto"
+    shim.mkdir(exist_ok=True)
+    site = Path(boto3.__file__).resolve().parents[1]
+    for name in ("boto3", "botocore", "s3transfer"):
+        if not (shim / name).exists():
+            (shim / name).symlink_to(site / name)
+    return shim
+
+
 class Airflow:
     def __init__(self, version: str, postgres: Postgres, dags_folder: Path, workdir: Path):
         self.version, self.major = version, int(version.split(".")[0])

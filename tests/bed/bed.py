@@ -63,6 +63,11 @@ class Bed:
         log(f"moto at {self.moto.url} ({time.time() - t0:.1f}s)")
         if self.versions:
             t1 = time.time()
+            # Inherited by every Airflow process: DAG tasks (the export/import DAGs) call AWS
+            # with boto3, and the bed's AWS is moto.
+            os.environ.update(AWS_ENDPOINT_URL=self.moto.url, AWS_ACCESS_KEY_ID="testing",
+                              AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION,
+                              PYTHONPATH=str(airflow_bed.boto_shim(self.workdir)))
             self.postgres = airflow_bed.Postgres()
             self.postgres.start(self.workdir / "postgres")
             folder = dags_folder(self.workdir)

@@ -37,16 +37,6 @@ def dags_folder(tmp: Path) -> Path:
     return folder
 
 
-def boto_path(tmp: Path) -> Path:
-    """The Airflow venv has no boto3 (MWAA's has): lend it the bed venv's, nothing else."""
-    shim = tmp / "boto"
-    shim.mkdir()
-    site = Path(boto3.__file__).resolve().parents[1]
-    for name in ("boto3", "botocore", "s3transfer"):
-        (shim / name).symlink_to(site / name)
-    return shim
-
-
 def run_dag(info, dag_id, conf, sfn=None, sqs=None):
     """Trigger a run (with a task token when sfn is given); (run state, execution or None)."""
     execution = None
@@ -73,7 +63,7 @@ def scenario(tmp_path_factory):
         moto.start()
         aws = {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                "AWS_DEFAULT_REGION": "us-east-1"}
-        os.environ.update(aws, PYTHONPATH=str(boto_path(tmp)))  # inherited by every Airflow process
+        os.environ.update(aws, PYTHONPATH=str(ab.boto_shim(tmp)))  # inherited by every Airflow process
         clients = {s: boto3.client(s, endpoint_url=moto.url, region_name="us-east-1",
                                    aws_access_key_id="test", aws_secret_access_key="test")
                    for s in ("s3", "kms", "stepfunctions", "sqs")}

@@ -58,3 +58,28 @@ def deploy(sfn, region: str, account: str, queue_url: str, bucket: str, key_arn:
             name=f"{stack}-{name}", roleArn=f"arn:aws:iam::{account}:role/{stack}-{name}",
             definition=json.dumps(definition(name, substitutions, queue_url)))["stateMachineArn"]
     return arns
+
+
+def main(argv=None):
+    """`machines.py MOTO_URL BUCKET`: deploys both state machines into moto for the local
+    suite (scripts/local-up), with a KMS key and the Lambda-task queue, and prints
+    {"pause", "resume", "queue_url", "key_arn"} as one JSON line."""
+    import argparse
+    import boto3
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("moto_url")
+    ap.add_argument("bucket")
+    ap.add_argument("--region", default="us-east-1")
+    ap.add_argument("--account", default="123456789012")
+    args = ap.parse_args(argv)
+    kw = dict(endpoint_url=args.moto_url, region_name=args.region,
+              aws_access_key_id="testing", aws_secret_access_key="testing")
+    sqs, kms, sfn = (boto3.client(s, **kw) for s in ("sqs", "kms", "stepfunctions"))
+    queue_url = sqs.create_queue(QueueName="lambda-tasks")["QueueUrl"]
+    key_arn = kms.create_key(Description="mwaa-ops suite key (local)")["KeyMetadata"]["Arn"]
+    arns = deploy(sfn, args.region, args.account, queue_url, args.bucket, key_arn)
+    print(json.dumps(dict(arns, queue_url=queue_url, key_arn=key_arn)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -169,8 +169,7 @@ def scenario(tmp_path_factory):
         moto.start()
         aws = {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
-        from test_metadata_roundtrip import boto_path  # the Airflow venv borrows boto3
-        os.environ.update(aws, PYTHONPATH=str(boto_path(tmp)))  # inherited by every Airflow process
+        os.environ.update(aws, PYTHONPATH=str(ab.boto_shim(tmp)))  # inherited by every Airflow process
         urllib.request.urlopen(urllib.request.Request(
             f"{moto.url}/moto-api/config", method="POST", headers={"Content-Type": "application/json"},
             data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()))

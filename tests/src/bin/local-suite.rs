@@ -1,14 +1,102 @@
 //! `scripts/local-up`: the suite on the bed, no AWS account. Starts moto, PostgreSQL with
 //! Airflow 2.10.3 and 3.0.6 and the local MWAA control plane, creates one environment per
-//! Airflow, deploys the arrival path from the template, then hands every event its rule
-//! delivers to trigger-dag and prints what happened, until Ctrl-C.
+//! Airflow, deploys the arrival path and the alert rules from the template and the pause and
+//! resume state machines (their Lambda steps served by step-worker), then hands every event
+//! a rule delivers to its function and prints what happened, until Ctrl-C.
 
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mwaa_ops_tests::arrivals::{Arrivals, LANDING};
 use mwaa_ops_tests::bed;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
-use serde_json::json;
+use mwaa_ops_tests::rules::RuleQueue;
+use mwaa_ops_tests::{bed_python, repo_root, Bed};
+use notify::decide::Settings;
+use notify::Notify;
+use serde_json::{json, Value};
+
+/// notify as the template deploys it: the alert topic, its three rules (to queues here).
+async fn deploy_alerts(bed: &Bed) -> (Notify<notify::ops::AwsOps>, Vec<RuleQueue>) {
+    let config = bed.aws_config().await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let topic_arn = sns
+        .create_topic()
+        .name("mwaa-ops-alerts")
+        .send()
+        .await
+        .expect("CreateTopic")
+        .topic_arn
+        .expect("topic arn");
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let function = Notify {
+        ops: notify::ops::AwsOps {
+            sns,
+            s3,
+            sfn: aws_sdk_sfn::Client::new(&config),
+            mwaa: bed.mwaa().await,
+            scheduler: aws_sdk_scheduler::Client::new(&config),
+            topic_arn,
+            bucket: mwaa_ops_tests::arrivals::SUITE_BUCKET.into(),
+            scheduler_role_arn: format!("arn:aws:iam::{}:role/mwaa-ops-scheduler", bed.account),
+            dead_letter_arn: None,
+        },
+        settings: Settings {
+            region: bed.region.clone(),
+            pending_minutes: 60,
+        },
+        window: Duration::from_secs(3600),
+    };
+    let params = [("EnvironmentNamePrefix", "local")];
+    let mut rules = vec![];
+    for rule in [
+        "NotifyFunctionExecutionEnded",
+        "NotifyFunctionEnvironmentStatus",
+        "NotifyFunctionMetadataFailed",
+    ] {
+        rules.push(bed.rule_to_queue(rule, &params).await);
+    }
+    (function, rules)
+}
+
+/// The pause and resume state machines in moto's Step Functions (tests/pause_resume/
+/// machines.py) and step-worker serving their Lambda tasks; returns the machines' ARNs.
+fn deploy_pause_resume(bed: &Bed, routes: &Value) -> (Value, std::process::Child) {
+    let bucket = mwaa_ops_tests::arrivals::SUITE_BUCKET;
+    let out = Command::new(bed_python())
+        .arg(repo_root().join("tests/pause_resume/machines.py"))
+        .args([&bed.moto_url, bucket])
+        .output()
+        .expect("run machines.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let machines: Value = serde_json::from_slice(&out.stdout).expect("machines.py output");
+    let worker = std::env::current_exe()
+        .expect("own path")
+        .with_file_name("step-worker");
+    let child = Command::new(worker)
+        .env("AWS_ENDPOINT_URL", &bed.moto_url)
+        .env("AWS_ENDPOINT_URL_MWAA", &bed.mwaa_url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", &bed.region)
+        .env("TASKS_QUEUE_URL", machines["queue_url"].as_str().unwrap())
+        .env("SUITE_BUCKET", bucket)
+        .env("ROUTES", routes.to_string())
+        .env("EXIT_WITH_STDIN", "1")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start step-worker (scripts/local-up builds it)");
+    (machines, child)
+}
 
 #[tokio::main]
 async fn main() {
@@ -26,6 +114,8 @@ async fn main() {
         {"name": "airflow3", "bucket": LANDING, "prefix": "airflow3/", "environment": "local-airflow3", "dag": "bed_smoke"}
     ]);
     let arrivals = Arrivals::deploy(bed, routes.clone()).await;
+    let (alerts, alert_rules) = deploy_alerts(bed).await;
+    let (machines, mut worker) = deploy_pause_resume(bed, &routes);
     let airflows: Vec<String> = bed
         .airflows
         .iter()
@@ -43,12 +133,22 @@ async fn main() {
          \nEnvironments local-airflow2 and local-airflow3 are AVAILABLE. Routes:\n  {routes}\n\
          \nDrop a file and watch its DAG run start:\n  \
          curl -X PUT --data-binary 'a,b' {moto}/{LANDING}/airflow3/orders.csv\n\
+         \nPause local-airflow2 now (export, verify, delete), then resume it (Airflow 2 only):\n  \
+         aws --endpoint-url {moto} stepfunctions start-execution --state-machine-arn {pause} \\\n    \
+         --name pause-1 --input '{{\"environment\": \"local-airflow2\", \"poll_seconds\": 2}}'\n  \
+         aws --endpoint-url {moto} stepfunctions start-execution --state-machine-arn {resume} \\\n    \
+         --name resume-1 --input '{{\"environment\": \"local-airflow2\", \"poll_seconds\": 2}}'\n\
+         (the bed keeps the same Airflow for the new environment: the import then finds its rows present)\n\
+         Failing environments print here as the alert notify sends (try POST {mwaa}/_bed/status\n\
+         {{\"name\": \"local-airflow3\", \"status\": \"UNAVAILABLE\"}}); emails: {moto}/moto-api/data.json.\n\
          \nUse any AWS SDK or CLI with AWS_ENDPOINT_URL={moto} (MWAA: AWS_ENDPOINT_URL_MWAA={mwaa}),\n\
          region {region}, any credentials. Ctrl-C stops everything.\n",
         moto = bed.moto_url,
         mwaa = bed.mwaa_url,
         airflows = airflows.join("\n"),
         region = bed.region,
+        pause = machines["pause"].as_str().unwrap_or_default(),
+        resume = machines["resume"].as_str().unwrap_or_default(),
     );
     let pump = async {
         loop {
@@ -63,11 +163,23 @@ async fn main() {
                     Err(err) => println!("arrival {key} FAILED: {err}"),
                 }
             }
+            for rule in &alert_rules {
+                for event in rule.take(0, Duration::from_millis(200)).await {
+                    match alerts
+                        .handle(event, "local-notify", Duration::from_secs(20))
+                        .await
+                    {
+                        Ok(outcome) => println!("alert: {outcome}"),
+                        Err(err) => println!("alert FAILED: {err}"),
+                    }
+                }
+            }
         }
     };
     tokio::select! {
         _ = pump => {}
         _ = tokio::signal::ctrl_c() => println!("stopping"),
     }
+    let _ = worker.kill();
     // Exiting closes the bed's standard input: it stops every process it started.
 }

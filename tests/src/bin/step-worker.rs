@@ -13,7 +13,8 @@
 //!
 //! Environment: TASKS_QUEUE_URL, SUITE_BUCKET, ROUTES (trigger-dag), and optionally
 //! HOLD_DIR: while `<HOLD_DIR>/<function>` exists, that function's messages wait (the worker
-//! writes `<function>.waiting` then), so a test can act between two steps.
+//! writes `<function>.waiting` then), so a test can act between two steps; and
+//! EXIT_WITH_STDIN=1: exit when standard input closes (the local suite that started it ended).
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -97,6 +98,12 @@ fn setting(name: &str) -> String {
 async fn main() {
     common::init_logging();
     let queue = setting("TASKS_QUEUE_URL");
+    if std::env::var_os("EXIT_WITH_STDIN").is_some() {
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            std::process::exit(0);
+        });
+    }
     let hold_dir = std::env::var_os("HOLD_DIR").map(PathBuf::from);
     let config: SdkConfig = common::aws::load_config().await;
     let s3 = aws_sdk_s3::Client::from_conf(
