@@ -75,9 +75,15 @@ pub enum Input {
 pub fn parse_input(event: &Value) -> Result<Input, Error> {
     let id = event_id(event);
     if let Some(replay) = event.get("replay") {
-        return parse(&id, replay)
-            .map(Input::Replay)
-            .map_err(|e| nested("replay", e));
+        let replay: Replay = parse(&id, replay).map_err(|e| nested("replay", e))?;
+        if !common::airflow::valid_environment_name(&replay.environment) {
+            return Err(Error::InvalidEvent {
+                event_id: id,
+                field: "replay.environment".into(),
+                reason: format!("{:?} is not an MWAA environment name", replay.environment),
+            });
+        }
+        return Ok(Input::Replay(replay));
     }
     if event.get("detail-type").is_none() {
         return parse(&id, event).map(Input::Schedule);

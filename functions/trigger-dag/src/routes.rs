@@ -70,6 +70,12 @@ fn check(index: usize, raw: &Value) -> Result<Route, Error> {
         Error::InvalidEvent { field, reason, .. } => bad(&field, reason),
         other => other,
     })?;
+    if spec.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(bad(
+            "name",
+            "empty: leave it out to name the route <environment>/<dag>".into(),
+        ));
+    }
     if !valid_bucket_name(&spec.bucket) {
         return Err(bad(
             "bucket",
@@ -186,6 +192,10 @@ mod tests {
             (
                 r#"[{"environment":"e","dag":"d"}]"#,
                 "routes[0]: missing field `bucket`",
+            ),
+            (
+                r#"[{"name":" ","bucket":"ok-bucket","environment":"e","dag":"d"}]"#,
+                "routes[0] (\" \"): field `name`: empty",
             ),
         ];
         for (json, expected) in cases {
