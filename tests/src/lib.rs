@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub mod airflow;
+pub mod properties;
 pub mod template;
 
 pub use airflow::AirflowInfo;
