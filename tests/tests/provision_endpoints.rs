@@ -358,6 +358,28 @@ async fn full_loop(name: &str, access: WebserverAccessMode) {
         json!([other_queue]),
         "the queue left the policy again"
     );
+
+    // Out of order: the PENDING event delivered once more, after the clean-up, recreates
+    // nothing and does not put the queue back.
+    let late = case
+        .function
+        .handle(events[0].clone(), BUDGET)
+        .await
+        .unwrap();
+    assert_eq!(late["action"], "ignored", "{late}");
+    let after: Vec<String> = case
+        .live_endpoints_to(&database)
+        .await
+        .iter()
+        .chain(case.live_endpoints_to(&webserver).await.iter())
+        .filter_map(|e| e.vpc_endpoint_id().map(str::to_owned))
+        .collect();
+    assert_eq!(after, still_there, "a late PENDING created endpoints");
+    assert_eq!(
+        case.policy(&sqs).await["Statement"][0]["Resource"],
+        json!([other_queue]),
+        "a late PENDING widened the policy again"
+    );
 }
 
 #[tokio::test]
