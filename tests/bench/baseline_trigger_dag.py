@@ -10,18 +10,19 @@ Throttling/5xx: boto3's standard retry mode plus a small jittered backoff loop.
 It does NOT hold arrivals, publish suite events or validate routes like trigger-dag does.
 
 Run as a Lambda custom runtime: `python baseline_trigger_dag.py` with
-AWS_LAMBDA_RUNTIME_API set; a minimal runtime loop (what awslambdaric does) is below.
+AWS_LAMBDA_RUNTIME_API set; runtime_loop.py is the minimal loop awslambdaric would run.
 """
 import hashlib
 import json
 import os
 import random
 import time
-import urllib.request
 
 import boto3
 import botocore.config
 import botocore.exceptions
+
+from runtime_loop import serve
 
 RETRYABLE = {"ThrottlingException", "InternalServerException", "ServiceUnavailableException",
              "RestApiServerException", "TooManyRequestsException"}
@@ -92,23 +93,5 @@ def handler(event, deadline):
     return {"event_id": event.get("id"), "runs": runs}
 
 
-def main():
-    """Minimal Lambda Runtime API loop (next -> handler -> response | error)."""
-    base = f"http://{os.environ['AWS_LAMBDA_RUNTIME_API']}/2018-06-01/runtime/invocation"
-    while True:
-        with urllib.request.urlopen(f"{base}/next") as r:
-            request_id = r.headers["Lambda-Runtime-Aws-Request-Id"]
-            deadline = int(r.headers["Lambda-Runtime-Deadline-Ms"]) / 1000 - 3.0
-            event = json.loads(r.read())
-        try:
-            out, url = handler(event, deadline), f"{base}/{request_id}/response"
-        except Exception as e:  # reported to the runtime like awslambdaric does
-            out = {"errorType": type(e).__name__, "errorMessage": str(e)}
-            url = f"{base}/{request_id}/error"
-        req = urllib.request.Request(url, data=json.dumps(out).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req).read()
-
-
 if __name__ == "__main__":
-    main()
+    serve(handler)

@@ -22,233 +22,27 @@ Figures, per function:
   (Lambda async retries), then counted as failed (DLQ). Runs are counted in Airflow.
 """
 import argparse
-import http.client
+import base64
 import json
 import os
-import queue
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 import urllib.request
 import uuid
-import base64
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from harness import (ROOT, Function, RuntimeApi, TimingProxy, cold, delete, function_env, kib,
+                     log, ms, pct, post_json, start_bed, stop_bed, wait_until, warm, zipped_size,
+                     zipped_with_boto3)
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 ENV_NAME = "bench-env"
 BUCKET = "landing-zone"
 HELD_BUCKET = "mwaa-ops-bench-held"
 DAG = "bed_smoke"
-TIMEOUT_S = 60  # the template's function timeout
-T0 = time.time()
-
-
-def log(msg):
-    print(f"[bench {time.time() - T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Timing proxy: forwards HTTP to an upstream and records how long each request took there.
-# ---------------------------------------------------------------------------------------------
-class QuietServer(ThreadingHTTPServer):
-    """127.0.0.1 server: no Nagle (no 40 ms delayed-ACK stalls), no tracebacks for clients
-    that went away (a killed function process)."""
-    daemon_threads = True
-
-    def get_request(self):
-        conn, addr = super().get_request()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn, addr
-
-    def handle_error(self, request, client_address):
-        pass
-
-
-class TimingProxy:
-    def __init__(self, upstream):
-        u = urllib.parse.urlparse(upstream)
-        self.host, self.port = u.hostname, u.port
-        self.lock = threading.Lock()
-        self.intervals = []  # (start, end)
-        local = threading.local()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _go(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else None
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("connection", "keep-alive", "transfer-encoding")}
-                start = time.perf_counter()
-                for attempt in range(2):
-                    conn = getattr(local, "conn", None)
-                    if conn is None:
-                        conn = local.conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=30)
-                        conn.connect()
-                        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    try:
-                        conn.request(self.command, self.path, body=body, headers=headers)
-                        resp = conn.getresponse()
-                        data = resp.read()
-                        break
-                    except (http.client.HTTPException, OSError):
-                        conn.close()
-                        local.conn = None
-                        if attempt:
-                            raise
-                end = time.perf_counter()
-                with proxy.lock:
-                    proxy.intervals.append((start, end))
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("connection", "keep-alive", "transfer-encoding",
-                                         "content-length", "date", "server"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _go
-
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def waited(self, start, end):
-        with self.lock:
-            return sum(min(e, end) - max(s, start) for s, e in self.intervals if e > start and s < end)
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-# ---------------------------------------------------------------------------------------------
-# Lambda Runtime API emulator (the 3 calls a runtime makes), with Lambda-async-like retries.
-# ---------------------------------------------------------------------------------------------
-class RuntimeApi:
-    def __init__(self, retries=2):
-        self.retries = retries
-        self.pending = queue.Queue()
-        self.lock = threading.Lock()
-        self.inflight = {}   # request id -> record
-        self.done = []       # records with outcome
-        self.first_next = {}  # pid-less: time of first /next per connection client port
-        self.next_times = []
-        self.finished = threading.Condition(self.lock)
-        self.stopping = False
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _reply(self, status, body=b"", headers=None):
-                self.send_response(status)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                if not self.path.endswith("/runtime/invocation/next"):
-                    return self._reply(404, b'{"message":"not found"}')
-                now = time.perf_counter()
-                with api.lock:
-                    api.next_times.append(now)
-                while True:
-                    if api.stopping:
-                        return self._reply(500, b'{"message":"stopping"}')
-                    try:
-                        rec = api.pending.get(timeout=0.5)
-                        break
-                    except queue.Empty:
-                        continue
-                rid = str(uuid.uuid4())
-                rec["request_id"] = rid
-                rec["handed_out"] = time.perf_counter()
-                with api.lock:
-                    api.inflight[rid] = rec
-                deadline_ms = int((time.time() + TIMEOUT_S) * 1000)
-                self._reply(200, json.dumps(rec["event"]).encode(), {
-                    "Lambda-Runtime-Aws-Request-Id": rid,
-                    "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
-                    "Lambda-Runtime-Invoked-Function-Arn":
-                        "arn:aws:lambda:us-east-1:123456789012:function:bench",
-                    "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000"})
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                parts = self.path.rstrip("/").split("/")
-                now = time.perf_counter()
-                if len(parts) >= 2 and parts[-1] in ("response", "error"):
-                    with api.lock:
-                        rec = api.inflight.pop(parts[-2], None)
-                    if rec is None:
-                        return self._reply(400, b'{"message":"unknown request id"}')
-                    rec["answered"] = now
-                    rec["ok"] = parts[-1] == "response"
-                    rec["body"] = body[:2000].decode(errors="replace")
-                    rec["attempt"] = rec.get("attempt", 0)
-                    if not rec["ok"] and rec["attempt"] < api.retries:
-                        api.pending.put({"event": rec["event"], "key": rec["key"],
-                                         "attempt": rec["attempt"] + 1, "queued": now})
-                    with api.lock:
-                        api.done.append(rec)
-                        api.finished.notify_all()
-                    return self._reply(202, b'{"status":"OK"}')
-                if parts[-1] == "error":  # init error
-                    sys.stderr.write(f"init error: {body[:500]!r}\n")
-                    return self._reply(202, b'{"status":"OK"}')
-                return self._reply(404, b'{"message":"not found"}')
-
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def submit(self, event, key):
-        self.pending.put({"event": event, "key": key, "attempt": 0, "queued": time.perf_counter()})
-
-    def wait_done(self, count, timeout):
-        """Waits until `count` final outcomes (success, or error after the last retry)."""
-        end = time.time() + timeout
-        with self.lock:
-            while self._finals() < count and time.time() < end:
-                self.finished.wait(0.5)
-            return self._finals()
-
-    def _finals(self):
-        return sum(1 for r in self.done if r["ok"] or r["attempt"] >= self.retries)
-
-    def reset(self):
-        with self.lock:
-            self.done.clear()
-            self.next_times.clear()
-
-    def stop(self):
-        self.stopping = True
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +51,7 @@ class RuntimeApi:
 SAMPLE = json.loads((ROOT / "events" / "s3-object-created.json").read_text())
 
 
-def make_event(key, n):
+def arrival(key, n):
     ev = json.loads(json.dumps(SAMPLE))
     ev["id"] = str(uuid.uuid4())
     ev["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -269,124 +63,9 @@ def make_event(key, n):
     return ev
 
 
-def pct(values, p):
-    if not values:
-        return float("nan")
-    v = sorted(values)
-    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
-
-
-def vm_hwm_kb(pid):
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-class Function:
-    """How to start one implementation under a given runtime API."""
-
-    def __init__(self, label, argv, env):
-        self.label, self.argv, self.env = label, argv, env
-        self.procs = []
-
-    def spawn(self, runtime_address, log_path):
-        env = dict(self.env, AWS_LAMBDA_RUNTIME_API=runtime_address)
-        out = open(log_path, "ab")
-        p = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
-        self.procs.append(p)
-        return p
-
-    def kill(self, p):
-        rss = vm_hwm_kb(p.pid)
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(5)
-        if p in self.procs:
-            self.procs.remove(p)
-        return rss
-
-    def kill_all(self):
-        for p in list(self.procs):
-            self.kill(p)
-
-
-def wait_until(pred, timeout, step=0.05):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
-
-
 # ---------------------------------------------------------------------------------------------
 # Phases
 # ---------------------------------------------------------------------------------------------
-def cold(fn, runs, tag, workdir, mwaa_proxy):
-    inits, firsts, oks = [], [], 0
-    for i in range(runs):
-        api = RuntimeApi(retries=0)
-        try:
-            key = f"bench/{tag}/{fn.label}/cold-{i}.csv"
-            api.submit(make_event(key, i), key)
-            t0 = time.perf_counter()
-            p = fn.spawn(api.address, workdir / f"{fn.label}-cold.log")
-            got = api.wait_done(1, 60)
-            fn.kill(p)
-            if got and api.next_times:
-                inits.append(api.next_times[0] - t0)
-                firsts.append(api.done[0]["answered"] - t0)
-                oks += api.done[0]["ok"]
-        finally:
-            api.stop()
-    return {"init": inits, "first": firsts, "ok": oks}
-
-
-def warm(fn, n, tag, workdir, mwaa_proxy, moto_proxy):
-    api = RuntimeApi(retries=0)
-    try:
-        p = fn.spawn(api.address, workdir / f"{fn.label}-warm.log")
-        key = f"bench/{tag}/{fn.label}/warmup.csv"
-        api.submit(make_event(key, 0), key)
-        api.wait_done(1, 60)
-        e2e, mwaa, own, own_all, fails = [], [], [], [], 0
-        for i in range(n):
-            api.reset()
-            key = f"bench/{tag}/{fn.label}/warm-{i}.csv"
-            api.submit(make_event(key, i + 1), key)
-            if not api.wait_done(1, 60):
-                fails += 1
-                continue
-            rec = api.done[0]
-            if not rec["ok"]:
-                fails += 1
-            a, b = rec["handed_out"], rec["answered"]
-            m = mwaa_proxy.waited(a, b)
-            s = moto_proxy.waited(a, b)
-            e2e.append(b - a)
-            mwaa.append(m)
-            own.append(b - a - m)
-            own_all.append(b - a - m - s)
-        rss = fn.kill(p)
-        return {"e2e": e2e, "mwaa": mwaa, "own": own, "own_all": own_all, "fails": fails, "rss_kb": rss}
-    finally:
-        fn.kill_all()
-        api.stop()
-
-
 def burst(fn, n, dup_rate, concurrency, throttle_rate, tag, workdir, mwaa_url, time_limit):
     api = RuntimeApi(retries=2)
     stop = threading.Event()
@@ -404,7 +83,7 @@ def burst(fn, n, dup_rate, concurrency, throttle_rate, tag, workdir, mwaa_url, t
     try:
         rng = random.Random(7)
         keys = [f"bench/{tag}/{fn.label}/burst/{i:05d}.csv" for i in range(n)]
-        events = [(make_event(k, i), k) for i, k in enumerate(keys)]
+        events = [(arrival(k, i), k) for i, k in enumerate(keys)]
         deliveries = list(events) + [e for e in events if rng.random() < dup_rate]
         rng.shuffle(deliveries)
         for c in range(concurrency):
@@ -439,19 +118,6 @@ def burst(fn, n, dup_rate, concurrency, throttle_rate, tag, workdir, mwaa_url, t
         stop.set()
         fn.kill_all()
         api.stop()
-
-
-def post_json(url, body, method="POST"):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read() or b"null")
-
-
-def delete(url):
-    req = urllib.request.Request(url, method="DELETE")
-    with urllib.request.urlopen(req, timeout=30) as r:
-        r.read()
 
 
 def airflow_runs(af):
@@ -509,21 +175,8 @@ def main():
     workdir.mkdir(parents=True, exist_ok=True)
     fns = []
     try:
-        log(f"starting the bed (Airflow {args.airflow}); logs in {workdir}")
-        bed = subprocess.Popen([sys.executable, str(ROOT / "tests/bed/bed.py"), "--airflow", args.airflow],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=open(workdir / "bed.log", "ab"), text=True)
-        line_box = []
-        t = threading.Thread(target=lambda: line_box.append(bed.stdout.readline()), daemon=True)
-        t.start()
-        t.join(600)
-        if not line_box or not line_box[0].strip():
-            raise SystemExit(f"the bed did not start; see {workdir / 'bed.log'}")
-        info = json.loads(line_box[0])
+        bed, info = start_bed(args.airflow, workdir)
         af = info["airflows"][0]
-        log(f"bed up: moto {info['moto_url']}, mwaa {info['mwaa_url']}")
-        os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                          AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1")
         mwaa = boto3.client("mwaa", endpoint_url=info["mwaa_url"], region_name="us-east-1",
                             config=Config(inject_host_prefix=False))
         mwaa.create_environment(
@@ -543,14 +196,8 @@ def main():
         proxies = (mwaa_proxy, moto_proxy)
         routes = json.dumps([{"name": "bench", "bucket": BUCKET, "prefix": "bench/",
                               "environment": ENV_NAME, "dag": DAG}])
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW"))}
-        base_env.update(
-            AWS_ENDPOINT_URL=moto_proxy.url, AWS_ENDPOINT_URL_MWAA=mwaa_proxy.url,
-            AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1",
-            AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-            ROUTES=routes, HELD_BUCKET=HELD_BUCKET, AWS_LAMBDA_FUNCTION_NAME="trigger-dag",
-            AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128",
-            AWS_LAMBDA_LOG_FORMAT="JSON", AWS_EC2_METADATA_DISABLED="true")
+        base_env = function_env(moto_proxy.url, mwaa_proxy.url, "trigger-dag",
+                                ROUTES=routes, HELD_BUCKET=HELD_BUCKET)
         rust = Function("rust", [str(binary)], base_env)
         py = Function("python", [args.python, str(HERE / "baseline_trigger_dag.py")], base_env)
         fns = [rust, py]
@@ -558,9 +205,11 @@ def main():
         results = {}
         for fn in fns:
             log(f"{fn.label}: cold x{args.cold}")
-            c = cold(fn, args.cold, tag, workdir, mwaa_proxy)
+            c = cold(fn, args.cold, lambda i: arrival(f"bench/{tag}/{fn.label}/cold-{i}.csv", i),
+                     workdir)
             log(f"{fn.label}: warm x{args.warm}")
-            w = warm(fn, args.warm, tag, workdir, mwaa_proxy, moto_proxy)
+            w = warm(fn, args.warm, lambda i: arrival(f"bench/{tag}/{fn.label}/warm-{i}.csv", i),
+                     workdir, {"mwaa": mwaa_proxy, "moto": moto_proxy})
             results[fn.label] = {"cold": c, "warm": w}
         before = {k for _, k in airflow_runs(af)}
         for fn in fns:
@@ -586,19 +235,7 @@ def main():
             for p in proxies:
                 p.stop()
         if bed:
-            try:
-                bed.stdin.close()
-            except OSError:
-                pass
-            try:
-                bed.wait(120)
-            except subprocess.TimeoutExpired:
-                bed.terminate()
-                bed.wait(30)
-
-
-def ms(x):
-    return f"{x * 1000:.1f}"
+            stop_bed(bed)
 
 
 def report(results, args, profile, binary):
@@ -616,12 +253,17 @@ def report(results, args, profile, binary):
     row(f"warm end-to-end per event, ms median / p90 (N={args.warm})",
         lambda x: f"{ms(med(x['warm']['e2e']))} / {ms(pct(x['warm']['e2e'], 90))}")
     row("warm waiting on MWAA endpoint, ms median",
-        lambda x: ms(med(x["warm"]["mwaa"])))
+        lambda x: ms(med(x["warm"]["waits"]["mwaa"])))
     row("warm excl. MWAA wait, ms median / p90",
-        lambda x: f"{ms(med(x['warm']['own']))} / {ms(pct(x['warm']['own'], 90))}")
+        lambda x: f"{ms(med(x['warm']['without']['mwaa']))} / {ms(pct(x['warm']['without']['mwaa'], 90))}")
     row("warm excl. MWAA and moto waits, ms median / p90",
-        lambda x: f"{ms(med(x['warm']['own_all']))} / {ms(pct(x['warm']['own_all'], 90))}")
+        lambda x: f"{ms(med(x['warm']['own']))} / {ms(pct(x['warm']['own'], 90))}")
     row("warm failed invocations", lambda x: str(x["warm"]["fails"] + args.cold - x["cold"]["ok"]))
+    rows.append(("deployment package, zipped (the baseline's boto3 comes with the runtime)",
+                 kib(zipped_size(binary, "bootstrap")),
+                 kib(zipped_size(HERE / "baseline_trigger_dag.py", "lambda_function.py"))))
+    rows.append(("deployment package, zipped, the baseline with boto3 bundled (pinned)", "",
+                 kib(zipped_with_boto3(HERE / "baseline_trigger_dag.py"))))
     row("max RSS, warm process, MiB", lambda x: f"{(x['warm']['rss_kb'] or 0) / 1024:.1f}")
     row(f"max RSS, burst processes (largest of {args.concurrency}), MiB",
         lambda x: f"{(x['burst']['rss_kb'] or 0) / 1024:.1f}")

@@ -1,0 +1,442 @@
+"""What the benchmarks share: a local Lambda Runtime API, timing proxies in front of the
+emulated AWS endpoints, function processes and their peak memory, the bed, package sizes.
+Nothing here asserts: the benchmarks print figures."""
+import http.client
+import io
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TIMEOUT_S = 60  # the template's function timeout
+T0 = time.time()
+
+
+def log(msg):
+    print(f"[bench {time.time() - T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing proxy: forwards HTTP to an upstream and records how long each request took there.
+# ---------------------------------------------------------------------------------------------
+class QuietServer(ThreadingHTTPServer):
+    """127.0.0.1 server: no Nagle (no 40 ms delayed-ACK stalls), no tracebacks for clients
+    that went away (a killed function process)."""
+    daemon_threads = True
+
+    def get_request(self):
+        conn, addr = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, addr
+
+    def handle_error(self, request, client_address):
+        pass
+
+
+class TimingProxy:
+    def __init__(self, upstream):
+        u = urllib.parse.urlparse(upstream)
+        self.host, self.port = u.hostname, u.port
+        self.lock = threading.Lock()
+        self.intervals = []  # (start, end)
+        local = threading.local()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _go(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("connection", "keep-alive", "transfer-encoding")}
+                start = time.perf_counter()
+                for attempt in range(2):
+                    conn = getattr(local, "conn", None)
+                    if conn is None:
+                        conn = local.conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=30)
+                        conn.connect()
+                        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    try:
+                        conn.request(self.command, self.path, body=body, headers=headers)
+                        resp = conn.getresponse()
+                        data = resp.read()
+                        break
+                    except (http.client.HTTPException, OSError):
+                        conn.close()
+                        local.conn = None
+                        if attempt:
+                            raise
+                end = time.perf_counter()
+                with proxy.lock:
+                    proxy.intervals.append((start, end))
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("connection", "keep-alive", "transfer-encoding",
+                                         "content-length", "date", "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _go
+
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def waited(self, start, end):
+        with self.lock:
+            return sum(min(e, end) - max(s, start) for s, e in self.intervals if e > start and s < end)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Lambda Runtime API emulator (the 3 calls a runtime makes), with Lambda-async-like retries.
+# ---------------------------------------------------------------------------------------------
+class RuntimeApi:
+    def __init__(self, retries=2):
+        self.retries = retries
+        self.pending = queue.Queue()
+        self.lock = threading.Lock()
+        self.inflight = {}   # request id -> record
+        self.done = []       # records with outcome
+        self.first_next = {}  # pid-less: time of first /next per connection client port
+        self.next_times = []
+        self.finished = threading.Condition(self.lock)
+        self.stopping = False
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _reply(self, status, body=b"", headers=None):
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if not self.path.endswith("/runtime/invocation/next"):
+                    return self._reply(404, b'{"message":"not found"}')
+                now = time.perf_counter()
+                with api.lock:
+                    api.next_times.append(now)
+                while True:
+                    if api.stopping:
+                        return self._reply(500, b'{"message":"stopping"}')
+                    try:
+                        rec = api.pending.get(timeout=0.5)
+                        break
+                    except queue.Empty:
+                        continue
+                rid = str(uuid.uuid4())
+                rec["request_id"] = rid
+                rec["handed_out"] = time.perf_counter()
+                with api.lock:
+                    api.inflight[rid] = rec
+                deadline_ms = int((time.time() + TIMEOUT_S) * 1000)
+                self._reply(200, json.dumps(rec["event"]).encode(), {
+                    "Lambda-Runtime-Aws-Request-Id": rid,
+                    "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+                    "Lambda-Runtime-Invoked-Function-Arn":
+                        "arn:aws:lambda:us-east-1:123456789012:function:bench",
+                    "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000"})
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                parts = self.path.rstrip("/").split("/")
+                now = time.perf_counter()
+                if len(parts) >= 2 and parts[-1] in ("response", "error"):
+                    with api.lock:
+                        rec = api.inflight.pop(parts[-2], None)
+                    if rec is None:
+                        return self._reply(400, b'{"message":"unknown request id"}')
+                    rec["answered"] = now
+                    rec["ok"] = parts[-1] == "response"
+                    rec["body"] = body[:2000].decode(errors="replace")
+                    rec["attempt"] = rec.get("attempt", 0)
+                    if not rec["ok"] and rec["attempt"] < api.retries:
+                        api.pending.put({"event": rec["event"], "key": rec["key"],
+                                         "attempt": rec["attempt"] + 1, "queued": now})
+                    with api.lock:
+                        api.done.append(rec)
+                        api.finished.notify_all()
+                    return self._reply(202, b'{"status":"OK"}')
+                if parts[-1] == "error":  # init error
+                    sys.stderr.write(f"init error: {body[:500]!r}\n")
+                    return self._reply(202, b'{"status":"OK"}')
+                return self._reply(404, b'{"message":"not found"}')
+
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def submit(self, event, key):
+        self.pending.put({"event": event, "key": key, "attempt": 0, "queued": time.perf_counter()})
+
+    def wait_done(self, count, timeout):
+        """Waits until `count` final outcomes (success, or error after the last retry)."""
+        end = time.time() + timeout
+        with self.lock:
+            while self._finals() < count and time.time() < end:
+                self.finished.wait(0.5)
+            return self._finals()
+
+    def _finals(self):
+        return sum(1 for r in self.done if r["ok"] or r["attempt"] >= self.retries)
+
+    def reset(self):
+        with self.lock:
+            self.done.clear()
+            self.next_times.clear()
+
+    def stop(self):
+        self.stopping = True
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes and helpers
+# ---------------------------------------------------------------------------------------------
+def pct(values, p):
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+
+def vm_hwm_kb(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class Function:
+    """How to start one implementation under a given runtime API."""
+
+    def __init__(self, label, argv, env):
+        self.label, self.argv, self.env = label, argv, env
+        self.procs = []
+
+    def spawn(self, runtime_address, log_path):
+        env = dict(self.env, AWS_LAMBDA_RUNTIME_API=runtime_address)
+        out = open(log_path, "ab")
+        p = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        self.procs.append(p)
+        return p
+
+    def kill(self, p):
+        rss = vm_hwm_kb(p.pid)
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+        if p in self.procs:
+            self.procs.remove(p)
+        return rss
+
+    def kill_all(self):
+        for p in list(self.procs):
+            self.kill(p)
+
+
+def wait_until(pred, timeout, step=0.05):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def post_json(url, body, method="POST"):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def delete(url):
+    req = urllib.request.Request(url, method="DELETE")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        r.read()
+
+
+def ms(x):
+    return f"{x * 1000:.1f}"
+
+
+
+
+def start_bed(airflow, workdir):
+    """Starts tests/bed/bed.py (moto, the local MWAA control plane and the given Airflows,
+    "" for none); returns the process (close its stdin to stop it) and its endpoints."""
+    log(f"starting the bed (Airflow {airflow or 'none'}); logs in {workdir}")
+    bed = subprocess.Popen([sys.executable, str(ROOT / "tests/bed/bed.py"), "--airflow", airflow],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=open(workdir / "bed.log", "ab"), text=True)
+    line_box = []
+    t = threading.Thread(target=lambda: line_box.append(bed.stdout.readline()), daemon=True)
+    t.start()
+    t.join(600)
+    if not line_box or not line_box[0].strip():
+        stop_bed(bed)
+        raise SystemExit(f"the bed did not start; see {workdir / 'bed.log'}")
+    info = json.loads(line_box[0])
+    log(f"bed up: moto {info['moto_url']}, mwaa {info['mwaa_url']}")
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                      AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1")
+    return bed, info
+
+
+def stop_bed(bed):
+    try:
+        bed.stdin.close()
+    except OSError:
+        pass
+    try:
+        bed.wait(120)
+    except subprocess.TimeoutExpired:
+        bed.terminate()
+        bed.wait(30)
+
+
+def function_env(moto_url, mwaa_url, name, **settings):
+    """A function process's environment: the emulated endpoints, test credentials, the
+    variables Lambda sets, and the function's own settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW"))}
+    env.update(AWS_ENDPOINT_URL=moto_url, AWS_ENDPOINT_URL_MWAA=mwaa_url,
+               AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1",
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_LAMBDA_FUNCTION_NAME=name, AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+               AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128", AWS_LAMBDA_LOG_FORMAT="JSON",
+               AWS_EC2_METADATA_DISABLED="true", **settings)
+    return env
+
+
+def zipped_size(path, name):
+    """Bytes of a deployment zip holding `path` as `name` (deflated, like sam build)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.write(path, name)
+    return len(buf.getvalue())
+
+
+def zipped_with_boto3(handler):
+    """Bytes of a deployment zip holding the handler and boto3 with its dependencies, as
+    AWS advises for a pinned SDK version (the runtime's own boto3 changes under you)."""
+    import boto3
+    site = Path(boto3.__file__).resolve().parents[1]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.write(handler, "lambda_function.py")
+        for package in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py"):
+            root = site / package
+            for f in ([root] if root.is_file() else sorted(root.rglob("*"))):
+                if f.is_file() and "__pycache__" not in f.parts:
+                    z.write(f, str(f.relative_to(site)))
+    return len(buf.getvalue())
+
+
+def kib(n):
+    return f"{n / 1024:,.0f} KiB"
+
+
+def cold(fn, runs, make_event, workdir):
+    """`runs` fresh processes, each handed one event queued before its spawn: spawn -> ready
+    for the first event (first GET /next), spawn -> first response."""
+    inits, firsts, oks = [], [], 0
+    for i in range(runs):
+        api = RuntimeApi(retries=0)
+        try:
+            api.submit(make_event(i), f"cold-{i}")
+            t0 = time.perf_counter()
+            p = fn.spawn(api.address, workdir / f"{fn.label}-cold.log")
+            got = api.wait_done(1, 60)
+            fn.kill(p)
+            if got and api.next_times:
+                inits.append(api.next_times[0] - t0)
+                firsts.append(api.done[0]["answered"] - t0)
+                oks += api.done[0]["ok"]
+        finally:
+            api.stop()
+    return {"init": inits, "first": firsts, "ok": oks}
+
+
+def warm(fn, n, make_event, workdir, proxies):
+    """One process, a warm-up event, then `n` events one after another. Per event: end to
+    end (handed out -> response), the time spent waiting on each proxied endpoint, the time
+    without each, and `own`: without any of them."""
+    api = RuntimeApi(retries=0)
+    try:
+        p = fn.spawn(api.address, workdir / f"{fn.label}-warm.log")
+        api.submit(make_event(-1), "warm-up")
+        api.wait_done(1, 60)
+        e2e, own, fails, replies = [], [], 0, []
+        waits = {name: [] for name in proxies}
+        without = {name: [] for name in proxies}
+        for i in range(n):
+            api.reset()
+            api.submit(make_event(i), f"warm-{i}")
+            if not api.wait_done(1, 60):
+                fails += 1
+                continue
+            rec = api.done[0]
+            fails += not rec["ok"]
+            replies.append(rec["body"])
+            a, b = rec["handed_out"], rec["answered"]
+            e2e.append(b - a)
+            rest = b - a
+            for name, proxy in proxies.items():
+                w = proxy.waited(a, b)
+                waits[name].append(w)
+                without[name].append(b - a - w)
+                rest -= w
+            own.append(rest)
+        rss = fn.kill(p)
+        return {"e2e": e2e, "waits": waits, "without": without, "own": own, "fails": fails,
+                "rss_kb": rss, "replies": replies}
+    finally:
+        fn.kill_all()
+        api.stop()

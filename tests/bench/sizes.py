@@ -1,0 +1,43 @@
+"""Deployment package sizes: each function's release binary zipped as `bootstrap` (what
+`sam build` uploads for provided.al2023), beside the raw binary. Prints a table.
+
+    .bed/venv/bin/python tests/bench/sizes.py [--target-dir DIR]
+"""
+import argparse
+import os
+import re
+from pathlib import Path
+
+from harness import ROOT, kib, zipped_size
+
+
+def functions():
+    """The binaries the template deploys (`BuildProperties: Binary:` of each function)."""
+    template = (ROOT / "infra" / "template.yaml").read_text()
+    return re.findall(r"BuildProperties:\s*\n\s*Binary:\s*([\w-]+)", template)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target-dir", default=os.environ.get(
+        "CARGO_TARGET_DIR", os.path.expanduser("~/.cache/mwaa-ops/target")))
+    args = ap.parse_args()
+    release = Path(args.target_dir) / "release"
+    names = functions()
+    print(f"deployment packages ({release}, x86_64; arm64 from scripts/release-check differs)")
+    print("| function | binary | zipped |")
+    print("|---|--:|--:|")
+    total = 0
+    for name in names:
+        binary = release / name
+        if not binary.exists():
+            print(f"| {name} | not built | |")
+            continue
+        size = zipped_size(binary, "bootstrap")
+        total += size
+        print(f"| {name} | {kib(binary.stat().st_size)} | {kib(size)} |")
+    print(f"| all {len(names)} | | {kib(total)} |")
+
+
+if __name__ == "__main__":
+    main()
