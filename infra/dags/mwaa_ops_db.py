@@ -229,13 +229,27 @@ def _in(columns, values):
     return sa.tuple_(*columns).in_(values)
 
 
+def _existing(conn, t, key, serial, wanted):
+    """Rows of t whose natural key is one of `wanted` (text forms): (key..., serial) records.
+    The keys go in as one array per column and are joined, not listed in a row IN (...):
+    PostgreSQL then hashes them instead of comparing every row with every key (quadratic:
+    100k task instances took minutes), and nothing is compiled per value."""
+    names = [f"k{i}" for i in range(len(key))]
+    arrays = {n: [None if w[i] is None else str(w[i]) for w in wanted] for i, n in enumerate(names)}
+    unnest = ", ".join(f"CAST(:{n} AS text[])" for n in names)
+    keys = (sa.text(f"SELECT * FROM unnest({unnest}) AS wanted({', '.join(names)})")
+            .bindparams(**arrays).columns(*[sa.column(n) for n in names]).subquery("wanted"))
+    on = sa.and_(*[t.c[c] == sa.cast(keys.c[n], t.c[c].type) for c, n in zip(key, names)])
+    keycols = [t.c[c] for c in key]
+    query = sa.select(*keycols, t.c[serial] if serial else sa.null()).select_from(t.join(keys, on))
+    return conn.execute(query)
+
+
 def _flush(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats):
     if key:
-        keycols = [t.c[c] for c in key]
         wanted = [tuple(r[c] for c in key) for r in batch]
         found = {tuple(m.encode(kinds[c], v) for c, v in zip(key, rec[:len(key)])): rec[-1]
-                 for rec in conn.execute(sa.select(*keycols, t.c[serial] if serial else sa.null())
-                                         .where(_in(keycols, wanted)))}
+                 for rec in _existing(conn, t, key, serial, wanted)}
         fresh = []
         for row, k in zip(batch, wanted):
             if k not in found:

@@ -2,6 +2,7 @@
 on the same history in a real Airflow 2.10.3 metadata database (PostgreSQL).
 
     .bed/venv/bin/python tests/bench/metadata.py [--runs 10000] [--tis 100]
+    (BENCH_PROFILE=1: each step also writes a cProfile pstats file beside work.log)
 
 Prints figures, asserts nothing. Starts the bed with Airflow 2.10.3, seeds --runs dag runs x
 --tis task instances (plus an XCom for every 10th, and a connection and a variable holding a
@@ -59,9 +60,13 @@ class Database:
     def run(self, *args, log_path):
         """Runs metadata_work.py; returns (its JSON answer, wall seconds, peak RSS MiB)."""
         python = ROOT / f".bed/airflow-{VERSION}/bin/python"
+        profile = []
+        if os.environ.get("BENCH_PROFILE"):  # where the time goes: pstats files beside the log
+            profile = ["-m", "cProfile", "-o", f"{log_path}.{args[0]}.pstats"]
         with open(log_path, "ab") as out:
             t0 = time.perf_counter()
-            p = subprocess.Popen([str(python), str(HERE / "metadata_work.py"), *args], env=self.env,
+            p = subprocess.Popen([str(python), *profile, str(HERE / "metadata_work.py"), *args],
+                                 env=self.env,
                                  stdout=subprocess.PIPE, stderr=out)
             stdout = p.stdout.read()
             _, status, usage = os.wait4(p.pid, 0)
