@@ -114,7 +114,11 @@ pub fn environment_status_event(data: &[u8]) -> bool {
     };
     match provision_endpoints::event::parse_status_change(&event) {
         Ok(change) => {
-            assert!(!change.name.is_empty(), "an environment without a name");
+            assert!(
+                common::airflow::valid_environment_name(&change.name),
+                "an environment named {:?}",
+                change.name
+            );
             let _ = provision_endpoints::decide::step(&change);
             true
         }

@@ -93,6 +93,14 @@ pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
                 "missing, and no environment ARN in `resources` either".into(),
             )
         })?;
+    if !common::airflow::valid_environment_name(&name) {
+        return Err(bad(
+            "detail.name",
+            format!(
+                "{name:?} (or the name in the environment ARN) is not an MWAA environment name"
+            ),
+        ));
+    }
     if detail.status.trim().is_empty() {
         return Err(bad("detail.status", "empty".into()));
     }
