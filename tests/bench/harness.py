@@ -379,6 +379,14 @@ def zipped_with_boto3(handler):
     return len(buf.getvalue())
 
 
+def package_rows(binary, baseline):
+    """The deployment-package rows of a report: (figure, Rust, baseline)."""
+    return [("deployment package, zipped (the baseline's boto3 comes with the runtime)",
+             kib(zipped_size(binary, "bootstrap")), kib(zipped_size(baseline, "lambda_function.py"))),
+            ("deployment package, zipped, the baseline with boto3 bundled (pinned)", "",
+             kib(zipped_with_boto3(baseline)))]
+
+
 def kib(n):
     return f"{n / 1024:,.0f} KiB"
 

@@ -20,9 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness import (Function, TimingProxy, cold, function_env, kib, log, ms, pct, start_bed,
-                     stop_bed, wait_until, warm, zipped_size,
-                     zipped_with_boto3)
+from harness import (Function, TimingProxy, cold, function_env, log, ms, package_rows, pct,
+                     start_bed, stop_bed, wait_until, warm)
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = json.loads((HERE.parent.parent / "events" / "sfn-execution-failed.json").read_text())
@@ -167,11 +166,7 @@ def report(results, args, profile, binary):
     row("warm, excluding the AWS waits, ms median / p90",
         lambda x: f"{ms(med(x['warm']['own']))} / {ms(pct(x['warm']['own'], 90))}")
     row("max RSS, warm process, MiB", lambda x: f"{(x['warm']['rss_kb'] or 0) / 1024:.1f}")
-    rows.append(("deployment package, zipped (the baseline's boto3 comes with the runtime)",
-                 kib(zipped_size(binary, "bootstrap")),
-                 kib(zipped_size(HERE / "baseline_notify.py", "lambda_function.py"))))
-    rows.append(("deployment package, zipped, the baseline with boto3 bundled (pinned)", "",
-                 kib(zipped_with_boto3(HERE / "baseline_notify.py"))))
+    rows.extend(package_rows(binary, HERE / "baseline_notify.py"))
     row("alerts sent / failed executions (cold + warm-up + warm)", lambda x: f"{x['alerts']} / {x['events']}")
     row("failed invocations (cold + warm)", lambda x: str(x["warm"]["fails"] + args.cold - x["cold"]["ok"]))
     row(f"delivered twice: alerts sent for {args.redeliver} executions",

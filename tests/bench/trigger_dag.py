@@ -34,9 +34,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from harness import (ROOT, Function, RuntimeApi, TimingProxy, cold, delete, function_env, kib,
-                     log, ms, pct, post_json, start_bed, stop_bed, wait_until, warm, zipped_size,
-                     zipped_with_boto3)
+from harness import (ROOT, Function, RuntimeApi, TimingProxy, cold, delete, function_env, log, ms,
+                     package_rows, pct, post_json, start_bed, stop_bed, wait_until, warm)
 
 HERE = Path(__file__).resolve().parent
 ENV_NAME = "bench-env"
@@ -259,11 +258,7 @@ def report(results, args, profile, binary):
     row("warm excl. MWAA and moto waits, ms median / p90",
         lambda x: f"{ms(med(x['warm']['own']))} / {ms(pct(x['warm']['own'], 90))}")
     row("warm failed invocations", lambda x: str(x["warm"]["fails"] + args.cold - x["cold"]["ok"]))
-    rows.append(("deployment package, zipped (the baseline's boto3 comes with the runtime)",
-                 kib(zipped_size(binary, "bootstrap")),
-                 kib(zipped_size(HERE / "baseline_trigger_dag.py", "lambda_function.py"))))
-    rows.append(("deployment package, zipped, the baseline with boto3 bundled (pinned)", "",
-                 kib(zipped_with_boto3(HERE / "baseline_trigger_dag.py"))))
+    rows.extend(package_rows(binary, HERE / "baseline_trigger_dag.py"))
     row("max RSS, warm process, MiB", lambda x: f"{(x['warm']['rss_kb'] or 0) / 1024:.1f}")
     row(f"max RSS, burst processes (largest of {args.concurrency}), MiB",
         lambda x: f"{(x['burst']['rss_kb'] or 0) / 1024:.1f}")

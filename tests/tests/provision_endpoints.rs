@@ -201,6 +201,19 @@ impl Case {
             .collect()
     }
 
+    /// Ids of the endpoints not deleted to any of these services.
+    async fn live_endpoint_ids(&self, services: &[&str]) -> Vec<String> {
+        let mut ids = vec![];
+        for service in services {
+            let live = self.live_endpoints_to(service).await;
+            ids.extend(
+                live.iter()
+                    .filter_map(|e| e.vpc_endpoint_id().map(str::to_owned)),
+            );
+        }
+        ids
+    }
+
     async fn policy(&self, endpoint: &str) -> Value {
         let out = self
             .ec2
@@ -329,13 +342,7 @@ async fn full_loop(name: &str, access: WebserverAccessMode) {
             .unwrap();
         assert_eq!(report["action"], "cleaned_up", "{report}");
     }
-    let still_there: Vec<String> = case
-        .live_endpoints_to(&database)
-        .await
-        .iter()
-        .chain(case.live_endpoints_to(&webserver).await.iter())
-        .filter_map(|e| e.vpc_endpoint_id().map(str::to_owned))
-        .collect();
+    let still_there = case.live_endpoint_ids(&[&database, &webserver]).await;
     assert_eq!(
         still_there,
         [foreign_same_service],
@@ -367,14 +374,11 @@ async fn full_loop(name: &str, access: WebserverAccessMode) {
         .await
         .unwrap();
     assert_eq!(late["action"], "ignored", "{late}");
-    let after: Vec<String> = case
-        .live_endpoints_to(&database)
-        .await
-        .iter()
-        .chain(case.live_endpoints_to(&webserver).await.iter())
-        .filter_map(|e| e.vpc_endpoint_id().map(str::to_owned))
-        .collect();
-    assert_eq!(after, still_there, "a late PENDING created endpoints");
+    assert_eq!(
+        case.live_endpoint_ids(&[&database, &webserver]).await,
+        still_there,
+        "a late PENDING created endpoints"
+    );
     assert_eq!(
         case.policy(&sqs).await["Statement"][0]["Resource"],
         json!([other_queue]),
