@@ -396,6 +396,45 @@ async fn private_only_pending_to_available_and_clean_up() {
     full_loop("pe-private", WebserverAccessMode::PrivateOnly).await;
 }
 
+#[tokio::test]
+async fn a_throttled_or_failing_control_plane_is_retried_and_provisions_once() {
+    let bed = bed().await;
+    let case = case(&bed).await;
+    let name = "pe-faults";
+    let env = case.pending(name, WebserverAccessMode::PublicOnly).await;
+    let queue = env.celery_executor_queue().unwrap().to_owned();
+    let other_queue = format!("arn:aws:sqs:{}:{}:unrelated", case.region, bed.account);
+    let sqs = case.sqs_endpoint(&allow(json!(other_queue))).await;
+    let events = case.events("PENDING", 1).await;
+    bed.control(
+        "faults",
+        json!([
+            {"operation": "GetEnvironment", "name": name, "kind": "throttle", "count": 2},
+            {"operation": "GetEnvironment", "name": name, "kind": "server_error", "count": 1}
+        ]),
+    )
+    .await;
+    let report = case
+        .function
+        .handle(events[0].clone(), BUDGET)
+        .await
+        .unwrap();
+    assert_eq!(report["action"], "provisioned", "{report}");
+    assert_eq!(report["created"].as_array().unwrap().len(), 1, "{report}");
+    let faulted = bed
+        .calls()
+        .await
+        .iter()
+        .filter(|c| c["operation"] == "GetEnvironment" && c.get("fault").is_some())
+        .count();
+    assert_eq!(faulted, 3, "every injected fault was served");
+    assert_eq!(
+        case.policy(&sqs).await["Statement"][0]["Resource"],
+        json!([other_queue, queue])
+    );
+    wait_for_status(&case.mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
+}
+
 /// One PENDING environment handled with the SQS endpoint policy `policy(queue)`; returns
 /// the handler's report and the policy afterwards.
 async fn with_policy(name: &str, policy: impl Fn(&str) -> Value) -> (Value, Value, Value) {
