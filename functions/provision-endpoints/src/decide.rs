@@ -454,7 +454,11 @@ pub fn allow_queue(policy: &str, queue: &str) -> Result<PolicyChange, PolicyProb
             "a wildcard Resource already allows the queue",
         ));
     }
-    let Some(target) = allows.into_iter().find(|s| s.get("Resource").is_some()) else {
+    // A Resource that is neither a string nor a list (null, a number) is no place to add to.
+    let Some(target) = allows
+        .into_iter()
+        .find(|s| matches!(s.get("Resource"), Some(Value::String(_) | Value::Array(_))))
+    else {
         return Err(PolicyProblem::NoAllowStatement);
     };
     let resource = target
@@ -717,6 +721,15 @@ mod tests {
         assert_eq!(
             allow_queue(&once, QUEUE).unwrap(),
             PolicyChange::Unchanged("the queue is already allowed")
+        );
+    }
+
+    #[test]
+    fn a_resource_that_is_not_a_string_or_list_is_not_added_to() {
+        let null = json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": null}]});
+        assert_eq!(
+            allow_queue(&null.to_string(), "arn:aws:sqs:us-east-1:123456789012:q"),
+            Err(PolicyProblem::NoAllowStatement)
         );
     }
 
