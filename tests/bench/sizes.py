@@ -21,10 +21,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target-dir", default=os.environ.get(
         "CARGO_TARGET_DIR", os.path.expanduser("~/.cache/mwaa-ops/target")))
+    ap.add_argument("--arch", choices=["x86_64", "arm64"], default="x86_64",
+                    help="arm64: what scripts/release-check builds (the template's architecture)")
     args = ap.parse_args()
-    release = Path(args.target_dir) / "release"
+    release = Path(args.target_dir) / ("release" if args.arch == "x86_64"
+                                        else "aarch64-unknown-linux-gnu/release")
     names = functions()
-    print(f"deployment packages ({release}, x86_64; arm64 from scripts/release-check differs)")
+    print(f"deployment packages ({release}, {args.arch})")
     print("| function | binary | zipped |")
     print("|---|--:|--:|")
     total = 0
