@@ -448,3 +448,43 @@ def warm(fn, n, make_event, workdir, proxies):
     finally:
         fn.kill_all()
         api.stop()
+
+
+def timing_rows(r, p, cold_runs, warm_runs, first, waits):
+    """The rows every function benchmark has, from two `cold` + `warm` results ("cold",
+    "warm" keys): cold init and first answer, warm latency with each proxied wait named in
+    `waits` ({proxy name: what it stands for}), and without them all; max RSS."""
+    import statistics
+    med = statistics.median
+    rows = []
+
+    def row(name, f):
+        rows.append((name, f(r), f(p)))
+
+    row(f"cold: spawn -> ready for the first event, ms (median of {cold_runs})",
+        lambda x: ms(med(x["cold"]["init"])) if x["cold"]["init"] else "n/a")
+    row(f"cold: spawn -> {first}, ms", lambda x: ms(med(x["cold"]["first"])) if x["cold"]["first"] else "n/a")
+    row(f"warm per event, end to end, ms median / p90 (N={warm_runs})",
+        lambda x: f"{ms(med(x['warm']['e2e']))} / {ms(pct(x['warm']['e2e'], 90))}")
+    for name, what in waits.items():
+        row(f"warm, of which waiting on {what}, ms median",
+            lambda x, name=name: ms(med(x["warm"]["waits"][name])))
+    if waits:
+        row("warm, excluding the AWS waits, ms median / p90",
+            lambda x: f"{ms(med(x['warm']['own']))} / {ms(pct(x['warm']['own'], 90))}")
+    row("max RSS, warm process, MiB", lambda x: f"{(x['warm']['rss_kb'] or 0) / 1024:.1f}")
+    row("failed invocations (cold + warm)",
+        lambda x: str(x["warm"]["fails"] + cold_runs - x["cold"]["ok"]))
+    return rows
+
+
+def print_table(title, column, rows):
+    """A Markdown table: figure | `column` (Rust) | Python baseline."""
+    w0 = max(len(a) for a, _, _ in rows)
+    w1 = max(len(column), *(len(b) for _, b, _ in rows))
+    print(f"{title}; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"| {'figure'.ljust(w0)} | {column.rjust(w1)} | Python baseline |")
+    print(f"|{'-' * (w0 + 2)}|{'-' * (w1 + 1)}:|----------------:|")
+    for a, b, c in rows:
+        print(f"| {a.ljust(w0)} | {b:>{w1}} | {c:>15} |")
+    sys.stdout.flush()
