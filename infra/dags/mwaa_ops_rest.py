@@ -138,7 +138,22 @@ def list_dags(rest: Rest) -> list:
 
 def set_paused(rest: Rest, dag_ids, paused: bool) -> None:
     for dag_id in dag_ids:
-        rest.call("PATCH", dag_path(dag_id), {"update_mask": "is_paused"}, {"is_paused": paused})
+        if len(dag_path(dag_id)) <= MAX_PATH:
+            rest.call("PATCH", dag_path(dag_id), {"update_mask": "is_paused"}, {"is_paused": paused})
+        else:
+            _set_paused_by_pattern(rest, dag_id, paused)
+
+
+def _set_paused_by_pattern(rest: Rest, dag_id: str, paused: bool) -> None:
+    """A DAG id over 58 characters does not fit in the path: PATCH /dags (many DAGs) with
+    dag_id_pattern, which Airflow matches as a case-insensitive substring (`_` is a wildcard
+    there) -- so only after listing shows the pattern matches this one DAG and no other."""
+    query = {"dag_id_pattern": dag_id, "exclude_stale": "false"}
+    matched = [d["dag_id"] for d in rest.pages("/dags", "dags", query)]
+    if matched != [dag_id]:
+        raise RestApiError(f"cannot pause/unpause DAG {dag_id!r} on {rest.environment}: its id is too long "
+                           f"for an InvokeRestApi path and as a pattern it matches {matched}", "PATCH", "/dags")
+    rest.call("PATCH", "/dags", dict(query, update_mask="is_paused"), {"is_paused": paused})
 
 
 def active_dags(dags: list) -> list:

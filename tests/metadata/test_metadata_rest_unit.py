@@ -69,6 +69,22 @@ def test_airflow_errors_name_the_call_status_and_detail():
         r.Rest("e", mwaa).call("GET", "/pools")
 
 
+def test_a_dag_id_too_long_for_the_path_is_patched_by_pattern_only_when_it_matches_alone():
+    long_id = "a_very_long_dag_id_" + "x" * 50
+    dags = {"dags": [{"dag_id": long_id, "is_paused": False}], "total_entries": 1}
+    mwaa = FakeMwaa(lambda method, path, query, body: (200, dags))
+    r.set_paused(r.Rest("e", mwaa), [long_id], True)
+    (m1, p1, q1, _), (m2, p2, q2, b2) = mwaa.calls
+    assert (m1, p1, q1["dag_id_pattern"]) == ("GET", "/dags", long_id)
+    assert (m2, p2, q2["dag_id_pattern"], q2["update_mask"], b2) == ("PATCH", "/dags", long_id, "is_paused",
+                                                                      {"is_paused": True})
+    twins = {"dags": [{"dag_id": long_id}, {"dag_id": long_id + "_v2"}], "total_entries": 2}
+    mwaa = FakeMwaa(lambda *_: (200, twins))
+    with pytest.raises(r.RestApiError, match="as a pattern it matches"):
+        r.set_paused(r.Rest("e", mwaa), [long_id], False)
+    assert [c[0] for c in mwaa.calls] == ["GET"]  # nothing patched
+
+
 def test_mwaa_errors_without_an_airflow_status_are_named_too():
     error = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "InvokeRestApi")
     mapped = r.rest_error("GET", "/pools", "e", error)

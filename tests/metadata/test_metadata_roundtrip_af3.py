@@ -32,7 +32,8 @@ pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1", 
 VERSION = "3.0.6"
 BUCKET, ENV, REGION = "mwaa-ops-exports", "env-af3", "us-east-1"
 OWN = ("mwaa_ops_export", "mwaa_ops_import")
-TEST_DAGS = ("mwaa_ops_af3_on", "mwaa_ops_af3_off")
+LONG = "mwaa_ops_af3_long_id_past_the_invoke_rest_api_path_limit_of_64"  # /dags/<it> > 64
+TEST_DAGS = ("mwaa_ops_af3_on", "mwaa_ops_af3_off", LONG)
 
 
 def dags_folder(tmp: Path) -> Path:
@@ -68,6 +69,7 @@ def seed(info):
                                            "host": "example.invalid"}, ok=(201,))
     mb.call(info, "PATCH", "/dags/mwaa_ops_af3_on", {"is_paused": False})  # created paused
     mb.call(info, "PATCH", "/dags/mwaa_ops_af3_off", {"is_paused": True})  # created unpaused
+    mb.call(info, "PATCH", f"/dags/{LONG}", {"is_paused": False})  # created paused
 
 
 def run_dag(info, dag_id, conf, sfn, sqs):
@@ -247,13 +249,14 @@ def test_failed_export_reenables_dags_and_fails_the_task_token(scenario):
     # paused by the export through REST, re-enabled by its failure task through REST
     assert scenario["after_bad_export"]["mwaa_ops_af3_on"] is False
     assert scenario["after_bad_export"]["mwaa_ops_af3_off"] is True
+    assert scenario["after_bad_export"][LONG] is False
 
 
 def test_export_sends_manifest_to_step_functions(scenario):
     state, execution = scenario["export"]
     assert state == "success" and execution["status"] == "SUCCEEDED"
     output = json.loads(execution["output"])
-    assert output["active_dags"] == ["mwaa_ops_af3_on"]
+    assert output["active_dags"] == [LONG, "mwaa_ops_af3_on"]
     assert output["airflow_version"] == VERSION and output["alembic_revision"] is None
     s3, uri = scenario["s3"], scenario["manifest_uri"]
     bucket, key = uri[5:].split("/", 1)
@@ -275,7 +278,7 @@ def test_export_sends_manifest_to_step_functions(scenario):
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["table"]
         assert len(gzip.decompress(data).splitlines()) == entry["rows"] == expected_rows[entry["table"]], entry
     # the export left its DAGs paused (the environment is about to be deleted)
-    assert scenario["after_export"]["mwaa_ops_af3_on"] is True
+    assert scenario["after_export"]["mwaa_ops_af3_on"] is True and scenario["after_export"][LONG] is True
 
 
 def test_no_secret_in_plaintext_in_any_exported_object(scenario):
@@ -294,6 +297,7 @@ def test_tasks_went_through_invoke_rest_api_within_its_limits(scenario):
     assert calls and all(len(c["path"]) <= 64 for c in calls)
     paths = {(c["method"], c["path"]) for c in calls}
     assert ("PATCH", "/dags/mwaa_ops_af3_on") in paths  # paused by the export
+    assert ("PATCH", "/dags") in paths  # the long id: by pattern
     assert {("PATCH", "/pools"), ("PATCH", "/variables"), ("PATCH", "/connections")} <= paths  # bulk upserts
 
 
@@ -322,7 +326,7 @@ def test_import_reports_to_step_functions(scenario):
     assert state == "success" and execution["status"] == "SUCCEEDED"
     output = json.loads(execution["output"])
     assert output["already_imported"] is False and output["dags_missing"] == []
-    assert output["written"] == {"slot_pool": 2, "variable": 3, "connection": 2, "dag": 2}
+    assert output["written"] == {"slot_pool": 2, "variable": 3, "connection": 2, "dag": 3}
 
 
 def test_settings_are_equal_to_the_source(scenario):
@@ -343,6 +347,7 @@ def test_paused_state_restored(scenario):
     fresh, dags = scenario["fresh"]["dag"], scenario["after_import"]["dag"]
     assert (fresh["mwaa_ops_af3_on"], fresh["mwaa_ops_af3_off"]) == (True, False)  # the new environment's own
     assert (dags["mwaa_ops_af3_on"], dags["mwaa_ops_af3_off"]) == (False, True)  # the source's
+    assert (fresh[LONG], dags[LONG]) == (True, False)  # patched through PATCH /dags?dag_id_pattern=
 
 
 def test_importing_twice_writes_nothing(scenario):
