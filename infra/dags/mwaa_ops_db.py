@@ -2,7 +2,6 @@
 PostgreSQL). Runs inside Airflow 2.x tasks; no Airflow import here, so tests can drive it too."""
 from __future__ import annotations
 
-import gzip
 import json
 import time
 import warnings
@@ -142,17 +141,7 @@ def _plain(fernet, row, col, flag) -> str:
     return fernet.decrypt(value.encode()).decode() if encrypted else value
 
 
-def write_jsonl_gz(path, rows) -> tuple:
-    """(row count, max of 'id' if any) after writing rows as gzip JSON Lines; mtime 0 so the
-    same rows give the same bytes."""
-    n, max_id = 0, None
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-        for row in rows:
-            gz.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
-            n += 1
-            if isinstance(row.get("id"), int):
-                max_id = row["id"] if max_id is None else max(max_id, row["id"])
-    return n, max_id
+write_jsonl_gz = m.write_jsonl_gz  # pure: lives with the other format code (3.x uses it too)
 
 
 # ---------------------------------------------------------------- import

@@ -1,5 +1,7 @@
 """mwaa_ops_export: pause the environment's DAGs, wait until nothing runs, and write the metadata
 database to S3 (gzip JSON Lines per table, secrets envelope-encrypted with KMS, manifest last).
+On Airflow 3 (no database access from tasks) it writes what the REST API and the task SDK can
+read instead: pools, variables, connections and paused state.
 
 conf: bucket, environment, kms_key_id (required); prefix ("mwaa-ops/metadata"), task_token,
 region, wait_timeout_seconds (1800), poll_seconds (10). See README.md.
@@ -14,7 +16,7 @@ import traceback
 import uuid
 from datetime import datetime
 
-try:  # Airflow 3 (parses; the tasks refuse: they cannot reach the metadata DB there)
+try:  # Airflow 3: the REST API / task SDK path (mwaa_ops_rest.py)
     from airflow.sdk import DAG
     from airflow.providers.standard.operators.python import PythonOperator
 except ImportError:  # Airflow 2
@@ -26,11 +28,16 @@ import mwaa_ops_metadata as m
 DAG_ID = "mwaa_ops_export"
 
 
+def _major() -> int:
+    import airflow
+    return int(airflow.__version__.split(".")[0])
+
+
 def _airflow2():
     import airflow
-    if int(airflow.__version__.split(".")[0]) >= 3:
+    if _major() >= 3:
         raise RuntimeError("Airflow 3 tasks cannot reach the metadata database: "
-                           "the export DAG works on Airflow 2.x only (see README.md)")
+                           "the database export works on Airflow 2.x only (see README.md)")
     return airflow.__version__
 
 
@@ -47,6 +54,8 @@ def _export(conf: dict, ti) -> dict:
     bucket, environment = m.require(conf, "bucket"), m.require(conf, "environment")
     kms_key = m.require(conf, "kms_key_id")  # secrets are never written without it
     prefix, region = conf.get("prefix", "mwaa-ops/metadata"), conf.get("region")
+    if _major() >= 3:
+        return _export_api(conf, ti, bucket, environment, kms_key, prefix, region)
     version = _airflow2()
     from airflow.models.crypto import get_fernet
     from airflow.settings import engine
@@ -109,6 +118,79 @@ def _export(conf: dict, ti) -> dict:
     return output
 
 
+def _export_api(conf, ti, bucket, environment, kms_key, prefix, region) -> dict:
+    """Airflow 3: the environment's REST API (through MWAA InvokeRestApi) lists and pauses;
+    the task SDK reads the real secret values the REST API masks."""
+    import airflow
+    from airflow.sdk import Connection, Variable
+    import mwaa_ops_rest as r
+
+    token = m.TaskToken(conf.get("task_token"), region)
+    rest = r.Rest(environment, r.mwaa_client(region))
+    dags = r.list_dags(rest)
+    active = r.active_dags(dags)
+    ti.xcom_push(key="paused_dags", value=active)  # before pausing: REST pauses one by one
+    r.set_paused(rest, active, True)
+    r.wait_until_idle(rest, float(conf.get("wait_timeout_seconds", 1800)),
+                      float(conf.get("poll_seconds", 10)), token.heartbeat)
+
+    kms, s3 = m.client("kms", region), m.client("s3", region)
+    data_key = kms.generate_data_key(KeyId=kms_key, KeySpec="AES_256")
+    envelope = m.Envelope(data_key["Plaintext"])
+    sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
+    now = dt.datetime.now(dt.timezone.utc)
+    root = m.export_root(prefix, environment, now)
+    tables = {"slot_pool": r.pool_rows(rest),
+              "variable": r.variable_rows(rest, Variable.get, envelope),
+              "connection": r.connection_rows(rest, Connection.get, envelope),
+              "dag": r.dag_rows(dags)}
+    entries = []
+    with tempfile.TemporaryDirectory(prefix="mwaa-ops-export-") as tmp:
+        for table, columns in r.TABLES.items():
+            path = os.path.join(tmp, table + ".jsonl.gz")
+            count, _ = m.write_jsonl_gz(path, tables[table])
+            key = m.object_key(root, table)
+            s3.upload_file(path, bucket, key, ExtraArgs=sse)
+            entries.append({"table": table, "key": key, "rows": count, "max_id": None,
+                            "sha256": m.sha256_file(path), "bytes": os.path.getsize(path),
+                            "columns": {c: "value" for c in columns}})
+            token.heartbeat()
+
+    version = airflow.__version__
+    manifest = {
+        "format": m.FORMAT, "source": r.SOURCE, "export_id": str(uuid.uuid4()), "environment": environment,
+        "created_at": now.isoformat(), "airflow_version": version,
+        "alembic_revision": None, "alembic_revision_note": r.NO_REVISION,
+        "location": f"s3://{bucket}/{root}/manifest.json", "active_dags": active,
+        "excluded_tables": [],  # the rest of the database is out of reach, see not_moved
+        "not_moved": "run and task instance history, XComs, logs, jobs, triggers, asset events, notes",
+        "data_key": {"kms_key_id": data_key["KeyId"],
+                     "ciphertext": base64.b64encode(data_key["CiphertextBlob"]).decode(),
+                     "algorithm": "AES-256-GCM", "aad": "<table>.<column>"},
+        "secret_columns": sorted(f"{t}.{c}" for t, c in r.SECRETS),
+        "tables": entries,
+    }
+    body = json.dumps(manifest, indent=1).encode()
+    s3.put_object(Bucket=bucket, Key=f"{root}/manifest.json", Body=body, ContentType="application/json", **sse)
+    output = {"manifest": manifest["location"], "bucket": bucket, "manifest_key": f"{root}/manifest.json",
+              "manifest_sha256": hashlib.sha256(body).hexdigest(), "export_id": manifest["export_id"],
+              "airflow_version": version, "alembic_revision": None, "source": r.SOURCE,
+              "tables": len(entries), "rows": sum(e["rows"] for e in entries), "active_dags": active}
+    token.success(output)
+    return output
+
+
+def _reenable(conf, paused) -> None:
+    if _major() >= 3:
+        import mwaa_ops_rest as r
+        r.set_paused(r.Rest(conf["environment"], r.mwaa_client(conf.get("region"))), paused, False)
+        return
+    from airflow.settings import engine
+    import mwaa_ops_db as db
+    with engine.begin() as conn:
+        db.set_paused(conn, paused, False)
+
+
 def on_failure(ti=None, dag_run=None, **_):
     """Runs only when the export failed (or was killed): re-enable what it paused, tell Step
     Functions, and fail so the run shows as failed."""
@@ -118,10 +200,7 @@ def on_failure(ti=None, dag_run=None, **_):
     problems = []
     try:
         if paused:
-            from airflow.settings import engine
-            import mwaa_ops_db as db
-            with engine.begin() as conn:
-                db.set_paused(conn, paused, False)
+            _reenable(conf, paused)
     except Exception:
         problems.append("re-enabling the paused DAGs failed: " + traceback.format_exc())
     message = f"{error}; re-enabled {len(paused)} DAGs" + "".join("; " + p for p in problems)

@@ -3,6 +3,9 @@ metadata database in one transaction; secrets re-encrypted with this environment
 
 conf: manifest ("s3://bucket/.../manifest.json", required); task_token, region,
 restore_paused (true: DAGs get the paused state they had before the export). See README.md.
+On Airflow 3 it imports a 3.x REST API export (pools, variables, connections, paused state)
+through the environment's REST API (MWAA InvokeRestApi): upserts, not one transaction.
+conf on 3.x also: environment (required there), dag_wait_timeout_seconds (300), poll_seconds (10).
 """
 import base64
 import json
@@ -10,7 +13,7 @@ import os
 import tempfile
 from datetime import datetime
 
-try:  # Airflow 3 (parses; the task refuses: it cannot reach the metadata DB there)
+try:  # Airflow 3: the REST API path (mwaa_ops_rest.py)
     from airflow.sdk import DAG
     from airflow.providers.standard.operators.python import PythonOperator
 except ImportError:  # Airflow 2
@@ -40,8 +43,7 @@ def run_import(conf: dict) -> dict:
     """Verify everything first (nothing is written before the transaction), then import."""
     import airflow
     if int(airflow.__version__.split(".")[0]) >= 3:
-        raise m.Refused("Airflow 3 tasks cannot reach the metadata database: "
-                        "the import DAG works on Airflow 2.x only (see README.md)")
+        return run_import_api(conf, airflow.__version__)
     from airflow.models.crypto import get_fernet
     from airflow.settings import engine
     import mwaa_ops_db as db
@@ -98,6 +100,88 @@ def run_import(conf: dict) -> dict:
               "inserted": sum(s["inserted"] for s in stats.values()),
               "remapped": sum(s["remapped"] for s in stats.values()),
               "active_dags": manifest["active_dags"]}
+    token.success(output)
+    return output
+
+
+def _read_manifest(s3, location):
+    bucket, key = m.parse_s3_uri(location)
+    try:
+        return bucket, json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except Exception as e:
+        raise m.Refused(f"manifest {location} unreadable: {e}") from e
+
+
+def _verified_rows(s3, bucket, entry, tmp) -> list:
+    """The rows of one object, after its checksum and row count match the manifest."""
+    path = os.path.join(tmp, entry["table"] + ".jsonl.gz")
+    try:
+        s3.download_file(bucket, entry["key"], path)
+    except Exception as e:
+        what = "missing" if _missing(e) else f"unreadable ({e})"
+        raise m.Refused(f"object s3://{bucket}/{entry['key']} (table {entry['table']}) {what}") from e
+    digest = m.sha256_file(path)
+    m.check_object(entry, digest, entry["rows"])  # checksum first: a damaged object is named as such
+    try:
+        rows = list(m.gzip_lines(path))
+    except (OSError, EOFError, ValueError) as e:
+        raise m.Refused(f"object s3://{bucket}/{entry['key']} (table {entry['table']}) is not "
+                        f"readable gzip JSON Lines: {e}") from e
+    m.check_object(entry, digest, len(rows))
+    return rows
+
+
+def run_import_api(conf: dict, version: str) -> dict:
+    """Airflow 3: verify the whole export (objects, checksums, rows, secrets decrypt) before
+    the first write; then upsert pools, variables, connections, paused state, and the marker
+    last (REST is not one transaction: a retry redoes every upsert until the marker exists)."""
+    import mwaa_ops_rest as r
+
+    location, region = m.require(conf, "manifest"), conf.get("region")
+    environment = m.require(conf, "environment")  # InvokeRestApi names the environment it calls
+    token = m.TaskToken(conf.get("task_token"), region)
+    s3, kms = m.client("s3", region), m.client("kms", region)
+    bucket, manifest = _read_manifest(s3, location)
+    r.check_manifest(manifest, version)
+    try:
+        data_key = kms.decrypt(CiphertextBlob=base64.b64decode(manifest["data_key"]["ciphertext"]))
+    except Exception as e:
+        raise m.Refused(f"KMS refused the export's data key: {e}") from e
+    envelope = m.Envelope(data_key["Plaintext"])
+    tables = {}
+    with tempfile.TemporaryDirectory(prefix="mwaa-ops-import-") as tmp:
+        for entry in manifest["tables"]:
+            rows = _verified_rows(s3, bucket, entry, tmp)
+            r.check_rows(entry["table"], rows)
+            tables[entry["table"]] = r.unseal(entry["table"], rows, envelope)
+            token.heartbeat()
+
+    rest = r.Rest(environment, r.mwaa_client(region))
+    output = {"manifest": location, "export_id": manifest["export_id"], "source": r.SOURCE,
+              "rows": sum(e["rows"] for e in manifest["tables"]), "active_dags": manifest["active_dags"]}
+    before = r.imported_before(rest, manifest["export_id"])
+    if before:  # a second run: nothing is written again
+        output = dict(output, already_imported=True, inserted=0, remapped=0,
+                      written=before.get("written", {}), dags_missing=before.get("dags_missing", []))
+        token.success(output)
+        return output
+    written = {"slot_pool": len(rest.bulk("/pools", r.pool_entities(tables["slot_pool"]))),
+               "variable": len(rest.bulk("/variables", r.variable_entities(tables["variable"]))),
+               "connection": len(rest.bulk("/connections", r.connection_entities(tables["connection"])))}
+    missing = []
+    if conf.get("restore_paused", True):  # last of the user's settings: nothing runs before pools exist
+        wanted = [d["dag_id"] for d in tables["dag"] if d["dag_id"] not in m.OWN_DAGS]
+        present = r.wait_for_dags(rest, wanted, float(conf.get("dag_wait_timeout_seconds", 300)),
+                                  float(conf.get("poll_seconds", 10)), token.heartbeat)
+        changes, missing = r.paused_changes(tables["dag"], present)
+        for paused in (True, False):  # pause first: a DAG meant to stay off never starts meanwhile
+            r.set_paused(rest, [d for d, p in changes.items() if p is paused], paused)
+        written["dag"] = len(changes)
+    record = {"manifest": location, "written": written, "dags_missing": missing}
+    rest.call("POST", "/variables", body={"key": r.marker(manifest["export_id"]), "value": json.dumps(record),
+                                          "description": "mwaa-ops: this export was imported"}, allow=(409,))
+    output = dict(output, already_imported=False, inserted=sum(written.values()), remapped=0,
+                  written=written, dags_missing=missing)
     token.success(output)
     return output
 

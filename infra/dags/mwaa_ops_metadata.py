@@ -161,6 +161,9 @@ def check_manifest(manifest: dict, airflow_version: str, revision: str, target_s
     """Refuse (naming what is wrong) unless the manifest fits this database exactly."""
     if manifest.get("format") != FORMAT:
         raise Refused(f"manifest format {manifest.get('format')!r}, expected {FORMAT!r}")
+    if manifest.get("source") == "api":  # mwaa_ops_rest.SOURCE: four tables, not a database
+        raise Refused(f"the export is an Airflow {manifest.get('airflow_version')} REST API export: "
+                      f"Airflow {airflow_version} imports only database exports of Airflow 2")
     if manifest.get("airflow_version") != airflow_version:
         raise Refused(f"export is from Airflow {manifest.get('airflow_version')}, this is {airflow_version}")
     if manifest.get("alembic_revision") != revision:
@@ -194,6 +197,19 @@ def gzip_lines(path: str):
     with gzip.open(path, "rt", encoding="utf-8") as f:
         for line in f:
             yield json.loads(line)
+
+
+def write_jsonl_gz(path, rows) -> tuple:
+    """(row count, max of 'id' if any) after writing rows as gzip JSON Lines; mtime 0 so the
+    same rows give the same bytes."""
+    n, max_id = 0, None
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        for row in rows:
+            gz.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+            n += 1
+            if isinstance(row.get("id"), int):
+                max_id = row["id"] if max_id is None else max(max_id, row["id"])
+    return n, max_id
 
 
 def sha256_file(path: str) -> str:

@@ -218,12 +218,13 @@ def memory_mb(pids) -> tuple:
 
 def boto_shim(workdir: Path) -> Path:
     """A folder to put on the Airflow processes' PYTHONPATH: the Airflow venvs have no boto3
-    (MWAA's has), so they borrow the bed venv's boto3, botocore and s3transfer, nothing else."""
+    (MWAA's has), so they borrow the bed venv's boto3, botocore and s3transfer, nothing else --
+    but jmespath, which botocore needs and Airflow 3's venv (unlike 2.x's) does not bring."""
     import boto3
     shim = workdir / "boto"
     shim.mkdir(exist_ok=True)
     site = Path(boto3.__file__).resolve().parents[1]
-    for name in ("boto3", "botocore", "s3transfer"):
+    for name in ("boto3", "botocore", "s3transfer", "jmespath"):
         if not (shim / name).exists():
             (shim / name).symlink_to(site / name)
     return shim

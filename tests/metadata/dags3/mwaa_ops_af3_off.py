@@ -1,0 +1,9 @@
+"""mwaa_ops_af3_off: created unpaused, switched off by the test: the import must switch it off."""
+from datetime import datetime
+
+from airflow.sdk import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+
+with DAG("mwaa_ops_af3_off", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
+         is_paused_upon_creation=False, tags=["mwaa-ops-test"]):
+    EmptyOperator(task_id="noop")

@@ -1,0 +1,359 @@
+"""Metadata round trip on real Airflow 3.0.6 / PostgreSQL: the REST API path. moto for S3, KMS
+and Step Functions; the local MWAA control plane forwards the DAGs' InvokeRestApi calls to the
+Airflow in place (the tasks find it through AWS_ENDPOINT_URL_MWAA, as a bed stand-in for MWAA).
+
+One scenario per module: settings in a source environment -> a failing export -> the export ->
+source stopped -> a fresh environment with another Fernet key -> refused imports -> import ->
+import again. Skipped only with MWAA_OPS_SKIP_AIRFLOW=1.
+"""
+import copy
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import metadata_bed as mb  # noqa: E402
+from metadata_bed import ab  # noqa: E402
+import mwaa_local  # noqa: E402  (tests/bed is on sys.path through metadata_bed)
+from moto_bed import Moto  # noqa: E402
+
+pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1", reason="MWAA_OPS_SKIP_AIRFLOW=1")
+VERSION = "3.0.6"
+BUCKET, ENV, REGION = "mwaa-ops-exports", "env-af3", "us-east-1"
+OWN = ("mwaa_ops_export", "mwaa_ops_import")
+LONG = "mwaa_ops_af3_long_id_past_the_invoke_rest_api_path_limit_of_64"  # /dags/<it> > 64
+TEST_DAGS = ("mwaa_ops_af3_on", "mwaa_ops_af3_off", LONG)
+
+
+def dags_folder(tmp: Path) -> Path:
+    folder = tmp / "dags"
+    folder.mkdir()
+    for source in (mb.ROOT / "infra" / "dags", HERE / "dags3"):
+        for dag in source.glob("*.py"):
+            shutil.copy(dag, folder / dag.name)
+    return folder
+
+
+def settings(info):
+    """Variables, connections (secrets decrypted with the environment's Fernet key), pools and
+    paused state, read from the database itself."""
+    return mb.airflow_python(VERSION, HERE / "read_settings.py", info["database_url"], info["fernet_key"])
+
+
+def seed(info):
+    """The settings a user makes, through the public API."""
+    mb.call(info, "POST", "/pools", {"name": "history_pool", "slots": 3, "description": "moved",
+                                     "include_deferred": True}, ok=(201,))
+    mb.call(info, "PATCH", "/pools/default_pool?update_mask=slots", {"slots": 77})  # 3.x: mask required
+    mb.call(info, "POST", "/variables", {"key": "plain_var", "value": "hello"}, ok=(201,))
+    mb.call(info, "POST", "/variables", {"key": "secret_var", "value": mb.SECRETS["var_secret"],
+                                         "description": "sensitive"}, ok=(201,))
+    mb.call(info, "POST", "/variables", {"key": "json_var", "value": '{"a": [1, 2], "b": "é"}'}, ok=(201,))
+    mb.call(info, "POST", "/connections", {
+        "connection_id": "warehouse", "conn_type": "postgres", "host": "db.example.invalid",
+        "login": "etl", "password": mb.SECRETS["conn_password"], "port": 5432, "schema": "dw",
+        "description": "the warehouse",
+        "extra": json.dumps({"token": mb.SECRETS["conn_extra_token"], "sslmode": "require"})}, ok=(201,))
+    mb.call(info, "POST", "/connections", {"connection_id": "no_secret", "conn_type": "http",
+                                           "host": "example.invalid"}, ok=(201,))
+    mb.call(info, "PATCH", "/dags/mwaa_ops_af3_on", {"is_paused": False})  # created paused
+    mb.call(info, "PATCH", "/dags/mwaa_ops_af3_off", {"is_paused": True})  # created unpaused
+    mb.call(info, "PATCH", f"/dags/{LONG}", {"is_paused": False})  # created paused
+
+
+def run_dag(info, dag_id, conf, sfn, sqs):
+    """Trigger a run with a task token; (run state, execution). 3.x needs logical_date."""
+    execution, token = mb.state_machine(sfn, sqs)
+    run_id = f"{dag_id}-{time.time_ns()}"
+    mb.call(info, "POST", f"/dags/{dag_id}/dagRuns",
+            {"dag_run_id": run_id, "logical_date": None, "conf": dict(conf, task_token=token)})
+    state = mb.wait_runs(info, dag_id, [run_id], timeout=180)[run_id]
+    execution = mb.wait_execution(sfn, execution)
+    if state == "failed":  # moto keeps no cause: read the task's own
+        task = dag_id.split("_")[-1]
+        answer = mb.call(info, "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}/xcomEntries/error")
+        execution["cause"] = answer["value"]
+    return state, execution
+
+
+def start_airflow(pg, folder, workdir, plane_url):
+    af = ab.Airflow(VERSION, pg, folder, workdir)
+    info = af.start()
+    admin(plane_url, "airflows", [info])  # InvokeRestApi on ENV now reaches this Airflow
+    for dag in OWN + TEST_DAGS:
+        af.wait_for_dag(dag)
+    return af, info
+
+
+def admin(url, what, body):
+    request = urllib.request.Request(f"{url}/_bed/{what}", method="POST", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as answer:
+        return json.loads(answer.read() or b"null")
+
+
+def create_environment(mwaa):
+    mwaa.create_environment(
+        Name=ENV, AirflowVersion=VERSION, ExecutionRoleArn="arn:aws:iam::123456789012:role/mwaa-exec",
+        SourceBucketArn="arn:aws:s3:::mwaa-ops-dags", DagS3Path="dags",
+        NetworkConfiguration={"SubnetIds": ["subnet-0a1", "subnet-0b2"], "SecurityGroupIds": ["sg-0c3"]})
+    deadline = time.monotonic() + 30
+    while mwaa.get_environment(Name=ENV)["Environment"]["Status"] != "AVAILABLE":
+        assert time.monotonic() < deadline, "the local MWAA environment never became AVAILABLE"
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("metadata-af3")
+    moto, pg, af, plane = Moto(tmp), ab.Postgres(), None, None
+    saved = dict(os.environ)
+    try:
+        moto.start()
+        plane = mwaa_local.serve(moto_url=moto.url, airflows=[], region=REGION)
+        # Inherited by every Airflow process, so by the tasks: S3/KMS/SFN in moto, MWAA in the plane.
+        os.environ.update({"AWS_ENDPOINT_URL": moto.url, "AWS_ENDPOINT_URL_MWAA": plane.url,
+                           "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                           "AWS_DEFAULT_REGION": REGION}, PYTHONPATH=str(ab.boto_shim(tmp)))
+        kw = dict(region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
+        s3, kms, sfn, sqs = (boto3.client(s, endpoint_url=moto.url, **kw) for s in ("s3", "kms", "stepfunctions", "sqs"))
+        mwaa = boto3.client("mwaa", endpoint_url=plane.url, config=Config(inject_host_prefix=False), **kw)
+        s3.create_bucket(Bucket=BUCKET)
+        kms_key = kms.create_key()["KeyMetadata"]["KeyId"]
+        create_environment(mwaa)
+        out = {"s3": s3, "plane": plane}
+        pg.start(tmp / "pg")
+        folder = dags_folder(tmp)
+
+        # -- source: settings, a failing export, the export
+        t0 = time.monotonic()
+        af, src = start_airflow(pg, folder, tmp / "source", plane.url)
+        out["start_seconds"] = time.monotonic() - t0
+        seed(src)
+        out["source"] = settings(src)
+        conf = {"bucket": BUCKET, "environment": ENV, "kms_key_id": kms_key, "poll_seconds": 1}
+        out["bad_export"] = run_dag(src, "mwaa_ops_export", dict(conf, kms_key_id="alias/no-such-key"), sfn, sqs)
+        out["after_bad_export"] = settings(src)["dag"]
+        t0 = time.monotonic()
+        out["export"] = run_dag(src, "mwaa_ops_export", conf, sfn, sqs)
+        out["export_seconds"] = time.monotonic() - t0
+        out["after_export"] = settings(src)["dag"]
+        af.stop()
+
+        # -- target: refusals (nothing written), the import, the import again
+        out["manifest_uri"] = json.loads(out["export"][1]["output"])["manifest"]
+        af, dst = start_airflow(pg, folder, tmp / "target", plane.url)
+        out["fernet_changed"] = dst["fernet_key"] != src["fernet_key"]
+        out["fresh"] = settings(dst)
+        bad = bad_manifests(s3, out["manifest_uri"])
+        out["refused"] = {"tampered": run_dag(dst, "mwaa_ops_import",
+                                              {"manifest": bad.pop("tampered"), "environment": ENV}, sfn, sqs)}
+        # The other refusals straight through the import code, as the task runs it (a DAG run each
+        # would cost ~10 s): same Airflow settings, same AWS endpoints.
+        env = dict(af.env, PYTHONPATH=os.pathsep.join([str(folder), os.environ["PYTHONPATH"]]),
+                   MWAA_OPS_TRY_CONF=json.dumps({"environment": ENV}))
+        tried = mb.airflow_python(VERSION, HERE / "try_import.py", *bad.values(), env=env)
+        out["refused"].update({case: tried[uri] for case, uri in bad.items()})
+        out["before_import"] = settings(dst)
+        t0 = time.monotonic()
+        out["import"] = run_dag(dst, "mwaa_ops_import", {"manifest": out["manifest_uri"], "environment": ENV},
+                                sfn, sqs)
+        out["import_seconds"] = time.monotonic() - t0
+        out["after_import"] = settings(dst)
+        out["reimport"] = run_dag(dst, "mwaa_ops_import", {"manifest": out["manifest_uri"], "environment": ENV},
+                                  sfn, sqs)
+        out["after_reimport"] = settings(dst)
+        out["calls"] = list(plane.plane.calls)
+        yield out
+    finally:
+        if af:
+            af.stop()
+        pg.stop()
+        if plane:
+            plane.shutdown()
+        moto.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def bad_manifests(s3, uri):
+    """Broken copies of a good export, written next to it: {case: manifest uri}."""
+    bucket, key = uri[5:].split("/", 1)
+    good = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    cases = {}
+    tampered = copy.deepcopy(good)  # the manifest lies about an object
+    next(e for e in tampered["tables"] if e["table"] == "variable")["sha256"] = "0" * 64
+    cases["tampered"] = tampered
+    damaged = copy.deepcopy(good)  # an object changed after the export (sealed values still valid)
+    entry = next(e for e in damaged["tables"] if e["table"] == "connection")
+    rows = gzip.decompress(s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read()).splitlines()
+    entry["key"] += ".damaged"
+    s3.put_object(Bucket=bucket, Key=entry["key"], Body=gzip.compress(b"\n".join(rows[:-1]) + b"\n"))
+    cases["object"] = damaged
+    missing = copy.deepcopy(good)
+    next(e for e in missing["tables"] if e["table"] == "slot_pool")["key"] += ".gone"
+    cases["missing"] = missing
+    cases["version"] = dict(copy.deepcopy(good), airflow_version="3.0.2")
+    cases["database_export"] = {k: v for k, v in copy.deepcopy(good).items() if k != "source"}
+    swapped = copy.deepcopy(good)  # sealed values moved between columns: the AAD catches it
+    entry = next(e for e in swapped["tables"] if e["table"] == "variable")
+    lines = [json.loads(x) for x in gzip.decompress(s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read()).splitlines()]
+    conn_entry = next(e for e in swapped["tables"] if e["table"] == "connection")
+    conns = [json.loads(x) for x in gzip.decompress(s3.get_object(Bucket=bucket, Key=conn_entry["key"])["Body"].read()).splitlines()]
+    sealed_password = next(c["password"] for c in conns if c["password"])
+    lines = [dict(v, val=sealed_password) if v["key"] == "plain_var" else v for v in lines]
+    body = gzip.compress(b"".join(json.dumps(v).encode() + b"\n" for v in lines))
+    entry.update(key=entry["key"] + ".swapped", sha256=hashlib.sha256(body).hexdigest())
+    s3.put_object(Bucket=bucket, Key=entry["key"], Body=body)
+    cases["swapped"] = swapped
+    uris = {}
+    for case, content in cases.items():
+        k = key.replace("manifest.json", f"manifest-{case}.json")
+        s3.put_object(Bucket=bucket, Key=k, Body=json.dumps(content).encode())
+        uris[case] = f"s3://{bucket}/{k}"
+    return uris
+
+
+def objects(s3, uri):
+    bucket, key = uri[5:].split("/", 1)
+    for obj in s3.list_objects_v2(Bucket=bucket, Prefix=key.rsplit("/", 1)[0] + "/")["Contents"]:
+        yield obj["Key"], s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+
+
+def user_settings(s):
+    """The settings a user made, without the import's own marker variable."""
+    s = copy.deepcopy(s)
+    s["variable"] = {k: v for k, v in s["variable"].items() if not k.startswith("mwaa_ops.imported.")}
+    s.pop("counts")
+    return s
+
+
+# ---------------------------------------------------------------- export
+
+def test_failed_export_reenables_dags_and_fails_the_task_token(scenario):
+    state, execution = scenario["bad_export"]
+    assert state == "failed"
+    assert execution["status"] == "FAILED" and execution["error"] == "MwaaOps.ExportFailed"
+    assert "no-such-key" in execution["cause"] or "KMS" in execution["cause"], execution["cause"]
+    # paused by the export through REST, re-enabled by its failure task through REST
+    assert scenario["after_bad_export"]["mwaa_ops_af3_on"] is False
+    assert scenario["after_bad_export"]["mwaa_ops_af3_off"] is True
+    assert scenario["after_bad_export"][LONG] is False
+
+
+def test_export_sends_manifest_to_step_functions(scenario):
+    state, execution = scenario["export"]
+    assert state == "success" and execution["status"] == "SUCCEEDED"
+    output = json.loads(execution["output"])
+    assert output["active_dags"] == [LONG, "mwaa_ops_af3_on"]
+    assert output["airflow_version"] == VERSION and output["alembic_revision"] is None
+    s3, uri = scenario["s3"], scenario["manifest_uri"]
+    bucket, key = uri[5:].split("/", 1)
+    assert key == output["manifest_key"] and f"/{ENV}/dt=" in key
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == output["manifest_sha256"]
+    manifest = json.loads(body)
+    assert manifest["source"] == "api" and manifest["format"] == "mwaa-ops-metadata/1"
+    assert manifest["alembic_revision"] is None and manifest["alembic_revision_note"]
+    assert [e["table"] for e in manifest["tables"]] == ["slot_pool", "variable", "connection", "dag"]
+    source = scenario["source"]
+    expected_rows = {"slot_pool": len(source["slot_pool"]), "variable": len(source["variable"]),
+                     "connection": len(source["connection"]),
+                     "dag": len([d for d in source["dag"]])}
+    for entry in manifest["tables"]:
+        data = s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read()
+        head = s3.head_object(Bucket=bucket, Key=entry["key"])
+        assert head["ServerSideEncryption"] == "aws:kms", entry["table"]
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["table"]
+        assert len(gzip.decompress(data).splitlines()) == entry["rows"] == expected_rows[entry["table"]], entry
+    # the export left its DAGs paused (the environment is about to be deleted)
+    assert scenario["after_export"]["mwaa_ops_af3_on"] is True and scenario["after_export"][LONG] is True
+
+
+def test_no_secret_in_plaintext_in_any_exported_object(scenario):
+    seen = 0
+    for key, data in objects(scenario["s3"], scenario["manifest_uri"]):
+        text = gzip.decompress(data) if key.endswith(".gz") else data
+        for name, secret in mb.SECRETS.items():
+            assert secret.encode() not in text, f"{name} in plaintext in {key}"
+        assert b"***" not in text, f"a masked value was exported in {key}"
+        seen += 1
+    assert seen >= 5  # four tables and the manifest
+
+
+def test_tasks_went_through_invoke_rest_api_within_its_limits(scenario):
+    calls = [c for c in scenario["calls"] if c["operation"] == "InvokeRestApi"]
+    assert calls and all(len(c["path"]) <= 64 for c in calls)
+    paths = {(c["method"], c["path"]) for c in calls}
+    assert ("PATCH", "/dags/mwaa_ops_af3_on") in paths  # paused by the export
+    assert ("PATCH", "/dags") in paths  # the long id: by pattern
+    assert {("PATCH", "/pools"), ("PATCH", "/variables"), ("PATCH", "/connections")} <= paths  # bulk upserts
+
+
+# ---------------------------------------------------------------- import
+
+@pytest.mark.parametrize("case,needle", [
+    ("tampered", "table variable"), ("object", "table connection"), ("missing", "table slot_pool) missing"),
+    ("version", "Airflow 3.0.2"), ("database_export", "Airflow 2.x database export"),
+    ("swapped", "'plain_var' cannot be decrypted")])
+def test_import_refuses_bad_exports_and_writes_nothing(scenario, case, needle):
+    if case == "tampered":  # through the DAG: Step Functions hears of it
+        state, execution = scenario["refused"][case]
+        assert state == "failed"
+        assert execution["status"] == "FAILED" and execution["error"] == "MwaaOps.ImportRefused"
+        error = execution["cause"]
+    else:
+        error = scenario["refused"][case]
+    assert error.startswith("Refused") and needle in error, error
+    assert scenario["before_import"] == scenario["fresh"]  # not one write
+    assert not {k for k in scenario["before_import"]["variable"]}
+    assert scenario["before_import"]["slot_pool"]["default_pool"]["slots"] == 128
+
+
+def test_import_reports_to_step_functions(scenario):
+    state, execution = scenario["import"]
+    assert state == "success" and execution["status"] == "SUCCEEDED"
+    output = json.loads(execution["output"])
+    assert output["already_imported"] is False and output["dags_missing"] == []
+    assert output["written"] == {"slot_pool": 2, "variable": 3, "connection": 2, "dag": 3}
+
+
+def test_settings_are_equal_to_the_source(scenario):
+    assert scenario["fernet_changed"]
+    source, target = user_settings(scenario["source"]), user_settings(scenario["after_import"])
+    assert target["slot_pool"] == source["slot_pool"]
+    assert target["slot_pool"]["default_pool"]["slots"] == 77
+    assert target["variable"] == source["variable"]
+    assert target["connection"] == source["connection"]
+    # read_settings decrypts with the target's key: a value left under the old key would fail
+    assert target["connection"]["warehouse"]["password"] == mb.SECRETS["conn_password"]
+    assert json.loads(target["connection"]["warehouse"]["extra"])["token"] == mb.SECRETS["conn_extra_token"]
+    assert target["variable"]["secret_var"]["val"] == mb.SECRETS["var_secret"]
+    assert target["variable"]["json_var"]["val"] == '{"a": [1, 2], "b": "é"}'  # a string stays a string
+
+
+def test_paused_state_restored(scenario):
+    fresh, dags = scenario["fresh"]["dag"], scenario["after_import"]["dag"]
+    assert (fresh["mwaa_ops_af3_on"], fresh["mwaa_ops_af3_off"]) == (True, False)  # the new environment's own
+    assert (dags["mwaa_ops_af3_on"], dags["mwaa_ops_af3_off"]) == (False, True)  # the source's
+    assert (fresh[LONG], dags[LONG]) == (True, False)  # patched through PATCH /dags?dag_id_pattern=
+
+
+def test_importing_twice_writes_nothing(scenario):
+    state, execution = scenario["reimport"]
+    assert state == "success" and json.loads(execution["output"])["already_imported"] is True
+    first, second = scenario["after_import"], scenario["after_reimport"]
+    assert first == second
+    assert [k for k in second["variable"] if k.startswith("mwaa_ops.imported.")] == [
+        "mwaa_ops.imported." + json.loads(execution["output"])["export_id"]]
