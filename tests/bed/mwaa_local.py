@@ -417,6 +417,8 @@ class Handler(BaseHTTPRequestHandler):
         status, error_type = 200, None
         try:
             body = self._body()
+            if operation == "InvokeRestApi":  # also for calls a fault keeps from Airflow
+                call.update(path=body.get("Path"), method=body.get("Method"))
             fault = self.plane.take_fault(operation, name, body)
             if fault and fault.get("after"):
                 # The work is done; only its answer is lost.
