@@ -52,7 +52,15 @@ Test-bed admin API (not MWAA) under ``/_bed/``:
     GET|POST|DELETE /_bed/faults      rules, appended and consumed in order:
         {"operation": "InvokeRestApi" | "*", "kind": "throttle" | "server_error" |
          "rest_api_server_error" | "rest_api_client_error" | "latency",
-         "count": 1, "latency_ms": 0, "status": 500, "name": optional env name}
+         "count": 1, "latency_ms": 0, "status": 500, "name": optional env name,
+         "method": optional InvokeRestApi Method, "path": optional InvokeRestApi Path,
+         "after": false}
+        A rule applies to the first call that matches operation, name, method and path
+        (the last two only for InvokeRestApi).  "after": true does the work first (the
+        environment is created or deleted, the request reaches Airflow) and then answers
+        with the fault instead of the result: the answer lost on the way back, the case
+        that tells idempotent callers from the rest.  A served fault is in /_bed/calls as
+        "fault" (its kind), with "after": true when the work was done.
     POST /_bed/fail                   {"name", "status": "CREATE_FAILED" | "UPDATE_FAILED"}
     POST /_bed/status                 {"name", "status"}: set any status now (e.g. UNAVAILABLE)
     GET|DELETE /_bed/calls            [{operation, name, path?, method?, status, error?,
@@ -233,15 +241,20 @@ class ControlPlane:
         for rule in rules:
             if rule.get("kind") not in kinds:
                 raise model.validation(f"fault kind must be one of {kinds}")
+            if rule.get("after") and rule["kind"] == "latency":
+                raise model.validation("a latency fault cannot come after the work")
         with self.lock:
             for rule in rules:
                 self.faults.append({"operation": "*", "count": 1, **rule})
             return list(self.faults)
 
-    def take_fault(self, operation: str, name: str | None) -> dict | None:
+    def take_fault(self, operation: str, name: str | None, body: dict | None = None) -> dict | None:
+        body = body if operation == "InvokeRestApi" and isinstance(body, dict) else {}
         with self.lock:
             for rule in self.faults:
-                if rule["operation"] in ("*", operation) and rule.get("name") in (None, name):
+                if rule["operation"] in ("*", operation) and rule.get("name") in (None, name) \
+                        and rule.get("method") in (None, body.get("Method")) \
+                        and rule.get("path") in (None, body.get("Path")):
                     rule["count"] -= 1
                     if rule["count"] <= 0:
                         self.faults.remove(rule)
@@ -404,8 +417,18 @@ class Handler(BaseHTTPRequestHandler):
         status, error_type = 200, None
         try:
             body = self._body()
-            fault = self.plane.take_fault(operation, name)
-            if fault:
+            if operation == "InvokeRestApi":  # also for calls a fault keeps from Airflow
+                call.update(path=body.get("Path"), method=body.get("Method"))
+            fault = self.plane.take_fault(operation, name, body)
+            if fault and fault.get("after"):
+                # The work is done; only its answer is lost.
+                call["fault"], call["after"] = fault["kind"], True
+                try:
+                    self._operation(operation, label, body, query, call)
+                except ApiError as e:
+                    call["work_error"] = e.code
+                status, out, error_type = self._fault(fault, call)
+            elif fault:
                 call["fault"] = fault["kind"]
                 status, out, error_type = self._fault(fault, call)
                 if status is None:

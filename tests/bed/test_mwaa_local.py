@@ -477,6 +477,36 @@ def test_throttle_and_server_error_faults(plane, mwaa):
     assert admin(plane.url, "faults") == []
 
 
+def test_faults_after_the_work_and_by_rest_method_and_path(plane, mwaa, airflow):
+    admin(plane.url, "faults", [{"operation": "CreateEnvironment", "kind": "server_error",
+                                 "after": True},
+                                {"operation": "InvokeRestApi", "kind": "rest_api_server_error",
+                                 "method": "POST", "path": "/dags/ok/dagRuns", "after": True,
+                                 "status": 504}])
+    with pytest.raises(Exception):
+        admin(plane.url, "faults", {"kind": "latency", "after": True})
+    # The answer is an error, but the environment was created.
+    assert error_of(mwaa.create_environment, **env_input("late"))[:2] == \
+        ("InternalServerException", 500)
+    assert mwaa.get_environment(Name="late")["Environment"]["Status"] == "CREATING"
+    assert error_of(mwaa.create_environment, **env_input("late"))[0] == "ValidationException"
+    wait_status(mwaa, "late", "AVAILABLE")
+    # A GET and a POST elsewhere pass; the POST to the path is forwarded, then answered 504.
+    assert mwaa.invoke_rest_api(Name="late", Path="/dags/ok/dagRuns", Method="GET")
+    assert mwaa.invoke_rest_api(Name="late", Path="/dags/other/dagRuns", Method="POST", Body={})
+    code, _, r = error_of(mwaa.invoke_rest_api, Name="late", Path="/dags/ok/dagRuns",
+                          Method="POST", Body={"dag_run_id": "r1"})
+    assert (code, r["RestApiStatusCode"]) == ("RestApiServerException", 504)
+    assert [(q["method"], q["path"]) for q in airflow.requests][-1] == \
+        ("POST", "/api/v1/dags/ok/dagRuns"), "Airflow got the run"
+    assert admin(plane.url, "faults") == []
+    calls = admin(plane.url, "calls")
+    served = [(c["operation"], c["fault"], c.get("after")) for c in calls if "fault" in c]
+    assert served == [("CreateEnvironment", "server_error", True),
+                      ("InvokeRestApi", "rest_api_server_error", True)]
+    assert [c["forwarded"] for c in calls if c["operation"] == "InvokeRestApi"] == [True] * 3
+
+
 def test_invoke_rest_api_forwards_to_airflow_2_with_basic_auth(plane, mwaa, airflow):
     mwaa.create_environment(**env_input("rest2", AirflowVersion="2.10.1"))  # -> 2.10.3
     code, status, r = error_of(mwaa.invoke_rest_api, Name="rest2", Path="/dags", Method="GET")

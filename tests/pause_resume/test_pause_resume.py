@@ -52,6 +52,58 @@ SERVER_ASSIGNED = {"Arn", "CreatedAt", "LastUpdate", "Status", "WebserverUrl", "
                    "LoggingConfiguration"}
 
 
+# The fault matrix (rules of the control plane's /_bed/faults, for ENV). The SDK makes 3
+# attempts per call: 2 faults in a row are its to absorb, 3 reach the step, which fails
+# Retryable for the state machine to retry (a new invocation; for run-dag a new task token).
+# "after": the work is done and the answer lost.  Latency stays under the steps' 15 s
+# attempt timeout (tests/tests/faults.rs covers the timeout itself).
+def _rest(method, path, kind, **extra):
+    return dict(operation="InvokeRestApi", method=method, path=path, kind=kind, **extra)
+
+
+PAUSE_FAULTS = [
+    {"operation": "GetEnvironment", "kind": "throttle", "count": 2},
+    {"operation": "GetEnvironment", "kind": "server_error", "status": 500, "count": 3},
+    {"operation": "GetEnvironment", "kind": "latency", "latency_ms": 1500},
+    _rest("PATCH", "/dags/mwaa_ops_export", "throttle"),
+    _rest("PATCH", "/dags/mwaa_ops_export", "rest_api_server_error", status=503),
+    # Airflow starts the export run, MWAA's answer is a 504 (its 10 s limit): the dangerous one.
+    _rest("POST", "/dags/mwaa_ops_export/dagRuns", "rest_api_server_error", status=504, after=True),
+    _rest("POST", "/dags/mwaa_ops_export/dagRuns", "latency", latency_ms=1500),
+    {"operation": "DeleteEnvironment", "kind": "throttle"},
+    {"operation": "DeleteEnvironment", "kind": "server_error", "status": 500, "after": True},
+]
+CREATE_FAULTS = [
+    {"operation": "GetEnvironment", "kind": "throttle", "count": 3},
+    {"operation": "CreateEnvironment", "kind": "throttle"},
+    {"operation": "CreateEnvironment", "kind": "server_error", "status": 503, "after": True},
+]
+RESUME_FAULTS = [
+    {"operation": "GetEnvironment", "kind": "latency", "latency_ms": 1500},
+    {"operation": "GetEnvironment", "kind": "server_error", "status": 503, "count": 2},
+    _rest("PATCH", "/dags/mwaa_ops_import", "server_error", status=500),
+    _rest("POST", "/dags/mwaa_ops_import/dagRuns", "rest_api_server_error", status=504, after=True),
+    _rest("POST", "/dags/mwaa_ops_import/dagRuns", "throttle", count=2),
+    _rest("PATCH", "/dags/mwaa_ops_history", "rest_api_server_error", status=503, count=2),
+    _rest("PATCH", "/dags/mwaa_ops_history", "throttle"),
+]
+
+
+def did_work(call):
+    """A call that changed something: answered 200, or faulted after a work that succeeded."""
+    return call.get("status") == 200 or (call.get("after") and "work_error" not in call)
+
+
+def served_faults(calls):
+    return sorted((c["operation"], c.get("method"), c.get("path"), c["fault"], bool(c.get("after")))
+                  for c in calls if "fault" in c)
+
+
+def expected_faults(rules):
+    return sorted((r["operation"], r.get("method"), r.get("path"), r["kind"], bool(r.get("after")))
+                  for r in rules for _ in range(r.get("count", 1)))
+
+
 def worker_binary() -> Path:
     target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "mwaa-ops" / "target"))
     binary = target / "debug" / "step-worker"
@@ -118,6 +170,18 @@ class Cycle:
         """The states an execution entered, in order."""
         events = self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+    def inject(self, rules):
+        """Faults for the next phase; returns the call count to measure the phase from."""
+        self.admin("faults", [dict(rule, name=ENV) for rule in rules])
+        return len(self.admin("calls"))
+
+    def served(self, since):
+        """The phase's calls since `since`, and the rules it left unserved (then cleared)."""
+        left = self.admin("faults")
+        request = urllib.request.Request(f"{self.plane_url}/_bed/faults", method="DELETE")
+        urllib.request.urlopen(request).read()
+        return self.admin("calls")[since:], left
 
     def deletes(self):
         return [c for c in self.admin("calls") if c.get("operation") == "DeleteEnvironment"]
@@ -236,8 +300,14 @@ def scenario(tmp_path_factory):
         out["tampered_paused"] = mb.call(source, "GET", "/dags/mwaa_ops_history")["is_paused"]
         out["deletes_before_pause"] = len(cycle.deletes())
 
-        # 4. pause
+        # 4. pause, under faults: every MWAA call kind the pause makes is throttled, fails
+        # or is slow at least once; some answers are lost after the work was done.
+        exports_before = mb.call(source, "GET", "/dags/mwaa_ops_export/dagRuns")["total_entries"]
+        since = cycle.inject(PAUSE_FAULTS)
         out["pause"] = cycle.run("pause")
+        out["pause_calls"], out["pause_faults_left"] = cycle.served(since)
+        out["pause_exports"] = mb.call(source, "GET", "/dags/mwaa_ops_export/dagRuns")["total_entries"] \
+            - exports_before
         out["pause_steps"] = cycle.steps(out["pause"][3])
         out["after_pause"] = cycle.status()
         out["snapshot"] = json.loads(cycle.s3.get_object(Bucket=SUITE, Key=f"snapshots/{ENV}/latest.json")["Body"].read())
@@ -274,7 +344,9 @@ def scenario(tmp_path_factory):
         [victim] = [k for k in cycle.keys(export_dir + "/") if k.endswith("/variable.jsonl.gz")]
         original = cycle.s3.get_object(Bucket=SUITE, Key=victim)["Body"].read()
         cycle.s3.put_object(Bucket=SUITE, Key=victim, Body=b"damaged")
+        since = cycle.inject(CREATE_FAULTS)
         out["import_fails"] = cycle.run("resume")
+        out["create_calls"], out["create_faults_left"] = cycle.served(since)
         out["import_fails_steps"] = cycle.steps(out["import_fails"][3])
         out["import_fails_kept"] = (cycle.keys(f"configurations/{ENV}/latest.json"),
                                     cycle.keys(f"snapshots/{ENV}/"), len(cycle.keys(export_dir + "/")))
@@ -282,7 +354,12 @@ def scenario(tmp_path_factory):
         cycle.s3.put_object(Bucket=SUITE, Key=victim, Body=original)
 
         # 8. resume (the environment exists now: created by 7b, so creation is skipped)
+        imports_before = mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"]
+        since = cycle.inject(RESUME_FAULTS)
         out["resume"] = cycle.run("resume")
+        out["resume_calls"], out["resume_faults_left"] = cycle.served(since)
+        out["resume_imports"] = mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"] \
+            - imports_before
         out["resume_steps"] = cycle.steps(out["resume"][3])
         out["after"] = cycle.mwaa.get_environment(Name=ENV)["Environment"]
         out["held_after"] = cycle.keys(f"held/{ENV}/")
@@ -432,3 +509,30 @@ def test_no_seeded_secret_reaches_any_log(scenario):
     assert "worker.log" in logs and any("mwaa_ops_export" in name for name in logs), sorted(logs)[:20]
     leaks = [(name, key) for name, text in logs.items() for key, secret in mb.SECRETS.items() if secret in text]
     assert leaks == []
+
+
+def test_every_injected_fault_was_served(scenario):
+    for phase, rules in (("pause", PAUSE_FAULTS), ("create", CREATE_FAULTS), ("resume", RESUME_FAULTS)):
+        assert scenario[f"{phase}_faults_left"] == [], phase
+        assert served_faults(scenario[f"{phase}_calls"]) == expected_faults(rules), phase
+
+
+def test_under_faults_the_pause_exports_once_and_deletes_once(scenario):
+    assert scenario["pause"][0] == "SUCCEEDED"
+    calls = scenario["pause_calls"]
+    assert scenario["pause_exports"] == 1, "one export run, though its start's answer was lost"
+    starts = [c for c in calls if c.get("path") == "/dags/mwaa_ops_export/dagRuns"]
+    # The lost start (504 after Airflow made the run), then the step's own retry with the same
+    # run id (409: done). A retry by the state machine would carry a new token: a second run.
+    assert [c.get("rest_api_status") for c in starts] == [504, 409], starts
+    assert sum(did_work(c) for c in calls if c["operation"] == "DeleteEnvironment") == 1
+    assert sum(c["operation"] == "CreateEnvironment" for c in calls) == 0
+
+
+def test_under_faults_the_resume_creates_once_and_imports_once(scenario):
+    creates = [c for c in scenario["create_calls"] if c["operation"] == "CreateEnvironment"]
+    assert sum(did_work(c) for c in creates) == 1, creates
+    assert scenario["resume"][0] == "SUCCEEDED"
+    assert scenario["resume_imports"] == 1, "one import run, though its start's answer was lost"
+    calls = scenario["resume_calls"]
+    assert sum(c["operation"] in ("CreateEnvironment", "DeleteEnvironment") for c in calls) == 0

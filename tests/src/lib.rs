@@ -238,4 +238,5 @@ impl Drop for Bed {
 
 pub mod arrivals;
 pub mod environments;
+pub mod fault_proxy;
 pub mod rules;

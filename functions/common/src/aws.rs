@@ -4,6 +4,9 @@
 //! `AWS_ENDPOINT_URL_<SERVICE>`), which aws-config already honours; that is how the same
 //! binary runs against AWS, the local bed or any emulator.
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::endpoint::EndpointPrefix;
@@ -26,10 +29,31 @@ fn mwaa_endpoint_overridden(config: &SdkConfig) -> bool {
             || std::env::var_os("AWS_ENDPOINT_URL_MWAA").is_some_and(|v| !v.is_empty()))
 }
 
+/// How long one MWAA call may take before the SDK gives up on it and tries again.
+///
+/// The SDK sets no such limit by default (only a 3.1 s connect timeout): a call that hangs
+/// would hold the function until Lambda kills it, and a killed function is an error the state
+/// machines do not retry (`Sandbox.Timedout`), so a pause or resume would fail on one slow
+/// answer. MWAA answers environment calls at once and gives up on Airflow after 10 s
+/// (InvokeRestApi); 15 s is a call that will not come back. Retrying it is safe: every call
+/// the functions make is idempotent or read as done when repeated (a second create is
+/// "already exists", a second delete "DELETING", a second DAG run start 409).
+pub const MWAA_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The MWAA client. Against AWS it is the plain SDK client. Against a local endpoint the SDK
 /// would still prefix the host (`api.` / `env.`) and fail DNS, so the prefix is dropped then.
+/// Each attempt is bounded by [`MWAA_ATTEMPT_TIMEOUT`].
 pub fn mwaa_client(config: &SdkConfig) -> aws_sdk_mwaa::Client {
-    let mut builder = aws_sdk_mwaa::config::Builder::from(config);
+    mwaa_client_with_timeout(config, MWAA_ATTEMPT_TIMEOUT)
+}
+
+/// [`mwaa_client`] with another attempt timeout (tests use a short one).
+pub fn mwaa_client_with_timeout(config: &SdkConfig, attempt: Duration) -> aws_sdk_mwaa::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(3100))
+        .operation_attempt_timeout(attempt)
+        .build();
+    let mut builder = aws_sdk_mwaa::config::Builder::from(config).timeout_config(timeouts);
     if mwaa_endpoint_overridden(config) {
         builder = builder.interceptor(NoEndpointPrefix);
     }

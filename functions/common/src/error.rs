@@ -65,19 +65,28 @@ impl Error {
     ) -> Self
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
+        use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
         use aws_smithy_runtime_api::client::result::SdkError;
         let retryable = match err {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
             SdkError::ResponseError(_) => true,
             SdkError::ServiceError(e) => {
+                // Any 5xx or 429 is transient whatever its code (MWAA answers 503 as
+                // ServiceUnavailableException, S3 as SlowDown, SNS as InternalError).
+                let status = (e.raw() as &dyn std::any::Any)
+                    .downcast_ref::<HttpResponse>()
+                    .map(|r| r.status().as_u16());
                 let code = e.err().code().unwrap_or_default();
-                code.contains("Throttl")
+                status.is_some_and(|s| s >= 500 || s == 429)
+                    || code.contains("Throttl")
                     || code == "TooManyRequestsException"
                     || code == "RequestLimitExceeded"
                     || code == "InternalServerException"
                     || code == "ServiceUnavailable"
+                    || code == "ServiceUnavailableException"
+                    || code == "SlowDown"
             }
             _ => false,
         };
@@ -98,5 +107,39 @@ impl Error {
             message,
             retryable,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_mwaa::operation::get_environment::GetEnvironmentError;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::client::result::SdkError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn answered(status: u16, code: &str) -> Error {
+        let err = GetEnvironmentError::generic(ErrorMetadata::builder().code(code).build());
+        let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        Error::aws("MWAA", "GetEnvironment", &SdkError::service_error(err, raw))
+    }
+
+    #[test]
+    fn every_5xx_and_429_is_retryable_whatever_its_code() {
+        // MWAA's 503 was taken for a permanent failure: the state machines did not retry it.
+        assert!(answered(503, "ServiceUnavailableException").is_retryable());
+        assert!(answered(500, "InternalError").is_retryable());
+        assert!(answered(502, "").is_retryable());
+        assert!(answered(429, "SomethingNew").is_retryable());
+        assert!(answered(400, "ThrottlingException").is_retryable());
+        assert!(!answered(400, "ValidationException").is_retryable());
+        assert!(!answered(403, "AccessDeniedException").is_retryable());
+        let err = answered(503, "ServiceUnavailableException");
+        assert!(
+            err.to_string().contains("ServiceUnavailableException"),
+            "{err}"
+        );
     }
 }

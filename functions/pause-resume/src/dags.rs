@@ -6,10 +6,13 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use std::time::Duration;
+
 use common::airflow::{
     dag_path, dag_runs_path, start_dag_run, AirflowMajor, AirflowRest, DagRun, DagRunOutcome,
     RestRequest,
 };
+use common::retry::with_retries;
 
 use crate::environment::status_of;
 use crate::error::{ErrorKind, StepError};
@@ -31,6 +34,16 @@ pub struct RunDagInput {
 fn yes() -> bool {
     true
 }
+
+/// How long run-dag and enable-dags retry a REST call that failed transiently (throttling,
+/// 5xx, Airflow unreachable), on top of the SDK's own attempts; well inside the functions'
+/// 60 s timeout.
+///
+/// Retrying here rather than failing to Step Functions matters for run-dag: a start whose
+/// answer was lost may have started the run, and only a retry with the same task token (so
+/// the same run id) finds it (409). Step Functions' own retry of the task brings a new task
+/// token, hence a new run id: a second run.
+pub const REST_RETRY_BUDGET: Duration = Duration::from_secs(30);
 
 /// The run id for a task token: a retried invocation (same token) starts no second run.
 pub fn run_id(task_token: &str) -> String {
@@ -63,7 +76,7 @@ pub fn unpause_request(environment: &str, dag: &str) -> Result<RestRequest, Step
 /// Whether Airflow unpaused the DAG (`false`: it does not know the DAG).
 async fn unpause(api: &impl AirflowRest, environment: &str, dag: &str) -> Result<bool, StepError> {
     let request = unpause_request(environment, dag)?;
-    let response = api.invoke(&request).await?;
+    let response = with_retries(REST_RETRY_BUDGET, || api.invoke(&request)).await?;
     match response.status {
         200..=299 => Ok(true),
         404 => Ok(false),
@@ -120,7 +133,11 @@ pub async fn run_dag(
         return Err(dag_not_found(environment, dag));
     }
     let run = dag_run(&input);
-    let already_started = match start_dag_run(mwaa, environment, major, &run).await {
+    let started = with_retries(REST_RETRY_BUDGET, || {
+        start_dag_run(mwaa, environment, major, &run)
+    })
+    .await;
+    let already_started = match started {
         Ok(DagRunOutcome::Started) => false,
         Ok(DagRunOutcome::AlreadyExists) => true,
         Err(common::Error::AirflowRejected { status: 404, .. }) => {
@@ -238,6 +255,26 @@ mod tests {
             body.get("logical_date").is_none(),
             "Airflow 2 takes no null logical_date"
         );
+    }
+
+    #[tokio::test]
+    async fn a_start_whose_answer_was_lost_is_retried_onto_the_same_run() {
+        let mwaa = fake(EnvironmentStatus::Available, "2.10.3");
+        let mut input = run_input();
+        input["unpause"] = json!(false);
+        // Airflow starts the run, but the answer is lost (MWAA: RestApiServerException 504),
+        // twice: the step asks again with the same run id and takes the 409 as started.
+        *mwaa.lost_answers.lock().unwrap() = 2;
+        let out = run_dag(&mwaa, input).await.unwrap();
+        assert_eq!(out["already_started"], true);
+        assert_eq!(mwaa.runs.lock().unwrap().len(), 1, "one run, not two");
+        assert_eq!(mwaa.requests.lock().unwrap().len(), 3);
+        // The same for an unpause whose answer was lost.
+        *mwaa.lost_answers.lock().unwrap() = 1;
+        let out = enable_dags(&mwaa, json!({"environment": "dev", "dags": ["etl"]}))
+            .await
+            .unwrap();
+        assert_eq!(out["enabled"], json!(["etl"]));
     }
 
     #[tokio::test]

@@ -29,6 +29,9 @@ pub struct FakeMwaa {
     pub paused: Mutex<HashMap<String, bool>>,
     pub runs: Mutex<Vec<(String, String, Value)>>,
     pub requests: Mutex<Vec<RestRequest>>,
+    /// The next this many REST calls reach Airflow, but their answer is lost on the way back
+    /// (MWAA answers RestApiServerException 504): the work is done all the same.
+    pub lost_answers: Mutex<u32>,
 }
 
 /// An environment with what CreateEnvironment requires and nothing else.
@@ -136,7 +139,24 @@ impl AirflowRest for FakeMwaa {
             .nth(2)
             .unwrap_or_default()
             .to_owned();
-        let answer = |status: u16, body: Value| Ok(RestResponse { status, body });
+        let lost = {
+            let mut lost = self.lost_answers.lock().unwrap();
+            let now = *lost > 0;
+            *lost = lost.saturating_sub(1);
+            now
+        };
+        let answer = |status: u16, body: Value| {
+            if lost {
+                return Err(common::Error::AirflowUnavailable {
+                    environment: request.environment.clone(),
+                    method: request.method.as_str().to_owned(),
+                    path: request.path.clone(),
+                    status: 504,
+                    body: "Gateway Timeout".into(),
+                });
+            }
+            Ok(RestResponse { status, body })
+        };
         if !self.dags.contains(&dag) {
             return answer(404, json!({"title": "DAG not found"}));
         }
