@@ -30,38 +30,13 @@ def load(path=TEMPLATE):
     return yaml_parse(Path(path).read_text())
 
 
-def expand_for_each(template, values):
-    """AWS::LanguageExtensions' Fn::ForEach over Resources, as CloudFormation expands it
-    (the SAM translator runs after that transform and does not know it)."""
-    resources = {}
-    for key, value in template["Resources"].items():
-        if not key.startswith("Fn::ForEach::"):
-            resources[key] = value
-            continue
-        identifier, collection, body = value
-        items = resolve(collection, values)
-        for item in items if isinstance(items, list) else [items]:
-            text = json.dumps(body).replace("${%s}" % identifier, item)
-            alnum = re.sub(r"[^0-9A-Za-z]", "", item)
-            for name, res in json.loads(text).items():
-                resources[name.replace("&{%s}" % identifier, alnum)] = res
-    template["Resources"] = resources
-    transforms = template.get("Transform")
-    if isinstance(transforms, list):
-        template["Transform"] = [t for t in transforms if t != "AWS::LanguageExtensions"]
-        if len(template["Transform"]) == 1:
-            template["Transform"] = template["Transform"][0]
-    return template
-
-
 def translate(path=TEMPLATE, overrides=None):
-    """The template as CloudFormation would see it: language extensions expanded with the
-    parameter values (`overrides` over the defaults), state machine definitions read from
-    their files (as `sam package` does), then the SAM transform."""
+    """The template as CloudFormation would see it: state machine definitions read from their
+    files (as `sam package` does), then the SAM transform. `overrides` is unused here (kept for
+    callers that resolve parameters afterwards)."""
     import os
     os.environ.setdefault("AWS_DEFAULT_REGION", PSEUDO["AWS::Region"])
     template = load(path)
-    expand_for_each(template, parameter_values(template, {"PausedEnvironments": "", **(overrides or {})}))
     for res in template["Resources"].values():
         if res["Type"] == "AWS::Serverless::Function":
             # `sam package` puts the built code in S3; the translator insists on that form.

@@ -24,15 +24,17 @@ def main():
     ap.add_argument("--arch", choices=["x86_64", "arm64"], default="x86_64",
                     help="arm64: what scripts/release-check builds (the template's architecture)")
     args = ap.parse_args()
-    release = Path(args.target_dir) / ("release" if args.arch == "x86_64"
-                                        else "aarch64-unknown-linux-gnu/release")
+    target = Path(args.target_dir)
+    # cargo lambda leaves each binary as lambda/<name>/bootstrap, where sam build takes it.
+    where = ((lambda name: target / "release" / name) if args.arch == "x86_64"
+             else (lambda name: target / "lambda" / name / "bootstrap"))
     names = functions()
-    print(f"deployment packages ({release}, {args.arch})")
+    print(f"deployment packages ({target}, {args.arch})")
     print("| function | binary | zipped |")
     print("|---|--:|--:|")
     total = 0
     for name in names:
-        binary = release / name
+        binary = where(name)
         if not binary.exists():
             print(f"| {name} | not built | |")
             continue

@@ -8,7 +8,8 @@ import pytest
 import template
 
 ROOT = Path(__file__).resolve().parents[2]
-MACHINES = {"PauseStateMachine": "pause.asl.json", "ResumeStateMachine": "resume.asl.json"}
+MACHINES = {"PauseStateMachine": "pause.asl.json", "ResumeStateMachine": "resume.asl.json",
+            "ScheduleStateMachine": "schedule.asl.json"}
 PARAMS = {"EnvironmentNamePrefix": "dev-", "ArrivalBuckets": "landing-zone",
           "PausedEnvironments": "dev-analytics,dev_ml", "AlertEmail": "ops@example.com",
           "EnvironmentExecutionRoles": "arn:aws:iam::123456789012:role/mwaa-exec",
@@ -106,7 +107,8 @@ def test_every_substitution_is_provided_by_the_template():
 
 
 def test_state_machines_are_named_for_the_alert_rule_and_log_without_execution_data(cfn):
-    for logical, name in (("PauseStateMachine", "pause"), ("ResumeStateMachine", "resume")):
+    for logical, name in (("PauseStateMachine", "pause"), ("ResumeStateMachine", "resume"),
+                          ("ScheduleStateMachine", "schedule")):
         props = cfn["Resources"][logical]["Properties"]
         assert props["StateMachineName"] == f"mwaa-ops-{name}"
         assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
@@ -115,19 +117,52 @@ def test_state_machines_are_named_for_the_alert_rule_and_log_without_execution_d
     assert prefix == {"prefix": "arn:aws:states:us-east-1:123456789012:stateMachine:mwaa-ops-"}
 
 
-def test_one_pause_and_one_resume_schedule_per_environment(cfn):
-    schedules = {n: r["Properties"] for n, r in cfn["Resources"].items() if r["Type"] == "AWS::Scheduler::Schedule"}
-    assert set(schedules) == {"PauseScheduledevanalytics", "ResumeScheduledevanalytics",
-                              "PauseScheduledevml", "ResumeScheduledevml"}
-    pause = schedules["PauseScheduledevml"]
-    assert "Name" not in pause, "CloudFormation names them: stack + environment may pass 64 characters"
-    assert pause["Description"] == "mwaa-ops: pause dev_ml"
-    assert json.loads(pause["Target"]["Input"]) == {"environment": "dev_ml"}
-    assert pause["Target"]["Arn"] == {"Ref": "PauseStateMachine"}
-    assert pause["ScheduleExpressionTimezone"] == "Europe/Berlin"
-    assert pause["ScheduleExpression"].startswith("cron(")
-    assert pause["Target"]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
-    assert schedules["ResumeScheduledevanalytics"]["Target"]["Arn"] == {"Ref": "ResumeStateMachine"}
+def scheduled_input(target):
+    """A schedule's Input as EventBridge Scheduler sends it: its Fn::Sub of a Fn::Join of
+    PausedEnvironments (resolved by the fixture to the test's values), evaluated."""
+    text, variables = target["Input"]["Fn::Sub"]
+    delimiter, names = variables["Names"]["Fn::Join"]
+    assert names == PARAMS["PausedEnvironments"].split(",")
+    return json.loads(text.replace("${Names}", delimiter.join(names)))
+
+
+def test_one_pause_and_one_resume_schedule_start_every_environment(cfn):
+    schedules = {n: r for n, r in cfn["Resources"].items() if r["Type"] == "AWS::Scheduler::Schedule"}
+    assert set(schedules) == {"PauseSchedule", "ResumeSchedule"}
+    for name, action in (("PauseSchedule", "pause"), ("ResumeSchedule", "resume")):
+        schedule = schedules[name]
+        assert schedule["Condition"] == "HasPausedEnvironments", "no schedule without environments"
+        props = schedule["Properties"]
+        assert "Name" not in props, "CloudFormation names them: one stack may be deployed twice"
+        assert props["Target"]["Arn"] == {"Ref": "ScheduleStateMachine"}
+        assert scheduled_input(props["Target"]) == {"action": action, "environments": ["dev-analytics", "dev_ml"]}
+        assert props["ScheduleExpressionTimezone"] == "Europe/Berlin"
+        assert props["ScheduleExpression"].startswith("cron(")
+        assert props["Target"]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+    # The scheduler may start the fan-out only; the fan-out may start pause and resume only.
+    role = cfn["Resources"]["ScheduleRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [s["Resource"] for s in role if s["Action"] == "states:StartExecution"] == [{"Ref": "ScheduleStateMachine"}]
+    subs = cfn["Resources"]["ScheduleStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert subs == {"PauseStateMachineArn": {"Ref": "PauseStateMachine"},
+                    "ResumeStateMachineArn": {"Ref": "ResumeStateMachine"}}
+
+
+def test_the_schedule_starts_one_pause_or_resume_per_environment_and_nothing_else():
+    each = definition("schedule.asl.json")["States"]["EachEnvironment"]
+    assert each["Type"] == "Map" and each["ItemsPath"] == "$.environments"
+    assert each["MaxConcurrency"] == 0, "all at once: a slow start must not delay the others"
+    assert each["ItemSelector"] == {"environment.$": "$$.Map.Item.Value", "action.$": "$.action"}
+    states = each["ItemProcessor"]["States"]
+    choice = states[each["ItemProcessor"]["StartAt"]]
+    routes = {c["StringEquals"]: c["Next"] for c in choice["Choices"]}
+    assert routes == {"pause": "StartPause", "resume": "StartResume"}
+    assert states[choice["Default"]]["Type"] == "Fail"
+    for start, machine in (("StartPause", "${PauseStateMachineArn}"), ("StartResume", "${ResumeStateMachineArn}")):
+        task = states[start]
+        # Not .sync: the fan-out must not wait hours for a resume; each execution alerts itself.
+        assert task["Resource"] == "arn:aws:states:::states:startExecution"
+        assert task["Parameters"] == {"StateMachineArn": machine, "Input": {"environment.$": "$.environment"}}
+        assert task["Retry"] and task["TimeoutSeconds"] and task.get("End") is True
 
 
 @pytest.mark.parametrize("name", MACHINES.values())

@@ -182,3 +182,12 @@ def test_samconfig_points_at_the_template():
     assert config["default"]["build"]["parameters"]["template_file"] == "infra/template.yaml"
     assert "prod" in config
     json.dumps(config)
+
+
+def test_sam_build_can_read_the_template():
+    """sam build (SAM CLI 1.170) fails on Fn::ForEach ('list' object has no attribute 'get',
+    aws-sam-cli#5647), and with it the README's deploy: keep language extensions out."""
+    raw = template.load()
+    assert not [k for k in raw["Resources"] if k.startswith("Fn::ForEach")]
+    transforms = raw["Transform"] if isinstance(raw["Transform"], list) else [raw["Transform"]]
+    assert "AWS::LanguageExtensions" not in transforms
