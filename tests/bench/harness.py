@@ -488,3 +488,52 @@ def print_table(title, column, rows):
     for a, b, c in rows:
         print(f"| {a.ljust(w0)} | {b:>{w1}} | {c:>15} |")
     sys.stdout.flush()
+
+
+def function_args(doc, binary, warm, redeliver, **extra):
+    """The command line of a function benchmark: --binary (default: the release build of
+    `binary`), --warm, --cold, --redeliver, --python, and `extra` ({flag: default}). Returns
+    (args, binary path, build profile); exits when the binary is missing."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--binary", default=os.path.expanduser(f"~/.cache/mwaa-ops/target/release/{binary}"))
+    ap.add_argument("--warm", type=int, default=warm)
+    ap.add_argument("--cold", type=int, default=5)
+    ap.add_argument("--redeliver", type=int, default=redeliver)
+    ap.add_argument("--python", default=sys.executable, help="interpreter for the baseline")
+    for flag, default in extra.items():
+        ap.add_argument(flag, type=type(default), default=default)
+    args = ap.parse_args()
+    path = Path(args.binary)
+    if not path.exists():
+        raise SystemExit(f"no binary at {path}; build it (see scripts/bench)")
+    return args, path, "release" if "/release/" in str(path) else "debug"
+
+
+class BedSession:
+    """The bed for one benchmark run, and the functions and proxies started on it, all
+    stopped on the way out:  with BedSession("", workdir) as run: run.info, run.proxy(url)."""
+
+    def __init__(self, airflow, workdir):
+        self.airflow, self.workdir = airflow, workdir
+        self.bed, self.info, self.functions, self.proxies = None, None, [], []
+
+    def __enter__(self):
+        self.bed, self.info = start_bed(self.airflow, self.workdir)
+        return self
+
+    def proxy(self, upstream):
+        self.proxies.append(TimingProxy(upstream))
+        return self.proxies[-1]
+
+    def function(self, label, argv, env):
+        self.functions.append(Function(label, argv, env))
+        return self.functions[-1]
+
+    def __exit__(self, *exc):
+        for fn in self.functions:
+            fn.kill_all()
+        for p in self.proxies:
+            p.stop()
+        stop_bed(self.bed)
+        return False

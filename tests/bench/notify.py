@@ -12,16 +12,13 @@ in front of moto. Figures: cold init, warm per-event latency with and without th
 waits, max RSS, package size; alerts published per event; alerts published when every
 event is delivered twice (EventBridge delivers at least once).
 """
-import argparse
 import json
 import os
-import statistics
-import sys
 import time
 from pathlib import Path
 
-from harness import (Function, TimingProxy, cold, function_env, log, ms, package_rows, pct,
-                     start_bed, stop_bed, wait_until, warm)
+from harness import (BedSession, cold, function_args, function_env, log, package_rows, print_table,
+                     timing_rows, wait_until, warm)
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = json.loads((HERE.parent.parent / "events" / "sfn-execution-failed.json").read_text())
@@ -80,26 +77,14 @@ def redeliver(fn, execs, n, workdir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--binary", default=os.path.expanduser("~/.cache/mwaa-ops/target/release/notify"))
-    ap.add_argument("--warm", type=int, default=100)
-    ap.add_argument("--cold", type=int, default=5)
-    ap.add_argument("--redeliver", type=int, default=50)
-    ap.add_argument("--python", default=sys.executable, help="interpreter for the baseline")
-    args = ap.parse_args()
-    binary = Path(args.binary)
-    if not binary.exists():
-        raise SystemExit(f"no binary at {binary}; build it (see scripts/bench)")
-    profile = "release" if "/release/" in str(binary) else "debug"
+    args, binary, profile = function_args(__doc__, "notify", warm=100, redeliver=50)
 
     import boto3
 
     workdir = Path(os.environ.get("BENCH_WORKDIR") or f"/tmp/mwaa-ops-bench-notify-{os.getpid()}")
     workdir.mkdir(parents=True, exist_ok=True)
-    bed = proxy = None
-    fns = []
-    try:
-        bed, info = start_bed("", workdir)
+    with BedSession("", workdir) as run:
+        info = run.info
         aws = dict(endpoint_url=info["moto_url"], region_name="us-east-1")
         sfn, sns, sqs, s3 = (boto3.client(s, **aws) for s in ("stepfunctions", "sns", "sqs", "s3"))
         s3.create_bucket(Bucket=BUCKET)
@@ -111,13 +96,12 @@ def main():
         machine = sfn.create_state_machine(
             name="mwaa-ops-pause", definition=json.dumps(FAILING),
             roleArn="arn:aws:iam::123456789012:role/sfn")["stateMachineArn"]
-        proxy = TimingProxy(info["moto_url"])
+        proxy = run.proxy(info["moto_url"])
         env = function_env(proxy.url, info["mwaa_url"], "notify", TOPIC_ARN=topic,
                            SUITE_BUCKET=BUCKET,
                            SCHEDULER_ROLE_ARN="arn:aws:iam::123456789012:role/scheduler")
-        rust = Function("rust", [str(binary)], env)
-        py = Function("python", [args.python, str(HERE / "baseline_notify.py")], env)
-        fns = [rust, py]
+        fns = [run.function("rust", [str(binary)], env),
+               run.function("python", [args.python, str(HERE / "baseline_notify.py")], env)]
         results = {}
         for fn in fns:
             per_event = args.cold + args.warm + 1 + args.redeliver
@@ -139,47 +123,20 @@ def main():
                 "unreported": sum(1 for a in twice if not again.get(a)),
                 "failed_redeliveries": r["fails"]}
         report(results, args, profile, binary)
-    finally:
-        for fn in fns:
-            fn.kill_all()
-        if proxy:
-            proxy.stop()
-        if bed:
-            stop_bed(bed)
 
 
 def report(results, args, profile, binary):
     r, p = results["rust"], results["python"]
-    med = statistics.median
-    rows = []
-
-    def row(name, f):
-        rows.append((name, f(r), f(p)))
-
-    row(f"cold: spawn -> ready for the first event, ms (median of {args.cold})",
-        lambda x: ms(med(x["cold"]["init"])) if x["cold"]["init"] else "n/a")
-    row("cold: spawn -> first alert sent, ms", lambda x: ms(med(x["cold"]["first"])) if x["cold"]["first"] else "n/a")
-    row(f"warm per event, end to end, ms median / p90 (N={args.warm})",
-        lambda x: f"{ms(med(x['warm']['e2e']))} / {ms(pct(x['warm']['e2e'], 90))}")
-    row("warm, of which waiting on AWS (moto: SFN, S3 x2, SNS), ms median",
-        lambda x: ms(med(x["warm"]["waits"]["moto"])))
-    row("warm, excluding the AWS waits, ms median / p90",
-        lambda x: f"{ms(med(x['warm']['own']))} / {ms(pct(x['warm']['own'], 90))}")
-    row("max RSS, warm process, MiB", lambda x: f"{(x['warm']['rss_kb'] or 0) / 1024:.1f}")
+    rows = timing_rows(r, p, args.cold, args.warm, "first alert sent",
+                       {"moto": "AWS (moto: SFN, S3 x2, SNS)"})
     rows.extend(package_rows(binary, HERE / "baseline_notify.py"))
-    row("alerts sent / failed executions (cold + warm-up + warm)", lambda x: f"{x['alerts']} / {x['events']}")
-    row("failed invocations (cold + warm)", lambda x: str(x["warm"]["fails"] + args.cold - x["cold"]["ok"]))
-    row(f"delivered twice: alerts sent for {args.redeliver} executions",
-        lambda x: f"{x['alerts_redelivered']} (unreported {x['unreported']})")
-    w0 = max(len(a) for a, _, _ in rows)
-    print(f"notify benchmark: Rust ({profile} build, {binary}) vs Python baseline (boto3, "
-          f"tests/bench/baseline_notify.py); moto, local emulated Runtime API, "
-          f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"| {'figure'.ljust(w0)} | notify (Rust) | Python baseline |")
-    print(f"|{'-' * (w0 + 2)}|--------------:|----------------:|")
-    for a, b, c in rows:
-        print(f"| {a.ljust(w0)} | {b:>13} | {c:>15} |")
-    sys.stdout.flush()
+    rows.append(("alerts sent / failed executions (cold + warm-up + warm)",
+                 *(f"{x['alerts']} / {x['events']}" for x in (r, p))))
+    rows.append((f"delivered twice: alerts sent for {args.redeliver} executions",
+                 *(f"{x['alerts_redelivered']} (unreported {x['unreported']})" for x in (r, p))))
+    print_table(f"notify benchmark: Rust ({profile} build, {binary}) vs Python baseline (boto3, "
+                f"tests/bench/baseline_notify.py); moto, local emulated Runtime API",
+                "notify (Rust)", rows)
 
 
 if __name__ == "__main__":

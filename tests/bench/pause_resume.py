@@ -21,8 +21,8 @@ import random
 import sys
 from pathlib import Path
 
-from harness import (Function, TimingProxy, cold, function_env, log, package_rows, print_table,
-                     start_bed, stop_bed, timing_rows, wait_until, warm)
+from harness import (BedSession, cold, function_env, log, package_rows, print_table, timing_rows,
+                     wait_until, warm)
 
 HERE = Path(__file__).resolve().parent
 BUCKET = "mwaa-ops-bench-suite"
@@ -102,10 +102,8 @@ def main():
 
     workdir = Path(os.environ.get("BENCH_WORKDIR") or f"/tmp/mwaa-ops-bench-pr-{os.getpid()}")
     workdir.mkdir(parents=True, exist_ok=True)
-    bed = None
-    proxies, fns = [], []
-    try:
-        bed, info = start_bed("", workdir)
+    with BedSession("", workdir) as run:
+        info = run.info
         s3 = boto3.client("s3", endpoint_url=info["moto_url"], region_name="us-east-1")
         mwaa = boto3.client("mwaa", endpoint_url=info["mwaa_url"], region_name="us-east-1",
                             config=Config(inject_host_prefix=False))
@@ -115,8 +113,7 @@ def main():
         environment(mwaa)
         log(f"writing an export of {args.export_rows} rows")
         manifest, sha, tampered, mib = export(s3, args.export_rows)
-        moto_proxy, mwaa_proxy = TimingProxy(info["moto_url"]), TimingProxy(info["mwaa_url"])
-        proxies = [moto_proxy, mwaa_proxy]
+        moto_proxy, mwaa_proxy = run.proxy(info["moto_url"]), run.proxy(info["mwaa_url"])
         events = {
             "environment-status": {"environment": ENVIRONMENT, "skip_marker": "skip-next-pause"},
             "save-configuration": {"environment": ENVIRONMENT},
@@ -135,9 +132,8 @@ def main():
             # step's own SHA-256 against the manifest checks every byte anyway.
             env = function_env(moto_url, mwaa_proxy.url, step, SUITE_BUCKET=BUCKET, STEP=step,
                                AWS_RESPONSE_CHECKSUM_VALIDATION="when_required")
-            rust = Function("rust", [str(bins / step)], env)
-            py = Function("python", [args.python, str(HERE / "baseline_pause_resume.py")], env)
-            fns = [rust, py]
+            fns = [run.function("rust", [str(bins / step)], env),
+                   run.function("python", [args.python, str(HERE / "baseline_pause_resume.py")], env)]
             results = {}
             for fn in fns:
                 log(f"{step} {fn.label}: cold x{args.cold}, warm x{args.warm}")
@@ -152,13 +148,6 @@ def main():
                     results[fn.label]["tampered"] = warm(fn, 1, lambda i: bad, workdir, {})["fails"]
             report(step, results, args, profile, bins / step, waits[step], mib)
             print()
-    finally:
-        for fn in fns:
-            fn.kill_all()
-        for p in proxies:
-            p.stop()
-        if bed:
-            stop_bed(bed)
 
 
 def report(step, results, args, profile, binary, waits, mib):

@@ -12,15 +12,13 @@ plane. Figures: cold init, warm per-event latency with and without the AWS waits
 package size; environments correctly provisioned (one endpoint per service, the queue once
 in the SQS policy), also when every event is delivered twice.
 """
-import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-from harness import (Function, TimingProxy, cold, function_env, log, package_rows, print_table,
-                     start_bed, stop_bed, timing_rows, wait_until, warm)
+from harness import (BedSession, cold, function_args, function_env, log, package_rows, print_table,
+                     timing_rows, wait_until, warm)
 
 HERE = Path(__file__).resolve().parent
 SAMPLE = json.loads((HERE.parent.parent / "events" / "mwaa-status-pending.json").read_text())
@@ -111,38 +109,22 @@ def provisioned(vpc, events):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--binary", default=os.path.expanduser(
-        "~/.cache/mwaa-ops/target/release/provision-endpoints"))
-    ap.add_argument("--warm", type=int, default=50)
-    ap.add_argument("--cold", type=int, default=5)
-    ap.add_argument("--redeliver", type=int, default=20)
-    ap.add_argument("--python", default=sys.executable, help="interpreter for the baseline")
-    args = ap.parse_args()
-    binary = Path(args.binary)
-    if not binary.exists():
-        raise SystemExit(f"no binary at {binary}; build it (see scripts/bench)")
-    profile = "release" if "/release/" in str(binary) else "debug"
+    args, binary, profile = function_args(__doc__, "provision-endpoints", warm=50, redeliver=20)
 
     import boto3
     from botocore.config import Config
 
     workdir = Path(os.environ.get("BENCH_WORKDIR") or f"/tmp/mwaa-ops-bench-pe-{os.getpid()}")
     workdir.mkdir(parents=True, exist_ok=True)
-    bed = None
-    proxies, fns = [], []
-    try:
-        bed, info = start_bed("", workdir)
-        region = "us-east-1"
+    with BedSession("", workdir) as run:
+        region, info = "us-east-1", run.info
         ec2 = boto3.client("ec2", endpoint_url=info["moto_url"], region_name=region)
         mwaa = boto3.client("mwaa", endpoint_url=info["mwaa_url"], region_name=region,
                             config=Config(inject_host_prefix=False))
-        moto_proxy, mwaa_proxy = TimingProxy(info["moto_url"]), TimingProxy(info["mwaa_url"])
-        proxies = [moto_proxy, mwaa_proxy]
+        moto_proxy, mwaa_proxy = run.proxy(info["moto_url"]), run.proxy(info["mwaa_url"])
         env = function_env(moto_proxy.url, mwaa_proxy.url, "provision-endpoints")
-        rust = Function("rust", [str(binary)], env)
-        py = Function("python", [args.python, str(HERE / "baseline_provision_endpoints.py")], env)
-        fns = [rust, py]
+        fns = [run.function("rust", [str(binary)], env),
+               run.function("python", [args.python, str(HERE / "baseline_provision_endpoints.py")], env)]
         results = {}
         for n, fn in enumerate(fns, start=30):
             vpc = SharedVpc(ec2, region, n)
@@ -162,13 +144,6 @@ def main():
                                  "ok_twice": ok_twice, "extra": extra,
                                  "failed_redeliveries": r["fails"]}
         report(results, args, profile, binary)
-    finally:
-        for fn in fns:
-            fn.kill_all()
-        for p in proxies:
-            p.stop()
-        if bed:
-            stop_bed(bed)
 
 
 def report(results, args, profile, binary):
