@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::Bed;
 
@@ -101,4 +101,69 @@ impl RuleQueue {
             }
         }
     }
+}
+
+/// The event Lambda's SQS source hands a function for a new queue `queue_name` holding
+/// `messages` (body, string message attributes): sent to moto's SQS and received back, so
+/// ids, receipt handles and attributes are SQS's own.
+pub async fn sqs_batch(
+    sqs: &aws_sdk_sqs::Client,
+    queue_name: &str,
+    messages: &[(String, Vec<(&str, &str)>)],
+) -> Value {
+    use aws_sdk_sqs::types::MessageAttributeValue;
+    let queue = sqs
+        .create_queue()
+        .queue_name(queue_name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for (body, attributes) in messages {
+        let mut send = sqs.send_message().queue_url(&queue).message_body(body);
+        for (name, value) in attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(*value)
+                .build()
+                .unwrap();
+            send = send.message_attributes(*name, value);
+        }
+        send.send().await.unwrap();
+    }
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<Value> = received
+        .messages()
+        .iter()
+        .map(|m| {
+            let attributes: serde_json::Map<String, Value> = m
+                .message_attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| {
+                            let value =
+                                json!({"stringValue": v.string_value(), "dataType": "String"});
+                            (k.clone(), value)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
+                   "body": m.body(), "messageAttributes": attributes, "eventSource": "aws:sqs"})
+        })
+        .collect();
+    assert_eq!(
+        records.len(),
+        messages.len(),
+        "every message came back in one receive"
+    );
+    json!({"Records": records})
 }

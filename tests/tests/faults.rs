@@ -282,7 +282,7 @@ async fn faults_create_environment_creates_once_when_answers_are_lost_or_slow() 
 
 mod notify_faults {
     use super::*;
-    use aws_sdk_sqs::types::MessageAttributeValue;
+    use mwaa_ops_tests::rules::sqs_batch;
     use notify::decide::Settings;
     use notify::ops::{AwsOps, SENT_PREFIX};
     use notify::Notify;
@@ -396,65 +396,14 @@ mod notify_faults {
 
         /// The SQS event of the failed-events queue carrying `bodies` (as Lambda delivers it).
         async fn batch(&self, bodies: &[(&Value, Option<&str>)]) -> Value {
-            let queue = self
-                .sqs
-                .create_queue()
-                .queue_name("failed-events")
-                .send()
-                .await
-                .unwrap()
-                .queue_url
-                .unwrap();
-            for (body, code) in bodies {
-                let mut send = self
-                    .sqs
-                    .send_message()
-                    .queue_url(&queue)
-                    .message_body(body.to_string());
-                if let Some(code) = code {
-                    let value = MessageAttributeValue::builder()
-                        .data_type("String")
-                        .string_value(*code)
-                        .build()
-                        .unwrap();
-                    send = send.message_attributes("ERROR_CODE", value);
-                }
-                send.send().await.unwrap();
-            }
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&queue)
-                .max_number_of_messages(10)
-                .message_attribute_names("All")
-                .send()
-                .await
-                .unwrap();
-            let records: Vec<Value> = received
-                .messages()
+            let messages: Vec<(String, Vec<(&str, &str)>)> = bodies
                 .iter()
-                .map(|m| {
-                    let attributes: serde_json::Map<String, Value> = m
-                        .message_attributes()
-                        .map(|a| {
-                            a.iter()
-                                .map(|(k, v)| {
-                                    (
-                                        k.clone(),
-                                        json!({"stringValue": v.string_value(),
-                                                       "dataType": "String"}),
-                                    )
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
-                           "body": m.body(), "messageAttributes": attributes,
-                           "eventSource": "aws:sqs"})
+                .map(|(body, code)| {
+                    let attributes = code.map_or(vec![], |c| vec![("ERROR_CODE", c)]);
+                    (body.to_string(), attributes)
                 })
                 .collect();
-            assert_eq!(records.len(), bodies.len());
-            json!({"Records": records})
+            sqs_batch(&self.sqs, "failed-events", &messages).await
         }
 
         /// One invocation; no retry budget of notify's own, so only the SDK's 3 attempts.

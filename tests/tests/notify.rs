@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use aws_sdk_mwaa::types::EndpointManagement;
-use aws_sdk_sqs::types::MessageAttributeValue;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
-use mwaa_ops_tests::rules::RuleQueue;
+use mwaa_ops_tests::rules::{sqs_batch, RuleQueue};
 use mwaa_ops_tests::{session_without_airflow, Bed, Session};
 use notify::decide::Settings;
 use notify::ops::{pending_schedule_name, AwsOps};
@@ -387,76 +386,18 @@ async fn a_failing_environment_email_says_why_and_pending_is_watched_then_alerte
     );
 }
 
-/// Sends `bodies` to a queue and reads them back as the Lambda SQS event notify gets.
+/// Sends `bodies` to a queue and reads them back as the Lambda SQS event notify gets; a
+/// body with an error code carries the attributes EventBridge adds to a dead letter.
 async fn failed_events_batch(alerts: &Alerts, bodies: &[(String, Option<&str>)]) -> Value {
-    let queue = alerts
-        .sqs
-        .create_queue()
-        .queue_name("failed-events")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    for (body, error_code) in bodies {
-        let mut send = alerts
-            .sqs
-            .send_message()
-            .queue_url(&queue)
-            .message_body(body);
-        if let Some(code) = error_code {
-            for (name, value) in [
-                ("ERROR_CODE", *code),
-                (
-                    "RULE_ARN",
-                    "arn:aws:events:us-east-1:123456789012:rule/mwaa-ops-Arrival",
-                ),
-            ] {
-                send = send.message_attributes(
-                    name,
-                    MessageAttributeValue::builder()
-                        .data_type("String")
-                        .string_value(value)
-                        .build()
-                        .unwrap(),
-                );
-            }
-        }
-        send.send().await.unwrap();
-    }
-    let received = alerts
-        .sqs
-        .receive_message()
-        .queue_url(&queue)
-        .max_number_of_messages(10)
-        .message_attribute_names("All")
-        .send()
-        .await
-        .unwrap();
-    let records: Vec<Value> = received
-        .messages()
+    const RULE: &str = "arn:aws:events:us-east-1:123456789012:rule/mwaa-ops-Arrival";
+    let messages: Vec<(String, Vec<(&str, &str)>)> = bodies
         .iter()
-        .map(|m| {
-            let attributes: serde_json::Map<String, Value> = m
-                .message_attributes()
-                .map(|a| {
-                    a.iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                json!({"stringValue": v.string_value(), "dataType": "String"}),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
-                   "body": m.body(), "messageAttributes": attributes,
-                   "eventSource": "aws:sqs"})
+        .map(|(body, code)| {
+            let attributes = code.map_or(vec![], |c| vec![("ERROR_CODE", c), ("RULE_ARN", RULE)]);
+            (body.clone(), attributes)
         })
         .collect();
-    assert_eq!(records.len(), bodies.len());
-    json!({"Records": records})
+    sqs_batch(&alerts.sqs, "failed-events", &messages).await
 }
 
 #[tokio::test]
