@@ -11,6 +11,11 @@ import sqlalchemy as sa
 import mwaa_ops_metadata as m
 
 BATCH = 2000
+# A table holding at most this many rows before the import has them all read once (natural
+# keys and ids) instead of being asked per batch: in a new environment most tables are empty
+# or nearly so, and a join per batch against a table the import itself is filling made the
+# import of 1M task instances quadratic in practice (every batch scanned the growing table).
+PRELOAD_ROWS = 200_000
 BUSY_STATES = ("running", "queued", "deferred", "restarting")  # still working: wait for them
 
 
@@ -187,6 +192,9 @@ def _load(conn, schema, md, table, entry, rows, fernet, envelope, idmaps, paused
         conn.execute(sa.text("SELECT setval(CAST(:s AS regclass), :v)"),
                      {"s": seq, "v": max(entry.get("max_id") or 0, current, last, 1)})
     stats = {"inserted": 0, "existing": 0, "updated": 0, "remapped": 0}
+    # Exported rows are unique (one snapshot): only rows the table held before the import can
+    # match them, so those are what is looked up.
+    before = _before(conn, t, kinds, key, serial)
     batch = []
     for row in rows:
         row = {c: m.decode(kinds[c], v) for c, v in row.items()}
@@ -196,10 +204,10 @@ def _load(conn, schema, md, table, entry, rows, fernet, envelope, idmaps, paused
             paused.append((row["dag_id"], row["is_paused"]))
         batch.append(row)
         if len(batch) >= BATCH:
-            _flush(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats)
+            _flush(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats, before)
             batch = []
     if batch:
-        _flush(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats)
+        _flush(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats, before)
     return stats
 
 
@@ -234,11 +242,31 @@ def _existing(conn, t, key, serial, wanted):
     return conn.execute(query)
 
 
-def _flush(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats):
+def _before(conn, t, kinds, key, serial):
+    """What the table held before the import, when small enough to keep: (natural key (text
+    forms) -> id, ids); None: ask the database per batch."""
+    if conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() > PRELOAD_ROWS:
+        return None
+    cols = [t.c[c] for c in key or ()] + ([t.c[serial]] if serial else [])
+    if not cols:
+        return {}, set()
+    keys, ids = {}, set()
+    for rec in conn.execute(sa.select(*cols)):
+        if key:
+            keys[tuple(m.encode(kinds[c], v) for c, v in zip(key, rec[:len(key)]))] = rec[-1] if serial else None
+        if serial:
+            ids.add(rec[-1])
+    return keys, ids
+
+
+def _flush(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats, before):
     if key:
         wanted = [tuple(r[c] for c in key) for r in batch]
-        found = {tuple(m.encode(kinds[c], v) for c, v in zip(key, rec[:len(key)])): rec[-1]
-                 for rec in _existing(conn, t, key, serial, wanted)}
+        if before is not None:
+            found = {k: before[0][k] for k in wanted if k in before[0]}
+        else:
+            found = {tuple(m.encode(kinds[c], v) for c, v in zip(key, rec[:len(key)])): rec[-1]
+                     for rec in _existing(conn, t, key, serial, wanted)}
         fresh = []
         for row, k in zip(batch, wanted):
             if k not in found:
@@ -254,7 +282,10 @@ def _flush(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats)
         batch = fresh
     if serial and batch:
         ids = [r[serial] for r in batch]
-        taken = set(conn.execute(sa.select(t.c[serial]).where(t.c[serial].in_(ids))).scalars())
+        if before is not None:
+            taken = before[1].intersection(ids)
+        else:
+            taken = set(conn.execute(sa.select(t.c[serial]).where(t.c[serial].in_(ids))).scalars())
         clash = [r for r in batch if r[serial] in taken]
         if clash:  # the new environment already used these ids: take fresh ones
             new_ids = conn.execute(sa.text("SELECT nextval(CAST(:s AS regclass)) FROM generate_series(1, :n)"),
