@@ -80,7 +80,7 @@ RESUME_FAULTS = [
 
 def did_work(call):
     """A call that changed something: answered 200, or faulted after a work that succeeded."""
-    return call.get("status") == 200 or (call.get("after") and "work_error" not in call)
+    return call.get("status") == 200 or bool(call.get("after") and "work_error" not in call)
 
 
 def served_faults(calls):
