@@ -65,6 +65,44 @@ def make_history(info, runs=3):
     return states
 
 
+def settings_af3(info, version="3.0.6"):
+    """Variables, connections (secrets decrypted with the environment's Fernet key), pools and
+    paused state of a 3.x environment, read from the database itself (REST masks secrets)."""
+    return airflow_python(version, HERE / "read_settings.py", info["database_url"], info["fernet_key"])
+
+
+def seed_af3(info, on, off, long=None):
+    """The settings a user makes on 3.x, through the public API: a pool, default_pool's size,
+    variables (one sensitive, one JSON text), connections (password, sensitive extra key), the
+    DAG `on` switched on (created paused), `off` switched off (created unpaused), `long` on."""
+    call(info, "POST", "/pools", {"name": "history_pool", "slots": 3, "description": "moved",
+                                  "include_deferred": True}, ok=(201,))
+    call(info, "PATCH", "/pools/default_pool?update_mask=slots", {"slots": 77})  # 3.x: mask required
+    call(info, "POST", "/variables", {"key": "plain_var", "value": "hello"}, ok=(201,))
+    call(info, "POST", "/variables", {"key": "secret_var", "value": SECRETS["var_secret"],
+                                      "description": "sensitive"}, ok=(201,))
+    call(info, "POST", "/variables", {"key": "json_var", "value": '{"a": [1, 2], "b": "é"}'}, ok=(201,))
+    call(info, "POST", "/connections", {
+        "connection_id": "warehouse", "conn_type": "postgres", "host": "db.example.invalid",
+        "login": "etl", "password": SECRETS["conn_password"], "port": 5432, "schema": "dw",
+        "description": "the warehouse",
+        "extra": json.dumps({"token": SECRETS["conn_extra_token"], "sslmode": "require"})}, ok=(201,))
+    call(info, "POST", "/connections", {"connection_id": "no_secret", "conn_type": "http",
+                                        "host": "example.invalid"}, ok=(201,))
+    call(info, "PATCH", f"/dags/{on}", {"is_paused": False})
+    call(info, "PATCH", f"/dags/{off}", {"is_paused": True})
+    if long:
+        call(info, "PATCH", f"/dags/{long}", {"is_paused": False})
+
+
+def user_settings_af3(s):
+    """The settings a user made (settings_af3), without the import's own marker variable."""
+    s = copy.deepcopy(s)
+    s["variable"] = {k: v for k, v in s["variable"].items() if not k.startswith("mwaa_ops.imported.")}
+    s.pop("counts")
+    return s
+
+
 def state_machine(sfn, sqs):
     """An execution waiting on .waitForTaskToken; returns (execution arn, task token)."""
     queue = sqs.create_queue(QueueName=f"tokens-{time.time_ns()}")["QueueUrl"]

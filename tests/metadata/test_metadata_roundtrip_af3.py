@@ -46,30 +46,11 @@ def dags_folder(tmp: Path) -> Path:
 
 
 def settings(info):
-    """Variables, connections (secrets decrypted with the environment's Fernet key), pools and
-    paused state, read from the database itself."""
-    return mb.airflow_python(VERSION, HERE / "read_settings.py", info["database_url"], info["fernet_key"])
+    return mb.settings_af3(info)
 
 
 def seed(info):
-    """The settings a user makes, through the public API."""
-    mb.call(info, "POST", "/pools", {"name": "history_pool", "slots": 3, "description": "moved",
-                                     "include_deferred": True}, ok=(201,))
-    mb.call(info, "PATCH", "/pools/default_pool?update_mask=slots", {"slots": 77})  # 3.x: mask required
-    mb.call(info, "POST", "/variables", {"key": "plain_var", "value": "hello"}, ok=(201,))
-    mb.call(info, "POST", "/variables", {"key": "secret_var", "value": mb.SECRETS["var_secret"],
-                                         "description": "sensitive"}, ok=(201,))
-    mb.call(info, "POST", "/variables", {"key": "json_var", "value": '{"a": [1, 2], "b": "é"}'}, ok=(201,))
-    mb.call(info, "POST", "/connections", {
-        "connection_id": "warehouse", "conn_type": "postgres", "host": "db.example.invalid",
-        "login": "etl", "password": mb.SECRETS["conn_password"], "port": 5432, "schema": "dw",
-        "description": "the warehouse",
-        "extra": json.dumps({"token": mb.SECRETS["conn_extra_token"], "sslmode": "require"})}, ok=(201,))
-    mb.call(info, "POST", "/connections", {"connection_id": "no_secret", "conn_type": "http",
-                                           "host": "example.invalid"}, ok=(201,))
-    mb.call(info, "PATCH", "/dags/mwaa_ops_af3_on", {"is_paused": False})  # created paused
-    mb.call(info, "PATCH", "/dags/mwaa_ops_af3_off", {"is_paused": True})  # created unpaused
-    mb.call(info, "PATCH", f"/dags/{LONG}", {"is_paused": False})  # created paused
+    mb.seed_af3(info, on="mwaa_ops_af3_on", off="mwaa_ops_af3_off", long=LONG)
 
 
 def run_dag(info, dag_id, conf, sfn, sqs):
@@ -231,12 +212,7 @@ def objects(s3, uri):
         yield obj["Key"], s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
 
 
-def user_settings(s):
-    """The settings a user made, without the import's own marker variable."""
-    s = copy.deepcopy(s)
-    s["variable"] = {k: v for k, v in s["variable"].items() if not k.startswith("mwaa_ops.imported.")}
-    s.pop("counts")
-    return s
+user_settings = mb.user_settings_af3
 
 
 # ---------------------------------------------------------------- export

@@ -19,37 +19,26 @@ The tests below check what each step left behind. Skipped only with MWAA_OPS_SKI
 """
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "metadata"))
-sys.path.insert(0, str(ROOT / "tests" / "bed"))
-import machines  # noqa: E402
-import metadata_bed as mb  # noqa: E402
+sys.path.insert(0, str(HERE))
+import cycle as shared  # noqa: E402
+import metadata_bed as mb  # noqa: E402  (tests/metadata is on sys.path through cycle)
 import mwaa_local  # noqa: E402
+from cycle import SERVER_ASSIGNED, SUITE, LANDING, REGION  # noqa: E402
 from metadata_bed import ab  # noqa: E402
 from moto_bed import Moto  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1", reason="MWAA_OPS_SKIP_AIRFLOW=1")
 VERSION = "2.10.3"
-REGION, ACCOUNT = "us-east-1", "123456789012"
 ENV = "dev-analytics"
-SUITE, LANDING = "mwaa-ops-suite", "landing-zone"
 ROUTES = [{"name": "landing", "bucket": LANDING, "prefix": "in/", "environment": ENV, "dag": "bed_smoke"}]
-# Set by MWAA, not by the user: may differ between the environment before and after.
-SERVER_ASSIGNED = {"Arn", "CreatedAt", "LastUpdate", "Status", "WebserverUrl", "ServiceRoleArn",
-                   "CeleryExecutorQueue", "DatabaseVpcEndpointService", "WebserverVpcEndpointService",
-                   "LoggingConfiguration"}
 
 
 # The fault matrix (rules of the control plane's /_bed/faults, for ENV). The SDK makes 3
@@ -104,103 +93,6 @@ def expected_faults(rules):
                   for r in rules for _ in range(r.get("count", 1)))
 
 
-def worker_binary() -> Path:
-    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "mwaa-ops" / "target"))
-    binary = target / "debug" / "step-worker"
-    assert binary.exists(), f"{binary} is missing: `cargo test --workspace` builds it (scripts/test does)"
-    return binary
-
-
-def dags_folder(tmp: Path) -> Path:
-    folder = tmp / "dags"
-    folder.mkdir()
-    for source in (ROOT / "infra" / "dags", ROOT / "tests" / "metadata" / "dags", ROOT / "tests" / "bed" / "dags",
-                   HERE / "dags"):
-        for dag in source.glob("*.py"):
-            shutil.copy(dag, folder / dag.name)
-    return folder
-
-
-class Cycle:
-    """Clients and helpers of one scenario."""
-
-    def __init__(self, moto_url, plane_url, tmp):
-        kw = dict(region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
-        self.moto_url, self.plane_url, self.tmp = moto_url, plane_url, tmp
-        self.s3, self.kms, self.sfn, self.sqs, self.events = (
-            boto3.client(s, endpoint_url=moto_url, **kw) for s in ("s3", "kms", "stepfunctions", "sqs", "events"))
-        self.mwaa = boto3.client("mwaa", endpoint_url=plane_url, config=Config(inject_host_prefix=False), **kw)
-        self.hold = tmp / "hold"
-        self.hold.mkdir()
-
-    def admin(self, what, body=None):
-        request = urllib.request.Request(f"{self.plane_url}/_bed/{what}", method="POST" if body is not None else "GET",
-                                         data=json.dumps(body).encode() if body is not None else None,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request) as answer:
-            return json.loads(answer.read() or b"null")
-
-    def status(self):
-        try:
-            return self.mwaa.get_environment(Name=ENV)["Environment"]["Status"]
-        except self.mwaa.exceptions.ResourceNotFoundException:
-            return "NOT_FOUND"
-
-    def wait_status(self, wanted, timeout=90):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.status() == wanted:
-                return
-            time.sleep(0.5)
-        raise TimeoutError(f"{ENV} is {self.status()}, not {wanted}")
-
-    def run(self, machine, timeout=420, **extra):
-        """Starts an execution and waits for its end: (status, error, seconds, execution arn)."""
-        t0 = time.monotonic()
-        arn = self.start(machine, **extra)
-        out = mb.wait_execution(self.sfn, arn, timeout=timeout)
-        return out["status"], out.get("error"), time.monotonic() - t0, arn
-
-    def start(self, machine, **extra):
-        # moto names an unnamed execution "None": name each one.
-        return self.sfn.start_execution(stateMachineArn=self.machines[machine], name=f"{machine}-{time.time_ns()}",
-                                        input=json.dumps({"environment": ENV, "poll_seconds": 1, **extra}))["executionArn"]
-
-    def steps(self, arn):
-        """The states an execution entered, in order."""
-        events = self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-        return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-
-    def inject(self, rules):
-        """Faults for the next phase; returns the call count to measure the phase from."""
-        self.admin("faults", [dict(rule, name=ENV) for rule in rules])
-        return len(self.admin("calls"))
-
-    def served(self, since):
-        """The phase's calls since `since`, and the rules it left unserved (then cleared)."""
-        left = self.admin("faults")
-        request = urllib.request.Request(f"{self.plane_url}/_bed/faults", method="DELETE")
-        urllib.request.urlopen(request).read()
-        return self.admin("calls")[since:], left
-
-    def deletes(self):
-        return [c for c in self.admin("calls") if c.get("operation") == "DeleteEnvironment"]
-
-    def keys(self, prefix):
-        return [o["Key"] for o in self.s3.list_objects_v2(Bucket=SUITE, Prefix=prefix).get("Contents", [])]
-
-    def suite_events(self):
-        taken = []
-        while True:
-            msgs = self.sqs.receive_message(QueueUrl=self.events_queue, MaxNumberOfMessages=10,
-                                            WaitTimeSeconds=1).get("Messages", [])
-            if not msgs:
-                return taken
-            for m in msgs:
-                taken.append(json.loads(m["Body"]))
-                self.sqs.delete_message(QueueUrl=self.events_queue, ReceiptHandle=m["ReceiptHandle"])
-
-
 def start_airflow(pg, folder, workdir):
     airflow = ab.Airflow(VERSION, pg, folder, workdir)
     info = airflow.start()
@@ -209,24 +101,10 @@ def start_airflow(pg, folder, workdir):
     return airflow, info
 
 
-def create_environment(cycle):
-    cycle.mwaa.create_environment(
-        Name=ENV, AirflowVersion=VERSION, ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/mwaa-exec",
-        SourceBucketArn="arn:aws:s3:::mwaa-ops-dags", DagS3Path="dags",
-        RequirementsS3Path="requirements.txt", RequirementsS3ObjectVersion="v3",
-        NetworkConfiguration={"SubnetIds": ["subnet-0a1", "subnet-0b2"], "SecurityGroupIds": ["sg-0c3"]},
-        EnvironmentClass="mw1.medium", MaxWorkers=4, MinWorkers=2, Schedulers=2,
-        AirflowConfigurationOptions={"core.default_task_retries": "2"},
-        LoggingConfiguration={"TaskLogs": {"Enabled": True, "LogLevel": "WARNING"}},
-        WebserverAccessMode="PUBLIC_ONLY", WeeklyMaintenanceWindowStart="SUN:03:30",
-        Tags={"team": "data-platform", "cost-center": "42"})
-    cycle.wait_status("AVAILABLE")
-
-
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pause-resume")
-    moto, pg, airflow, plane, worker = Moto(tmp), ab.Postgres(), None, None, None
+    moto, pg, airflow, plane, cycle = Moto(tmp), ab.Postgres(), None, None, None
     saved = dict(os.environ)
     out = {}
     try:
@@ -234,29 +112,17 @@ def scenario(tmp_path_factory):
         aws = {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
         os.environ.update(aws, PYTHONPATH=str(ab.boto_shim(tmp)))  # inherited by every Airflow process
-        urllib.request.urlopen(urllib.request.Request(
-            f"{moto.url}/moto-api/config", method="POST", headers={"Content-Type": "application/json"},
-            data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()))
+        shared.execute_state_machines(moto.url)
         pg.start(tmp / "pg")
-        folder = dags_folder(tmp)
+        folder = shared.dags_folder(tmp, (ROOT / "infra" / "dags", ROOT / "tests" / "metadata" / "dags",
+                                          ROOT / "tests" / "bed" / "dags", HERE / "dags"))
         airflow, source = start_airflow(pg, folder, tmp / "source")
-        plane = mwaa_local.serve(moto_url=moto.url, airflows=[source], region=REGION, account=ACCOUNT)
-        cycle = Cycle(moto.url, plane.url, tmp)
-        for bucket in (SUITE, LANDING):
-            cycle.s3.create_bucket(Bucket=bucket)
-        key_arn = cycle.kms.create_key()["KeyMetadata"]["Arn"]
-        tasks = cycle.sqs.create_queue(QueueName="lambda-tasks")["QueueUrl"]
-        cycle.events_queue = cycle.sqs.create_queue(QueueName="suite-events")["QueueUrl"]
-        cycle.events.put_rule(Name="suite-events", EventPattern=json.dumps({"source": ["mwaa-ops"]}))
-        cycle.events.put_targets(Rule="suite-events", Targets=[
-            {"Id": "q", "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:suite-events"}])
-        cycle.machines = machines.deploy(cycle.sfn, REGION, ACCOUNT, tasks, SUITE, key_arn)
-        worker = subprocess.Popen(
-            [str(worker_binary())], stdout=open(tmp / "worker.log", "wb"), stderr=subprocess.STDOUT,
-            env=dict(os.environ, AWS_ENDPOINT_URL_MWAA=plane.url, TASKS_QUEUE_URL=tasks, SUITE_BUCKET=SUITE,
-                     ROUTES=json.dumps(ROUTES), HOLD_DIR=str(cycle.hold), RUST_LOG="warn"))
+        plane = mwaa_local.serve(moto_url=moto.url, airflows=[source], region=REGION, account=shared.ACCOUNT)
+        cycle = shared.Cycle(moto.url, plane.url, tmp, ENV)
+        cycle.deploy(ROUTES)
+        tasks = cycle.tasks
 
-        create_environment(cycle)
+        cycle.create_environment(VERSION)
         out["history"] = mb.make_history(source)
         out["before"] = cycle.mwaa.get_environment(Name=ENV)["Environment"]
 
@@ -376,13 +242,11 @@ def scenario(tmp_path_factory):
         out["events"] = cycle.suite_events()
         out["worker_log"] = (tmp / "worker.log").read_text(errors="replace")
         # Every log of the run: the Rust handlers', moto's, both Airflows' (servers and tasks).
-        out["logs"] = {str(p.relative_to(tmp)): p.read_text(errors="replace") for p in tmp.rglob("*")
-                       if p.is_file() and (p.suffix == ".log" or "logs" in p.parts) and "pg" not in p.parts}
+        out["logs"] = shared.logs(tmp)
         yield out
     finally:
-        if worker:
-            worker.kill()
-            worker.wait()
+        if cycle:
+            cycle.stop_worker()
         if plane:
             plane.shutdown()
         if airflow:

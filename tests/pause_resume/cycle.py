@@ -1,0 +1,177 @@
+"""What the pause/resume end-to-end modules share (test_pause_resume.py on Airflow 2.10.3,
+test_pause_resume_af3.py on 3.0.6): the step-worker, the DAG folder, the suite in moto (buckets,
+KMS key, Lambda-task queue, the production state machines, the suite-event queue) and the
+clients and helpers of one scenario."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "metadata"))
+sys.path.insert(0, str(ROOT / "tests" / "bed"))
+import machines  # noqa: E402
+import metadata_bed as mb  # noqa: E402
+
+REGION, ACCOUNT = "us-east-1", "123456789012"
+SUITE, LANDING = "mwaa-ops-suite", "landing-zone"
+# Set by MWAA, not by the user: may differ between the environment before and after.
+SERVER_ASSIGNED = {"Arn", "CreatedAt", "LastUpdate", "Status", "WebserverUrl", "ServiceRoleArn",
+                   "CeleryExecutorQueue", "DatabaseVpcEndpointService", "WebserverVpcEndpointService",
+                   "LoggingConfiguration"}
+
+
+def worker_binary() -> Path:
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "mwaa-ops" / "target"))
+    binary = target / "debug" / "step-worker"
+    assert binary.exists(), f"{binary} is missing: `cargo test --workspace` builds it (scripts/test does)"
+    return binary
+
+
+def dags_folder(tmp: Path, sources) -> Path:
+    """One DAG folder with every *.py of `sources` (the environment's DAG folder)."""
+    folder = tmp / "dags"
+    folder.mkdir()
+    for source in sources:
+        for dag in Path(source).glob("*.py"):
+            shutil.copy(dag, folder / dag.name)
+    return folder
+
+
+def execute_state_machines(moto_url):
+    """moto's Step Functions runs the definitions (by default it only records executions)."""
+    urllib.request.urlopen(urllib.request.Request(
+        f"{moto_url}/moto-api/config", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()))
+
+
+class Cycle:
+    """Clients and helpers of one scenario, on one environment."""
+
+    def __init__(self, moto_url, plane_url, tmp, env):
+        kw = dict(region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
+        self.moto_url, self.plane_url, self.tmp, self.env = moto_url, plane_url, tmp, env
+        self.s3, self.kms, self.sfn, self.sqs, self.events = (
+            boto3.client(s, endpoint_url=moto_url, **kw) for s in ("s3", "kms", "stepfunctions", "sqs", "events"))
+        self.mwaa = boto3.client("mwaa", endpoint_url=plane_url, config=Config(inject_host_prefix=False), **kw)
+        self.hold = tmp / "hold"
+        self.hold.mkdir()
+        self.worker = None
+
+    def deploy(self, routes):
+        """The suite in moto (buckets, KMS key, Lambda-task queue, state machines, a queue
+        receiving the suite's events) and the step-worker serving the Lambda tasks."""
+        for bucket in (SUITE, LANDING):
+            self.s3.create_bucket(Bucket=bucket)
+        self.key_arn = self.kms.create_key()["KeyMetadata"]["Arn"]
+        self.tasks = self.sqs.create_queue(QueueName="lambda-tasks")["QueueUrl"]
+        self.events_queue = self.sqs.create_queue(QueueName="suite-events")["QueueUrl"]
+        self.events.put_rule(Name="suite-events", EventPattern=json.dumps({"source": ["mwaa-ops"]}))
+        self.events.put_targets(Rule="suite-events", Targets=[
+            {"Id": "q", "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:suite-events"}])
+        self.machines = machines.deploy(self.sfn, REGION, ACCOUNT, self.tasks, SUITE, self.key_arn)
+        self.worker = subprocess.Popen(
+            [str(worker_binary())], stdout=open(self.tmp / "worker.log", "wb"), stderr=subprocess.STDOUT,
+            env=dict(os.environ, AWS_ENDPOINT_URL_MWAA=self.plane_url, TASKS_QUEUE_URL=self.tasks,
+                     SUITE_BUCKET=SUITE, ROUTES=json.dumps(routes), HOLD_DIR=str(self.hold), RUST_LOG="warn"))
+
+    def stop_worker(self):
+        if self.worker:
+            self.worker.kill()
+            self.worker.wait()
+            self.worker = None
+
+    def admin(self, what, body=None):
+        request = urllib.request.Request(f"{self.plane_url}/_bed/{what}", method="POST" if body is not None else "GET",
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as answer:
+            return json.loads(answer.read() or b"null")
+
+    def status(self):
+        try:
+            return self.mwaa.get_environment(Name=self.env)["Environment"]["Status"]
+        except self.mwaa.exceptions.ResourceNotFoundException:
+            return "NOT_FOUND"
+
+    def wait_status(self, wanted, timeout=90):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.status() == wanted:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{self.env} is {self.status()}, not {wanted}")
+
+    def create_environment(self, version):
+        """The environment a user made, with a setting of every kind the configuration saves."""
+        self.mwaa.create_environment(
+            Name=self.env, AirflowVersion=version, ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/mwaa-exec",
+            SourceBucketArn="arn:aws:s3:::mwaa-ops-dags", DagS3Path="dags",
+            RequirementsS3Path="requirements.txt", RequirementsS3ObjectVersion="v3",
+            NetworkConfiguration={"SubnetIds": ["subnet-0a1", "subnet-0b2"], "SecurityGroupIds": ["sg-0c3"]},
+            EnvironmentClass="mw1.medium", MaxWorkers=4, MinWorkers=2, Schedulers=2,
+            AirflowConfigurationOptions={"core.default_task_retries": "2"},
+            LoggingConfiguration={"TaskLogs": {"Enabled": True, "LogLevel": "WARNING"}},
+            WebserverAccessMode="PUBLIC_ONLY", WeeklyMaintenanceWindowStart="SUN:03:30",
+            Tags={"team": "data-platform", "cost-center": "42"})
+        self.wait_status("AVAILABLE")
+
+    def run(self, machine, timeout=420, **extra):
+        """Starts an execution and waits for its end: (status, error, seconds, execution arn)."""
+        t0 = time.monotonic()
+        arn = self.start(machine, **extra)
+        out = mb.wait_execution(self.sfn, arn, timeout=timeout)
+        return out["status"], out.get("error"), time.monotonic() - t0, arn
+
+    def start(self, machine, **extra):
+        # moto names an unnamed execution "None": name each one.
+        return self.sfn.start_execution(stateMachineArn=self.machines[machine], name=f"{machine}-{time.time_ns()}",
+                                        input=json.dumps({"environment": self.env, "poll_seconds": 1, **extra}))["executionArn"]
+
+    def steps(self, arn):
+        """The states an execution entered, in order."""
+        events = self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+    def inject(self, rules):
+        """Faults for the next phase; returns the call count to measure the phase from."""
+        self.admin("faults", [dict(rule, name=self.env) for rule in rules])
+        return len(self.admin("calls"))
+
+    def served(self, since):
+        """The phase's calls since `since`, and the rules it left unserved (then cleared)."""
+        left = self.admin("faults")
+        request = urllib.request.Request(f"{self.plane_url}/_bed/faults", method="DELETE")
+        urllib.request.urlopen(request).read()
+        return self.admin("calls")[since:], left
+
+    def deletes(self):
+        return [c for c in self.admin("calls") if c.get("operation") == "DeleteEnvironment"]
+
+    def keys(self, prefix):
+        return [o["Key"] for o in self.s3.list_objects_v2(Bucket=SUITE, Prefix=prefix).get("Contents", [])]
+
+    def suite_events(self):
+        taken = []
+        while True:
+            msgs = self.sqs.receive_message(QueueUrl=self.events_queue, MaxNumberOfMessages=10,
+                                            WaitTimeSeconds=1).get("Messages", [])
+            if not msgs:
+                return taken
+            for m in msgs:
+                taken.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.events_queue, ReceiptHandle=m["ReceiptHandle"])
+
+
+def logs(tmp: Path) -> dict:
+    """Every log of the run: the Rust handlers', moto's, the Airflows' (servers and tasks)."""
+    return {str(p.relative_to(tmp)): p.read_text(errors="replace") for p in tmp.rglob("*")
+            if p.is_file() and (p.suffix == ".log" or "logs" in p.parts) and "pg" not in p.parts}
