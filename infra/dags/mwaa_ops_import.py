@@ -174,9 +174,13 @@ def run_import_api(conf: dict, version: str) -> dict:
         present = r.wait_for_dags(rest, wanted, float(conf.get("dag_wait_timeout_seconds", 300)),
                                   float(conf.get("poll_seconds", 10)), token.heartbeat)
         changes, missing = r.paused_changes(tables["dag"], present)
+        unaddressed = []
         for paused in (True, False):  # pause first: a DAG meant to stay off never starts meanwhile
-            r.set_paused(rest, [d for d, p in changes.items() if p is paused], paused)
-        written["dag"] = len(changes)
+            unaddressed += r.set_paused(rest, [d for d, p in changes.items() if p is paused], paused)
+        written["dag"] = len(changes) - len(unaddressed)
+        missing += unaddressed
+    # Missing DAGs (not parsed in time, or ids too long to address) are named in the output
+    # and the marker; a second import does not retry them: the operator sets them by hand.
     record = {"manifest": location, "written": written, "dags_missing": missing}
     rest.call("POST", "/variables", body={"key": r.marker(manifest["export_id"]), "value": json.dumps(record),
                                           "description": "mwaa-ops: this export was imported"}, allow=(409,))

@@ -18,6 +18,11 @@ import mwaa_ops_metadata as m
 MAX_PATH = 64  # InvokeRestApi refuses a longer Path: query strings go in QueryParameters
 PAGE = 100  # Airflow 3's default maximum_page_limit
 BULK = 50  # entities per bulk PATCH: keeps one InvokeRestApi body small
+# Throttling, MWAA's own 5xx and Airflow's 5xx (RestApiServerException: MWAA models it as a
+# client error, so botocore does not retry it) are tried again: every call made here is
+# idempotent (reads, PATCHes, overwriting bulk upserts, a marker POST that accepts 409).
+ATTEMPTS = 5
+TRANSIENT = ("ThrottlingException", "InternalServerException", "ServiceUnavailableException")
 SOURCE = "api"  # manifest["source"] of a 3.x export (2.x exports have no such key)
 BUSY_STATES = ("running", "queued", "deferred", "restarting")  # same as the 2.x export waits on
 # The tables of a 3.x export: named and shaped like the 2.x tables they stand for, so the layout
@@ -65,17 +70,32 @@ def rest_error(method: str, path: str, environment: str, error) -> RestApiError:
     if code in ("RestApiClientException", "RestApiServerException"):
         status, answer = response.get("RestApiStatusCode"), response.get("RestApiResponse")
         detail = answer.get("detail", answer) if isinstance(answer, dict) else answer
-        return RestApiError(f"{call}: Airflow answered {status}: {json.dumps(detail)[:500]}",
+        return RestApiError(f"{call}: Airflow answered {status}: {json.dumps(scrub(detail))[:500]}",
                             method, path, status, answer)
     message = response.get("Error", {}).get("Message") or str(error)
     return RestApiError(f"{call}: {code}: {message}", method, path, None, None)
 
 
+def scrub(detail):
+    """Airflow's error detail without what it echoes of the request: a 422 repeats each failing
+    field's `input` (a connection's password or extra, a variable's value), and the message
+    goes to task logs, Step Functions and the alert email."""
+    if isinstance(detail, list):
+        return [scrub(d) for d in detail]
+    if isinstance(detail, dict):
+        return {k: scrub(v) for k, v in detail.items() if k not in ("input", "ctx")}
+    return detail
+
+
+def transient(error: RestApiError, code: str) -> bool:
+    return code in TRANSIENT or (error.status is not None and error.status >= 500) or error.status == 429
+
+
 class Rest:
     """Airflow's REST API (v2 on 3.x) of one environment through MWAA InvokeRestApi."""
 
-    def __init__(self, environment: str, client):
-        self.environment, self.client = environment, client
+    def __init__(self, environment: str, client, sleep=time.sleep):
+        self.environment, self.client, self.sleep = environment, client, sleep
 
     def call(self, method: str, path: str, query: dict | None = None, body=None, allow=()):
         """Airflow's answer; None when its status is one of `allow` (e.g. 409 = already there)."""
@@ -87,15 +107,19 @@ class Rest:
             kwargs["QueryParameters"] = query
         if body is not None:
             kwargs["Body"] = body
-        try:
-            return self.client.invoke_rest_api(**kwargs).get("RestApiResponse")
-        except Exception as e:  # botocore's ClientError: its class is made per client
-            error = rest_error(method, path, self.environment, e)
-            if error.status is not None and error.status in allow:
-                return None
-            if not hasattr(e, "response"):
-                raise
-            raise error from e
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return self.client.invoke_rest_api(**kwargs).get("RestApiResponse")
+            except Exception as e:  # botocore's ClientError: its class is made per client
+                if not hasattr(e, "response"):
+                    raise
+                error = rest_error(method, path, self.environment, e)
+                if error.status is not None and error.status in allow:
+                    return None
+                code = (e.response.get("Error") or {}).get("Code", "")
+                if attempt == ATTEMPTS or not transient(error, code):
+                    raise error from e
+                self.sleep(min(2 ** attempt, 20))
 
     def pages(self, path: str, field: str, query: dict | None = None) -> list:
         """Every item of a list endpoint, by limit/offset until total_entries."""
@@ -118,7 +142,7 @@ class Rest:
             result = answer.get("create") or {}
             if result.get("errors"):
                 raise RestApiError(f"InvokeRestApi PATCH {path} on {self.environment}: "
-                                   f"{json.dumps(result['errors'])[:500]}", "PATCH", path)
+                                   f"{json.dumps(scrub(result['errors']))[:500]}", "PATCH", path)
             written.extend(result.get("success") or [])
         return written
 
@@ -136,24 +160,29 @@ def list_dags(rest: Rest) -> list:
                   key=lambda d: d["dag_id"])
 
 
-def set_paused(rest: Rest, dag_ids, paused: bool) -> None:
+def set_paused(rest: Rest, dag_ids, paused: bool) -> list:
+    """Pauses or unpauses each DAG; returns the ids it cannot address (reported by the
+    callers, as the Rust enable-dags step does, rather than failing the whole export/import
+    for one DAG)."""
+    not_addressable = []
     for dag_id in dag_ids:
         if len(dag_path(dag_id)) <= MAX_PATH:
             rest.call("PATCH", dag_path(dag_id), {"update_mask": "is_paused"}, {"is_paused": paused})
-        else:
-            _set_paused_by_pattern(rest, dag_id, paused)
+        elif not _set_paused_by_pattern(rest, dag_id, paused):
+            not_addressable.append(dag_id)
+    return not_addressable
 
 
-def _set_paused_by_pattern(rest: Rest, dag_id: str, paused: bool) -> None:
+def _set_paused_by_pattern(rest: Rest, dag_id: str, paused: bool) -> bool:
     """A DAG id over 58 characters does not fit in the path: PATCH /dags (many DAGs) with
     dag_id_pattern, which Airflow matches as a case-insensitive substring (`_` is a wildcard
-    there) -- so only after listing shows the pattern matches this one DAG and no other."""
+    there) -- so only when listing shows the pattern matches this one DAG and no other."""
     query = {"dag_id_pattern": dag_id, "exclude_stale": "false"}
     matched = [d["dag_id"] for d in rest.pages("/dags", "dags", query)]
     if matched != [dag_id]:
-        raise RestApiError(f"cannot pause/unpause DAG {dag_id!r} on {rest.environment}: its id is too long "
-                           f"for an InvokeRestApi path and as a pattern it matches {matched}", "PATCH", "/dags")
+        return False
     rest.call("PATCH", "/dags", dict(query, update_mask="is_paused"), {"is_paused": paused})
+    return True
 
 
 def active_dags(dags: list) -> list:

@@ -161,8 +161,15 @@ def test_the_schedule_starts_one_pause_or_resume_per_environment_and_nothing_els
         task = states[start]
         # Not .sync: the fan-out must not wait hours for a resume; each execution alerts itself.
         assert task["Resource"] == "arn:aws:states:::states:startExecution"
-        assert task["Parameters"] == {"StateMachineArn": machine, "Input": {"environment.$": "$.environment"}}
+        assert task["Parameters"] == {
+            "StateMachineArn": machine, "Input": {"environment.$": "$.environment"},
+            # Named per schedule execution and environment: a retried start (its first answer
+            # lost) is the same execution, or ExecutionAlreadyExists once that one ended.
+            "Name.$": "States.Hash(States.Format('{}/{}', $$.Execution.Id, $.environment), 'SHA-1')"}
         assert task["Retry"] and task["TimeoutSeconds"] and task.get("End") is True
+        [catch] = task["Catch"]
+        assert catch["ErrorEquals"] == ["StepFunctions.ExecutionAlreadyExistsException"]
+        assert states[catch["Next"]]["Type"] == "Succeed"
 
 
 @pytest.mark.parametrize("name", MACHINES.values())

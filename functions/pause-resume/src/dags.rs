@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::airflow::{
     dag_path, dag_runs_path, start_dag_run, AirflowMajor, AirflowRest, DagRun, DagRunOutcome,
@@ -35,15 +35,21 @@ fn yes() -> bool {
     true
 }
 
-/// How long run-dag and enable-dags retry a REST call that failed transiently (throttling,
-/// 5xx, Airflow unreachable), on top of the SDK's own attempts; well inside the functions'
-/// 60 s timeout.
+/// How long run-dag and enable-dags, each invocation in all, retry REST calls that failed
+/// transiently (throttling, 5xx, Airflow unreachable), on top of the SDK's own attempts. One
+/// budget per invocation, not per call: a last attempt may still take up to 3 x 15 s
+/// (`MWAA_ATTEMPT_TIMEOUT`), so the template gives both functions 120 s.
 ///
 /// Retrying here rather than failing to Step Functions matters for run-dag: a start whose
 /// answer was lost may have started the run, and only a retry with the same task token (so
 /// the same run id) finds it (409). Step Functions' own retry of the task brings a new task
 /// token, hence a new run id: a second run.
 pub const REST_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+/// What is left of an invocation's retry budget (zero: one attempt, no retry).
+fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
 
 /// The run id for a task token: a retried invocation (same token) starts no second run.
 pub fn run_id(task_token: &str) -> String {
@@ -74,9 +80,14 @@ pub fn unpause_request(environment: &str, dag: &str) -> Result<RestRequest, Step
 }
 
 /// Whether Airflow unpaused the DAG (`false`: it does not know the DAG).
-async fn unpause(api: &impl AirflowRest, environment: &str, dag: &str) -> Result<bool, StepError> {
+async fn unpause(
+    api: &impl AirflowRest,
+    environment: &str,
+    dag: &str,
+    deadline: Instant,
+) -> Result<bool, StepError> {
     let request = unpause_request(environment, dag)?;
-    let response = with_retries(REST_RETRY_BUDGET, || api.invoke(&request)).await?;
+    let response = with_retries(left(deadline), || api.invoke(&request)).await?;
     match response.status {
         200..=299 => Ok(true),
         404 => Ok(false),
@@ -111,6 +122,7 @@ pub async fn run_dag(
     }
     let (environment, dag) = (input.environment.as_str(), input.dag.as_str());
     dag_runs_path(environment, dag)?;
+    let deadline = Instant::now() + REST_RETRY_BUDGET;
     let env = mwaa.get(environment).await?;
     let status = status_of(env.as_ref());
     let Some(env) = env.filter(|_| status == "AVAILABLE") else {
@@ -129,11 +141,11 @@ pub async fn run_dag(
             ),
         )
     })?;
-    if input.unpause && !unpause(mwaa, environment, dag).await? {
+    if input.unpause && !unpause(mwaa, environment, dag, deadline).await? {
         return Err(dag_not_found(environment, dag));
     }
     let run = dag_run(&input);
-    let started = with_retries(REST_RETRY_BUDGET, || {
+    let started = with_retries(left(deadline), || {
         start_dag_run(mwaa, environment, major, &run)
     })
     .await;
@@ -165,10 +177,11 @@ pub async fn enable_dags(api: &impl AirflowRest, event: Value) -> Result<Value, 
     let input: EnableDagsInput = parse(&event)?;
     check_environment_name(&input.environment)?;
     let environment = input.environment.as_str();
+    let deadline = Instant::now() + REST_RETRY_BUDGET;
     let (mut enabled, mut missing, mut not_addressable) = (vec![], vec![], vec![]);
     let mut seen = std::collections::HashSet::new();
     for dag in input.dags.iter().filter(|d| seen.insert(d.as_str())) {
-        match unpause(api, environment, dag).await {
+        match unpause(api, environment, dag, deadline).await {
             Ok(true) => enabled.push(dag),
             Ok(false) => missing.push(dag),
             Err(err) if err.kind == ErrorKind::InvalidInput => {
