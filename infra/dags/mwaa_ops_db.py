@@ -252,7 +252,7 @@ def _before(conn, t, kinds, key, serial):
         return {}, set()
     keys, ids = {}, set()
     for rec in conn.execute(sa.select(*cols)):
-        if key:
+        if key and None not in rec[:len(key)]:  # SQL's = never matches NULL: neither does this
             keys[tuple(m.encode(kinds[c], v) for c, v in zip(key, rec[:len(key)]))] = rec[-1] if serial else None
         if serial:
             ids.add(rec[-1])
@@ -260,6 +260,24 @@ def _before(conn, t, kinds, key, serial):
 
 
 def _flush(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats, before):
+    """Writes one batch. Against what the table held before the import when that was read;
+    if the live environment wrote a colliding row since (its scheduler, its DAG processor),
+    the batch is rolled back to a savepoint and looked up in the database instead."""
+    args = (conn, t, plain, table, kinds, serial, key, seq)
+    if before is None:
+        return _write(*args, batch, idmaps, stats, None)
+    original, counts = [dict(r) for r in batch], dict(stats)
+    try:
+        with conn.begin_nested():
+            return _write(*args, batch, idmaps, stats, before)
+    except RuntimeError as e:
+        if not isinstance(e.__cause__, sa.exc.IntegrityError):
+            raise
+        stats.update(counts)
+        return _write(*args, original, idmaps, stats, None)
+
+
+def _write(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats, before):
     if key:
         wanted = [tuple(r[c] for c in key) for r in batch]
         if before is not None:

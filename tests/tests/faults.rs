@@ -109,6 +109,7 @@ async fn faults_status_save_and_delete_retry_and_delete_once() {
         .await
         .unwrap();
     assert_eq!(out["status"], "AVAILABLE");
+    let before_slow = calls(&bed, "GetEnvironment", name).await.len();
     faults(
         &bed,
         json!([{"operation": "GetEnvironment", "name": name, "kind": "latency", "latency_ms": SLOW_MS}]),
@@ -119,6 +120,26 @@ async fn faults_status_save_and_delete_retry_and_delete_once() {
         .unwrap();
     assert_eq!(out["status"], "AVAILABLE");
     all_served(&bed).await;
+    // The slow answer was given up on (attempt timeout) and asked again. Without the timeout
+    // the slow call would answer and be the only one. (A slow call is recorded when its
+    // sleep ends, after the retry: wait for both.)
+    let mut slow = vec![];
+    for _ in 0..50 {
+        slow = calls(&bed, "GetEnvironment", name)
+            .await
+            .split_off(before_slow);
+        if slow.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut kinds: Vec<&str> = slow.iter().map(|c| c.0.as_str()).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["", "latency"],
+        "one retry after the attempt timeout: {slow:?}"
+    );
     let gets = calls(&bed, "GetEnvironment", name).await;
     let served: Vec<&str> = gets
         .iter()
