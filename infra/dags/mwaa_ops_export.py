@@ -41,6 +41,25 @@ def _airflow2():
     return airflow.__version__
 
 
+def _sealed_key(data_key) -> dict:
+    """The manifest's data key: only KMS's ciphertext of it (the plaintext never leaves memory)."""
+    return {"kms_key_id": data_key["KeyId"], "ciphertext": base64.b64encode(data_key["CiphertextBlob"]).decode(),
+            "algorithm": "AES-256-GCM", "aad": "<table>.<column>"}
+
+
+def _publish(s3, bucket, root, sse, manifest) -> dict:
+    """Writes the manifest, last of the export; returns what Step Functions is sent."""
+    body = json.dumps(manifest, indent=1).encode()
+    key = f"{root}/manifest.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **sse)
+    entries = manifest["tables"]
+    return {"manifest": manifest["location"], "bucket": bucket, "manifest_key": key,
+            "manifest_sha256": hashlib.sha256(body).hexdigest(), "export_id": manifest["export_id"],
+            "airflow_version": manifest["airflow_version"], "alembic_revision": manifest["alembic_revision"],
+            "tables": len(entries), "rows": sum(e["rows"] for e in entries),
+            "active_dags": manifest["active_dags"]}
+
+
 def export(ti=None, dag_run=None, **_):
     conf = dict(dag_run.conf or {})
     try:
@@ -102,18 +121,11 @@ def _export(conf: dict, ti) -> dict:
         "created_at": now.isoformat(), "airflow_version": version, "alembic_revision": revision,
         "location": f"s3://{bucket}/{root}/manifest.json",
         "active_dags": active, "excluded_tables": sorted(t for t in schema if m.excluded(t)),
-        "data_key": {"kms_key_id": data_key["KeyId"],
-                     "ciphertext": base64.b64encode(data_key["CiphertextBlob"]).decode(),
-                     "algorithm": "AES-256-GCM", "aad": "<table>.<column>"},
+        "data_key": _sealed_key(data_key),
         "secret_columns": sorted(f"{t}.{c}" for t, c in m.SECRET_COLUMNS),
         "tables": entries,
     }
-    body = json.dumps(manifest, indent=1).encode()
-    s3.put_object(Bucket=bucket, Key=f"{root}/manifest.json", Body=body, ContentType="application/json", **sse)
-    output = {"manifest": manifest["location"], "bucket": bucket, "manifest_key": f"{root}/manifest.json",
-              "manifest_sha256": hashlib.sha256(body).hexdigest(), "export_id": manifest["export_id"],
-              "airflow_version": version, "alembic_revision": revision, "tables": len(entries),
-              "rows": sum(e["rows"] for e in entries), "active_dags": active}
+    output = _publish(s3, bucket, root, sse, manifest)
     token.success(output)
     return output
 
@@ -165,18 +177,11 @@ def _export_api(conf, ti, bucket, environment, kms_key, prefix, region) -> dict:
         "location": f"s3://{bucket}/{root}/manifest.json", "active_dags": active,
         "excluded_tables": [],  # the rest of the database is out of reach, see not_moved
         "not_moved": "run and task instance history, XComs, logs, jobs, triggers, asset events, notes",
-        "data_key": {"kms_key_id": data_key["KeyId"],
-                     "ciphertext": base64.b64encode(data_key["CiphertextBlob"]).decode(),
-                     "algorithm": "AES-256-GCM", "aad": "<table>.<column>"},
+        "data_key": _sealed_key(data_key),
         "secret_columns": sorted(f"{t}.{c}" for t, c in r.SECRETS),
         "tables": entries,
     }
-    body = json.dumps(manifest, indent=1).encode()
-    s3.put_object(Bucket=bucket, Key=f"{root}/manifest.json", Body=body, ContentType="application/json", **sse)
-    output = {"manifest": manifest["location"], "bucket": bucket, "manifest_key": f"{root}/manifest.json",
-              "manifest_sha256": hashlib.sha256(body).hexdigest(), "export_id": manifest["export_id"],
-              "airflow_version": version, "alembic_revision": None, "source": r.SOURCE,
-              "tables": len(entries), "rows": sum(e["rows"] for e in entries), "active_dags": active}
+    output = dict(_publish(s3, bucket, root, sse, manifest), source=r.SOURCE)
     token.success(output)
     return output
 

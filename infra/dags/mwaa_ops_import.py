@@ -71,23 +71,9 @@ def run_import(conf: dict) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="mwaa-ops-import-") as tmp:
         files = {}
-        for entry in manifest["tables"]:
-            path = os.path.join(tmp, entry["table"] + ".jsonl.gz")
-            try:
-                s3.download_file(bucket, entry["key"], path)
-            except Exception as e:
-                what = "missing" if _missing(e) else f"unreadable ({e})"
-                raise m.Refused(f"object s3://{bucket}/{entry['key']} (table {entry['table']}) {what}") from e
-            # Checksum first: a damaged object is refused for what it is, before gzip trips on it.
-            digest = m.sha256_file(path)
-            m.check_object(entry, digest, entry["rows"])
-            try:
-                rows = sum(1 for _ in m.gzip_lines(path))
-            except (OSError, EOFError, ValueError) as e:
-                raise m.Refused(f"object s3://{bucket}/{entry['key']} (table {entry['table']}) is not "
-                                f"readable gzip JSON Lines: {e}") from e
-            m.check_object(entry, digest, rows)
-            files[entry["table"]] = path
+        for entry in manifest["tables"]:  # streamed later: here only counted
+            files[entry["table"]], _ = _verified_object(s3, bucket, entry, tmp,
+                                                        lambda rows: sum(1 for _ in rows))
             token.heartbeat()
 
         with engine.begin() as conn:  # one transaction: all of it or nothing
@@ -112,23 +98,28 @@ def _read_manifest(s3, location):
         raise m.Refused(f"manifest {location} unreadable: {e}") from e
 
 
-def _verified_rows(s3, bucket, entry, tmp) -> list:
-    """The rows of one object, after its checksum and row count match the manifest."""
+def _verified_object(s3, bucket, entry, tmp, read) -> tuple:
+    """(local path, read(rows)) of one object, after its checksum and row count match the
+    manifest; `read` consumes the rows (count them, or keep them)."""
     path = os.path.join(tmp, entry["table"] + ".jsonl.gz")
+    where = f"object s3://{bucket}/{entry['key']} (table {entry['table']})"
     try:
         s3.download_file(bucket, entry["key"], path)
     except Exception as e:
-        what = "missing" if _missing(e) else f"unreadable ({e})"
-        raise m.Refused(f"object s3://{bucket}/{entry['key']} (table {entry['table']}) {what}") from e
+        raise m.Refused(f"{where} {'missing' if _missing(e) else f'unreadable ({e})'}") from e
     digest = m.sha256_file(path)
     m.check_object(entry, digest, entry["rows"])  # checksum first: a damaged object is named as such
     try:
-        rows = list(m.gzip_lines(path))
+        out = read(m.gzip_lines(path))
     except (OSError, EOFError, ValueError) as e:
-        raise m.Refused(f"object s3://{bucket}/{entry['key']} (table {entry['table']}) is not "
-                        f"readable gzip JSON Lines: {e}") from e
-    m.check_object(entry, digest, len(rows))
-    return rows
+        raise m.Refused(f"{where} is not readable gzip JSON Lines: {e}") from e
+    m.check_object(entry, digest, out if isinstance(out, int) else len(out))
+    return path, out
+
+
+def _verified_rows(s3, bucket, entry, tmp) -> list:
+    """The rows of one object, after its checksum and row count match the manifest."""
+    return _verified_object(s3, bucket, entry, tmp, list)[1]
 
 
 def run_import_api(conf: dict, version: str) -> dict:
