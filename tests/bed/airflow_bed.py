@@ -1,4 +1,5 @@
-"""Real Airflow (2.10.3 or 3.0.6) on a throw-away PostgreSQL, for the test bed.
+"""Real Airflow (2.10.3 or 3.0.6; the other 2.x from scripts/metadata-matrix) on a throw-away
+PostgreSQL, for the test bed.
 
 Stdlib only: runs under the bed venv. Airflow itself runs from .bed/airflow-<version>
 (made by scripts/install). Everything binds 127.0.0.1 on free ports; whoever calls

@@ -1,4 +1,6 @@
-"""Metadata round trip on real Airflow 2.10.3 / PostgreSQL, moto for S3, KMS and Step Functions.
+"""Metadata round trip on real Airflow 2.x / PostgreSQL, moto for S3, KMS and Step Functions.
+The version is MWAA_OPS_AIRFLOW_VERSION (default 2.10.3, the per-commit bed's; the others come
+from scripts/metadata-matrix, which makes .bed/airflow-<version> first).
 
 One scenario, run once per module (one Airflow at a time): history in a source environment ->
 export (and a failing export) -> source stopped -> a fresh environment with another Fernet key ->
@@ -24,7 +26,16 @@ from metadata_bed import ab  # noqa: E402
 from moto_bed import Moto  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1", reason="MWAA_OPS_SKIP_AIRFLOW=1")
-VERSION = "2.10.3"
+VERSION = os.environ.get("MWAA_OPS_AIRFLOW_VERSION") or "2.10.3"
+V = tuple(int(p) for p in VERSION.split("."))
+assert V[0] == 2, f"the database round trip is for Airflow 2.x, not {VERSION}"
+# A version the export is not from, for the "wrong version" refusal (any other 2.x MWAA offers).
+OTHER_VERSION = "2.9.2" if VERSION != "2.9.2" else "2.10.3"
+# Tables of the generated history that only some versions have (Airflow's migrations):
+# task_instance_history (one row per earlier try) came with 2.10.0.
+HISTORY_TABLES = ("dag_run", "task_instance", "xcom", "task_fail", "log", "job", "connection", "variable",
+                  "slot_pool", "dataset_event", "dag_run_note", "task_instance_note",
+                  "rendered_task_instance_fields", "dag_tag") + (("task_instance_history",) if V >= (2, 10) else ())
 BUCKET = "mwaa-ops-exports"
 
 
@@ -134,7 +145,7 @@ def bad_manifests(s3, uri):
     entry = next(e for e in missing["tables"] if e["table"] == "task_instance")
     entry["key"] += ".gone"
     cases["missing"] = missing
-    cases["version"] = dict(copy.deepcopy(good), airflow_version="2.9.2")
+    cases["version"] = dict(copy.deepcopy(good), airflow_version=OTHER_VERSION)
     uris = {}
     for case, body in cases.items():
         k = key.replace("manifest.json", f"manifest-{case}.json")
@@ -156,10 +167,10 @@ def test_history_is_varied(scenario):
     states = scenario["history_states"]
     assert set(states.values()) == {"success", "failed"}
     src = scenario["source"]["tables"]
-    for table in ("dag_run", "task_instance", "xcom", "task_instance_history", "task_fail", "log",
-                  "job", "connection", "variable", "slot_pool", "dataset_event", "dag_run_note",
-                  "task_instance_note", "rendered_task_instance_fields", "dag_tag"):
+    for table in HISTORY_TABLES:
         assert src[table], f"no {table} rows in the generated history"
+    # Before 2.10 the earlier tries are not kept anywhere but task_fail: the table must not exist.
+    assert ("task_instance_history" in src) == (V >= (2, 10))
 
 
 def test_failed_export_reenables_dags_and_fails_the_task_token(scenario):
@@ -194,6 +205,21 @@ def test_export_sends_manifest_to_step_functions(scenario):
     assert not moved & {"serialized_dag", "dag_code", "session", "alembic_version", "ab_user"}
 
 
+def test_export_moves_exactly_this_versions_tables(scenario):
+    """By reflection: what the source's migrations made, not a list in the code. 2.10.0 added
+    try history, dataset aliases and parsing requests (the latter regenerated: not moved)."""
+    s3, uri = scenario["s3"], scenario["manifest_uri"]
+    bucket, key = uri[5:].split("/", 1)
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    moved, left = {e["table"] for e in manifest["tables"]}, set(manifest["excluded_tables"])
+    assert moved == set(scenario["source"]["tables"])  # the dump reflects the source on its own
+    new_in_2_10 = {"task_instance_history", "dataset_alias", "dataset_alias_dataset",
+                   "dataset_alias_dataset_event", "dag_schedule_dataset_alias_reference"}
+    assert (moved & new_in_2_10) == (new_in_2_10 if V >= (2, 10) else set())
+    assert ("dag_priority_parsing_request" in left) == (V >= (2, 10))
+    assert {"task_fail", "dag_run_note", "task_instance_note", "dataset_event", "trigger"} <= moved
+
+
 def test_no_secret_in_plaintext_in_any_exported_object(scenario):
     seen = 0
     for key, data in objects(scenario["s3"], scenario["manifest_uri"]):
@@ -210,11 +236,11 @@ def user_rows(dump):
     """Rows of tables a refused import could have written (the target's own logs aside)."""
     t = dump["tables"]
     return {k: t[k] for k in ("connection", "variable", "dag_run", "task_instance", "xcom", "slot_pool",
-                              "task_instance_history", "dataset_event", "trigger")}
+                              "dataset_event", "trigger") + (("task_instance_history",) if V >= (2, 10) else ())}
 
 
 @pytest.mark.parametrize("case,needle", [("tampered", "table xcom"), ("missing", "table task_instance"),
-                                         ("version", "Airflow 2.9.2")])
+                                         ("version", f"Airflow {OTHER_VERSION}, this is {VERSION}")])
 def test_import_refuses_bad_exports_and_writes_nothing(scenario, case, needle):
     if case == "tampered":  # through the DAG: Step Functions hears of it
         state, execution = scenario["refused"][case]
