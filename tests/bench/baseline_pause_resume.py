@@ -1,6 +1,6 @@
 """BASELINE for the pause/resume steps benchmark -- not part of mwaa-ops, never deployed.
 
-Minimal boto3 Python Lambda handlers doing the core job of three pause/resume steps, the
+Minimal boto3 Python Lambda handlers doing the core job of the pause/resume steps, the
 plain way, so tests/bench/pause_resume.py can compare against them (STEP picks one):
 
 - environment-status: GetEnvironment, and HeadObject of the operator's skip marker;
@@ -8,6 +8,12 @@ plain way, so tests/bench/pause_resume.py can compare against them (STEP picks o
   takes, put the JSON twice (a timestamped copy and latest.json);
 - verify-export: read the manifest (check its SHA-256 when given), then stream every table's
   object: SHA-256 and gunzipped line count against the manifest.
+- create-environment: read the snapshot and the saved configuration, GetEnvironment, and
+  CreateEnvironment from the configuration unless the environment exists;
+- delete-environment: GetEnvironment, DeleteEnvironment unless it is gone or going;
+- run-dag: GetEnvironment, unpause the DAG, start a run named after the task token (409:
+  started already) through InvokeRestApi;
+- enable-dags: unpause each DAG through InvokeRestApi.
 
 boto3's standard retry mode. They do NOT validate input, classify errors for the state
 machines' Retry/Catch, or redact like the Rust steps do.
@@ -103,8 +109,72 @@ def verify_export(event):
             "rows": sum(t["rows"] for t in manifest["tables"])}
 
 
+def read_json(key):
+    return json.loads(S3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def create_environment(event):
+    name = event["environment"]
+    snapshot = read_json(f"snapshots/{name}/latest.json")
+    env = environment(name)
+    if env:
+        return {"environment": name, "created": False, "status": env["Status"], "snapshot": snapshot}
+    config = read_json(f"configurations/{name}/latest.json")
+    MWAA.create_environment(**config)
+    return {"environment": name, "created": True, "status": "CREATING", "snapshot": snapshot}
+
+
+def delete_environment(event):
+    name = event["environment"]
+    env = environment(name)
+    if not env or env["Status"] in ("DELETING", "DELETED"):
+        return {"environment": name, "deleted": False}
+    MWAA.delete_environment(Name=name)
+    return {"environment": name, "deleted": True, "status": "DELETING"}
+
+
+def rest(name, method, path, body=None, query=None):
+    kwargs = {"Name": name, "Method": method, "Path": path}
+    if body is not None:
+        kwargs["Body"] = body
+    if query:
+        kwargs["QueryParameters"] = query
+    try:
+        return MWAA.invoke_rest_api(**kwargs)["RestApiStatusCode"]
+    except botocore.exceptions.ClientError as e:
+        status = e.response.get("RestApiStatusCode")
+        if status in (404, 409):
+            return status
+        raise
+
+
+def run_dag(event):
+    name, dag, token = event["environment"], event["dag"], event["task_token"]
+    env = environment(name)
+    if not env or env["Status"] != "AVAILABLE":
+        raise RuntimeError(f"{name} is not AVAILABLE")
+    if event.get("unpause", True):
+        rest(name, "PATCH", f"/dags/{dag}", {"is_paused": False}, {"update_mask": "is_paused"})
+    run_id = "mwaa_ops_" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    conf = dict(event.get("conf") or {}, task_token=token)
+    body = {"dag_run_id": run_id, "conf": conf}
+    if env["AirflowVersion"].startswith("3"):
+        body["logical_date"] = None
+    status = rest(name, "POST", f"/dags/{dag}/dagRuns", body)
+    return {"environment": name, "dag": dag, "run_id": run_id, "already_started": status == 409}
+
+
+def enable_dags(event):
+    name, enabled, missing = event["environment"], [], []
+    for dag in dict.fromkeys(event["dags"]):
+        status = rest(name, "PATCH", f"/dags/{dag}", {"is_paused": False}, {"update_mask": "is_paused"})
+        (missing if status == 404 else enabled).append(dag)
+    return {"environment": name, "enabled": enabled, "missing": missing}
+
+
 STEPS = {"environment-status": environment_status, "save-configuration": save_configuration,
-         "verify-export": verify_export}
+         "verify-export": verify_export, "create-environment": create_environment,
+         "delete-environment": delete_environment, "run-dag": run_dag, "enable-dags": enable_dags}
 
 if __name__ == "__main__":
     step = STEPS[os.environ["STEP"]]

@@ -1,16 +1,20 @@
-"""Benchmark: three pause/resume steps (Rust) vs minimal boto3 Python handlers (the baseline,
-tests/bench/baseline_pause_resume.py): environment-status, save-configuration and
-verify-export, as the pause state machine calls them.
+"""Benchmark: the pause/resume steps (Rust) vs minimal boto3 Python handlers (the baseline,
+tests/bench/baseline_pause_resume.py), as the state machines call them: environment-status,
+save-configuration, verify-export, create-environment, delete-environment, run-dag and
+enable-dags.
 
     .bed/venv/bin/python tests/bench/pause_resume.py [--bin-dir DIR] [--warm 50] [--cold 5]
-        [--export-rows 1000000]
+        [--export-rows 1000000] [--steps a,b,...] [--airflow 2.10.3 | ""]
 
-Prints one table per step, asserts nothing. Starts moto and the local MWAA control plane
-(no Airflow), one AVAILABLE environment with a full configuration, an operator's skip
-marker, and a metadata export of `--export-rows` JSON Lines rows in 8 gzip objects with its
-manifest (the shape the export DAG writes); a Lambda Runtime API emulator per function and
-timing proxies in front of moto and the control plane. verify-export is also handed a
-tampered manifest once (a row count off by one): both must refuse it.
+Prints one table per step, asserts nothing. Starts moto, the local MWAA control plane and a
+real Airflow (run-dag and enable-dags call it through InvokeRestApi; --airflow "" leaves them
+out), an AVAILABLE environment with a full configuration and an operator's skip marker, a
+metadata export of `--export-rows` JSON Lines rows in 8 gzip objects with its manifest (the
+shape the export DAG writes), one AVAILABLE environment per delete-environment event and one
+saved configuration and snapshot per create-environment event; a Lambda Runtime API
+emulator per function and timing proxies in front of moto and the control plane.
+verify-export is also handed a tampered manifest once (a row count off by one): both must
+refuse it.
 """
 import argparse
 import gzip
@@ -28,15 +32,16 @@ HERE = Path(__file__).resolve().parent
 BUCKET = "mwaa-ops-bench-suite"
 EXPORT_BUCKET = "mwaa-ops-bench-exports"
 ENVIRONMENT = "bench-pause"
+AIRFLOW_ENVIRONMENT = "bench-airflow"  # backed by the bed's real Airflow (--airflow)
 ACCOUNT = "123456789012"
 TABLES = ("task_instance", "dag_run", "xcom", "log", "job", "task_instance_history",
           "rendered_task_instance_fields", "variable")
 
 
-def environment(mwaa):
-    """An AVAILABLE environment with the settings a saved configuration has to keep."""
-    mwaa.create_environment(
-        Name=ENVIRONMENT, AirflowVersion="2.10.3", EnvironmentClass="mw1.medium",
+def configuration(name):
+    """CreateEnvironment's input for `name`: the settings a saved configuration has to keep."""
+    return dict(
+        Name=name, AirflowVersion="2.10.3", EnvironmentClass="mw1.medium",
         ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/mwaa-exec",
         SourceBucketArn="arn:aws:s3:::bench-dags", DagS3Path="dags",
         RequirementsS3Path="requirements.txt", MinWorkers=2, MaxWorkers=10, Schedulers=2,
@@ -47,9 +52,49 @@ def environment(mwaa):
         NetworkConfiguration={"SubnetIds": ["subnet-0a1b2c3d4e5f60718", "subnet-0b2c3d4e5f6071829"],
                               "SecurityGroupIds": ["sg-0c3d4e5f607182930"]},
         Tags={"team": "data-platform", "cost-center": "42"})
-    if not wait_until(lambda: mwaa.get_environment(Name=ENVIRONMENT)["Environment"]["Status"]
-                      == "AVAILABLE", 120, 0.5):
-        raise SystemExit("the environment never became AVAILABLE")
+
+
+def available(mwaa, names, airflow="2.10.3"):
+    """Creates these environments and waits until every one is AVAILABLE."""
+    for name in names:
+        mwaa.create_environment(**dict(configuration(name), AirflowVersion=airflow))
+    if not wait_until(lambda: all(mwaa.get_environment(Name=n)["Environment"]["Status"] == "AVAILABLE"
+                                  for n in names), 180, 0.5):
+        raise SystemExit("the environments never became AVAILABLE")
+
+
+def changed(mwaa, step, label, count):
+    """How many of a function's `count` environments the step created (now CREATING or
+    AVAILABLE) or deleted (DELETING, or gone)."""
+    prefix, done = ("bench-new" if step.startswith("create") else "bench-del"), 0
+    for i in range(count):
+        try:
+            status = mwaa.get_environment(Name=f"{prefix}-{label}-{i}")["Environment"]["Status"]
+        except mwaa.exceptions.ResourceNotFoundException:
+            status = "GONE"
+        done += status in (("CREATING", "AVAILABLE") if prefix == "bench-new" else ("DELETING", "GONE"))
+    return done
+
+
+class Events:
+    """One event per invocation: `make(i)` for the i-th (cold runs first, then the warm-up)."""
+
+    def __init__(self, make):
+        self.make, self.next = make, 0
+
+    def take(self, _i=None):
+        self.next += 1
+        return self.make(self.next - 1)
+
+
+def paused(s3, names):
+    """What a pause leaves for each name: the saved configuration and the snapshot."""
+    for name in names:
+        s3.put_object(Bucket=BUCKET, Key=f"configurations/{name}/latest.json",
+                      Body=json.dumps(configuration(name)).encode())
+        s3.put_object(Bucket=BUCKET, Key=f"snapshots/{name}/latest.json", Body=json.dumps({
+            "environment": name, "manifest": f"s3://{EXPORT_BUCKET}/{name}/manifest.json",
+            "paused_at": "2026-11-21T20:00:00Z", "active_dags": ["etl"]}).encode())
 
 
 def export(s3, rows):
@@ -88,7 +133,10 @@ def main():
     ap.add_argument("--cold", type=int, default=5)
     ap.add_argument("--export-rows", type=int, default=1_000_000)
     ap.add_argument("--python", default=sys.executable, help="interpreter for the baseline")
-    ap.add_argument("--steps", default="environment-status,save-configuration,verify-export")
+    ap.add_argument("--steps", default="environment-status,save-configuration,verify-export,"
+                    "create-environment,delete-environment,run-dag,enable-dags")
+    ap.add_argument("--airflow", default="2.10.3",
+                    help="the bed's Airflow, for run-dag and enable-dags (\"\" without them)")
     args = ap.parse_args()
     bins = Path(args.bin_dir)
     steps = args.steps.split(",")
@@ -102,7 +150,9 @@ def main():
 
     workdir = Path(os.environ.get("BENCH_WORKDIR") or f"/tmp/mwaa-ops-bench-pr-{os.getpid()}")
     workdir.mkdir(parents=True, exist_ok=True)
-    with BedSession("", workdir) as run:
+    if not args.airflow:
+        steps = [s for s in steps if s not in ("run-dag", "enable-dags")]
+    with BedSession(args.airflow, workdir) as run:
         info = run.info
         s3 = boto3.client("s3", endpoint_url=info["moto_url"], region_name="us-east-1")
         mwaa = boto3.client("mwaa", endpoint_url=info["mwaa_url"], region_name="us-east-1",
@@ -110,21 +160,40 @@ def main():
         for b in (BUCKET, EXPORT_BUCKET):
             s3.create_bucket(Bucket=b)
         s3.put_object(Bucket=BUCKET, Key=f"overrides/{ENVIRONMENT}/skip-next-pause", Body=b"")
-        environment(mwaa)
+        available(mwaa, [ENVIRONMENT, AIRFLOW_ENVIRONMENT] if args.airflow else [ENVIRONMENT])
+        per_function = args.cold + args.warm + 1
+        if "delete-environment" in steps:
+            available(mwaa, [f"bench-del-{label}-{i}" for label in ("rust", "python")
+                             for i in range(per_function)])
+        if "create-environment" in steps:
+            paused(s3, [f"bench-new-{label}-{i}" for label in ("rust", "python")
+                        for i in range(per_function)])
         log(f"writing an export of {args.export_rows} rows")
         manifest, sha, tampered, mib = export(s3, args.export_rows)
         moto_proxy, mwaa_proxy = run.proxy(info["moto_url"]), run.proxy(info["mwaa_url"])
-        events = {
-            "environment-status": {"environment": ENVIRONMENT, "skip_marker": "skip-next-pause"},
-            "save-configuration": {"environment": ENVIRONMENT},
-            "verify-export": {"bucket": EXPORT_BUCKET, "manifest_key": manifest,
-                              "manifest_sha256": sha},
+        token = "AQB4AAAAKgAAAAMAAAAAAAAAA"  # a task token's shape; each run gets its own
+        events = {  # step -> label -> i -> event
+            "environment-status": lambda label: lambda i: {"environment": ENVIRONMENT,
+                                                           "skip_marker": "skip-next-pause"},
+            "save-configuration": lambda label: lambda i: {"environment": ENVIRONMENT},
+            "verify-export": lambda label: lambda i: {"bucket": EXPORT_BUCKET, "manifest_key": manifest,
+                                                      "manifest_sha256": sha},
+            "create-environment": lambda label: lambda i: {"environment": f"bench-new-{label}-{i}"},
+            "delete-environment": lambda label: lambda i: {"environment": f"bench-del-{label}-{i}"},
+            "run-dag": lambda label: lambda i: {"environment": AIRFLOW_ENVIRONMENT, "dag": "bed_smoke",
+                                                "task_token": f"{token}{label}{i}", "conf": {"bench": i}},
+            "enable-dags": lambda label: lambda i: {"environment": AIRFLOW_ENVIRONMENT,
+                                                    "dags": ["bed_smoke", "no_such_dag"]},
         }
         # verify-export reads its S3 objects from moto directly: streamed through the timing
         # proxy (Python), 23 MiB cost both sides more than their own work.
         waits = {"environment-status": {"mwaa": "MWAA", "moto": "S3"},
                  "save-configuration": {"mwaa": "MWAA", "moto": "S3"},
-                 "verify-export": {}}
+                 "verify-export": {},
+                 "create-environment": {"mwaa": "MWAA", "moto": "S3"},
+                 "delete-environment": {"mwaa": "MWAA"},
+                 "run-dag": {"mwaa": "MWAA and Airflow"},
+                 "enable-dags": {"mwaa": "MWAA and Airflow"}}
         for step in steps:
             moto_url = moto_proxy.url if "moto" in waits[step] else info["moto_url"]
             # Both SDKs ask S3 for the object's CRC by default, and moto computes it in Python
@@ -137,15 +206,17 @@ def main():
             results = {}
             for fn in fns:
                 log(f"{step} {fn.label}: cold x{args.cold}, warm x{args.warm}")
-                event = events[step]
+                each = Events(events[step](fn.label))
                 results[fn.label] = {
-                    "cold": cold(fn, args.cold, lambda i: event, workdir),
-                    "warm": warm(fn, args.warm, lambda i: event, workdir,
+                    "cold": cold(fn, args.cold, each.take, workdir),
+                    "warm": warm(fn, args.warm, each.take, workdir,
                                  {k: {"mwaa": mwaa_proxy, "moto": moto_proxy}[k] for k in waits[step]}),
                 }
                 if step == "verify-export":
-                    bad = dict(event, manifest_key=tampered, manifest_sha256=None)
+                    bad = dict(each.make(0), manifest_key=tampered, manifest_sha256=None)
                     results[fn.label]["tampered"] = warm(fn, 1, lambda i: bad, workdir, {})["fails"]
+                if step in ("create-environment", "delete-environment"):
+                    results[fn.label]["done"] = changed(mwaa, step, fn.label, each.next)
             report(step, results, args, profile, bins / step, waits[step], mib)
             print()
 
@@ -162,6 +233,9 @@ def report(step, results, args, profile, binary, waits, mib):
                   f"objects, read from moto directly (the AWS waits are in every figure)")
         rows.append(("tampered manifest (a row count off by one) refused",
                      *("yes" if x["tampered"] == 1 else "NO" for x in (r, p))))
+    if "done" in r:
+        rows.append((f"environments {'created' if step.startswith('create') else 'deleted'} / events",
+                     *(f"{x['done']} / {args.cold + args.warm + 1}" for x in (r, p))))
     print_table(title, f"{step} (Rust)", rows)
 
 
