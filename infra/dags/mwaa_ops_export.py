@@ -41,6 +41,17 @@ def _airflow2():
     return airflow.__version__
 
 
+def _destination(kms_key, region, prefix, environment):
+    """Where an export goes and how it is sealed: (S3 client, one KMS data key per export, its
+    envelope, the SSE-KMS arguments, the time, the date-partitioned root)."""
+    kms, s3 = m.client("kms", region), m.client("s3", region)
+    data_key = kms.generate_data_key(KeyId=kms_key, KeySpec="AES_256")
+    now = dt.datetime.now(dt.timezone.utc)
+    return (s3, data_key, m.Envelope(data_key["Plaintext"]),
+            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}, now,
+            m.export_root(prefix, environment, now))
+
+
 def _sealed_key(data_key) -> dict:
     """The manifest's data key: only KMS's ciphertext of it (the plaintext never leaves memory)."""
     return {"kms_key_id": data_key["KeyId"], "ciphertext": base64.b64encode(data_key["CiphertextBlob"]).decode(),
@@ -87,12 +98,7 @@ def _export(conf: dict, ti) -> dict:
     db.wait_until_idle(engine, float(conf.get("wait_timeout_seconds", 1800)),
                        float(conf.get("poll_seconds", 10)), token.heartbeat)
 
-    kms, s3 = m.client("kms", region), m.client("s3", region)
-    data_key = kms.generate_data_key(KeyId=kms_key, KeySpec="AES_256")
-    envelope = m.Envelope(data_key["Plaintext"])
-    sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
-    now = dt.datetime.now(dt.timezone.utc)
-    root = m.export_root(prefix, environment, now)
+    s3, data_key, envelope, sse, now, root = _destination(kms_key, region, prefix, environment)
     fernet = get_fernet()
 
     with tempfile.TemporaryDirectory(prefix="mwaa-ops-export-") as tmp:
@@ -147,12 +153,7 @@ def _export_api(conf, ti, bucket, environment, kms_key, prefix, region) -> dict:
     r.wait_until_idle(rest, float(conf.get("wait_timeout_seconds", 1800)),
                       float(conf.get("poll_seconds", 10)), token.heartbeat)
 
-    kms, s3 = m.client("kms", region), m.client("s3", region)
-    data_key = kms.generate_data_key(KeyId=kms_key, KeySpec="AES_256")
-    envelope = m.Envelope(data_key["Plaintext"])
-    sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
-    now = dt.datetime.now(dt.timezone.utc)
-    root = m.export_root(prefix, environment, now)
+    s3, data_key, envelope, sse, now, root = _destination(kms_key, region, prefix, environment)
     tables = {"slot_pool": r.pool_rows(rest),
               "variable": r.variable_rows(rest, Variable.get, envelope),
               "connection": r.connection_rows(rest, Connection.get, envelope),
