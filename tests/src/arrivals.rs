@@ -120,7 +120,11 @@ impl Arrivals {
         let mut results = vec![];
         for event in &events {
             for _ in 0..times {
-                results.push(self.function.handle(event.clone(), BUDGET).await);
+                results.push(
+                    self.function
+                        .handle(event.clone(), common::Deadline::after(BUDGET))
+                        .await,
+                );
             }
         }
         results

@@ -76,7 +76,7 @@ pub fn trigger_dag_input(data: &[u8]) -> bool {
             }
         }
         Input::Replay(replay) => assert!(
-            common::airflow::valid_environment_name(&replay.environment),
+            common::environment::is_valid_name(&replay.environment),
             "a replay for {:?}",
             replay.environment
         ),
@@ -91,7 +91,7 @@ pub fn routes_document(data: &[u8]) -> bool {
         Ok(routes) => {
             for route in &routes {
                 assert!(!route.name.is_empty(), "a route without a name");
-                assert!(common::airflow::valid_environment_name(&route.environment));
+                assert!(common::environment::is_valid_name(&route.environment));
                 // Matching never panics, whatever the key (globs, unicode, 2 KiB).
                 for key in ["", "/", "a/b/c.csv", &"☃/".repeat(700)] {
                     let _ = route.matches(&route.bucket, key);
@@ -114,7 +114,7 @@ pub fn environment_status_event(data: &[u8]) -> bool {
     match provision_endpoints::event::parse_status_change(&event) {
         Ok(change) => {
             assert!(
-                common::airflow::valid_environment_name(&change.name),
+                common::environment::is_valid_name(&change.name),
                 "an environment named {:?}",
                 change.name
             );

@@ -158,7 +158,7 @@ async fn faults_status_save_and_delete_retry_and_delete_once() {
     let err = environment_status(&s.mwaa, &s.s3, BUCKET, input(name))
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Retryable, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
     faults(
         &bed,
         json!([{"operation": "GetEnvironment", "name": name, "kind": "throttle", "count": 3}]),
@@ -167,7 +167,7 @@ async fn faults_status_save_and_delete_retry_and_delete_once() {
     let err = save_configuration(&s.mwaa, &s.s3, BUCKET, DateTime::from_secs(0), input(name))
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Retryable, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
     all_served(&bed).await;
     assert!(
         s.s3.list_objects_v2()
@@ -243,7 +243,7 @@ async fn faults_create_environment_creates_once_when_answers_are_lost_or_slow() 
     let err = create_environment(&s.mwaa, &s.s3, BUCKET, input(name))
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Retryable, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
     all_served(&bed).await;
     let retried = create_environment(&s.mwaa, &s.s3, BUCKET, input(name))
         .await
@@ -430,7 +430,7 @@ mod notify_faults {
         /// One invocation; no retry budget of notify's own, so only the SDK's 3 attempts.
         async fn handle(&self, event: Value) -> Value {
             self.function
-                .handle(event, OWN_ARN, Duration::ZERO)
+                .handle(event, OWN_ARN, common::Deadline::after(Duration::ZERO))
                 .await
                 .expect("notify answers the batch")
         }
@@ -523,7 +523,11 @@ mod notify_faults {
         proxy.inject([Fault::sns("Publish", 503, "ServiceUnavailable", 3)]);
         let err = alerts
             .function
-            .handle(create_failed.clone(), OWN_ARN, Duration::ZERO)
+            .handle(
+                create_failed.clone(),
+                OWN_ARN,
+                common::Deadline::after(Duration::ZERO),
+            )
             .await
             .unwrap_err();
         assert!(err.to_string().contains("SNS Publish"), "{err}");

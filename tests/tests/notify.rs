@@ -117,7 +117,7 @@ impl Alerts {
 
     async fn handle(&self, event: Value) -> Value {
         self.function
-            .handle(event, OWN_ARN, BUDGET)
+            .handle(event, OWN_ARN, common::Deadline::after(BUDGET))
             .await
             .expect("notify handles the event")
     }
@@ -465,7 +465,7 @@ async fn dead_letters_are_emailed_and_kept_when_sns_fails() {
         .handle(
             sample("mwaa-status-create-failed.json", &bed.account),
             OWN_ARN,
-            BUDGET,
+            common::Deadline::after(BUDGET),
         )
         .await
         .unwrap_err();
@@ -497,7 +497,11 @@ async fn unknown_kinds_are_reported_and_malformed_events_are_clear_errors() {
     ] {
         let err = alerts
             .function
-            .handle(sample(name, &bed.account), OWN_ARN, BUDGET)
+            .handle(
+                sample(name, &bed.account),
+                OWN_ARN,
+                common::Deadline::after(BUDGET),
+            )
             .await
             .unwrap_err()
             .to_string();

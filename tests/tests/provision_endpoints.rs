@@ -258,7 +258,7 @@ async fn full_loop(name: &str, access: WebserverAccessMode) {
     for delivery in 0..3 {
         let report = case
             .function
-            .handle(events[0].clone(), BUDGET)
+            .handle(events[0].clone(), common::Deadline::after(BUDGET))
             .await
             .unwrap_or_else(|e| panic!("delivery {delivery}: {e}"));
         assert_eq!(report["action"], "provisioned", "{report}");
@@ -337,7 +337,7 @@ async fn full_loop(name: &str, access: WebserverAccessMode) {
     for _ in 0..2 {
         let report = case
             .function
-            .handle(deleted[0].clone(), BUDGET)
+            .handle(deleted[0].clone(), common::Deadline::after(BUDGET))
             .await
             .unwrap();
         assert_eq!(report["action"], "cleaned_up", "{report}");
@@ -370,7 +370,7 @@ async fn full_loop(name: &str, access: WebserverAccessMode) {
     // nothing and does not put the queue back.
     let late = case
         .function
-        .handle(events[0].clone(), BUDGET)
+        .handle(events[0].clone(), common::Deadline::after(BUDGET))
         .await
         .unwrap();
     assert_eq!(late["action"], "ignored", "{late}");
@@ -416,7 +416,7 @@ async fn a_throttled_or_failing_control_plane_is_retried_and_provisions_once() {
     .await;
     let report = case
         .function
-        .handle(events[0].clone(), BUDGET)
+        .handle(events[0].clone(), common::Deadline::after(BUDGET))
         .await
         .unwrap();
     assert_eq!(report["action"], "provisioned", "{report}");
@@ -447,7 +447,7 @@ async fn with_policy(name: &str, policy: impl Fn(&str) -> Value) -> (Value, Valu
     let events = case.events("PENDING", 1).await;
     let report = case
         .function
-        .handle(events[0].clone(), BUDGET)
+        .handle(events[0].clone(), common::Deadline::after(BUDGET))
         .await
         .unwrap();
     wait_for_status(&case.mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
@@ -520,7 +520,7 @@ async fn no_sqs_endpoint_is_a_clear_error_and_the_environment_stays_pending() {
     let events = case.events("PENDING", 1).await;
     let err = case
         .function
-        .handle(events[0].clone(), BUDGET)
+        .handle(events[0].clone(), common::Deadline::after(BUDGET))
         .await
         .unwrap_err();
     assert!(!err.is_retryable());
@@ -552,7 +552,7 @@ async fn an_sqs_policy_without_allow_is_a_clear_error() {
     let events = case.events("PENDING", 1).await;
     let text = case
         .function
-        .handle(events[0].clone(), BUDGET)
+        .handle(events[0].clone(), common::Deadline::after(BUDGET))
         .await
         .unwrap_err()
         .to_string();

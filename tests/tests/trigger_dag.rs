@@ -211,12 +211,16 @@ async fn arrivals_while_the_environment_is_away_are_held_then_replayed_once() {
     let replay = json!({"replay": {"environment": "td-resume"}});
     let report = arrivals
         .function
-        .handle(replay.clone(), BUDGET)
+        .handle(replay.clone(), common::Deadline::after(BUDGET))
         .await
         .unwrap();
     assert_eq!(report["replayed"], 4);
     assert!(arrivals.held_keys().await.is_empty());
-    let again = arrivals.function.handle(replay, BUDGET).await.unwrap();
+    let again = arrivals
+        .function
+        .handle(replay, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
     assert_eq!(again["replayed"], 0);
 
     let (_, runs) = bed
@@ -251,10 +255,14 @@ async fn a_schedule_firing_starts_one_run_per_scheduled_time() {
     firing["dag"] = json!("bed_smoke");
     let first = arrivals
         .function
-        .handle(firing.clone(), BUDGET)
+        .handle(firing.clone(), common::Deadline::after(BUDGET))
         .await
         .unwrap();
-    let second = arrivals.function.handle(firing, BUDGET).await.unwrap();
+    let second = arrivals
+        .function
+        .handle(firing, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
     assert_eq!(first["runs"][0]["outcome"], "started");
     assert_eq!(second["runs"][0]["outcome"], "already_started");
     let run_id = first["runs"][0]["run_id"].as_str().unwrap();
@@ -294,7 +302,10 @@ async fn arrivals_while_the_environment_flaps_end_as_exactly_one_run_each() {
             let status = statuses[(2 * i + delivery) % statuses.len()];
             bed.control("status", json!({"name": "td-flap", "status": status}))
                 .await;
-            let result = arrivals.function.handle(event.clone(), BUDGET).await;
+            let result = arrivals
+                .function
+                .handle(event.clone(), common::Deadline::after(BUDGET))
+                .await;
             seen.push(format!("{status}: {}", outcomes(&[result])[0]));
         }
     }
@@ -310,7 +321,10 @@ async fn arrivals_while_the_environment_flaps_end_as_exactly_one_run_each() {
         .await;
     arrivals
         .function
-        .handle(json!({"replay": {"environment": "td-flap"}}), BUDGET)
+        .handle(
+            json!({"replay": {"environment": "td-flap"}}),
+            common::Deadline::after(BUDGET),
+        )
         .await
         .unwrap();
     assert!(arrivals.held_keys().await.is_empty());

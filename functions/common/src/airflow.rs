@@ -131,14 +131,6 @@ pub enum DagRunOutcome {
     AlreadyExists,
 }
 
-/// MWAA's environment name rule: a letter, then letters, digits, `-` or `_`; 1 to 80.
-pub fn valid_environment_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 80
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// `/dags/{dag_id}/dagRuns`, refusing DAG ids Airflow would not have and paths MWAA refuses.
 pub fn dag_runs_path(environment: &str, dag_id: &str) -> Result<String, Error> {
     dag_subpath(environment, dag_id, "/dagRuns")
@@ -214,31 +206,8 @@ pub async fn start_dag_run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
 
-    /// Answers every call with the next status and records what was asked.
-    struct Scripted {
-        statuses: Mutex<Vec<u16>>,
-        seen: Mutex<Vec<RestRequest>>,
-    }
-
-    impl AirflowRest for Scripted {
-        async fn invoke(&self, request: &RestRequest) -> Result<RestResponse, Error> {
-            self.seen.lock().unwrap().push(request.clone());
-            let status = self.statuses.lock().unwrap().remove(0);
-            Ok(RestResponse {
-                status,
-                body: json!({"detail": "from the script"}),
-            })
-        }
-    }
-
-    fn scripted(statuses: &[u16]) -> Scripted {
-        Scripted {
-            statuses: Mutex::new(statuses.to_vec()),
-            seen: Mutex::new(vec![]),
-        }
-    }
+    use crate::testing::FakeAirflow;
 
     fn run() -> DagRun {
         DagRun {
@@ -284,32 +253,21 @@ mod tests {
         assert!(dag_path("e", "a/b").is_err());
     }
 
-    #[test]
-    fn mwaa_environment_names_follow_its_rule() {
-        assert!(valid_environment_name("a"));
-        assert!(valid_environment_name("dev-analytics_2"));
-        assert!(!valid_environment_name("2dev"));
-        assert!(!valid_environment_name(""));
-        assert!(!valid_environment_name(&"a".repeat(81)));
-        assert!(!valid_environment_name("dev/x"));
-        assert!(!valid_environment_name("dots.are.not.allowed"));
-    }
-
     #[tokio::test]
     async fn a_conflict_means_an_earlier_delivery_started_the_run() {
-        let api = scripted(&[200, 409]);
+        let api = FakeAirflow::default();
         let first = start_dag_run(&api, "env", AirflowMajor::V2, &run()).await;
         let again = start_dag_run(&api, "env", AirflowMajor::V2, &run()).await;
         assert_eq!(first.unwrap(), DagRunOutcome::Started);
         assert_eq!(again.unwrap(), DagRunOutcome::AlreadyExists);
-        let seen = api.seen.lock().unwrap();
+        let seen = api.requests.lock().unwrap();
         assert_eq!(seen[0].path, "/dags/ingest_orders/dagRuns");
         assert_eq!(seen[0].method, RestApiMethod::Post);
     }
 
     #[tokio::test]
     async fn an_unknown_dag_is_a_permanent_error_naming_it() {
-        let api = scripted(&[404]);
+        let api = FakeAirflow::knowing(&[]);
         let err = start_dag_run(&api, "env", AirflowMajor::V3, &run())
             .await
             .unwrap_err();

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::sqs::SqsBatchResponse;
 use common::retry::with_retries;
+use common::Deadline;
 use common::Error;
 use serde_json::{json, Value};
 
@@ -39,7 +40,7 @@ pub enum Outcome {
 
 impl<O: Ops> Notify<O> {
     /// Handles one invocation. `own_arn` is this function's ARN (the target of the
-    /// PENDING re-check schedule); `budget` bounds retries of transient failures.
+    /// PENDING re-check schedule); `deadline` ends retries of transient failures.
     ///
     /// A batch from the failed-events queue answers with the messages that could not be
     /// reported, so SQS keeps exactly those; anything else fails the invocation when its
@@ -48,14 +49,14 @@ impl<O: Ops> Notify<O> {
         &self,
         event: Value,
         own_arn: &str,
-        budget: Duration,
+        deadline: Deadline,
     ) -> Result<Value, Error> {
         match parse_input(&event)? {
             Input::Queue(messages) => {
                 let mut response = SqsBatchResponse::default();
                 for message in &messages {
                     let id = message.message_id.clone().unwrap_or_default();
-                    match self.report(parse_message(message), own_arn, budget).await {
+                    match self.report(parse_message(message), own_arn, deadline).await {
                         Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "reported"),
                         Err(err) => {
                             tracing::error!(message_id = %id, error = %err, "not reported; SQS keeps the message");
@@ -66,7 +67,7 @@ impl<O: Ops> Notify<O> {
                 Ok(serde_json::to_value(response).unwrap_or(Value::Null))
             }
             Input::One(failure) => {
-                let outcome = self.report(failure, own_arn, budget).await?;
+                let outcome = self.report(failure, own_arn, deadline).await?;
                 tracing::info!(?outcome, "reported");
                 Ok(match outcome {
                     Outcome::Sent { subject } => json!({"sent": subject}),
@@ -82,7 +83,7 @@ impl<O: Ops> Notify<O> {
         &self,
         failure: Failure,
         own_arn: &str,
-        budget: Duration,
+        deadline: Deadline,
     ) -> Result<Outcome, Error> {
         let failure = match own_failure_payload(&failure) {
             Some(payload) => parse_failure(payload).unwrap_or_else(|err| Failure::Unknown {
@@ -92,13 +93,13 @@ impl<O: Ops> Notify<O> {
             }),
             None => failure,
         };
-        let facts = self.facts(&failure, budget).await?;
+        let facts = self.facts(&failure, deadline).await?;
         match decide(&failure, &facts, &self.settings) {
-            Plan::Send(alert) => self.send(alert, budget).await,
+            Plan::Send(alert) => self.send(alert, deadline).await,
             Plan::WatchPending { environment, since } => {
                 let at =
                     SystemTime::now() + Duration::from_secs(60 * self.settings.pending_minutes);
-                with_retries(budget, || {
+                with_retries(deadline, || {
                     self.ops.watch_pending(&environment, &since, at, own_arn)
                 })
                 .await?;
@@ -110,11 +111,14 @@ impl<O: Ops> Notify<O> {
 
     /// Looks up what explains a failure. Explanations are best effort (an alert without
     /// the failed step beats no alert), except the status a PENDING check is about.
-    async fn facts(&self, failure: &Failure, budget: Duration) -> Result<Facts, Error> {
+    async fn facts(&self, failure: &Failure, deadline: Deadline) -> Result<Facts, Error> {
         let mut facts = Facts::default();
         match failure {
             Failure::Execution(ended) => {
-                match with_retries(budget / 4, || self.ops.failed_step(&ended.execution_arn)).await
+                match with_retries(deadline.at_most(deadline.remaining() / 4), || {
+                    self.ops.failed_step(&ended.execution_arn)
+                })
+                .await
                 {
                     Ok(step) => facts.failed_step = step,
                     Err(err) => {
@@ -123,13 +127,20 @@ impl<O: Ops> Notify<O> {
                 }
             }
             Failure::Environment(status) if FAILING_STATUSES.contains(&status.status.as_str()) => {
-                match with_retries(budget / 4, || self.ops.environment(&status.name)).await {
+                match with_retries(deadline.at_most(deadline.remaining() / 4), || {
+                    self.ops.environment(&status.name)
+                })
+                .await
+                {
                     Ok(now) => facts.last_error = now.and_then(|n| n.last_error),
                     Err(err) => tracing::warn!(error = %err, "could not read the environment"),
                 }
             }
             Failure::PendingCheck { environment, .. } => {
-                let now = with_retries(budget / 2, || self.ops.environment(environment)).await?;
+                let now = with_retries(deadline.at_most(deadline.remaining() / 2), || {
+                    self.ops.environment(environment)
+                })
+                .await?;
                 facts.status_now = Some(now.map_or_else(|| "NOT_FOUND".to_owned(), |n| n.status));
             }
             _ => {}
@@ -139,7 +150,7 @@ impl<O: Ops> Notify<O> {
 
     /// Publishes unless the same failure was sent within the window. SNS failing fails
     /// the call: the failure stays queued (or is retried, then dead-lettered).
-    async fn send(&self, alert: Alert, budget: Duration) -> Result<Outcome, Error> {
+    async fn send(&self, alert: Alert, deadline: Deadline) -> Result<Outcome, Error> {
         let key = alert.fingerprint_hash();
         let subject = alert.subject();
         match self.ops.sent_within(&key, self.window).await {
@@ -148,7 +159,7 @@ impl<O: Ops> Notify<O> {
             // Better a second email than none.
             Err(err) => tracing::warn!(error = %err, "could not check for an earlier alert"),
         }
-        with_retries(budget, || self.ops.publish(&alert)).await?;
+        with_retries(deadline, || self.ops.publish(&alert)).await?;
         if let Err(err) = self.ops.mark_sent(&key, &alert).await {
             tracing::warn!(error = %err, "sent, but could not remember it: a repeat may send again");
         }

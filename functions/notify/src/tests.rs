@@ -103,8 +103,14 @@ fn subjects(n: &Notify<Fake>) -> Vec<String> {
 async fn the_same_failure_delivered_twice_sends_one_email_within_the_window() {
     let n = notify(Duration::from_secs(3600));
     let event = sample(include_str!("../../../events/sfn-execution-failed.json"));
-    let first = n.handle(event.clone(), OWN_ARN, BUDGET).await.unwrap();
-    let second = n.handle(event, OWN_ARN, BUDGET).await.unwrap();
+    let first = n
+        .handle(event.clone(), OWN_ARN, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
+    let second = n
+        .handle(event, OWN_ARN, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
     assert!(first.get("sent").is_some(), "{first}");
     assert!(second.get("duplicate").is_some(), "{second}");
     assert_eq!(
@@ -119,8 +125,12 @@ async fn after_the_window_the_same_failure_is_sent_again() {
     let event = sample(include_str!(
         "../../../events/mwaa-status-create-failed.json"
     ));
-    n.handle(event.clone(), OWN_ARN, BUDGET).await.unwrap();
-    n.handle(event, OWN_ARN, BUDGET).await.unwrap();
+    n.handle(event.clone(), OWN_ARN, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
+    n.handle(event, OWN_ARN, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
     assert_eq!(subjects(&n).len(), 2);
 }
 
@@ -131,11 +141,16 @@ async fn when_sns_fails_the_invocation_fails_and_nothing_is_marked_sent() {
     let event = sample(include_str!(
         "../../../events/mwaa-status-create-failed.json"
     ));
-    let err = n.handle(event.clone(), OWN_ARN, BUDGET).await.unwrap_err();
+    let err = n
+        .handle(event.clone(), OWN_ARN, common::Deadline::after(BUDGET))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("SNS Publish"), "{err}");
     assert!(n.ops.sent.lock().unwrap().is_empty());
     *n.ops.sns_down.lock().unwrap() = false;
-    n.handle(event, OWN_ARN, BUDGET).await.unwrap();
+    n.handle(event, OWN_ARN, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
     assert_eq!(subjects(&n).len(), 1, "the retry sends it");
 }
 
@@ -143,7 +158,10 @@ async fn when_sns_fails_the_invocation_fails_and_nothing_is_marked_sent() {
 async fn a_queue_batch_keeps_exactly_the_messages_that_were_not_sent() {
     let n = notify(Duration::from_secs(3600));
     let batch = sample(include_str!("../../../events/sqs-failed-events.json"));
-    let answer = n.handle(batch.clone(), OWN_ARN, BUDGET).await.unwrap();
+    let answer = n
+        .handle(batch.clone(), OWN_ARN, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
     assert_eq!(answer, json!({"batchItemFailures": []}));
     let sent = subjects(&n);
     assert_eq!(sent.len(), 3, "{sent:?}");
@@ -161,7 +179,10 @@ async fn a_queue_batch_keeps_exactly_the_messages_that_were_not_sent() {
 
     let down = notify(Duration::from_secs(3600));
     *down.ops.sns_down.lock().unwrap() = true;
-    let answer = down.handle(batch, OWN_ARN, BUDGET).await.unwrap();
+    let answer = down
+        .handle(batch, OWN_ARN, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
     let kept: Vec<&str> = answer["batchItemFailures"]
         .as_array()
         .unwrap()
@@ -182,7 +203,10 @@ async fn a_queue_batch_keeps_exactly_the_messages_that_were_not_sent() {
 async fn pending_is_watched_with_a_schedule_back_to_this_function_then_checked() {
     let n = notify(Duration::from_secs(3600));
     let pending = sample(include_str!("../../../events/mwaa-status-pending.json"));
-    let answer = n.handle(pending, OWN_ARN, BUDGET).await.unwrap();
+    let answer = n
+        .handle(pending, OWN_ARN, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
     assert_eq!(answer, json!({"watching": "analytics-shared"}));
     assert_eq!(
         n.ops.watches.lock().unwrap().as_slice(),
@@ -200,7 +224,10 @@ async fn pending_is_watched_with_a_schedule_back_to_this_function_then_checked()
             last_error: None,
         },
     );
-    let answer = n.handle(check.clone(), OWN_ARN, BUDGET).await.unwrap();
+    let answer = n
+        .handle(check.clone(), OWN_ARN, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
     assert!(answer.get("ignored").is_some(), "{answer}");
     n.ops
         .environments
@@ -209,7 +236,9 @@ async fn pending_is_watched_with_a_schedule_back_to_this_function_then_checked()
         .get_mut("analytics-shared")
         .unwrap()
         .status = "PENDING".into();
-    n.handle(check, OWN_ARN, BUDGET).await.unwrap();
+    n.handle(check, OWN_ARN, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
     assert_eq!(
         subjects(&n),
         ["[mwaa-ops] analytics-shared still PENDING after 30 min: no VPC endpoints"]
@@ -229,7 +258,9 @@ async fn an_alert_notify_failed_to_send_arrives_later_as_the_original_failure() 
         "requestPayload": original,
         "responsePayload": {"errorType": "Error", "errorMessage": "SNS Publish failed: InternalError"}
     });
-    n.handle(record, OWN_ARN, BUDGET).await.unwrap();
+    n.handle(record, OWN_ARN, common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
     assert_eq!(
         subjects(&n),
         ["[mwaa-ops] MWAA environment dev-analytics is CREATE_FAILED"]
@@ -250,14 +281,14 @@ async fn malformed_events_are_clear_errors_and_send_nothing() {
         ),
     ] {
         let err = n
-            .handle(sample(text), OWN_ARN, BUDGET)
+            .handle(sample(text), OWN_ARN, common::Deadline::after(BUDGET))
             .await
             .unwrap_err()
             .to_string();
         assert!(err.contains(expected), "{err}");
     }
     let err = n
-        .handle(json!("text"), OWN_ARN, BUDGET)
+        .handle(json!("text"), OWN_ARN, common::Deadline::after(BUDGET))
         .await
         .unwrap_err()
         .to_string();

@@ -17,7 +17,7 @@ use aws_sdk_mwaa::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ErrorKind, StepError};
+use common::{Error, ErrorKind};
 
 /// Tag keys with this prefix (any case) are AWS's own; CreateEnvironment refuses them.
 const RESERVED_TAG_PREFIX: &str = "aws:";
@@ -110,7 +110,7 @@ pub struct ModuleLogging {
 impl SavedConfiguration {
     /// Maps GetEnvironment's answer. Fails (`ConfigurationInvalid`, naming every missing
     /// field) when the environment lacks something CreateEnvironment needs.
-    pub fn from_environment(env: &Environment) -> Result<Self, StepError> {
+    pub fn from_environment(env: &Environment) -> Result<Self, Error> {
         let mut missing = vec![];
         let mut required = |field: &'static str, value: Option<&str>| {
             let value = value.filter(|v| !v.is_empty());
@@ -138,7 +138,7 @@ impl SavedConfiguration {
             missing.push("NetworkConfiguration.SecurityGroupIds");
         }
         if !missing.is_empty() {
-            return Err(StepError::new(
+            return Err(Error::new(
                 ErrorKind::ConfigurationInvalid,
                 format!(
                     "environment {} cannot be saved for re-creation: GetEnvironment reports no {}",
@@ -607,7 +607,7 @@ mod tests {
             .dag_s3_path("")
             .build();
         let err = SavedConfiguration::from_environment(&env).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::ConfigurationInvalid);
+        assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
         for field in [
             "ExecutionRoleArn",
             "SourceBucketArn",
@@ -615,10 +615,10 @@ mod tests {
             "NetworkConfiguration.SubnetIds",
             "NetworkConfiguration.SecurityGroupIds",
         ] {
-            assert!(err.message.contains(field), "{field}: {err}");
+            assert!(err.to_string().contains(field), "{field}: {err}");
         }
-        assert!(err.message.contains("broken"), "{err}");
-        assert!(!err.message.contains("AirflowVersion"), "{err}");
+        assert!(err.to_string().contains("broken"), "{err}");
+        assert!(!err.to_string().contains("AirflowVersion"), "{err}");
     }
 
     /// The saved file uses CreateEnvironment's member names: `Name` (in the request's

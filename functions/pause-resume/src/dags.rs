@@ -6,18 +6,19 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::airflow::{
     dag_path, dag_runs_path, start_dag_run, AirflowMajor, AirflowRest, DagRun, DagRunOutcome,
     RestRequest,
 };
 use common::retry::with_retries;
+use common::Deadline;
 
 use crate::environment::status_of;
-use crate::error::{ErrorKind, StepError};
 use crate::ops::Environments;
 use crate::{check_environment_name, parse};
+use common::{Error, ErrorKind};
 
 /// run-dag's input. `task_token` is `$$.Task.Token` of a `.waitForTaskToken` task.
 #[derive(Debug, Deserialize)]
@@ -46,11 +47,6 @@ fn yes() -> bool {
 /// token, hence a new run id: a second run.
 pub const REST_RETRY_BUDGET: Duration = Duration::from_secs(30);
 
-/// What is left of an invocation's retry budget (zero: one attempt, no retry).
-fn left(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
-}
-
 /// The run id for a task token: a retried invocation (same token) starts no second run.
 pub fn run_id(task_token: &str) -> String {
     let digest = hex::encode(Sha256::digest(task_token.as_bytes()));
@@ -69,7 +65,7 @@ pub fn dag_run(input: &RunDagInput) -> DagRun {
 }
 
 /// `PATCH /dags/{dag}?update_mask=is_paused {"is_paused": false}`.
-pub fn unpause_request(environment: &str, dag: &str) -> Result<RestRequest, StepError> {
+pub fn unpause_request(environment: &str, dag: &str) -> Result<RestRequest, Error> {
     Ok(RestRequest {
         environment: environment.to_owned(),
         method: RestApiMethod::Patch,
@@ -84,14 +80,14 @@ async fn unpause(
     api: &impl AirflowRest,
     environment: &str,
     dag: &str,
-    deadline: Instant,
-) -> Result<bool, StepError> {
+    deadline: Deadline,
+) -> Result<bool, Error> {
     let request = unpause_request(environment, dag)?;
-    let response = with_retries(left(deadline), || api.invoke(&request)).await?;
+    let response = with_retries(deadline, || api.invoke(&request)).await?;
     match response.status {
         200..=299 => Ok(true),
         404 => Ok(false),
-        status => Err(common::Error::AirflowRejected {
+        status => Err(Error::AirflowRejected {
             environment: environment.to_owned(),
             method: "PATCH".into(),
             path: request.path,
@@ -102,8 +98,8 @@ async fn unpause(
     }
 }
 
-fn dag_not_found(environment: &str, dag: &str) -> StepError {
-    StepError::new(
+fn dag_not_found(environment: &str, dag: &str) -> Error {
+    Error::new(
         ErrorKind::DagNotFound,
         format!("Airflow in {environment} has no DAG {dag}"),
     )
@@ -114,19 +110,19 @@ fn dag_not_found(environment: &str, dag: &str) -> StepError {
 pub async fn run_dag(
     mwaa: &(impl Environments + AirflowRest),
     event: Value,
-) -> Result<Value, StepError> {
+) -> Result<Value, Error> {
     let input: RunDagInput = parse(&event)?;
     check_environment_name(&input.environment)?;
     if input.task_token.is_empty() {
-        return Err(StepError::invalid_input("field `task_token`: empty"));
+        return Err(Error::invalid_input("field `task_token`: empty"));
     }
     let (environment, dag) = (input.environment.as_str(), input.dag.as_str());
     dag_runs_path(environment, dag)?;
-    let deadline = Instant::now() + REST_RETRY_BUDGET;
+    let deadline = Deadline::after(REST_RETRY_BUDGET);
     let env = mwaa.get(environment).await?;
     let status = status_of(env.as_ref());
     let Some(env) = env.filter(|_| status == "AVAILABLE") else {
-        return Err(StepError::not_available(
+        return Err(Error::not_available(
             environment,
             &status,
             "DAG runs start only in an AVAILABLE environment",
@@ -134,7 +130,7 @@ pub async fn run_dag(
     };
     let version = env.airflow_version().unwrap_or_default();
     let major = AirflowMajor::from_version(version).ok_or_else(|| {
-        StepError::new(
+        Error::new(
             ErrorKind::OperationFailed,
             format!(
                 "environment {environment} runs Airflow {version:?}, which this step does not know"
@@ -145,14 +141,11 @@ pub async fn run_dag(
         return Err(dag_not_found(environment, dag));
     }
     let run = dag_run(&input);
-    let started = with_retries(left(deadline), || {
-        start_dag_run(mwaa, environment, major, &run)
-    })
-    .await;
+    let started = with_retries(deadline, || start_dag_run(mwaa, environment, major, &run)).await;
     let already_started = match started {
         Ok(DagRunOutcome::Started) => false,
         Ok(DagRunOutcome::AlreadyExists) => true,
-        Err(common::Error::AirflowRejected { status: 404, .. }) => {
+        Err(Error::AirflowRejected { status: 404, .. }) => {
             return Err(dag_not_found(environment, dag))
         }
         Err(err) => return Err(err.into()),
@@ -173,19 +166,19 @@ struct EnableDagsInput {
 /// enable-dags: unpauses each DAG -> `{"environment", "enabled", "missing",
 /// "not_addressable"}`. Unknown DAGs are `missing`; ids InvokeRestApi cannot address (path
 /// over 64 characters, characters Airflow does not allow) are `not_addressable` with why.
-pub async fn enable_dags(api: &impl AirflowRest, event: Value) -> Result<Value, StepError> {
+pub async fn enable_dags(api: &impl AirflowRest, event: Value) -> Result<Value, Error> {
     let input: EnableDagsInput = parse(&event)?;
     check_environment_name(&input.environment)?;
     let environment = input.environment.as_str();
-    let deadline = Instant::now() + REST_RETRY_BUDGET;
+    let deadline = Deadline::after(REST_RETRY_BUDGET);
     let (mut enabled, mut missing, mut not_addressable) = (vec![], vec![], vec![]);
     let mut seen = std::collections::HashSet::new();
     for dag in input.dags.iter().filter(|d| seen.insert(d.as_str())) {
         match unpause(api, environment, dag, deadline).await {
             Ok(true) => enabled.push(dag),
             Ok(false) => missing.push(dag),
-            Err(err) if err.kind == ErrorKind::InvalidInput => {
-                not_addressable.push(json!({"dag": dag, "reason": err.message}))
+            Err(err) if err.kind() == ErrorKind::InvalidInput => {
+                not_addressable.push(json!({"dag": dag, "reason": err.to_string()}))
             }
             Err(err) => return Err(err),
         }
@@ -247,7 +240,7 @@ mod tests {
         assert_eq!(request.query, Some(json!({"update_mask": "is_paused"})));
         assert_eq!(request.body, Some(json!({"is_paused": false})));
         let err = unpause_request("dev", "a/b").unwrap_err();
-        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
     }
 
     #[tokio::test]
@@ -308,28 +301,28 @@ mod tests {
         let mut unknown = run_input();
         unknown["dag"] = json!("nope");
         let err = run_dag(&mwaa, unknown.clone()).await.unwrap_err();
-        assert_eq!(err.kind, ErrorKind::DagNotFound);
-        assert!(err.message.contains("nope"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::DagNotFound);
+        assert!(err.to_string().contains("nope"), "{err}");
         unknown["unpause"] = json!(false);
         let err = run_dag(&mwaa, unknown).await.unwrap_err();
-        assert_eq!(err.kind, ErrorKind::DagNotFound, "404 on the run itself");
+        assert_eq!(err.kind(), ErrorKind::DagNotFound, "404 on the run itself");
 
         let mut no_token = run_input();
         no_token.as_object_mut().unwrap().remove("task_token");
         let err = run_dag(&mwaa, no_token).await.unwrap_err();
-        assert_eq!(err.kind, ErrorKind::InvalidInput);
-        assert!(err.message.contains("task_token"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("task_token"), "{err}");
 
         let mut bad_conf = run_input();
         bad_conf["conf"] = json!([1, 2]);
         let err = run_dag(&mwaa, bad_conf).await.unwrap_err();
-        assert_eq!(err.kind, ErrorKind::InvalidInput);
-        assert!(err.message.contains("conf"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("conf"), "{err}");
 
         let updating = fake(EnvironmentStatus::Updating, "2.10.3");
         let err = run_dag(&updating, run_input()).await.unwrap_err();
-        assert_eq!(err.kind, ErrorKind::EnvironmentNotAvailable);
-        assert!(err.message.contains("UPDATING"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::EnvironmentNotAvailable);
+        assert!(err.to_string().contains("UPDATING"), "{err}");
         assert!(updating.requests.lock().unwrap().is_empty());
     }
 
@@ -358,6 +351,6 @@ mod tests {
         let err = enable_dags(&mwaa, json!({"environment": "gone", "dags": ["etl"]}))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::EnvironmentNotAvailable);
+        assert_eq!(err.kind(), ErrorKind::EnvironmentNotAvailable);
     }
 }

@@ -7,9 +7,9 @@ use aws_smithy_types::DateTime;
 use serde_json::{json, Value};
 
 use crate::configuration::SavedConfiguration;
-use crate::error::{ErrorKind, StepError};
 use crate::ops::{Created, Deleted, Environments, Objects};
 use crate::parse_environment;
+use common::{Error, ErrorKind};
 
 /// The status the steps report when MWAA does not know the environment.
 pub const NOT_FOUND: &str = "NOT_FOUND";
@@ -58,7 +58,7 @@ pub async fn environment_status(
     overrides: &impl Objects,
     bucket: &str,
     event: Value,
-) -> Result<Value, StepError> {
+) -> Result<Value, Error> {
     let name = parse_environment(&event)?;
     let env = mwaa.get(&name).await?;
     let mut out = json!({"environment": name, "status": status_of(env.as_ref())});
@@ -72,7 +72,7 @@ pub async fn environment_status(
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
-            return Err(StepError::new(
+            return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!("field `skip_marker`: {marker:?} is not a marker name ([A-Za-z0-9-]+)"),
             ));
@@ -99,11 +99,11 @@ pub fn latest_key(environment: &str) -> String {
 }
 
 /// `configurations/<environment>/<YYYYMMDDTHHMMSSZ>.json`: the history of saved copies.
-pub fn timestamped_key(environment: &str, now: DateTime) -> Result<String, StepError> {
+pub fn timestamped_key(environment: &str, now: DateTime) -> Result<String, Error> {
     let stamp = DateTime::from_secs(now.secs())
         .fmt(Format::DateTime)
         .map_err(|e| {
-            StepError::new(
+            Error::new(
                 ErrorKind::OperationFailed,
                 format!("cannot format the time {now:?}: {e}"),
             )
@@ -121,12 +121,12 @@ pub async fn save_configuration(
     bucket: &str,
     now: DateTime,
     event: Value,
-) -> Result<Value, StepError> {
+) -> Result<Value, Error> {
     let name = parse_environment(&event)?;
     let env = mwaa.get(&name).await?;
     let status = status_of(env.as_ref());
     let Some(env) = env.filter(|_| status == "AVAILABLE") else {
-        return Err(StepError::not_available(
+        return Err(Error::not_available(
             &name,
             &status,
             "only an AVAILABLE environment's configuration is saved",
@@ -186,23 +186,23 @@ pub async fn load_configuration(
     s3: &impl Objects,
     bucket: &str,
     environment: &str,
-) -> Result<SavedConfiguration, StepError> {
+) -> Result<SavedConfiguration, Error> {
     let key = latest_key(environment);
     let location = format!("s3://{bucket}/{key}");
     let Some(bytes) = s3.get(bucket, &key).await? else {
-        return Err(StepError::new(
+        return Err(Error::new(
             ErrorKind::ConfigurationNotFound,
             format!("no saved configuration for {environment} at {location} (save-configuration writes it)"),
         ));
     };
     let configuration: SavedConfiguration = serde_json::from_slice(&bytes).map_err(|e| {
-        StepError::new(
+        Error::new(
             ErrorKind::ConfigurationInvalid,
             format!("{location} is not a saved configuration: {e}"),
         )
     })?;
     if configuration.name != environment {
-        return Err(StepError::new(
+        return Err(Error::new(
             ErrorKind::ConfigurationInvalid,
             format!(
                 "{location} names environment {:?}, not {environment:?}",
@@ -220,16 +220,16 @@ pub fn snapshot_key(environment: &str) -> String {
 }
 
 /// The snapshot of the last verified pause; refuses to go on without one.
-async fn load_snapshot(s3: &impl Objects, bucket: &str, name: &str) -> Result<Value, StepError> {
+async fn load_snapshot(s3: &impl Objects, bucket: &str, name: &str) -> Result<Value, Error> {
     let key = snapshot_key(name);
     let bytes = s3.get(bucket, &key).await?.ok_or_else(|| {
-        StepError::new(
+        Error::new(
             ErrorKind::SnapshotNotFound,
             format!("no verified pause of {name} (s3://{bucket}/{key}): nothing to resume from"),
         )
     })?;
     let invalid = |why: String| {
-        StepError::new(
+        Error::new(
             ErrorKind::SnapshotNotFound,
             format!("s3://{bucket}/{key} is not a usable snapshot record: {why}"),
         )
@@ -256,10 +256,10 @@ async fn load_snapshot(s3: &impl Objects, bucket: &str, name: &str) -> Result<Va
 /// re-enable DAGs then) or one that was never paused — a pause that was skipped, or that
 /// failed before deleting: importing last night's snapshot over it would overwrite live
 /// state, so the resume stops.
-pub fn resume_needed(env: &Environment, snapshot: &Value) -> Result<bool, StepError> {
+pub fn resume_needed(env: &Environment, snapshot: &Value) -> Result<bool, Error> {
     let paused_at = snapshot["paused_at"].as_str().unwrap_or_default();
     let paused_at = DateTime::from_str(paused_at, Format::DateTimeWithOffset).map_err(|e| {
-        StepError::new(
+        Error::new(
             ErrorKind::SnapshotNotFound,
             format!("snapshot field `paused_at` {paused_at:?} is not a time: {e}"),
         )
@@ -276,7 +276,7 @@ pub async fn create_environment(
     s3: &impl Objects,
     bucket: &str,
     event: Value,
-) -> Result<Value, StepError> {
+) -> Result<Value, Error> {
     let name = parse_environment(&event)?;
     let snapshot = load_snapshot(s3, bucket, &name).await?;
     let env = mwaa.get(&name).await?;
@@ -292,11 +292,11 @@ pub async fn create_environment(
             let needed = resume_needed(env.as_ref().expect("exists"), &snapshot)?;
             report(false, &status, needed)
         }
-        CreateDecision::Deleting => Err(StepError::new(
+        CreateDecision::Deleting => Err(Error::new(
             ErrorKind::EnvironmentDeleting,
             format!("environment {name} is still DELETING; it can be created once it is gone"),
         )),
-        CreateDecision::Failed { status, error } => Err(StepError::new(
+        CreateDecision::Failed { status, error } => Err(Error::new(
             ErrorKind::EnvironmentFailed,
             format!("environment {name} is {status}: {error}"),
         )),
@@ -306,7 +306,7 @@ pub async fn create_environment(
                 Created::Created => report(true, "CREATING", true),
                 Created::AlreadyExists => match mwaa.get(&name).await? {
                     Some(env) => report(false, &status_of(Some(&env)), true),
-                    None => Err(StepError::new(
+                    None => Err(Error::new(
                         ErrorKind::Retryable,
                         format!("MWAA says {name} exists, but GetEnvironment does not find it yet"),
                     )),
@@ -337,10 +337,7 @@ pub fn decide_delete(env: Option<&Environment>) -> DeleteDecision {
 }
 
 /// delete-environment: `{"environment"}` -> `{"environment", "deleted", "status"}`.
-pub async fn delete_environment(
-    mwaa: &impl Environments,
-    event: Value,
-) -> Result<Value, StepError> {
+pub async fn delete_environment(mwaa: &impl Environments, event: Value) -> Result<Value, Error> {
     let name = parse_environment(&event)?;
     let report = |deleted: bool, status: &str| {
         tracing::info!(environment = %name, deleted, status, "delete-environment");
@@ -358,7 +355,7 @@ pub async fn delete_environment(
             let env = mwaa.get(&name).await?;
             match decide_delete(env.as_ref()) {
                 DeleteDecision::Nothing(status) => report(false, &status),
-                DeleteDecision::Delete => Err(StepError::not_available(
+                DeleteDecision::Delete => Err(Error::not_available(
                     &name,
                     &status_of(env.as_ref()),
                     &format!("MWAA refused to delete it: {message}"),
@@ -434,7 +431,7 @@ mod tests {
         let bad = environment_status(&mwaa, &s3, BUCKET, json!({"env": "x"}))
             .await
             .unwrap_err();
-        assert_eq!(bad.kind, ErrorKind::InvalidInput);
+        assert_eq!(bad.kind(), ErrorKind::InvalidInput);
     }
 
     #[tokio::test]
@@ -459,7 +456,7 @@ mod tests {
         let err = environment_status(&mwaa, &s3, BUCKET, bad)
             .await
             .unwrap_err();
-        assert!(err.message.contains("skip_marker"), "{err}");
+        assert!(err.to_string().contains("skip_marker"), "{err}");
     }
 
     #[test]
@@ -514,8 +511,8 @@ mod tests {
             let err = save_configuration(&mwaa, &s3, BUCKET, now, input(name))
                 .await
                 .unwrap_err();
-            assert_eq!(err.kind, ErrorKind::EnvironmentNotAvailable);
-            assert!(err.message.contains(status), "{err}");
+            assert_eq!(err.kind(), ErrorKind::EnvironmentNotAvailable);
+            assert!(err.to_string().contains(status), "{err}");
         }
         assert!(s3.keys().is_empty());
     }
@@ -621,7 +618,7 @@ mod tests {
             let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
                 .await
                 .unwrap_err();
-            assert_eq!(err.kind, ErrorKind::SnapshotNotFound, "{bad}: {err}");
+            assert_eq!(err.kind(), ErrorKind::SnapshotNotFound, "{bad}: {err}");
         }
     }
 
@@ -632,13 +629,16 @@ mod tests {
         let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::SnapshotNotFound);
-        assert!(err.message.contains("snapshots/dev/latest.json"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::SnapshotNotFound);
+        assert!(
+            err.to_string().contains("snapshots/dev/latest.json"),
+            "{err}"
+        );
         s3.insert(BUCKET, &snapshot_key("dev"), b"not json".to_vec());
         let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::SnapshotNotFound);
+        assert_eq!(err.kind(), ErrorKind::SnapshotNotFound);
         assert!(mwaa.created.lock().unwrap().is_empty());
     }
 
@@ -679,22 +679,22 @@ mod tests {
         let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::EnvironmentFailed);
-        assert!(err.message.contains("CREATE_FAILED"), "{err}");
-        assert!(err.message.contains("subnets have no NAT"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::EnvironmentFailed);
+        assert!(err.to_string().contains("CREATE_FAILED"), "{err}");
+        assert!(err.to_string().contains("subnets have no NAT"), "{err}");
 
         mwaa.put(environment("dev", EnvironmentStatus::Deleting, "2.10.3"));
         let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::EnvironmentDeleting);
+        assert_eq!(err.kind(), ErrorKind::EnvironmentDeleting);
 
         let err = create_environment(&mwaa, &s3, BUCKET, input("other"))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::ConfigurationNotFound);
+        assert_eq!(err.kind(), ErrorKind::ConfigurationNotFound);
         assert!(
-            err.message
+            err.to_string()
                 .contains("s3://suite/configurations/other/latest.json"),
             "{err}"
         );
@@ -709,13 +709,13 @@ mod tests {
         let err = create_environment(&mwaa, &s3, BUCKET, input("copy"))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::ConfigurationInvalid);
-        assert!(err.message.contains("\"dev\""), "{err}");
+        assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
+        assert!(err.to_string().contains("\"dev\""), "{err}");
         s3.insert(BUCKET, &latest_key("dev"), b"{\"Name\": \"dev\"}".to_vec());
         let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::ConfigurationInvalid);
+        assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
         assert!(mwaa.created.lock().unwrap().is_empty());
     }
 
@@ -745,9 +745,9 @@ mod tests {
         let mut mwaa = FakeMwaa::with(&[environment("dev", EnvironmentStatus::Updating, "2.10.3")]);
         mwaa.delete_refusal = Some("Environment is updating".into());
         let err = delete_environment(&mwaa, input("dev")).await.unwrap_err();
-        assert_eq!(err.kind, ErrorKind::EnvironmentNotAvailable);
-        assert!(err.message.contains("UPDATING"), "{err}");
-        assert!(err.message.contains("Environment is updating"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::EnvironmentNotAvailable);
+        assert!(err.to_string().contains("UPDATING"), "{err}");
+        assert!(err.to_string().contains("Environment is updating"), "{err}");
         assert_eq!(mwaa.status("dev").as_deref(), Some("UPDATING"));
         assert_eq!(
             decide_delete(Some(&environment(

@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use common::airflow::{AirflowRest, RestRequest, RestResponse};
 
 use crate::configuration::SavedConfiguration;
-use crate::error::StepError;
 use crate::ops::{Created, Deleted, Environments, Objects};
 use crate::verify::ObjectDigest;
+use common::Error;
 
 /// MWAA environments and one Airflow per environment, in memory. Airflow knows the DAGs
 /// in `dags` and remembers run ids (a repeated run id answers 409).
@@ -80,11 +80,11 @@ impl FakeMwaa {
 }
 
 impl Environments for FakeMwaa {
-    async fn get(&self, name: &str) -> Result<Option<Environment>, StepError> {
+    async fn get(&self, name: &str) -> Result<Option<Environment>, Error> {
         Ok(self.environments.lock().unwrap().get(name).cloned())
     }
 
-    async fn create(&self, configuration: &SavedConfiguration) -> Result<Created, StepError> {
+    async fn create(&self, configuration: &SavedConfiguration) -> Result<Created, Error> {
         if self.create_races {
             self.put(environment(
                 &configuration.name,
@@ -102,7 +102,7 @@ impl Environments for FakeMwaa {
         Ok(Created::Created)
     }
 
-    async fn delete(&self, name: &str) -> Result<Deleted, StepError> {
+    async fn delete(&self, name: &str) -> Result<Deleted, Error> {
         if let Some(message) = &self.delete_refusal {
             return Ok(Deleted::Refused(message.clone()));
         }
@@ -129,9 +129,7 @@ impl AirflowRest for FakeMwaa {
             .unwrap()
             .contains_key(&request.environment)
         {
-            return Err(common::Error::EnvironmentNotFound(
-                request.environment.clone(),
-            ));
+            return Err(Error::EnvironmentNotFound(request.environment.clone()));
         }
         let dag = request
             .path
@@ -147,7 +145,7 @@ impl AirflowRest for FakeMwaa {
         };
         let answer = |status: u16, body: Value| {
             if lost {
-                return Err(common::Error::AirflowUnavailable {
+                return Err(Error::AirflowUnavailable {
                     environment: request.environment.clone(),
                     method: request.method.as_str().to_owned(),
                     path: request.path.clone(),
@@ -219,16 +217,16 @@ impl MemoryObjects {
 }
 
 impl Objects for MemoryObjects {
-    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StepError> {
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.body(bucket, key))
     }
 
-    async fn put_json(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), StepError> {
+    async fn put_json(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), Error> {
         self.insert(bucket, key, body);
         Ok(())
     }
 
-    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StepError> {
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), Error> {
         self.objects
             .lock()
             .unwrap()
@@ -241,7 +239,7 @@ impl Objects for MemoryObjects {
         bucket: &str,
         key: &str,
         digest: &mut ObjectDigest,
-    ) -> Result<bool, StepError> {
+    ) -> Result<bool, Error> {
         let Some(body) = self.body(bucket, key) else {
             return Ok(false);
         };

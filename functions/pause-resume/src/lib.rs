@@ -9,21 +9,18 @@
 pub mod configuration;
 pub mod dags;
 pub mod environment;
-pub mod error;
 pub mod ops;
 pub mod verify;
 
 #[cfg(test)]
 mod fakes;
 
-use std::future::Future;
-
-use lambda_runtime::{service_fn, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub use error::{ErrorKind, StepError};
+use common::runtime::Invocation;
+pub use common::{Error, ErrorKind};
 
 /// The input of the steps that work on one environment.
 #[derive(Debug, Deserialize)]
@@ -32,19 +29,16 @@ pub struct EnvironmentInput {
 }
 
 /// Deserializes a step's input; a mismatch is `InvalidInput` naming the field.
-pub fn parse<T: DeserializeOwned>(event: &Value) -> Result<T, StepError> {
-    Ok(common::event::parse(
-        &common::event::event_id(event),
-        event,
-    )?)
+pub fn parse<T: DeserializeOwned>(event: &Value) -> Result<T, Error> {
+    common::event::parse(&common::event::event_id(event), event)
 }
 
 /// Refuses names MWAA would refuse, before any call.
-pub fn check_environment_name(name: &str) -> Result<(), StepError> {
-    if common::airflow::valid_environment_name(name) {
+pub fn check_environment_name(name: &str) -> Result<(), Error> {
+    if common::environment::is_valid_name(name) {
         Ok(())
     } else {
-        Err(StepError::invalid_input(format!(
+        Err(Error::invalid_input(format!(
             "field `environment`: {name:?} is not an MWAA environment name \
              (a letter, then letters, digits, - or _; at most 80)"
         )))
@@ -52,7 +46,7 @@ pub fn check_environment_name(name: &str) -> Result<(), StepError> {
 }
 
 /// Parses `{"environment": ...}` and checks the name.
-pub fn parse_environment(event: &Value) -> Result<String, StepError> {
+pub fn parse_environment(event: &Value) -> Result<String, Error> {
     let input: EnvironmentInput = parse(event)?;
     check_environment_name(&input.environment)?;
     Ok(input.environment)
@@ -64,43 +58,31 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
 }
 
-/// A step's start: JSON logs, then the AWS configuration and clients.
-pub async fn init() -> Clients {
-    common::init_logging();
-    let config = common::aws::load_config().await;
-    Clients {
-        mwaa: common::aws::mwaa_client(&config),
-        s3: aws_sdk_s3::Client::new(&config),
+impl Clients {
+    pub fn new(config: &common::aws::SdkConfig) -> Self {
+        Clients {
+            mwaa: common::aws::mwaa_client(config),
+            s3: aws_sdk_s3::Client::new(config),
+        }
     }
 }
 
 /// The suite's bucket (saved configurations), from `SUITE_BUCKET`.
-pub fn suite_bucket() -> Result<String, lambda_runtime::Error> {
-    match std::env::var("SUITE_BUCKET") {
-        Ok(bucket) if !bucket.is_empty() => Ok(bucket),
-        _ => Err("SUITE_BUCKET is not set".into()),
-    }
+pub fn suite_bucket() -> Result<String, Error> {
+    common::runtime::setting("SUITE_BUCKET")
 }
 
-/// Runs a step as the Lambda handler: logs its result or error, and returns the error with
-/// its kind as the `errorType`.
+/// Runs a step as the Lambda handler, through the suite's one runtime entry.
 pub async fn serve<F, Fut>(step: &'static str, handler: F) -> Result<(), lambda_runtime::Error>
 where
-    F: Fn(Value) -> Fut,
-    Fut: Future<Output = Result<Value, StepError>>,
+    F: Fn(&'static Clients, Invocation) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, Error>>,
 {
-    tracing::info!(step, "ready");
-    let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let outcome = handler(event.payload).await;
-        match &outcome {
-            Ok(output) => tracing::info!(step, %output, "step done"),
-            Err(err) => {
-                tracing::error!(step, error_type = err.kind.as_str(), error = %err, "step failed")
-            }
-        }
-        outcome
-    }))
+    common::runtime::serve(
+        step,
+        |config| async move { Ok(Clients::new(&config)) },
+        handler,
+    )
     .await
 }
 
@@ -112,13 +94,16 @@ mod tests {
     #[test]
     fn bad_input_names_the_field() {
         let err = parse_environment(&json!({"environment": 5})).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::InvalidInput);
-        assert!(err.message.contains("environment"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("environment"), "{err}");
         let err = parse_environment(&json!({})).unwrap_err();
-        assert!(err.message.contains("missing field `environment`"), "{err}");
+        assert!(
+            err.to_string().contains("missing field `environment`"),
+            "{err}"
+        );
         let err = parse_environment(&json!({"environment": "../x"})).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::InvalidInput);
-        assert!(err.message.contains("environment"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("environment"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,6 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use common::Error;
 
 use crate::configuration::SavedConfiguration;
-use crate::error::StepError;
 use crate::verify::ObjectDigest;
 
 /// What CreateEnvironment came to.
@@ -37,17 +36,14 @@ pub enum Deleted {
 /// MWAA's environment calls.
 pub trait Environments: Send + Sync {
     /// GetEnvironment; `None` when MWAA does not know the environment.
-    fn get(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<Environment>, StepError>> + Send;
+    fn get(&self, name: &str) -> impl Future<Output = Result<Option<Environment>, Error>> + Send;
     /// CreateEnvironment with every field of the saved configuration.
     fn create(
         &self,
         configuration: &SavedConfiguration,
-    ) -> impl Future<Output = Result<Created, StepError>> + Send;
+    ) -> impl Future<Output = Result<Created, Error>> + Send;
     /// DeleteEnvironment.
-    fn delete(&self, name: &str) -> impl Future<Output = Result<Deleted, StepError>> + Send;
+    fn delete(&self, name: &str) -> impl Future<Output = Result<Deleted, Error>> + Send;
 }
 
 /// S3 objects.
@@ -57,32 +53,31 @@ pub trait Objects: Send + Sync {
         &self,
         bucket: &str,
         key: &str,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, StepError>> + Send;
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, Error>> + Send;
     /// Writes a JSON object, SSE-KMS encrypted.
     fn put_json(
         &self,
         bucket: &str,
         key: &str,
         body: Vec<u8>,
-    ) -> impl Future<Output = Result<(), StepError>> + Send;
+    ) -> impl Future<Output = Result<(), Error>> + Send;
     /// Deletes an object (no error when it is already gone).
-    fn delete(&self, bucket: &str, key: &str)
-        -> impl Future<Output = Result<(), StepError>> + Send;
+    fn delete(&self, bucket: &str, key: &str) -> impl Future<Output = Result<(), Error>> + Send;
     /// Streams an object of any size through `digest`; `false` when there is no such object.
     fn digest(
         &self,
         bucket: &str,
         key: &str,
         digest: &mut ObjectDigest,
-    ) -> impl Future<Output = Result<bool, StepError>> + Send;
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
 }
 
 impl Environments for aws_sdk_mwaa::Client {
-    async fn get(&self, name: &str) -> Result<Option<Environment>, StepError> {
+    async fn get(&self, name: &str) -> Result<Option<Environment>, Error> {
         Ok(common::aws::get_environment(self, name).await?)
     }
 
-    async fn create(&self, configuration: &SavedConfiguration) -> Result<Created, StepError> {
+    async fn create(&self, configuration: &SavedConfiguration) -> Result<Created, Error> {
         match configuration.apply(self.create_environment()).send().await {
             Ok(_) => Ok(Created::Created),
             Err(err) => {
@@ -100,7 +95,7 @@ impl Environments for aws_sdk_mwaa::Client {
         }
     }
 
-    async fn delete(&self, name: &str) -> Result<Deleted, StepError> {
+    async fn delete(&self, name: &str) -> Result<Deleted, Error> {
         match self.delete_environment().name(name).send().await {
             Ok(_) => Ok(Deleted::Deleted),
             Err(err) => match err.as_service_error() {
@@ -115,7 +110,7 @@ impl Environments for aws_sdk_mwaa::Client {
 }
 
 impl Objects for aws_sdk_s3::Client {
-    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StepError> {
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, Error> {
         let Some(object) = get_object(self, bucket, key).await? else {
             return Ok(None);
         };
@@ -127,7 +122,7 @@ impl Objects for aws_sdk_s3::Client {
         Ok(Some(bytes.into_bytes().to_vec()))
     }
 
-    async fn put_json(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), StepError> {
+    async fn put_json(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), Error> {
         self.put_object()
             .bucket(bucket)
             .key(key)
@@ -140,7 +135,7 @@ impl Objects for aws_sdk_s3::Client {
         Ok(())
     }
 
-    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StepError> {
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), Error> {
         self.delete_object()
             .bucket(bucket)
             .key(key)
@@ -155,7 +150,7 @@ impl Objects for aws_sdk_s3::Client {
         bucket: &str,
         key: &str,
         digest: &mut ObjectDigest,
-    ) -> Result<bool, StepError> {
+    ) -> Result<bool, Error> {
         let Some(object) = get_object(self, bucket, key).await? else {
             return Ok(false);
         };
@@ -177,7 +172,7 @@ async fn get_object(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, StepError> {
+) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, Error> {
     match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(object) => Ok(Some(object)),
         Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
@@ -188,7 +183,7 @@ async fn get_object(
 }
 
 /// The body broke off while streaming: a transport failure, worth another try.
-fn read_failed(bucket: &str, key: &str, err: &dyn std::fmt::Display) -> StepError {
+fn read_failed(bucket: &str, key: &str, err: &dyn std::fmt::Display) -> Error {
     in_object(
         Error::Aws {
             service: "S3",
@@ -202,8 +197,19 @@ fn read_failed(bucket: &str, key: &str, err: &dyn std::fmt::Display) -> StepErro
 }
 
 /// Names the object in an S3 error's message.
-fn in_object(err: Error, bucket: &str, key: &str) -> StepError {
-    let mut err = StepError::from(err);
-    err.message = format!("s3://{bucket}/{key}: {}", err.message);
-    err
+fn in_object(err: Error, bucket: &str, key: &str) -> Error {
+    match err {
+        Error::Aws {
+            service,
+            operation,
+            message,
+            retryable,
+        } => Error::Aws {
+            service,
+            operation,
+            message: format!("s3://{bucket}/{key}: {message}"),
+            retryable,
+        },
+        other => other,
+    }
 }

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::error::{ErrorKind, StepError};
 use crate::ops::Objects;
+use common::{Error, ErrorKind};
 
 /// The manifest format this step understands (`FORMAT` in mwaa_ops_metadata.py).
 pub const MANIFEST_FORMAT: &str = "mwaa-ops-metadata/1";
@@ -138,10 +138,10 @@ pub fn check_table(entry: &TableEntry, measured: Option<&Measured>) -> Option<St
 
 /// verify-export: `{"bucket", "manifest_key", "manifest_sha256"?}` -> `{"verified": true,
 /// "manifest", "tables", "rows", "export_id"?, "active_dags"?}`.
-pub async fn verify_export(objects: &impl Objects, event: Value) -> Result<Value, StepError> {
+pub async fn verify_export(objects: &impl Objects, event: Value) -> Result<Value, Error> {
     let input: Input = crate::parse(&event)?;
     if input.bucket.is_empty() || input.manifest_key.is_empty() {
-        return Err(StepError::invalid_input(
+        return Err(Error::invalid_input(
             "fields `bucket` and `manifest_key` must not be empty",
         ));
     }
@@ -150,10 +150,10 @@ pub async fn verify_export(objects: &impl Objects, event: Value) -> Result<Value
 
 /// Reads the manifest (checking its own SHA-256 when given), then streams every table's
 /// object. Every problem found is named in one `ExportNotVerified` error.
-pub async fn check_export(objects: &impl Objects, input: &Input) -> Result<Value, StepError> {
+pub async fn check_export(objects: &impl Objects, input: &Input) -> Result<Value, Error> {
     let location = format!("s3://{}/{}", input.bucket, input.manifest_key);
     let not_verified =
-        |what: String| StepError::new(ErrorKind::ExportNotVerified, format!("{location}: {what}"));
+        |what: String| Error::new(ErrorKind::ExportNotVerified, format!("{location}: {what}"));
     let Some(bytes) = objects.get(&input.bucket, &input.manifest_key).await? else {
         return Err(not_verified("the manifest does not exist".into()));
     };
@@ -248,8 +248,8 @@ mod tests {
 
     async fn refused(s3: &MemoryObjects, sha256: Option<String>) -> String {
         let err = check_export(s3, &input(sha256)).await.unwrap_err();
-        assert_eq!(err.kind, ErrorKind::ExportNotVerified, "{err}");
-        err.message
+        assert_eq!(err.kind(), ErrorKind::ExportNotVerified, "{err}");
+        err.to_string()
     }
 
     #[tokio::test]
@@ -282,8 +282,8 @@ mod tests {
         let err = verify_export(&s3, json!({"bucket": "exports"}))
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::InvalidInput);
-        assert!(err.message.contains("manifest_key"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("manifest_key"), "{err}");
     }
 
     #[tokio::test]

@@ -93,7 +93,7 @@ pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
                 "missing, and no environment ARN in `resources` either".into(),
             )
         })?;
-    if !common::airflow::valid_environment_name(&name) {
+    if !common::environment::is_valid_name(&name) {
         return Err(bad(
             "detail.name",
             format!(

@@ -11,13 +11,12 @@ pub mod decide;
 pub mod event;
 pub mod ops;
 
-use std::collections::BTreeSet;
-use std::time::Duration;
-
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
-use common::airflow::valid_environment_name;
+use common::environment::is_valid_name as valid_environment_name;
 use common::retry::with_retries;
+use common::Deadline;
 use common::Error;
 
 use decide::{
@@ -33,10 +32,10 @@ pub struct ProvisionEndpoints<O> {
 }
 
 impl<O: Ops> ProvisionEndpoints<O> {
-    /// Handles one status-change event. `budget` bounds the retries of transient failures.
+    /// Handles one status-change event. `deadline` ends the retries of transient failures.
     /// A failure fails the invocation, so Lambda retries it and finally sends it to the
     /// failed-events queue, where the alerts pick it up.
-    pub async fn handle(&self, event: Value, budget: Duration) -> Result<Value, Error> {
+    pub async fn handle(&self, event: Value, deadline: Deadline) -> Result<Value, Error> {
         let change = parse_status_change(&event)?;
         if !valid_environment_name(&change.name) {
             return Err(Error::InvalidEvent {
@@ -49,8 +48,8 @@ impl<O: Ops> ProvisionEndpoints<O> {
             });
         }
         let result = match step(&change) {
-            Step::Provision => self.provision(&change, budget).await,
-            Step::CleanUp => self.clean_up(&change, budget).await,
+            Step::Provision => self.provision(&change, deadline).await,
+            Step::CleanUp => self.clean_up(&change, deadline).await,
             Step::Ignore(reason) => Ok(json!({"action": "ignored", "reason": reason})),
         };
         match result {
@@ -71,9 +70,9 @@ impl<O: Ops> ProvisionEndpoints<O> {
         }
     }
 
-    async fn provision(&self, change: &StatusChange, budget: Duration) -> Result<Value, Error> {
+    async fn provision(&self, change: &StatusChange, deadline: Deadline) -> Result<Value, Error> {
         let ops = &self.ops;
-        let Some(env) = with_retries(budget, || ops.environment(&change.name)).await? else {
+        let Some(env) = with_retries(deadline, || ops.environment(&change.name)).await? else {
             return Ok(
                 json!({"action": "ignored", "reason": "the environment does not exist (any more)"}),
             );
@@ -84,9 +83,9 @@ impl<O: Ops> ProvisionEndpoints<O> {
                 return Ok(json!({"action": "ignored", "reason": reason}))
             }
         };
-        let found = with_retries(budget, || ops.subnet_vpcs(&env.subnets)).await?;
+        let found = with_retries(deadline, || ops.subnet_vpcs(&env.subnets)).await?;
         let vpc = vpc_of(&env.name, &env.subnets, &found)?;
-        let in_vpc = with_retries(budget, || ops.endpoints_in_vpc(&vpc)).await?;
+        let in_vpc = with_retries(deadline, || ops.endpoints_in_vpc(&vpc)).await?;
 
         // The SQS policy is checked before anything is created: an environment whose
         // workers cannot reach their queue must not become AVAILABLE.
@@ -125,7 +124,7 @@ impl<O: Ops> ProvisionEndpoints<O> {
             }
         }
         for (id, policy) in &policy_updates {
-            with_retries(budget, || ops.set_policy(id, policy)).await?;
+            with_retries(deadline, || ops.set_policy(id, policy)).await?;
             tracing::info!(environment = %env.name, endpoint = %id, queue = %needs.queue,
                 "Celery queue added to the SQS endpoint policy");
         }
@@ -133,7 +132,7 @@ impl<O: Ops> ProvisionEndpoints<O> {
         let plan = plan_endpoints(&env, &needs, &vpc, &in_vpc);
         let mut created = vec![];
         for new in &plan.create {
-            let id = with_retries(budget, || ops.create_endpoint(new)).await?;
+            let id = with_retries(deadline, || ops.create_endpoint(new)).await?;
             tracing::info!(environment = %env.name, endpoint = %id, kind = new.kind.as_str(),
                 service = %new.service_name, vpc = %vpc, "endpoint created");
             created.push(json!({"kind": new.kind, "endpoint": id, "service": new.service_name}));
@@ -153,22 +152,22 @@ impl<O: Ops> ProvisionEndpoints<O> {
         }))
     }
 
-    async fn clean_up(&self, change: &StatusChange, budget: Duration) -> Result<Value, Error> {
+    async fn clean_up(&self, change: &StatusChange, deadline: Deadline) -> Result<Value, Error> {
         let ops = &self.ops;
-        let candidates = with_retries(budget, || ops.managed_endpoints(&change.name)).await?;
+        let candidates = with_retries(deadline, || ops.managed_endpoints(&change.name)).await?;
         let ours = ours(change, &candidates);
         let ids: Vec<String> = endpoints_to_delete(change, &candidates)
             .iter()
             .map(|e| e.id.clone())
             .collect();
         if !ids.is_empty() {
-            with_retries(budget, || ops.delete_endpoints(&ids)).await?;
+            with_retries(deadline, || ops.delete_endpoints(&ids)).await?;
             tracing::info!(environment = %change.name, endpoints = ?ids, "endpoints deleted");
         }
         let mut vpcs: BTreeSet<String> = ours.iter().map(|e| e.vpc_id.clone()).collect();
         if !change.subnets.is_empty() {
             // The subnets may be gone with the environment; then our endpoints name the VPC.
-            match with_retries(budget, || ops.subnet_vpcs(&change.subnets)).await {
+            match with_retries(deadline, || ops.subnet_vpcs(&change.subnets)).await {
                 Ok(found) => vpcs.extend(found.into_iter().map(|(_, vpc)| vpc)),
                 Err(err) => tracing::warn!(environment = %change.name, error = %err,
                     "the event's subnets could not be read"),
@@ -181,12 +180,12 @@ impl<O: Ops> ProvisionEndpoints<O> {
                 "no Celery queue known (neither in the event nor on our endpoints): SQS policy left as it is"),
             Some(queue) => {
                 for vpc in &vpcs {
-                    let in_vpc = with_retries(budget, || ops.endpoints_in_vpc(vpc)).await?;
+                    let in_vpc = with_retries(deadline, || ops.endpoints_in_vpc(vpc)).await?;
                     for endpoint in in_vpc.iter().filter(|e| e.is_sqs()) {
                         let current = endpoint.policy.as_deref().unwrap_or("");
                         match disallow_queue(current, queue) {
                             Ok(PolicyChange::Changed(policy)) => {
-                                with_retries(budget, || ops.set_policy(&endpoint.id, &policy))
+                                with_retries(deadline, || ops.set_policy(&endpoint.id, &policy))
                                     .await?;
                                 tracing::info!(environment = %change.name, endpoint = %endpoint.id,
                                     queue = %queue, "Celery queue removed from the SQS endpoint policy");
@@ -388,7 +387,7 @@ mod tests {
         .unwrap()
     }
 
-    const BUDGET: Duration = Duration::from_secs(1);
+    const BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 
     fn queue_count(fake: &Fake) -> usize {
         fake.live(".sqs")[0]
@@ -405,7 +404,10 @@ mod tests {
             ops: Fake::pending("PRIVATE_ONLY"),
         };
         for _ in 0..3 {
-            let report = function.handle(event("pending"), BUDGET).await.unwrap();
+            let report = function
+                .handle(event("pending"), common::Deadline::after(BUDGET))
+                .await
+                .unwrap();
             assert_eq!(report["action"], "provisioned");
         }
         let ops = &function.ops;
@@ -423,7 +425,10 @@ mod tests {
         let function = ProvisionEndpoints {
             ops: Fake::pending("PUBLIC_ONLY"),
         };
-        let report = function.handle(event("pending"), BUDGET).await.unwrap();
+        let report = function
+            .handle(event("pending"), common::Deadline::after(BUDGET))
+            .await
+            .unwrap();
         assert_eq!(report["created"].as_array().unwrap().len(), 1);
         assert_eq!(report["created"][0]["kind"], "database");
     }
@@ -434,7 +439,7 @@ mod tests {
         fake.endpoints.lock().unwrap().clear();
         let function = ProvisionEndpoints { ops: fake };
         let err = function
-            .handle(event("pending"), BUDGET)
+            .handle(event("pending"), common::Deadline::after(BUDGET))
             .await
             .unwrap_err()
             .to_string();
@@ -454,7 +459,7 @@ mod tests {
         );
         let function = ProvisionEndpoints { ops: fake };
         let err = function
-            .handle(event("pending"), BUDGET)
+            .handle(event("pending"), common::Deadline::after(BUDGET))
             .await
             .unwrap_err()
             .to_string();
@@ -472,7 +477,11 @@ mod tests {
         };
         let mut bad = event("pending");
         bad["detail"]["name"] = json!("no/such name");
-        let err = function.handle(bad, BUDGET).await.unwrap_err().to_string();
+        let err = function
+            .handle(bad, common::Deadline::after(BUDGET))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("detail.name") && err.contains("a2b5c3d4"),
             "{err}"
@@ -485,7 +494,10 @@ mod tests {
         let function = ProvisionEndpoints {
             ops: Fake::pending("PRIVATE_ONLY"),
         };
-        function.handle(event("pending"), BUDGET).await.unwrap();
+        function
+            .handle(event("pending"), common::Deadline::after(BUDGET))
+            .await
+            .unwrap();
         // Someone else's endpoint to the same service, not tagged as ours.
         function.ops.endpoints.lock().unwrap().push(Endpoint {
             id: "vpce-foreign".into(),
@@ -497,7 +509,10 @@ mod tests {
             tags: [(ENVIRONMENT_KEY.to_owned(), "analytics-shared".to_owned())].into(),
         });
         for delivery in 0..2 {
-            let report = function.handle(event("deleted"), BUDGET).await.unwrap();
+            let report = function
+                .handle(event("deleted"), common::Deadline::after(BUDGET))
+                .await
+                .unwrap();
             assert_eq!(report["action"], "cleaned_up");
             assert_eq!(
                 report["vpcs"],
@@ -525,7 +540,10 @@ mod tests {
         let mut available = event("pending");
         available["detail"]["status"] = json!("AVAILABLE");
         assert_eq!(
-            function.handle(available, BUDGET).await.unwrap()["action"],
+            function
+                .handle(available, common::Deadline::after(BUDGET))
+                .await
+                .unwrap()["action"],
             "ignored"
         );
 
@@ -533,7 +551,10 @@ mod tests {
         fake.env.as_mut().unwrap().endpoint_management = "SERVICE".into();
         let function = ProvisionEndpoints { ops: fake };
         assert_eq!(
-            function.handle(event("pending"), BUDGET).await.unwrap()["action"],
+            function
+                .handle(event("pending"), common::Deadline::after(BUDGET))
+                .await
+                .unwrap()["action"],
             "ignored"
         );
         assert!(function.ops.mutations().is_empty());

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use common::airflow::{dag_runs_path, valid_environment_name, AirflowMajor, DagRun};
+use common::airflow::{dag_runs_path, AirflowMajor, DagRun};
+use common::environment::is_valid_name as valid_environment_name;
 use common::Error;
 
 use crate::event::{Arrival, ScheduleFiring};

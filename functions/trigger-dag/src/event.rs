@@ -76,7 +76,7 @@ pub fn parse_input(event: &Value) -> Result<Input, Error> {
     let id = event_id(event);
     if let Some(replay) = event.get("replay") {
         let replay: Replay = parse(&id, replay).map_err(|e| nested("replay", e))?;
-        if !common::airflow::valid_environment_name(&replay.environment) {
+        if !common::environment::is_valid_name(&replay.environment) {
             return Err(Error::InvalidEvent {
                 event_id: id,
                 field: "replay.environment".into(),

@@ -10,13 +10,12 @@ pub mod ops;
 pub mod routes;
 pub mod run_id;
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use common::airflow::{start_dag_run, DagRunOutcome};
 use common::event::event_id;
 use common::retry::with_retries;
+use common::Deadline;
 use common::Error;
 
 use decide::{arrival_targets, decide, schedule_target, Action, EnvironmentState, Target};
@@ -49,10 +48,10 @@ impl Outcome {
 }
 
 impl<O: Ops> TriggerDag<O> {
-    /// Handles one event. `budget` bounds the retries of transient failures.
+    /// Handles one event. `deadline` ends the retries of transient failures.
     /// A target that fails for good is reported as "Arrival Failed" and fails the
     /// invocation, so Lambda retries it and finally sends it to the failed-events queue.
-    pub async fn handle(&self, event: Value, budget: Duration) -> Result<Value, Error> {
+    pub async fn handle(&self, event: Value, deadline: Deadline) -> Result<Value, Error> {
         let targets = match parse_input(&event)? {
             Input::Arrival(arrival) => {
                 let targets = arrival_targets(&arrival, &self.routes);
@@ -63,12 +62,12 @@ impl<O: Ops> TriggerDag<O> {
                 targets
             }
             Input::Schedule(firing) => vec![schedule_target(&event_id(&event), &firing)?],
-            Input::Replay(replay) => return self.replay(&replay.environment, budget).await,
+            Input::Replay(replay) => return self.replay(&replay.environment, deadline).await,
         };
         let mut report = vec![];
         let mut first_error = None;
         for target in &targets {
-            match self.deliver(target, budget).await {
+            match self.deliver(target, deadline).await {
                 Ok(outcome) => report.push(
                     json!({"environment": target.environment, "dag_id": target.dag_id,
                     "run_id": target.run_id, "outcome": outcome.as_str()}),
@@ -86,14 +85,14 @@ impl<O: Ops> TriggerDag<O> {
     }
 
     /// Starts the target's run, or holds it while its environment cannot run it.
-    async fn deliver(&self, target: &Target, budget: Duration) -> Result<Outcome, Error> {
-        let state = with_retries(budget, || self.ops.environment(&target.environment)).await?;
+    async fn deliver(&self, target: &Target, deadline: Deadline) -> Result<Outcome, Error> {
+        let state = with_retries(deadline, || self.ops.environment(&target.environment)).await?;
         let major = match decide(&state) {
             Action::Start(major) => major,
-            Action::Hold { reason } => return self.hold(target, &reason, budget).await,
+            Action::Hold { reason } => return self.hold(target, &reason, deadline).await,
         };
         let run = target.dag_run();
-        match with_retries(budget, || {
+        match with_retries(deadline, || {
             start_dag_run(&self.ops, &target.environment, major, &run)
         })
         .await
@@ -114,7 +113,7 @@ impl<O: Ops> TriggerDag<O> {
             }
             // Deleted between GetEnvironment and the call (a pause began): hold it.
             Err(Error::EnvironmentNotFound(_)) => {
-                self.hold(target, "environment disappeared", budget).await
+                self.hold(target, "environment disappeared", deadline).await
             }
             Err(err) => Err(err),
         }
@@ -124,9 +123,9 @@ impl<O: Ops> TriggerDag<O> {
         &self,
         target: &Target,
         reason: &str,
-        budget: Duration,
+        deadline: Deadline,
     ) -> Result<Outcome, Error> {
-        with_retries(budget, || self.ops.hold(target)).await?;
+        with_retries(deadline, || self.ops.hold(target)).await?;
         tracing::info!(environment = %target.environment, dag_id = %target.dag_id,
             run_id = %target.run_id, event_id = %target.event_id, reason, "arrival held");
         self.publish("Arrival Held", json!({"target": target, "reason": reason}))
@@ -136,19 +135,19 @@ impl<O: Ops> TriggerDag<O> {
 
     /// Starts every run held for `environment`, which must be AVAILABLE. Runs that can
     /// never start (unknown DAG) are set aside under `failed/` and reported, not retried.
-    async fn replay(&self, environment: &str, budget: Duration) -> Result<Value, Error> {
-        let state = with_retries(budget, || self.ops.environment(environment)).await?;
+    async fn replay(&self, environment: &str, deadline: Deadline) -> Result<Value, Error> {
+        let state = with_retries(deadline, || self.ops.environment(environment)).await?;
         let EnvironmentState::Available(major) = state else {
             return Err(Error::InvalidRequest {
                 environment: environment.to_owned(),
                 reason: format!("cannot replay held arrivals: environment is {state:?}"),
             });
         };
-        let held = with_retries(budget, || self.ops.held(environment)).await?;
+        let held = with_retries(deadline, || self.ops.held(environment)).await?;
         let (mut started, mut already, mut set_aside) = (0, 0, 0);
         for target in &held {
             let run = target.dag_run();
-            match with_retries(budget, || {
+            match with_retries(deadline, || {
                 start_dag_run(&self.ops, environment, major, &run)
             })
             .await
@@ -157,14 +156,14 @@ impl<O: Ops> TriggerDag<O> {
                 Ok(DagRunOutcome::AlreadyExists) => already += 1,
                 Err(err) if !err.is_retryable() => {
                     let reason = err.to_string();
-                    with_retries(budget, || self.ops.set_aside(target, &reason)).await?;
+                    with_retries(deadline, || self.ops.set_aside(target, &reason)).await?;
                     self.report_failure(target, &err).await;
                     set_aside += 1;
                     continue;
                 }
                 Err(err) => return Err(err),
             }
-            with_retries(budget, || self.ops.release(target)).await?;
+            with_retries(deadline, || self.ops.release(target)).await?;
         }
         tracing::info!(
             environment,
@@ -303,7 +302,7 @@ mod tests {
         event
     }
 
-    const BUDGET: Duration = Duration::from_secs(1);
+    const BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 
     fn available(envs: &[&str]) -> Fake {
         let fake = Fake::default();
@@ -319,8 +318,14 @@ mod tests {
     #[tokio::test]
     async fn redeliveries_start_one_run_per_route() {
         let f = function(available(&["dev-a", "dev-b"]));
-        let first = f.handle(arrival("in/a.csv"), BUDGET).await.unwrap();
-        let again = f.handle(arrival("in/a.csv"), BUDGET).await.unwrap();
+        let first = f
+            .handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
+            .await
+            .unwrap();
+        let again = f
+            .handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
+            .await
+            .unwrap();
         assert_eq!(first["runs"][0]["outcome"], "started");
         assert_eq!(first["runs"][1]["outcome"], "started");
         assert_eq!(again["runs"][0]["outcome"], "already_started");
@@ -332,7 +337,10 @@ mod tests {
         let mut fake = available(&["dev-a", "dev-b"]);
         fake.unknown_dags.insert("gone".into());
         let f = function(fake);
-        let err = f.handle(arrival("in/a.csv"), BUDGET).await.unwrap_err();
+        let err = f
+            .handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("gone"), "{err}");
         assert_eq!(
             f.ops.runs.lock().unwrap().len(),
@@ -350,17 +358,24 @@ mod tests {
     #[tokio::test]
     async fn held_while_away_then_replayed_once_and_dead_dags_set_aside() {
         let f = function(Fake::default());
-        f.handle(arrival("in/a.csv"), BUDGET).await.unwrap();
-        f.handle(arrival("in/a.csv"), BUDGET).await.unwrap();
+        f.handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
+            .await
+            .unwrap();
+        f.handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
+            .await
+            .unwrap();
         assert_eq!(
             f.ops.held.lock().unwrap().len(),
             2,
             "one record per environment and run"
         );
         assert!(
-            f.handle(json!({"replay": {"environment": "dev-a"}}), BUDGET)
-                .await
-                .is_err(),
+            f.handle(
+                json!({"replay": {"environment": "dev-a"}}),
+                common::Deadline::after(BUDGET)
+            )
+            .await
+            .is_err(),
             "not available yet"
         );
 
@@ -369,7 +384,10 @@ mod tests {
             EnvironmentState::Available(AirflowMajor::V3),
         );
         let report = f
-            .handle(json!({"replay": {"environment": "dev-a"}}), BUDGET)
+            .handle(
+                json!({"replay": {"environment": "dev-a"}}),
+                common::Deadline::after(BUDGET),
+            )
             .await
             .unwrap();
         assert_eq!(report["replayed"], 1);
@@ -390,7 +408,10 @@ mod tests {
         );
         let f = function(fake);
         let report = f
-            .handle(json!({"replay": {"environment": "dev-b"}}), BUDGET)
+            .handle(
+                json!({"replay": {"environment": "dev-b"}}),
+                common::Deadline::after(BUDGET),
+            )
             .await
             .unwrap();
         assert_eq!(report["set_aside"], 1);
@@ -403,13 +424,19 @@ mod tests {
         let mut fake = available(&["dev-a", "dev-b"]);
         fake.publish_fails = true;
         let f = function(fake);
-        assert!(f.handle(arrival("in/b.csv"), BUDGET).await.is_ok());
+        assert!(f
+            .handle(arrival("in/b.csv"), common::Deadline::after(BUDGET))
+            .await
+            .is_ok());
     }
 
     #[tokio::test]
     async fn arrivals_without_a_route_are_ignored() {
         let f = function(available(&["dev-a"]));
-        let report = f.handle(arrival("elsewhere/a.csv"), BUDGET).await.unwrap();
+        let report = f
+            .handle(arrival("elsewhere/a.csv"), common::Deadline::after(BUDGET))
+            .await
+            .unwrap();
         assert_eq!(report["runs"], json!([]));
         assert!(f.ops.runs.lock().unwrap().is_empty());
     }

@@ -5,7 +5,8 @@ use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use common::airflow::{dag_runs_path, valid_environment_name};
+use common::airflow::dag_runs_path;
+use common::environment::is_valid_name as valid_environment_name;
 use common::Error;
 
 /// A route as users write it.

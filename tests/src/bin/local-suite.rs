@@ -156,7 +156,10 @@ async fn main() {
                 let key = event["detail"]["object"]["key"].clone();
                 match arrivals
                     .function
-                    .handle(event, mwaa_ops_tests::arrivals::BUDGET)
+                    .handle(
+                        event,
+                        common::Deadline::after(mwaa_ops_tests::arrivals::BUDGET),
+                    )
                     .await
                 {
                     Ok(report) => println!("arrival {key}: {report}"),
@@ -166,7 +169,11 @@ async fn main() {
             for rule in &alert_rules {
                 for event in rule.take(0, Duration::from_millis(200)).await {
                     match alerts
-                        .handle(event, "local-notify", Duration::from_secs(20))
+                        .handle(
+                            event,
+                            "local-notify",
+                            common::Deadline::after(Duration::from_secs(20)),
+                        )
                         .await
                     {
                         Ok(outcome) => println!("alert: {outcome}"),

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
-use pause_resume::error::StepError;
+use common::Error as StepError;
 use serde_json::{json, Value};
 use trigger_dag::ops::AwsOps as TriggerOps;
 use trigger_dag::routes::parse_routes;
@@ -38,7 +38,7 @@ impl Functions {
     async fn invoke(&self, function: &str, payload: Value) -> Result<Value, (String, String)> {
         use pause_resume::{dags, environment, verify};
         let step = |r: Result<Value, StepError>| {
-            r.map_err(|e| (e.kind.as_str().to_owned(), e.to_string()))
+            r.map_err(|e| (e.kind().as_str().to_owned(), e.to_string()))
         };
         let (mwaa, s3, bucket) = (&self.mwaa, &self.s3, self.bucket.as_str());
         match function {
@@ -62,11 +62,11 @@ impl Functions {
             "run-dag" => step(dags::run_dag(mwaa, payload).await),
             "enable-dags" => step(dags::enable_dags(mwaa, payload).await),
             "verify-export" => step(verify::verify_export(s3, payload).await),
-            "trigger-dag" => self
-                .trigger
-                .handle(payload, Duration::from_secs(30))
-                .await
-                .map_err(|e| ("Error".to_owned(), e.to_string())),
+            "trigger-dag" => step(
+                self.trigger
+                    .handle(payload, common::Deadline::after(Duration::from_secs(30)))
+                    .await,
+            ),
             other => Err((
                 "ResourceNotFoundException".into(),
                 format!("no function {other}"),

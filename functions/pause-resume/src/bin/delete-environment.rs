@@ -4,9 +4,8 @@ use pause_resume::environment::delete_environment;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let aws = &pause_resume::init().await;
-    pause_resume::serve("delete-environment", |event| {
-        delete_environment(&aws.mwaa, event)
+    pause_resume::serve("delete-environment", |aws, invocation| async move {
+        delete_environment(&aws.mwaa, invocation.payload).await
     })
     .await
 }

@@ -4,6 +4,8 @@ use pause_resume::dags::enable_dags;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let aws = &pause_resume::init().await;
-    pause_resume::serve("enable-dags", |event| enable_dags(&aws.mwaa, event)).await
+    pause_resume::serve("enable-dags", |aws, invocation| async move {
+        enable_dags(&aws.mwaa, invocation.payload).await
+    })
+    .await
 }

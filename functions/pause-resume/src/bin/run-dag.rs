@@ -4,6 +4,8 @@ use pause_resume::dags::run_dag;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let aws = &pause_resume::init().await;
-    pause_resume::serve("run-dag", |event| run_dag(&aws.mwaa, event)).await
+    pause_resume::serve("run-dag", |aws, invocation| async move {
+        run_dag(&aws.mwaa, invocation.payload).await
+    })
+    .await
 }

@@ -4,6 +4,8 @@ use pause_resume::verify::verify_export;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let aws = &pause_resume::init().await;
-    pause_resume::serve("verify-export", |event| verify_export(&aws.s3, event)).await
+    pause_resume::serve("verify-export", |aws, invocation| async move {
+        verify_export(&aws.s3, invocation.payload).await
+    })
+    .await
 }

@@ -1,0 +1,135 @@
+//! The one Airflow fake of the workspace (feature `test-util`, for tests only): Airflow's
+//! REST API as MWAA forwards it, in memory. It knows DAGs, remembers run ids (a repeated run
+//! id answers 409, as Airflow does), records pause flags and every request, and can lose
+//! answers or fail calls on demand, so tests see the behaviour, not a script.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+
+use crate::airflow::{AirflowRest, RestRequest, RestResponse};
+use crate::Error;
+
+/// A started run: DAG id, run id and the request body.
+pub type StartedRun = (String, String, Value);
+
+#[derive(Default)]
+pub struct FakeAirflow {
+    /// The DAGs Airflow knows; `None`: every DAG but those in `unknown`.
+    pub known: Option<HashSet<String>>,
+    /// DAGs Airflow does not know when `known` is `None`.
+    pub unknown: HashSet<String>,
+    pub runs: Mutex<Vec<StartedRun>>,
+    pub paused: Mutex<HashMap<String, bool>>,
+    pub requests: Mutex<Vec<RestRequest>>,
+    /// The next this many calls reach Airflow, but their answer is lost on the way back
+    /// (MWAA answers RestApiServerException 504): the work is done all the same.
+    pub lost_answers: Mutex<u32>,
+    /// Errors the next calls fail with before reaching Airflow (throttling, a deleted
+    /// environment), first in first out.
+    pub failures: Mutex<VecDeque<Error>>,
+}
+
+impl FakeAirflow {
+    /// An Airflow that knows exactly these DAGs.
+    pub fn knowing(dags: &[&str]) -> Self {
+        FakeAirflow {
+            known: Some(dags.iter().map(|d| d.to_string()).collect()),
+            ..Self::default()
+        }
+    }
+
+    /// An Airflow that knows every DAG but these.
+    pub fn knowing_all_but(dags: &[&str]) -> Self {
+        FakeAirflow {
+            unknown: dags.iter().map(|d| d.to_string()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Makes the next call fail with `err` before it reaches Airflow.
+    pub fn fail_next(&self, err: Error) {
+        self.failures.lock().unwrap().push_back(err);
+    }
+
+    /// The run ids started for `dag`, in order.
+    pub fn run_ids(&self, dag: &str) -> Vec<String> {
+        let runs = self.runs.lock().unwrap();
+        runs.iter()
+            .filter(|(d, _, _)| d == dag)
+            .map(|(_, r, _)| r.clone())
+            .collect()
+    }
+
+    fn knows(&self, dag: &str) -> bool {
+        match &self.known {
+            Some(known) => known.contains(dag),
+            None => !self.unknown.contains(dag),
+        }
+    }
+
+    /// Airflow's answer to `request`, without faults.
+    fn answer(&self, request: &RestRequest) -> RestResponse {
+        let dag = request
+            .path
+            .split('/')
+            .nth(2)
+            .unwrap_or_default()
+            .to_owned();
+        if !self.knows(&dag) {
+            return RestResponse {
+                status: 404,
+                body: json!({"title": "DAG not found"}),
+            };
+        }
+        let body = request.body.clone().unwrap_or(Value::Null);
+        if request.path.ends_with("/dagRuns") {
+            let run_id = body["dag_run_id"].as_str().unwrap_or_default().to_owned();
+            let mut runs = self.runs.lock().unwrap();
+            if runs.iter().any(|(d, r, _)| *d == dag && *r == run_id) {
+                return RestResponse {
+                    status: 409,
+                    body: json!({"title": "DAGRun already exists"}),
+                };
+            }
+            runs.push((dag, run_id, body));
+            return RestResponse {
+                status: 200,
+                body: json!({"state": "queued"}),
+            };
+        }
+        let paused = body["is_paused"].as_bool().unwrap_or_default();
+        self.paused.lock().unwrap().insert(dag, paused);
+        RestResponse {
+            status: 200,
+            body: json!({"is_paused": paused}),
+        }
+    }
+}
+
+impl AirflowRest for FakeAirflow {
+    async fn invoke(&self, request: &RestRequest) -> Result<RestResponse, Error> {
+        self.requests.lock().unwrap().push(request.clone());
+        if let Some(err) = self.failures.lock().unwrap().pop_front() {
+            return Err(err);
+        }
+        let response = self.answer(request);
+        let lost = {
+            let mut lost = self.lost_answers.lock().unwrap();
+            let now = *lost > 0;
+            *lost = lost.saturating_sub(1);
+            now
+        };
+        if lost {
+            return Err(Error::AirflowUnavailable {
+                environment: request.environment.clone(),
+                method: request.method.as_str().to_owned(),
+                path: request.path.clone(),
+                status: 504,
+                body: "Gateway Timeout".into(),
+            });
+        }
+        Ok(response)
+    }
+}
