@@ -143,7 +143,9 @@ pub fn dag_path(environment: &str, dag_id: &str) -> Result<String, Error> {
 }
 
 fn dag_subpath(environment: &str, dag_id: &str, suffix: &str) -> Result<String, Error> {
-    let valid = !dag_id.is_empty()
+    // `.` and `..` are DAG ids by Airflow's character rule, but as a path segment they name
+    // the folder or its parent: `/dags/..` would reach another resource.
+    let valid = !matches!(dag_id, "" | "." | "..")
         && dag_id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
@@ -247,6 +249,10 @@ mod tests {
         let err = dag_runs_path("env1", "../../variables").unwrap_err();
         assert!(err.to_string().contains("env1"), "{err}");
         assert!(dag_runs_path("e", "").is_err());
+        assert!(dag_runs_path("e", "..").is_err());
+        assert!(dag_path("e", ".").is_err());
+        assert!(dag_path("e", "..").is_err());
+        assert!(dag_path("e", "...").is_ok());
         assert_eq!(dag_path("e", "a.b").unwrap(), "/dags/a.b");
         assert!(dag_path("e", &"x".repeat(58)).is_ok());
         assert!(dag_path("e", &"x".repeat(59)).is_err());
