@@ -1,4 +1,5 @@
 """infra/template.yaml keeps what the suite cannot lose and keeps logs for a bounded time."""
+import json
 import re
 
 import pytest
@@ -83,3 +84,62 @@ def test_execution_roles_must_be_role_arns(value, ok):
 def test_environment_keys_must_be_key_arns_or_none(value, ok):
     pattern = template.load()["Parameters"]["EnvironmentKmsKeys"]["AllowedPattern"]
     assert bool(re.fullmatch(pattern, value)) is ok
+
+
+# The services through which each function, state machine and scheduler uses the suite key.
+SUITE_KEY_ROLES = 10
+
+
+def suite_key_statements(cfn):
+    for name, res in cfn["Resources"].items():
+        if res["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in res["Properties"].get("Policies", []):
+            for st in policy["PolicyDocument"]["Statement"]:
+                actions = st.get("Action", [])
+                actions = actions if isinstance(actions, list) else [actions]
+                if any(a.startswith("kms:") for a in actions) and "SuiteKey" in json.dumps(st["Resource"]):
+                    yield name, actions, st
+
+
+def test_the_suite_key_is_used_only_through_the_services_that_hold_its_data(cfn):
+    statements = list(suite_key_statements(cfn))
+    assert len(statements) >= SUITE_KEY_ROLES
+    for role, _, st in statements:
+        via = st.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService")
+        assert via, f"{role}: kms on the suite key without kms:ViaService"
+        for service in via:
+            assert re.fullmatch(r"(s3|sqs|sns)\.us-east-1\.amazonaws\.com", service), (role, service)
+
+
+def test_roles_that_only_read_cannot_encrypt(cfn):
+    # A role that never writes an object, sends a message or publishes has no use for
+    # GenerateDataKey: with it, a stolen role could seal data as the suite.
+    writers = {"s3:PutObject", "sqs:SendMessage", "sns:Publish"}
+    for role, actions, _ in suite_key_statements(cfn):
+        role_actions = set()
+        for policy in cfn["Resources"][role]["Properties"].get("Policies", []):
+            for st in policy["PolicyDocument"]["Statement"]:
+                acts = st.get("Action", [])
+                role_actions.update(acts if isinstance(acts, list) else [acts])
+        destinations = any(
+            r["Type"] == "AWS::Lambda::EventInvokeConfig"
+            and json.dumps(r["Properties"]["FunctionName"]).find(role.removesuffix("Role")) >= 0
+            for r in cfn["Resources"].values())
+        if not (role_actions & writers) and not destinations:
+            assert "kms:GenerateDataKey" not in actions, role
+
+
+def test_a_broken_alert_path_still_reaches_people(cfn):
+    resources = cfn["Resources"]
+    alarm = resources["NotifyErrorsAlarm"]["Properties"]
+    assert alarm["Namespace"] == "AWS/Lambda" and alarm["MetricName"] == "Errors"
+    assert alarm["Dimensions"][0]["Value"] == {"Ref": "NotifyFunction"}
+    for name in ("NotifyErrorsAlarm", "UnreportedEventsAlarm"):
+        topics = [a["Ref"] for a in resources[name]["Properties"]["AlarmActions"]]
+        fallback = [t for t in topics if "KmsMasterKeyId" not in resources[t]["Properties"]]
+        assert fallback, f"{name}: every action topic needs the suite key"
+        subscribed = [r["Properties"]["Endpoint"] for r in resources.values()
+                      if r["Type"] == "AWS::SNS::Subscription"
+                      and r["Properties"]["TopicArn"] == {"Ref": fallback[0]}]
+        assert "ops@example.com" in subscribed, name
