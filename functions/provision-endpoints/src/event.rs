@@ -6,11 +6,9 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
+use common::environment::{MWAA_SOURCE, MWAA_STATUS_CHANGE};
 use common::event::{event_id, nested, parse};
-use common::Error;
-
-pub const SOURCE: &str = "aws.airflow";
-pub const DETAIL_TYPE: &str = "MWAA Environment Status Change";
+use common::{EnvironmentName, Error, Status};
 
 /// `detail` of the status-change event, camelCase as MWAA sends it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -39,12 +37,12 @@ pub struct NetworkDetail {
 pub struct StatusChange {
     pub event_id: String,
     /// The environment's name (detail `name`, else the last part of the resource ARN).
-    pub name: String,
+    pub name: EnvironmentName,
     /// `arn:aws:airflow:REGION:ACCOUNT:environment/NAME` when the event carries it.
     pub arn: Option<String>,
     /// The account the environment lives in (the event's `account`).
     pub account: Option<String>,
-    pub status: String,
+    pub status: Status,
     /// The Celery queue ARN, if the event names it (GetEnvironment no longer can once DELETED).
     pub celery_queue: Option<String>,
     pub subnets: Vec<String>,
@@ -60,16 +58,19 @@ pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
         reason,
     };
     let envelope: EventBridgeEvent<Value> = parse(&id, event)?;
-    if envelope.source != SOURCE {
+    if envelope.source != MWAA_SOURCE {
         return Err(bad(
             "source",
-            format!("expected {SOURCE:?}, got {:?}", envelope.source),
+            format!("expected {MWAA_SOURCE:?}, got {:?}", envelope.source),
         ));
     }
-    if envelope.detail_type != DETAIL_TYPE {
+    if envelope.detail_type != MWAA_STATUS_CHANGE {
         return Err(bad(
             "detail-type",
-            format!("expected {DETAIL_TYPE:?}, got {:?}", envelope.detail_type),
+            format!(
+                "expected {MWAA_STATUS_CHANGE:?}, got {:?}",
+                envelope.detail_type
+            ),
         ));
     }
     let detail: StatusDetail = parse(&id, &envelope.detail).map_err(|e| nested("detail", e))?;
@@ -78,29 +79,20 @@ pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
         .unwrap_or_default()
         .into_iter()
         .find(|r| r.starts_with("arn:") && r.contains(":environment/"));
-    let name = detail
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .or_else(|| {
-            arn.as_deref()
-                .and_then(|a| a.rsplit_once(":environment/"))
-                .map(|(_, n)| n.to_owned())
-        })
-        .ok_or_else(|| {
-            bad(
+    // The name is checked once, here, naming the field it came from.
+    let name = match (detail.name.as_deref().filter(|n| !n.is_empty()), &arn) {
+        (Some(name), _) => EnvironmentName::parse(&id, "detail.name", name)?,
+        (None, Some(arn)) => {
+            let name = arn.rsplit_once(":environment/").map_or("", |(_, n)| n);
+            EnvironmentName::parse(&id, "resources", name)?
+        }
+        (None, None) => {
+            return Err(bad(
                 "detail.name",
                 "missing, and no environment ARN in `resources` either".into(),
-            )
-        })?;
-    if !common::environment::is_valid_name(&name) {
-        return Err(bad(
-            "detail.name",
-            format!(
-                "{name:?} (or the name in the environment ARN) is not an MWAA environment name"
-            ),
-        ));
-    }
+            ))
+        }
+    };
     if detail.status.trim().is_empty() {
         return Err(bad("detail.status", "empty".into()));
     }
@@ -109,7 +101,7 @@ pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
         name,
         arn,
         account: envelope.account,
-        status: detail.status,
+        status: Status::parse(&detail.status),
         celery_queue: detail.celery_executor_queue.filter(|q| !q.is_empty()),
         subnets: detail
             .network_configuration
@@ -134,7 +126,7 @@ mod tests {
         .unwrap();
         assert_eq!(change.event_id, "a2b5c3d4-8f1e-4c6a-9d2b-1e3f5a7b9c0d");
         assert_eq!(change.name, "analytics-shared");
-        assert_eq!(change.status, "PENDING");
+        assert_eq!(change.status, Status::Pending);
         assert_eq!(
             change.arn.as_deref(),
             Some("arn:aws:airflow:us-east-1:210987654321:environment/analytics-shared")
@@ -154,7 +146,7 @@ mod tests {
             "../../../events/mwaa-status-deleted.json"
         )))
         .unwrap();
-        assert_eq!(change.status, "DELETED");
+        assert_eq!(change.status, Status::Deleted);
         assert_eq!(change.name, "analytics-shared");
         assert!(change.celery_queue.is_some());
     }
@@ -179,6 +171,11 @@ mod tests {
                 include_str!("../../../events/invalid/mwaa-status-without-name.json"),
                 "mwaa-no-name-1",
                 "detail.name",
+            ),
+            (
+                include_str!("../../../events/invalid/mwaa-status-arn-without-name.json"),
+                "mwaa-arn-without-name-1",
+                "resources",
             ),
             (
                 include_str!("../../../events/invalid/mwaa-status-wrong-source.json"),

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VpcEndpointType};
 
-use common::Error;
+use common::{Error, Status};
 
 use crate::decide::{
     Endpoint, Environment, NewEndpoint, ENVIRONMENT_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE,
@@ -106,10 +106,7 @@ impl Ops for AwsOps {
         Ok(Some(Environment {
             name: env.name().unwrap_or(name).to_owned(),
             arn: env.arn().map(str::to_owned),
-            status: env
-                .status()
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
+            status: Status::of(Some(&env)),
             endpoint_management: env
                 .endpoint_management()
                 .map(|m| m.as_str().to_owned())
