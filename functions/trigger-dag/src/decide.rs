@@ -4,8 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use common::airflow::{dag_runs_path, AirflowMajor, DagRun};
-use common::environment::is_valid_name as valid_environment_name;
-use common::Error;
+use common::{Availability, Error};
 
 use crate::event::{Arrival, ScheduleFiring};
 use crate::routes::Route;
@@ -63,7 +62,7 @@ pub fn arrival_targets(arrival: &Arrival, routes: &[Route]) -> Vec<Target> {
                 conf.insert(k.to_owned(), v);
             }
             Target {
-                environment: route.environment.clone(),
+                environment: route.environment.to_string(),
                 route: route.name.clone(),
                 event_id: arrival.event_id.clone(),
                 dag_id: route.dag.clone(),
@@ -78,19 +77,14 @@ fn opt(value: &Option<String>) -> Value {
     value.clone().map(Value::from).unwrap_or(Value::Null)
 }
 
-/// The run a schedule firing starts; its fields are checked like a route's.
+/// The run a schedule firing starts; its fields are checked like a route's (the environment
+/// name was checked when the firing was parsed).
 pub fn schedule_target(event_id: &str, firing: &ScheduleFiring) -> Result<Target, Error> {
     let bad = |field: &str, reason: String| Error::InvalidEvent {
         event_id: event_id.to_owned(),
         field: field.to_owned(),
         reason,
     };
-    if !valid_environment_name(&firing.environment) {
-        return Err(bad(
-            "environment",
-            format!("{:?} is not an MWAA environment name", firing.environment),
-        ));
-    }
     dag_runs_path(&firing.environment, &firing.dag).map_err(|e| bad("dag", e.to_string()))?;
     if firing.time.trim().is_empty() {
         return Err(bad(
@@ -101,23 +95,13 @@ pub fn schedule_target(event_id: &str, firing: &ScheduleFiring) -> Result<Target
     let mut conf: Map<String, Value> = firing.conf.clone();
     conf.insert("scheduled_time".into(), Value::from(firing.time.clone()));
     Ok(Target {
-        environment: firing.environment.clone(),
+        environment: firing.environment.to_string(),
         route: "schedule".into(),
         event_id: event_id.to_owned(),
         dag_id: firing.dag.clone(),
         run_id: schedule_run_id(&firing.environment, &firing.dag, &firing.time),
         conf: Value::Object(conf),
     })
-}
-
-/// What GetEnvironment told us about the target environment.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EnvironmentState {
-    Available(AirflowMajor),
-    /// Exists but cannot run DAGs now (CREATING, UPDATING, PENDING, ...).
-    NotAvailable(String),
-    /// Not there: deleted for the night, or never created.
-    Missing,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -127,13 +111,13 @@ pub enum Action {
 }
 
 /// Start when the environment runs; otherwise hold the arrival for the replay after resume.
-pub fn decide(state: &EnvironmentState) -> Action {
-    match state {
-        EnvironmentState::Available(major) => Action::Start(*major),
-        EnvironmentState::NotAvailable(status) => Action::Hold {
+pub fn decide(availability: &Availability) -> Action {
+    match availability {
+        Availability::Available(major) => Action::Start(*major),
+        Availability::NotAvailable(status) => Action::Hold {
             reason: format!("environment is {status}"),
         },
-        EnvironmentState::Missing => Action::Hold {
+        Availability::Missing => Action::Hold {
             reason: "environment does not exist (paused?)".into(),
         },
     }
@@ -142,7 +126,9 @@ pub fn decide(state: &EnvironmentState) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::parse_input;
     use crate::routes::parse_routes;
+    use common::{EnvironmentName, Status};
 
     fn arrival(key: &str, version: Option<&str>, sequencer: Option<&str>) -> Arrival {
         Arrival {
@@ -204,7 +190,7 @@ mod tests {
     #[test]
     fn schedules_name_their_run_by_the_scheduled_time() {
         let firing = ScheduleFiring {
-            environment: "dev-a".into(),
+            environment: EnvironmentName::new("dev-a").unwrap(),
             dag: "daily".into(),
             time: "2026-11-21T06:00:00Z".into(),
             conf: Map::new(),
@@ -223,28 +209,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("ev-9"));
-        let bad = ScheduleFiring {
-            environment: "9x".into(),
-            ..firing
-        };
-        assert!(schedule_target("ev", &bad)
-            .unwrap_err()
-            .to_string()
-            .contains("`environment`"));
+        // A bad environment name cannot make a firing: parsing refuses it, naming the field.
+        let bad = serde_json::json!({"environment": "9x", "dag": "daily", "time": firing.time});
+        let err = parse_input(&bad).unwrap_err();
+        assert!(err.to_string().contains("`environment`"), "{err}");
     }
 
     #[test]
     fn only_an_available_environment_runs_anything() {
         assert_eq!(
-            decide(&EnvironmentState::Available(AirflowMajor::V3)),
+            decide(&Availability::Available(AirflowMajor::V3)),
             Action::Start(AirflowMajor::V3)
         );
         assert!(matches!(
-            decide(&EnvironmentState::NotAvailable("UPDATING".into())),
+            decide(&Availability::NotAvailable(Status::Updating)),
             Action::Hold { .. }
         ));
         assert!(matches!(
-            decide(&EnvironmentState::Missing),
+            decide(&Availability::Missing),
             Action::Hold { .. }
         ));
     }

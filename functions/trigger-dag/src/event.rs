@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use common::event::{event_id, nested, parse};
-use common::Error;
+use common::{EnvironmentName, Error};
 
 /// `detail` of S3's "Object Created" event on EventBridge (keys are not URL-encoded here).
 #[derive(Debug, Clone, Deserialize)]
@@ -50,7 +50,7 @@ pub struct Arrival {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleFiring {
-    pub environment: String,
+    pub environment: EnvironmentName,
     pub dag: String,
     pub time: String,
     #[serde(default)]
@@ -61,7 +61,7 @@ pub struct ScheduleFiring {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Replay {
-    pub environment: String,
+    pub environment: EnvironmentName,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,15 +75,9 @@ pub enum Input {
 pub fn parse_input(event: &Value) -> Result<Input, Error> {
     let id = event_id(event);
     if let Some(replay) = event.get("replay") {
-        let replay: Replay = parse(&id, replay).map_err(|e| nested("replay", e))?;
-        if !common::environment::is_valid_name(&replay.environment) {
-            return Err(Error::InvalidEvent {
-                event_id: id,
-                field: "replay.environment".into(),
-                reason: format!("{:?} is not an MWAA environment name", replay.environment),
-            });
-        }
-        return Ok(Input::Replay(replay));
+        return parse(&id, replay)
+            .map(Input::Replay)
+            .map_err(|e| nested("replay", e));
     }
     if event.get("detail-type").is_none() {
         return parse(&id, event).map(Input::Schedule);
@@ -164,7 +158,7 @@ mod tests {
         assert_eq!(
             replay,
             Input::Replay(Replay {
-                environment: "dev-analytics".into()
+                environment: EnvironmentName::new("dev-analytics").unwrap()
             })
         );
     }
@@ -201,6 +195,27 @@ mod tests {
         for (json, id, field) in cases {
             let err = parse_input(&sample(json)).unwrap_err().to_string();
             assert!(err.contains(id) && err.contains(field), "{json}\n -> {err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_environment_name_is_refused_once_naming_the_field() {
+        let cases = [
+            (
+                r#"{"id": "ev-3", "replay": {"environment": "dev/x"}}"#,
+                "field `replay.environment`",
+            ),
+            (
+                r#"{"id": "ev-4", "environment": "9x", "dag": "d", "time": "t"}"#,
+                "field `environment`",
+            ),
+        ];
+        for (json, field) in cases {
+            let err = parse_input(&sample(json)).unwrap_err().to_string();
+            assert!(
+                err.contains(field) && err.contains("is not an MWAA environment name"),
+                "{json}\n -> {err}"
+            );
         }
     }
 }

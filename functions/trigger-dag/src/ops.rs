@@ -5,17 +5,15 @@ use std::future::Future;
 
 use serde_json::{json, Value};
 
-use common::airflow::{AirflowMajor, AirflowRest, RestRequest, RestResponse};
-use common::Error;
+use common::airflow::{AirflowRest, RestRequest, RestResponse};
+use common::environment::SUITE_SOURCE;
+use common::{Availability, Error};
 
-use crate::decide::{EnvironmentState, Target};
+use crate::decide::Target;
 
 pub trait Ops: AirflowRest {
     /// Whether the environment can run DAGs now, and which Airflow it runs.
-    fn environment(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = Result<EnvironmentState, Error>> + Send;
+    fn environment(&self, name: &str) -> impl Future<Output = Result<Availability, Error>> + Send;
     /// Keeps a target until its environment is back (same target twice: one record).
     fn hold(&self, target: &Target) -> impl Future<Output = Result<(), Error>> + Send;
     /// The targets held for an environment.
@@ -28,7 +26,7 @@ pub trait Ops: AirflowRest {
         target: &Target,
         reason: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Puts a `mwaa-ops` event on the default bus.
+    /// Puts a suite event ([`SUITE_SOURCE`]) on the default bus.
     fn publish(
         &self,
         detail_type: &str,
@@ -59,24 +57,9 @@ impl AirflowRest for AwsOps {
 }
 
 impl Ops for AwsOps {
-    async fn environment(&self, name: &str) -> Result<EnvironmentState, Error> {
-        let Some(env) = common::aws::get_environment(&self.mwaa, name).await? else {
-            return Ok(EnvironmentState::Missing);
-        };
-        let status = env
-            .status()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default();
-        if status != "AVAILABLE" {
-            return Ok(EnvironmentState::NotAvailable(status));
-        }
-        let version = env.airflow_version().unwrap_or_default();
-        AirflowMajor::from_version(version)
-            .map(EnvironmentState::Available)
-            .ok_or_else(|| Error::InvalidRequest {
-                environment: name.to_owned(),
-                reason: format!("unsupported Airflow version {version:?}"),
-            })
+    async fn environment(&self, name: &str) -> Result<Availability, Error> {
+        let environment = common::aws::get_environment(&self.mwaa, name).await?;
+        Availability::of(name, environment.as_ref())
     }
 
     async fn hold(&self, target: &Target) -> Result<(), Error> {
@@ -120,12 +103,11 @@ impl Ops for AwsOps {
                     message: e.to_string(),
                     retryable: true,
                 })?;
-                let target = serde_json::from_slice(&bytes.into_bytes()).map_err(|e| {
-                    Error::Config(format!(
-                        "held arrival s3://{}/{key} is unreadable: {e}",
-                        self.bucket
-                    ))
-                })?;
+                let target =
+                    serde_json::from_slice(&bytes.into_bytes()).map_err(|e| Error::Unreadable {
+                        what: format!("held arrival s3://{}/{key}", self.bucket),
+                        reason: e.to_string(),
+                    })?;
                 targets.push(target);
             }
         }
@@ -162,7 +144,7 @@ impl Ops for AwsOps {
 
     async fn publish(&self, detail_type: &str, detail: Value) -> Result<(), Error> {
         let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-            .source("mwaa-ops")
+            .source(SUITE_SOURCE)
             .detail_type(detail_type)
             .detail(detail.to_string())
             .build();

@@ -6,8 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use common::airflow::dag_runs_path;
-use common::environment::is_valid_name as valid_environment_name;
-use common::Error;
+use common::{EnvironmentName, Error};
 
 /// A route as users write it.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,7 +17,7 @@ struct RouteSpec {
     prefix: Option<String>,
     suffix: Option<String>,
     glob: Option<String>,
-    environment: String,
+    environment: EnvironmentName,
     dag: String,
     #[serde(default)]
     conf: Map<String, Value>,
@@ -32,7 +31,7 @@ pub struct Route {
     prefix: Option<String>,
     suffix: Option<String>,
     glob: Option<GlobMatcher>,
-    pub environment: String,
+    pub environment: EnvironmentName,
     pub dag: String,
     pub conf: Map<String, Value>,
 }
@@ -81,12 +80,6 @@ fn check(index: usize, raw: &Value) -> Result<Route, Error> {
         return Err(bad(
             "bucket",
             format!("{:?} is not an S3 bucket name", spec.bucket),
-        ));
-    }
-    if !valid_environment_name(&spec.environment) {
-        return Err(bad(
-            "environment",
-            format!("{:?} is not an MWAA environment name", spec.environment),
         ));
     }
     dag_runs_path(&spec.environment, &spec.dag).map_err(|e| bad("dag", e.to_string()))?;
@@ -168,7 +161,7 @@ mod tests {
         let cases = [
             (
                 r#"[{"bucket":"ok-bucket","environment":"e","dag":"d"},{"name":"x","bucket":"ok-bucket","environment":"1bad","dag":"d"}]"#,
-                "routes[1] (\"x\"): field `environment`",
+                "routes[1] (\"x\"): field `environment`: \"1bad\" is not an MWAA environment name",
             ),
             (
                 r#"[{"bucket":"Bad_Bucket","environment":"e","dag":"d"}]"#,

@@ -1,0 +1,252 @@
+//! The handler with every AWS call faked: Airflow is common's `FakeAirflow`; the
+//! environments, the held store and the bus are in memory here.
+
+use super::*;
+use common::airflow::{AirflowMajor, AirflowRest, RestRequest, RestResponse};
+use common::testing::FakeAirflow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+/// What Lambda and the resume workflow see when an invocation fails.
+mod errors;
+
+/// Environments, the held store and the bus in memory, around the shared Airflow fake.
+#[derive(Default)]
+struct Fake {
+    airflow: FakeAirflow,
+    environments: Mutex<HashMap<String, Availability>>,
+    /// GetEnvironment is throttled on every call.
+    get_environment_throttled: bool,
+    held: Mutex<BTreeMap<String, Target>>,
+    set_aside: Mutex<Vec<String>>,
+    published: Mutex<Vec<String>>,
+    publish_fails: bool,
+}
+
+/// What the SDK's error becomes when MWAA throttles `operation` (see `Error::aws`).
+fn throttled(operation: &'static str) -> Error {
+    Error::Aws {
+        service: "MWAA",
+        operation,
+        message: "ThrottlingException: Rate exceeded".into(),
+        retryable: true,
+    }
+}
+
+impl AirflowRest for Fake {
+    async fn invoke(&self, request: &RestRequest) -> Result<RestResponse, Error> {
+        self.airflow.invoke(request).await
+    }
+}
+
+impl Ops for Fake {
+    async fn environment(&self, name: &str) -> Result<Availability, Error> {
+        if self.get_environment_throttled {
+            return Err(throttled("GetEnvironment"));
+        }
+        Ok(self
+            .environments
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .unwrap_or(Availability::Missing))
+    }
+    async fn hold(&self, t: &Target) -> Result<(), Error> {
+        self.held
+            .lock()
+            .unwrap()
+            .insert(ops::held_key(t), t.clone());
+        Ok(())
+    }
+    async fn held(&self, env: &str) -> Result<Vec<Target>, Error> {
+        Ok(self
+            .held
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|t| t.environment == env)
+            .cloned()
+            .collect())
+    }
+    async fn release(&self, t: &Target) -> Result<(), Error> {
+        self.held.lock().unwrap().remove(&ops::held_key(t));
+        Ok(())
+    }
+    async fn set_aside(&self, t: &Target, reason: &str) -> Result<(), Error> {
+        self.set_aside
+            .lock()
+            .unwrap()
+            .push(format!("{}: {reason}", t.dag_id));
+        self.release(t).await
+    }
+    async fn publish(&self, detail_type: &str, _detail: Value) -> Result<(), Error> {
+        if self.publish_fails {
+            return Err(Error::Aws {
+                service: "EventBridge",
+                operation: "PutEvents",
+                message: "InternalException: bus down".into(),
+                retryable: true,
+            });
+        }
+        self.published.lock().unwrap().push(detail_type.to_owned());
+        Ok(())
+    }
+}
+
+fn function(fake: Fake) -> TriggerDag<Fake> {
+    let routes = routes::parse_routes(
+        r#"[{"bucket":"landing","prefix":"in/","environment":"dev-a","dag":"ingest"},
+            {"bucket":"landing","prefix":"in/","environment":"dev-b","dag":"gone"}]"#,
+    )
+    .unwrap();
+    TriggerDag { ops: fake, routes }
+}
+
+fn arrival(key: &str) -> Value {
+    let mut event: Value =
+        serde_json::from_str(include_str!("../../../events/s3-object-created.json")).unwrap();
+    event["detail"]["bucket"]["name"] = json!("landing");
+    event["detail"]["object"]["key"] = json!(key);
+    event
+}
+
+const BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn available(envs: &[&str]) -> Fake {
+    let fake = Fake::default();
+    for env in envs {
+        fake.environments
+            .lock()
+            .unwrap()
+            .insert((*env).into(), Availability::Available(AirflowMajor::V2));
+    }
+    fake
+}
+
+#[tokio::test]
+async fn redeliveries_start_one_run_per_route() {
+    let f = function(available(&["dev-a", "dev-b"]));
+    let first = f
+        .handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
+    let again = f
+        .handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
+    assert_eq!(first["runs"][0]["outcome"], "started");
+    assert_eq!(first["runs"][1]["outcome"], "started");
+    assert_eq!(again["runs"][0]["outcome"], "already_started");
+    assert_eq!(f.ops.airflow.runs.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn one_failing_route_does_not_stop_the_others_but_fails_the_invocation() {
+    let mut fake = available(&["dev-a", "dev-b"]);
+    fake.airflow.unknown.insert("gone".into());
+    let f = function(fake);
+    let err = f
+        .handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("gone"), "{err}");
+    assert_eq!(
+        f.ops.airflow.runs.lock().unwrap().len(),
+        1,
+        "dev-a's run started anyway"
+    );
+    assert!(f
+        .ops
+        .published
+        .lock()
+        .unwrap()
+        .contains(&"Arrival Failed".to_string()));
+}
+
+#[tokio::test]
+async fn held_while_away_then_replayed_once_and_dead_dags_set_aside() {
+    let f = function(Fake::default());
+    f.handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
+    f.handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.ops.held.lock().unwrap().len(),
+        2,
+        "one record per environment and run"
+    );
+    assert!(
+        f.handle(
+            json!({"replay": {"environment": "dev-a"}}),
+            common::Deadline::after(BUDGET)
+        )
+        .await
+        .is_err(),
+        "not available yet"
+    );
+
+    f.ops
+        .environments
+        .lock()
+        .unwrap()
+        .insert("dev-a".into(), Availability::Available(AirflowMajor::V3));
+    let report = f
+        .handle(
+            json!({"replay": {"environment": "dev-a"}}),
+            common::Deadline::after(BUDGET),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report["replayed"], 1);
+    assert_eq!(
+        f.ops.held.lock().unwrap().len(),
+        1,
+        "dev-b's arrival stays held"
+    );
+
+    let fake = Fake {
+        airflow: FakeAirflow::knowing_all_but(&["gone"]),
+        held: Mutex::new(std::mem::take(&mut *f.ops.held.lock().unwrap())),
+        ..Fake::default()
+    };
+    fake.environments
+        .lock()
+        .unwrap()
+        .insert("dev-b".into(), Availability::Available(AirflowMajor::V2));
+    let f = function(fake);
+    let report = f
+        .handle(
+            json!({"replay": {"environment": "dev-b"}}),
+            common::Deadline::after(BUDGET),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report["set_aside"], 1);
+    assert!(f.ops.held.lock().unwrap().is_empty());
+    assert!(f.ops.set_aside.lock().unwrap()[0].contains("404"));
+}
+
+#[tokio::test]
+async fn a_bus_that_is_down_does_not_fail_a_started_run() {
+    let mut fake = available(&["dev-a", "dev-b"]);
+    fake.publish_fails = true;
+    let f = function(fake);
+    assert!(f
+        .handle(arrival("in/b.csv"), common::Deadline::after(BUDGET))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn arrivals_without_a_route_are_ignored() {
+    let f = function(available(&["dev-a"]));
+    let report = f
+        .handle(arrival("elsewhere/a.csv"), common::Deadline::after(BUDGET))
+        .await
+        .unwrap();
+    assert_eq!(report["runs"], json!([]));
+    assert!(f.ops.airflow.runs.lock().unwrap().is_empty());
+}
