@@ -6,8 +6,7 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::decide::FailedStep;
-use crate::ops::EnvironmentNow;
+use crate::ops::{EnvironmentNow, FailedStep};
 
 const BUDGET: Duration = Duration::from_millis(300);
 const OWN_ARN: &str = "arn:aws:lambda:us-east-1:210987654321:function:mwaa-ops-notify";
@@ -220,7 +219,7 @@ async fn pending_is_watched_with_a_schedule_back_to_this_function_then_checked()
     n.ops.environments.lock().unwrap().insert(
         "analytics-shared".into(),
         EnvironmentNow {
-            status: "AVAILABLE".into(),
+            status: Status::Available,
             last_error: None,
         },
     );
@@ -235,7 +234,7 @@ async fn pending_is_watched_with_a_schedule_back_to_this_function_then_checked()
         .unwrap()
         .get_mut("analytics-shared")
         .unwrap()
-        .status = "PENDING".into();
+        .status = Status::Pending;
     n.handle(check, OWN_ARN, common::Deadline::after(BUDGET))
         .await
         .unwrap();
