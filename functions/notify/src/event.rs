@@ -5,10 +5,15 @@
 //! dead letters), and the one-time schedule that re-checks a PENDING environment.
 
 use aws_lambda_events::sqs::SqsMessage;
+use common::environment::{MWAA_SOURCE, MWAA_STATUS_CHANGE, SUITE_SOURCE};
 use common::event::{event_id, nested, parse};
-use common::Error;
-use serde::Deserialize;
+use common::{Error, Status};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+
+/// Source and detail-type of Step Functions' execution status changes.
+pub const STATES_SOURCE: &str = "aws.states";
+pub const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
 
 /// Detail types the suite itself puts on the bus for DAG-side failures.
 pub const SUITE_FAILURES: [&str; 2] = ["Metadata Export Failed", "Metadata Import Failed"];
@@ -73,7 +78,13 @@ pub struct EnvironmentStatus {
     #[serde(skip)]
     pub time: String,
     pub name: String,
-    pub status: String,
+    #[serde(deserialize_with = "status")]
+    pub status: Status,
+}
+
+/// Any status string is read: MWAA adds statuses, and an unknown one is "not a failure".
+fn status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Status, D::Error> {
+    String::deserialize(deserializer).map(|status| Status::parse(&status))
 }
 
 /// Lambda's on-failure destination record.
@@ -155,13 +166,13 @@ pub fn parse_failure(event: &Value) -> Result<Failure, Error> {
         })
     };
     match (source, detail_type) {
-        ("aws.states", "Step Functions Execution Status Change") => {
+        (STATES_SOURCE, EXECUTION_STATUS_CHANGE) => {
             let mut ended: ExecutionEnded =
                 parse(&id, detail()?).map_err(|e| nested("detail", e))?;
             ended.event_id = id;
             Ok(Failure::Execution(ended))
         }
-        ("aws.airflow", "MWAA Environment Status Change") => {
+        (MWAA_SOURCE, MWAA_STATUS_CHANGE) => {
             let mut status: EnvironmentStatus =
                 parse(&id, detail()?).map_err(|e| nested("detail", e))?;
             status.time = event
@@ -172,7 +183,7 @@ pub fn parse_failure(event: &Value) -> Result<Failure, Error> {
             status.event_id = id;
             Ok(Failure::Environment(status))
         }
-        ("mwaa-ops", t) if SUITE_FAILURES.contains(&t) => Ok(Failure::Suite {
+        (SUITE_SOURCE, t) if SUITE_FAILURES.contains(&t) => Ok(Failure::Suite {
             event_id: id,
             detail_type: t.to_owned(),
             detail: detail()?.clone(),
@@ -258,7 +269,7 @@ mod tests {
             "../../../events/mwaa-status-create-failed.json"
         ));
         assert!(matches!(parse_failure(&status).unwrap(),
-            Failure::Environment(s) if s.status == "CREATE_FAILED" && s.name == "dev-analytics"));
+            Failure::Environment(s) if s.status == Status::CreateFailed && s.name == "dev-analytics"));
         let record = sample(include_str!(
             "../../../events/lambda-destination-failure.json"
         ));

@@ -1,8 +1,9 @@
 //! notify: every failure the suite sees reaches people as one readable SNS email.
 //!
-//! parse (event.rs) -> look up what explains it (ops.rs) -> decide (decide.rs) ->
-//! send once (message.rs, ops.rs) -> report.
+//! parse (event.rs) -> look up what explains it (ops.rs) -> decide (decide.rs; the alert
+//! for each kind of failure in alerts.rs) -> send once (message.rs, ops.rs) -> report.
 
+pub mod alerts;
 pub mod decide;
 pub mod event;
 pub mod message;
@@ -13,10 +14,10 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::sqs::SqsBatchResponse;
 use common::retry::with_retries;
 use common::Deadline;
-use common::Error;
+use common::{Error, Status};
 use serde_json::{json, Value};
 
-use decide::{decide, own_failure_payload, Facts, Plan, Settings, FAILING_STATUSES};
+use decide::{decide, own_failure_payload, Facts, Plan, Settings};
 use event::{parse_failure, parse_input, parse_message, Failure, Input};
 use message::Alert;
 use ops::Ops;
@@ -126,7 +127,7 @@ impl<O: Ops> Notify<O> {
                     }
                 }
             }
-            Failure::Environment(status) if FAILING_STATUSES.contains(&status.status.as_str()) => {
+            Failure::Environment(status) if status.status.is_failed() => {
                 match with_retries(deadline.at_most(deadline.remaining() / 4), || {
                     self.ops.environment(&status.name)
                 })
@@ -141,7 +142,7 @@ impl<O: Ops> Notify<O> {
                     self.ops.environment(environment)
                 })
                 .await?;
-                facts.status_now = Some(now.map_or_else(|| "NOT_FOUND".to_owned(), |n| n.status));
+                facts.status_now = Some(now.map_or(Status::NotFound, |n| n.status));
             }
             _ => {}
         }

@@ -188,6 +188,29 @@ pub fn redact_text(text: &str) -> String {
     out
 }
 
+/// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC): an execution's start in an
+/// email, and the time of a one-time schedule.
+pub fn iso8601(millis: i64) -> String {
+    let secs = millis.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +307,12 @@ mod tests {
         assert_eq!(attributes["environment"], "dev");
         let parsed: Value = serde_json::from_str(&attributes["alert"]).unwrap();
         assert_eq!(parsed["fields"]["what"], "it broke");
+    }
+
+    #[test]
+    fn timestamps_are_utc_iso8601() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(1_795_298_400_000), "2026-11-21T22:00:00Z");
     }
 }

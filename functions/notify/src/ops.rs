@@ -9,12 +9,11 @@ use aws_sdk_scheduler::types::{
     ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, Target,
 };
 use aws_sdk_sns::types::MessageAttributeValue;
-use common::Error;
+use common::{Error, Status};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::decide::{iso8601, FailedStep};
-use crate::message::Alert;
+use crate::message::{iso8601, Alert};
 
 /// Where sent alerts are remembered (one small object per fingerprint).
 pub const SENT_PREFIX: &str = "alerts/sent/";
@@ -22,7 +21,7 @@ pub const SENT_PREFIX: &str = "alerts/sent/";
 /// An environment's status now and its last update error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvironmentNow {
-    pub status: String,
+    pub status: Status,
     pub last_error: Option<String>,
 }
 
@@ -85,7 +84,10 @@ impl Ops for AwsOps {
                 .data_type("String")
                 .string_value(value)
                 .build()
-                .map_err(|e| Error::Config(format!("SNS message attribute {name}: {e}")))?;
+                .map_err(|e| Error::Build {
+                    what: format!("SNS message attribute {name}"),
+                    reason: e.to_string(),
+                })?;
             request = request.message_attributes(name, attribute);
         }
         request
@@ -150,10 +152,7 @@ impl Ops for AwsOps {
     async fn environment(&self, name: &str) -> Result<Option<EnvironmentNow>, Error> {
         let environment = common::aws::get_environment(&self.mwaa, name).await?;
         Ok(environment.map(|e| EnvironmentNow {
-            status: e
-                .status()
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
+            status: Status::of(Some(&e)),
             last_error: e.last_update().and_then(|u| u.error()).map(|err| {
                 format!(
                     "{}: {}",
@@ -183,11 +182,17 @@ impl Ops for AwsOps {
                 json!({"check_pending": {"environment": environment, "since": since}}).to_string(),
             )
             .build()
-            .map_err(|e| Error::Config(format!("schedule target: {e}")))?;
+            .map_err(|e| Error::Build {
+                what: "the schedule's target".into(),
+                reason: e.to_string(),
+            })?;
         let window = FlexibleTimeWindow::builder()
             .mode(FlexibleTimeWindowMode::Off)
             .build()
-            .map_err(|e| Error::Config(format!("schedule window: {e}")))?;
+            .map_err(|e| Error::Build {
+                what: "the schedule's time window".into(),
+                reason: e.to_string(),
+            })?;
         let result = self
             .scheduler
             .create_schedule()
@@ -223,6 +228,14 @@ pub fn pending_schedule_name(environment: &str) -> String {
     let hash = hex::encode(&Sha256::digest(environment.as_bytes())[..8]);
     let head: String = name.chars().take(47).collect();
     format!("{head}-{hash}")
+}
+
+/// The step a failed execution failed in, and the error and cause its history gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedStep {
+    pub state: String,
+    pub error: Option<String>,
+    pub cause: Option<String>,
 }
 
 /// One event of an execution's history, as much as finding the failed step needs.

@@ -1,4 +1,7 @@
 //! The handler over a fake of the AWS calls: de-duplication, SNS failures, queue batches.
+//! What Lambda is told when an invocation fails is in errors.rs.
+
+mod errors;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -6,8 +9,7 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::decide::FailedStep;
-use crate::ops::EnvironmentNow;
+use crate::ops::{EnvironmentNow, FailedStep};
 
 const BUDGET: Duration = Duration::from_millis(300);
 const OWN_ARN: &str = "arn:aws:lambda:us-east-1:210987654321:function:mwaa-ops-notify";
@@ -17,12 +19,19 @@ struct Fake {
     published: Mutex<Vec<Alert>>,
     sent: Mutex<HashMap<String, SystemTime>>,
     sns_down: Mutex<bool>,
+    /// SNS answers every Publish as it does when the account's rate is exceeded.
+    sns_throttled: Mutex<bool>,
+    publish_attempts: Mutex<u32>,
     environments: Mutex<HashMap<String, EnvironmentNow>>,
     watches: Mutex<Vec<(String, String, String)>>,
 }
 
 impl Ops for Fake {
     async fn publish(&self, alert: &Alert) -> Result<(), Error> {
+        *self.publish_attempts.lock().unwrap() += 1;
+        if *self.sns_throttled.lock().unwrap() {
+            return Err(throttled_publish());
+        }
         if *self.sns_down.lock().unwrap() {
             return Err(Error::Aws {
                 service: "SNS",
@@ -72,6 +81,23 @@ impl Ops for Fake {
             .push((environment.into(), since.into(), target.into()));
         Ok(())
     }
+}
+
+/// What `Error::aws` makes of SNS's answer to a Publish over the account's rate.
+fn throttled_publish() -> Error {
+    use aws_sdk_sns::error::{ErrorMetadata, SdkError};
+    use aws_sdk_sns::operation::publish::PublishError;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    let answer = PublishError::generic(
+        ErrorMetadata::builder()
+            .code("Throttling")
+            .message("Rate exceeded")
+            .build(),
+    );
+    let raw = HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::empty());
+    Error::aws("SNS", "Publish", &SdkError::service_error(answer, raw))
 }
 
 fn notify(window: Duration) -> Notify<Fake> {
@@ -220,7 +246,7 @@ async fn pending_is_watched_with_a_schedule_back_to_this_function_then_checked()
     n.ops.environments.lock().unwrap().insert(
         "analytics-shared".into(),
         EnvironmentNow {
-            status: "AVAILABLE".into(),
+            status: Status::Available,
             last_error: None,
         },
     );
@@ -235,7 +261,7 @@ async fn pending_is_watched_with_a_schedule_back_to_this_function_then_checked()
         .unwrap()
         .get_mut("analytics-shared")
         .unwrap()
-        .status = "PENDING".into();
+        .status = Status::Pending;
     n.handle(check, OWN_ARN, common::Deadline::after(BUDGET))
         .await
         .unwrap();
