@@ -25,7 +25,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DAGS = Path(__file__).resolve().parent / "dags"
+DAGS = Path(__file__).resolve().parent / "dags"     # the bed's own DAGs
+SUITE_DAGS = ROOT / "infra" / "dags"                # the DAGs the suite ships to environments
 ADMIN = "admin"
 
 
@@ -144,22 +145,43 @@ def _request(method: str, url: str, headers: dict | None = None, body=None, time
         return status, raw.decode(errors="replace")
 
 
-def auth_headers(info: dict) -> dict:
-    """Authorization header for the REST API.
+class LoginRefused(RuntimeError):
+    """Airflow 3's token endpoint did not hand out a token (status and body as it answered)."""
+
+    def __init__(self, status: int, body):
+        super().__init__(f"token request failed: {status} {body}")
+        self.status, self.body = status, body
+
+
+def auth_headers(info: dict, timeout: float = 15) -> dict:
+    """Authorization header for the REST API: the one Airflow login of the bed (the tests, the
+    local MWAA control plane and the benchmarks all log in here).
 
     Airflow 2: HTTP basic (basic_auth backend, a FAB user). Airflow 3.0.6 (simple auth
     manager): POST {base_url}/auth/token with JSON {"username": ..., "password": ...}
     and Content-Type: application/json -> 201 {"access_token": "<JWT>"}; send it as a
     Bearer token. Tokens live [api_auth] jwt_expiration_time (default 24 h).
+    Raises LoginRefused when no token comes back, OSError when nothing answers.
     """
-    if info["auth"] == "basic":
+    if info.get("auth") != "jwt":
         cred = base64.b64encode(f"{info['username']}:{info['password']}".encode()).decode()
         return {"Authorization": f"Basic {cred}"}
-    status, body = _request("POST", info["token_url"],
+    status, body = _request("POST", info["token_url"], timeout=timeout,
                             body={"username": info["username"], "password": info["password"]})
     if status not in (200, 201) or not isinstance(body, dict) or "access_token" not in body:
-        raise RuntimeError(f"token request failed: {status} {body}")
+        raise LoginRefused(status, body)
     return {"Authorization": f"Bearer {body['access_token']}"}
+
+
+def dags_folder(folder: Path, sources) -> Path:
+    """Make `folder`, an Airflow DAG folder holding every *.py of `sources` (a later source's
+    file of the same name wins): the one way the bed and the tests give an Airflow its DAGs."""
+    folder = Path(folder)
+    folder.mkdir()
+    for source in sources:
+        for dag in sorted(Path(source).glob("*.py")):
+            shutil.copy(dag, folder / dag.name)
+    return folder
 
 
 def api(info: dict, method: str, path: str, body=None, headers: dict | None = None):

@@ -17,13 +17,11 @@ import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-sys.path.insert(0, str(HERE))
-
-import airflow_bed  # noqa: E402
-import mwaa_local  # noqa: E402
-from moto_bed import Moto  # noqa: E402
+# Run as a script (the Rust tests, scripts/local-up, tests/bed/test_bed.py): Python puts this
+# folder on sys.path, so its neighbours import by name.
+import airflow_bed
+import mwaa_local
+from moto_bed import Moto
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -36,16 +34,6 @@ def log(msg):
         print(f"[bed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
-
-
-def dags_folder(workdir: Path) -> Path:
-    """The DAGs every bed Airflow sees: the bed's own and the ones the suite ships."""
-    folder = workdir / "dags"
-    folder.mkdir()
-    for source in (HERE / "dags", ROOT / "infra" / "dags"):
-        for dag in sorted(source.glob("*.py")):
-            shutil.copy(dag, folder / dag.name)
-    return folder
 
 
 class Bed:
@@ -70,7 +58,9 @@ class Bed:
                               PYTHONPATH=str(airflow_bed.boto_shim(self.workdir)))
             self.postgres = airflow_bed.Postgres()
             self.postgres.start(self.workdir / "postgres")
-            folder = dags_folder(self.workdir)
+            # The DAGs every bed Airflow sees: the bed's own and the ones the suite ships.
+            folder = airflow_bed.dags_folder(self.workdir / "dags",
+                                             (airflow_bed.DAGS, airflow_bed.SUITE_DAGS))
             self.airflows = [airflow_bed.Airflow(v, self.postgres, folder, self.workdir / f"airflow-{v}")
                              for v in self.versions]
             errors = []
@@ -79,7 +69,7 @@ class Bed:
                 try:
                     af.start()
                     # Tests may use any bed DAG at once: wait until each is parsed.
-                    for dag in sorted((HERE / "dags").glob("*.py")):
+                    for dag in sorted(airflow_bed.DAGS.glob("*.py")):
                         af.wait_for_dag(dag.stem, timeout=180)
                 except Exception as e:  # reported below, after every start ended
                     errors.append(f"Airflow {af.version}: {e}")

@@ -10,7 +10,8 @@ from pathlib import Path
 from airflow_bed import free_port
 
 BIN = Path(sys.executable).parent
-# Step Functions really execute; Lambda tasks never need Docker (see TESTBED.md).
+# Step Functions really execute; Lambda tasks never need Docker (moto would run Lambda code
+# in a container: the bed serves Lambda tasks with the real handlers instead, see README.md).
 CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
 

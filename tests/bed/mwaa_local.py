@@ -76,14 +76,11 @@ or ``serve(...)`` from Python.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
-import os
 import secrets
 import signal
 import socket
-import sys
 import threading
 import time
 import urllib.error
@@ -92,11 +89,10 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-try:
-    from . import mwaa_local_env as model
-except ImportError:
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import mwaa_local_env as model
+# Found beside this file: run as a script, Python puts its folder on sys.path; under pytest,
+# tests/pytest.ini does; bed.py runs from this folder.
+import mwaa_local_env as model
+from airflow_bed import LoginRefused, auth_headers
 
 ApiError = model.ApiError
 log = logging.getLogger("mwaa_local")
@@ -109,30 +105,23 @@ INVOKABLE = ("AVAILABLE", "UPDATE_FAILED")
 # Airflow forwarding
 # ---------------------------------------------------------------------------
 class AirflowAuth:
-    """Authorization headers per Airflow: basic, or a cached JWT."""
+    """Authorization headers per Airflow (airflow_bed's login), a JWT cached until refused."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.tokens: dict[str, str] = {}
+        self.tokens: dict[str, dict] = {}
 
     def headers(self, info: dict, refresh: bool = False) -> dict:
-        if info.get("auth") == "jwt":
-            key = f"{info['token_url']}|{info['username']}"
+        if info.get("auth") != "jwt":
+            return auth_headers(info)
+        key = f"{info['token_url']}|{info['username']}"
+        with self.lock:
+            headers = None if refresh else self.tokens.get(key)
+        if headers is None:
+            headers = auth_headers(info, timeout=REST_API_TIMEOUT)
             with self.lock:
-                token = None if refresh else self.tokens.get(key)
-            if token is None:
-                req = urllib.request.Request(
-                    info["token_url"], method="POST",
-                    data=json.dumps({"username": info["username"],
-                                     "password": info["password"]}).encode(),
-                    headers={"Content-Type": "application/json", "Accept": "application/json"})
-                with urllib.request.urlopen(req, timeout=REST_API_TIMEOUT) as resp:
-                    token = json.loads(resp.read())["access_token"]
-                with self.lock:
-                    self.tokens[key] = token
-            return {"Authorization": f"Bearer {token}"}
-        raw = f"{info['username']}:{info['password']}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+                self.tokens[key] = headers
+        return headers
 
 
 def pick_airflow(airflows: list[dict], version: str) -> dict | None:
@@ -189,6 +178,13 @@ def forward(auth: AirflowAuth, info: dict, method: str, path: str, query, body) 
             if status == 401 and info.get("auth") == "jwt" and attempt == 0:
                 continue  # token expired: refresh once
             return status, payload
+        except LoginRefused as e:  # the token endpoint's own answer, as Airflow gave it
+            if e.status == 401 and attempt == 0:
+                continue
+            if e.status >= 400:
+                return e.status, e.body
+            return 502, {"title": "Bad Gateway", "status": 502,
+                         "detail": f"Airflow handed out no token: {e.status} {e.body}"}
         except (socket.timeout, TimeoutError):
             return 504, {"title": "Gateway Timeout", "status": 504,
                          "detail": f"Airflow did not answer within {REST_API_TIMEOUT:g} s"}

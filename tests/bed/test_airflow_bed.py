@@ -5,15 +5,12 @@ Run: .bed/venv/bin/python -m pytest tests/bed/test_airflow_bed.py   (needs scrip
 Skipped only with MWAA_OPS_SKIP_AIRFLOW=1.
 """
 import os
-import sys
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import airflow_bed as ab  # noqa: E402
+import airflow_bed as ab
 
 pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1",
                                 reason="MWAA_OPS_SKIP_AIRFLOW=1")

@@ -24,9 +24,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+import mwaa_local
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import mwaa_local  # noqa: E402
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 CREDS = {"region_name": REGION, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}

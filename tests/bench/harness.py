@@ -21,6 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TIMEOUT_S = 60  # the template's function timeout
+# The benchmarks run as plain scripts (scripts/bench), outside pytest and its pythonpath
+# (tests/pytest.ini): this is how they reach the bed's modules (airflow_bed's Airflow login).
+# Appended, so that nothing of the bed shadows a module of the same name.
+sys.path.append(str(ROOT / "tests" / "bed"))
 T0 = time.time()
 
 

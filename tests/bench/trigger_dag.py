@@ -22,7 +22,6 @@ Figures, per function:
   (Lambda async retries), then counted as failed (DLQ). Runs are counted in Airflow.
 """
 import argparse
-import base64
 import json
 import os
 import random
@@ -36,6 +35,7 @@ from pathlib import Path
 
 from harness import (ROOT, Function, RuntimeApi, TimingProxy, cold, delete, function_env, log, ms,
                      package_rows, pct, post_json, start_bed, stop_bed, wait_until, warm)
+from airflow_bed import auth_headers  # tests/bed, put on sys.path by harness
 
 HERE = Path(__file__).resolve().parent
 ENV_NAME = "bench-env"
@@ -121,11 +121,11 @@ def burst(fn, n, dup_rate, concurrency, throttle_rate, tag, workdir, mwaa_url, t
 
 def airflow_runs(af):
     """Every run of DAG in the bed Airflow: list of (run_id, conf key)."""
-    auth = base64.b64encode(f"{af['username']}:{af['password']}".encode()).decode()
+    auth = auth_headers(af)
     out, offset = [], 0
     for _ in range(10000):
         url = f"{af['base_url']}{af['api_prefix']}/dags/{DAG}/dagRuns?limit=100&offset={offset}&order_by=dag_run_id"
-        req = urllib.request.Request(url, headers={"Authorization": f"Basic {auth}"})
+        req = urllib.request.Request(url, headers=auth)
         with urllib.request.urlopen(req, timeout=60) as r:
             page = json.loads(r.read())["dag_runs"]
         out += [(d["dag_run_id"], (d.get("conf") or {}).get("key")) for d in page]
@@ -136,11 +136,10 @@ def airflow_runs(af):
 
 
 def set_paused(af, paused):
-    auth = base64.b64encode(f"{af['username']}:{af['password']}".encode()).decode()
     req = urllib.request.Request(
         f"{af['base_url']}{af['api_prefix']}/dags/{DAG}?update_mask=is_paused",
         data=json.dumps({"is_paused": paused}).encode(), method="PATCH",
-        headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+        headers={**auth_headers(af), "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as r:
         r.read()
 

@@ -5,14 +5,13 @@ import copy
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import airflow_bed as ab
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "bed"))
-import airflow_bed as ab  # noqa: E402
 
 SECRETS = {  # plaintexts that must never appear in an exported object
     "conn_password": "pw-s3cr3t-7f2a",

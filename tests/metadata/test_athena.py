@@ -6,14 +6,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+import mwaa_ops_metadata as m
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "infra" / "dags"))
-import mwaa_ops_metadata as m  # noqa: E402
 
 DDL = (ROOT / "infra" / "dags" / "athena.sql").read_text()
 AIRFLOW = ROOT / ".bed" / "airflow-2.10.3" / "bin" / "python"

@@ -2,15 +2,13 @@
 MWAA client, manifest checks, and the upsert decisions. No Airflow, no network."""
 import copy
 import os
-import sys
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra" / "dags"))
-import mwaa_ops_metadata as m  # noqa: E402
-import mwaa_ops_rest as r  # noqa: E402
+import mwaa_ops_metadata as m
+import mwaa_ops_rest as r
 
 
 class FakeMwaa:

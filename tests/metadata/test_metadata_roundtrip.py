@@ -11,19 +11,17 @@ import copy
 import gzip
 import json
 import os
-import shutil
-import sys
 import time
 from pathlib import Path
 
 import boto3
 import pytest
 
+import metadata_bed as mb
+from metadata_bed import ab
+from moto_bed import Moto
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import metadata_bed as mb  # noqa: E402
-from metadata_bed import ab  # noqa: E402
-from moto_bed import Moto  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1", reason="MWAA_OPS_SKIP_AIRFLOW=1")
 VERSION = os.environ.get("MWAA_OPS_AIRFLOW_VERSION") or "2.10.3"
@@ -37,15 +35,6 @@ HISTORY_TABLES = ("dag_run", "task_instance", "xcom", "task_fail", "log", "job",
                   "slot_pool", "dataset_event", "dag_run_note", "task_instance_note",
                   "rendered_task_instance_fields", "dag_tag") + (("task_instance_history",) if V >= (2, 10) else ())
 BUCKET = "mwaa-ops-exports"
-
-
-def dags_folder(tmp: Path) -> Path:
-    folder = tmp / "dags"
-    folder.mkdir()
-    for source in (mb.ROOT / "infra" / "dags", HERE / "dags"):
-        for dag in source.glob("*.py"):
-            shutil.copy(dag, folder / dag.name)
-    return folder
 
 
 def run_dag(info, dag_id, conf, sfn=None, sqs=None):
@@ -83,7 +72,7 @@ def scenario(tmp_path_factory):
         kms_key = clients["kms"].create_key()["KeyMetadata"]["KeyId"]
         out = {"s3": s3, "kms_key": kms_key}
         pg.start(tmp / "pg")
-        folder = dags_folder(tmp)
+        folder = ab.dags_folder(tmp / "dags", (ab.SUITE_DAGS, HERE / "dags"))
 
         # -- source environment: history, a failing export, the export
         af = ab.Airflow(VERSION, pg, folder, tmp / "source")

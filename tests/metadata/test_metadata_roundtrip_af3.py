@@ -11,8 +11,6 @@ import gzip
 import hashlib
 import json
 import os
-import shutil
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -21,12 +19,12 @@ import boto3
 import pytest
 from botocore.config import Config
 
+import metadata_bed as mb
+import mwaa_local
+from metadata_bed import ab
+from moto_bed import Moto
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import metadata_bed as mb  # noqa: E402
-from metadata_bed import ab  # noqa: E402
-import mwaa_local  # noqa: E402  (tests/bed is on sys.path through metadata_bed)
-from moto_bed import Moto  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1", reason="MWAA_OPS_SKIP_AIRFLOW=1")
 VERSION = "3.0.6"
@@ -34,15 +32,6 @@ BUCKET, ENV, REGION = "mwaa-ops-exports", "env-af3", "us-east-1"
 OWN = ("mwaa_ops_export", "mwaa_ops_import")
 LONG = "mwaa_ops_af3_long_id_past_the_invoke_rest_api_path_limit_of_64"  # /dags/<it> > 64
 TEST_DAGS = ("mwaa_ops_af3_on", "mwaa_ops_af3_off", LONG)
-
-
-def dags_folder(tmp: Path) -> Path:
-    folder = tmp / "dags"
-    folder.mkdir()
-    for source in (mb.ROOT / "infra" / "dags", HERE / "dags3"):
-        for dag in source.glob("*.py"):
-            shutil.copy(dag, folder / dag.name)
-    return folder
 
 
 def settings(info):
@@ -115,7 +104,7 @@ def scenario(tmp_path_factory):
         create_environment(mwaa)
         out = {"s3": s3, "plane": plane}
         pg.start(tmp / "pg")
-        folder = dags_folder(tmp)
+        folder = ab.dags_folder(tmp / "dags", (ab.SUITE_DAGS, HERE / "dags3"))
 
         # -- source: settings, a failing export, the export
         t0 = time.monotonic()

@@ -3,13 +3,11 @@ import datetime as dt
 import gzip
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra" / "dags"))
-import mwaa_ops_metadata as m  # noqa: E402
+import mwaa_ops_metadata as m
 
 
 def table(columns, pk, serial=None, uniques=(), fks=()):

@@ -1,12 +1,10 @@
 """What the pause/resume end-to-end modules share (test_pause_resume.py on Airflow 2.10.3,
-test_pause_resume_af3.py on 3.0.6): the step-worker, the DAG folder, the suite in moto (buckets,
+test_pause_resume_af3.py on 3.0.6): the step-worker, the suite in moto (buckets,
 KMS key, Lambda-task queue, the production state machines, the suite-event queue) and the
 clients and helpers of one scenario."""
 import json
 import os
-import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,12 +12,9 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "metadata"))
-sys.path.insert(0, str(ROOT / "tests" / "bed"))
-import machines  # noqa: E402
-import metadata_bed as mb  # noqa: E402
+import machines
+import metadata_bed as mb
+
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 SUITE, LANDING = "mwaa-ops-suite", "landing-zone"
@@ -34,16 +29,6 @@ def worker_binary() -> Path:
     binary = target / "debug" / "step-worker"
     assert binary.exists(), f"{binary} is missing: `cargo test --workspace` builds it (scripts/test does)"
     return binary
-
-
-def dags_folder(tmp: Path, sources) -> Path:
-    """One DAG folder with every *.py of `sources` (the environment's DAG folder)."""
-    folder = tmp / "dags"
-    folder.mkdir()
-    for source in sources:
-        for dag in Path(source).glob("*.py"):
-            shutil.copy(dag, folder / dag.name)
-    return folder
 
 
 def execute_state_machines(moto_url):

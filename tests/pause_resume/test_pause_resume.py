@@ -19,21 +19,20 @@ The tests below check what each step left behind. Skipped only with MWAA_OPS_SKI
 """
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+import cycle as shared
+import metadata_bed as mb
+import mwaa_local
+from cycle import SERVER_ASSIGNED, SUITE, LANDING, REGION
+from metadata_bed import ab
+from moto_bed import Moto
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE))
-import cycle as shared  # noqa: E402
-import metadata_bed as mb  # noqa: E402  (tests/metadata is on sys.path through cycle)
-import mwaa_local  # noqa: E402
-from cycle import SERVER_ASSIGNED, SUITE, LANDING, REGION  # noqa: E402
-from metadata_bed import ab  # noqa: E402
-from moto_bed import Moto  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1", reason="MWAA_OPS_SKIP_AIRFLOW=1")
 VERSION = "2.10.3"
@@ -114,8 +113,8 @@ def scenario(tmp_path_factory):
         os.environ.update(aws, PYTHONPATH=str(ab.boto_shim(tmp)))  # inherited by every Airflow process
         shared.execute_state_machines(moto.url)
         pg.start(tmp / "pg")
-        folder = shared.dags_folder(tmp, (ROOT / "infra" / "dags", ROOT / "tests" / "metadata" / "dags",
-                                          ROOT / "tests" / "bed" / "dags", HERE / "dags"))
+        folder = ab.dags_folder(tmp / "dags", (ab.SUITE_DAGS, ROOT / "tests" / "metadata" / "dags",
+                                               ab.DAGS, HERE / "dags"))
         airflow, source = start_airflow(pg, folder, tmp / "source")
         plane = mwaa_local.serve(moto_url=moto.url, airflows=[source], region=REGION, account=shared.ACCOUNT)
         cycle = shared.Cycle(moto.url, plane.url, tmp, ENV)
