@@ -1,5 +1,5 @@
 //! EventBridge rules from the template, delivered to SQS in moto (moto cannot deliver to
-//! Lambda without Docker; measured in the team notes, shared/TESTBED.md beside the repo), so tests hand each event to the real handler.
+//! Lambda without Docker), so tests hand each event to the real handler.
 
 use std::time::{Duration, Instant};
 
