@@ -143,3 +143,35 @@ def test_a_broken_alert_path_still_reaches_people(cfn):
                       if r["Type"] == "AWS::SNS::Subscription"
                       and r["Properties"]["TopicArn"] == {"Ref": fallback[0]}]
         assert "ops@example.com" in subscribed, name
+
+
+def test_notify_may_drain_only_the_failed_events_queue(cfn):
+    for name, res in cfn["Resources"].items():
+        if res["Type"] == "AWS::IAM::Role":
+            managed = json.dumps(res["Properties"].get("ManagedPolicyArns", []))
+            assert "AWSLambdaSQSQueueExecutionRole" not in managed, name
+    statements = [st for policy in cfn["Resources"]["NotifyFunctionRole"]["Properties"]["Policies"]
+                  for st in policy["PolicyDocument"]["Statement"]]
+    sqs = [st for st in statements
+           if any(a.startswith("sqs:") for a in (st["Action"] if isinstance(st["Action"], list)
+                                                  else [st["Action"]]))]
+    receive = [st for st in sqs if "sqs:ReceiveMessage" in st["Action"]]
+    assert len(receive) == 1
+    assert receive[0]["Resource"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+    assert {"sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= set(receive[0]["Action"])
+
+
+def test_the_failed_events_queue_takes_dead_letters_from_the_suites_rules_only(cfn):
+    import fnmatch
+    resources = cfn["Resources"]
+    [statement] = resources["FailedEventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    pattern = statement["Condition"]["ArnLike"]["aws:SourceArn"]
+    dead_lettering = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"
+                      and any("DeadLetterConfig" in t for t in r["Properties"]["Targets"])]
+    assert len(dead_lettering) == 5
+    for rule in dead_lettering:
+        arn = f"arn:aws:events:us-east-1:123456789012:rule/{rule['Properties']['Name']}"
+        assert fnmatch.fnmatchcase(arn, pattern), (arn, pattern)
+        assert len(rule["Properties"]["Name"]) <= 64
+    assert not fnmatch.fnmatchcase("arn:aws:events:us-east-1:123456789012:rule/someone-elses",
+                                   pattern)
