@@ -45,6 +45,10 @@ def test_every_function_logs_to_its_own_group_with_a_retention(cfn):
     for name, res in resources.items():
         if res["Type"] == "AWS::Logs::LogGroup":
             assert res["Properties"].get("RetentionInDays") == 90, name
+            assert res["Properties"].get("KmsKeyId") == {"Fn::GetAtt": ["SuiteKey", "Arn"]}, name
+    key = resources["SuiteKey"]["Properties"]["KeyPolicy"]["Statement"]
+    logs = [st for st in key if st["Principal"].get("Service") == "logs.us-east-1.amazonaws.com"]
+    assert len(logs) == 1 and "log-group:*" in json.dumps(logs[0]["Condition"]["ArnLike"])
 
 
 def test_the_retention_is_a_parameter():
