@@ -81,14 +81,7 @@ impl ObjectDigest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::write::GzEncoder;
-    use flate2::Compression;
-
-    fn gzip(text: &str) -> Vec<u8> {
-        let mut gz = GzEncoder::new(vec![], Compression::default());
-        gz.write_all(text.as_bytes()).unwrap();
-        gz.finish().unwrap()
-    }
+    use crate::fakes::gzip;
 
     #[test]
     fn concatenated_gzip_members_are_all_counted() {

@@ -181,6 +181,14 @@ impl AirflowRest for FakeMwaa {
     }
 }
 
+/// `text` as one gzip member, as the export DAG writes its objects.
+pub fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::default());
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
 /// S3 in memory; `digest` feeds objects in small chunks, as a stream would.
 #[derive(Default)]
 pub struct MemoryObjects {

@@ -130,16 +130,7 @@ pub async fn check_export(objects: &impl Objects, input: &Input) -> Result<Value
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::MemoryObjects;
-    use flate2::write::GzEncoder;
-    use flate2::Compression;
-    use std::io::Write;
-
-    fn gzip(text: &str) -> Vec<u8> {
-        let mut gz = GzEncoder::new(vec![], Compression::default());
-        gz.write_all(text.as_bytes()).unwrap();
-        gz.finish().unwrap()
-    }
+    use crate::fakes::{gzip, MemoryObjects};
 
     fn sha(bytes: &[u8]) -> String {
         hex::encode(Sha256::digest(bytes))
