@@ -179,6 +179,18 @@ impl Bed {
         response.json().await.unwrap_or(Value::Null)
     }
 
+    /// Makes the control plane fail the calls `rules` match (`POST /_bed/faults`).
+    pub async fn inject_faults(&self, rules: Value) {
+        self.control("faults", rules).await;
+    }
+
+    /// Every fault injected was served: one never served proves nothing.
+    pub async fn assert_faults_served(&self) {
+        let url = format!("{}/_bed/faults", self.mwaa_url);
+        let left: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        assert_eq!(left, json!([]), "faults never served");
+    }
+
     /// Calls the control plane served so far (`GET /_bed/calls`).
     pub async fn calls(&self) -> Vec<Value> {
         let url = format!("{}/_bed/calls", self.mwaa_url);

@@ -1,21 +1,24 @@
-//! In-memory stand-ins for MWAA, Airflow's REST API and S3, for the steps' unit tests.
+//! In-memory stand-ins for MWAA and S3, for the steps' unit tests; Airflow behind MWAA is
+//! the workspace's one fake, `common::testing::FakeAirflow`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use aws_sdk_mwaa::types::builders::EnvironmentBuilder;
-use aws_sdk_mwaa::types::{Environment, EnvironmentStatus, NetworkConfiguration};
+use aws_sdk_mwaa::types::{
+    Environment, EnvironmentStatus, LastUpdate, NetworkConfiguration, UpdateError,
+};
 use serde_json::{json, Value};
 
 use common::airflow::{AirflowRest, RestRequest, RestResponse};
+use common::testing::FakeAirflow;
 
 use crate::configuration::SavedConfiguration;
+use crate::digest::ObjectDigest;
 use crate::ops::{Created, Deleted, Environments, Objects};
-use crate::verify::ObjectDigest;
-use common::Error;
+use common::{Deadline, Error};
 
-/// MWAA environments and one Airflow per environment, in memory. Airflow knows the DAGs
-/// in `dags` and remembers run ids (a repeated run id answers 409).
+/// MWAA environments in memory, with the Airflow their REST calls reach.
 #[derive(Default)]
 pub struct FakeMwaa {
     pub environments: Mutex<BTreeMap<String, Environment>>,
@@ -25,13 +28,21 @@ pub struct FakeMwaa {
     pub create_races: bool,
     /// DeleteEnvironment refuses with this message.
     pub delete_refusal: Option<String>,
-    pub dags: HashSet<String>,
-    pub paused: Mutex<HashMap<String, bool>>,
-    pub runs: Mutex<Vec<(String, String, Value)>>,
-    pub requests: Mutex<Vec<RestRequest>>,
-    /// The next this many REST calls reach Airflow, but their answer is lost on the way back
-    /// (MWAA answers RestApiServerException 504): the work is done all the same.
-    pub lost_answers: Mutex<u32>,
+    /// The Airflow of every environment (what a REST call reaches once MWAA knows the name).
+    pub airflow: FakeAirflow,
+}
+
+/// `dev` in `status`, its Airflow knowing the export DAG and `etl`.
+pub fn with_dags(status: EnvironmentStatus, version: &str) -> FakeMwaa {
+    FakeMwaa {
+        airflow: FakeAirflow::knowing(&["mwaa_ops_export", "etl"]),
+        ..FakeMwaa::with(&[environment("dev", status, version)])
+    }
+}
+
+/// A whole invocation's time, as the template gives run-dag and enable-dags.
+pub fn budget() -> Deadline {
+    Deadline::after(std::time::Duration::from_secs(120))
 }
 
 /// An environment with what CreateEnvironment requires and nothing else.
@@ -48,6 +59,41 @@ pub fn creatable(name: &str) -> EnvironmentBuilder {
                 .security_group_ids("sg-1")
                 .build(),
         )
+}
+
+/// The suite's bucket in the steps' tests.
+pub const BUCKET: &str = "suite";
+
+/// A step's input naming one environment.
+pub fn input(name: &str) -> Value {
+    json!({"environment": name})
+}
+
+/// An AVAILABLE environment save-configuration can save.
+pub fn saveable(name: &str) -> Environment {
+    creatable(name)
+        .status(EnvironmentStatus::Available)
+        .airflow_version("2.10.3")
+        .tags("team", "data")
+        .build()
+}
+
+/// `dev` in a failed status, with the error MWAA reports for it.
+pub fn failed(status: EnvironmentStatus) -> Environment {
+    Environment::builder()
+        .name("dev")
+        .status(status)
+        .last_update(
+            LastUpdate::builder()
+                .error(
+                    UpdateError::builder()
+                        .error_code("INCORRECT_CONFIGURATION")
+                        .error_message("subnets have no NAT")
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
 }
 
 pub fn environment(name: &str, status: EnvironmentStatus, version: &str) -> Environment {
@@ -121,8 +167,8 @@ impl Environments for FakeMwaa {
 }
 
 impl AirflowRest for FakeMwaa {
-    async fn invoke(&self, request: &RestRequest) -> Result<RestResponse, common::Error> {
-        self.requests.lock().unwrap().push(request.clone());
+    /// MWAA forwards a REST call only to an environment it knows; Airflow answers the rest.
+    async fn invoke(&self, request: &RestRequest) -> Result<RestResponse, Error> {
         if !self
             .environments
             .lock()
@@ -131,47 +177,16 @@ impl AirflowRest for FakeMwaa {
         {
             return Err(Error::EnvironmentNotFound(request.environment.clone()));
         }
-        let dag = request
-            .path
-            .split('/')
-            .nth(2)
-            .unwrap_or_default()
-            .to_owned();
-        let lost = {
-            let mut lost = self.lost_answers.lock().unwrap();
-            let now = *lost > 0;
-            *lost = lost.saturating_sub(1);
-            now
-        };
-        let answer = |status: u16, body: Value| {
-            if lost {
-                return Err(Error::AirflowUnavailable {
-                    environment: request.environment.clone(),
-                    method: request.method.as_str().to_owned(),
-                    path: request.path.clone(),
-                    status: 504,
-                    body: "Gateway Timeout".into(),
-                });
-            }
-            Ok(RestResponse { status, body })
-        };
-        if !self.dags.contains(&dag) {
-            return answer(404, json!({"title": "DAG not found"}));
-        }
-        let body = request.body.clone().unwrap_or(Value::Null);
-        if request.path.ends_with("/dagRuns") {
-            let run_id = body["dag_run_id"].as_str().unwrap().to_owned();
-            let mut runs = self.runs.lock().unwrap();
-            if runs.iter().any(|(d, r, _)| *d == dag && *r == run_id) {
-                return answer(409, json!({"title": "DAGRun already exists"}));
-            }
-            runs.push((dag, run_id, body));
-            return answer(200, json!({"state": "queued"}));
-        }
-        let paused = body["is_paused"].as_bool().unwrap();
-        self.paused.lock().unwrap().insert(dag, paused);
-        answer(200, json!({"is_paused": paused}))
+        self.airflow.invoke(request).await
     }
+}
+
+/// `text` as one gzip member, as the export DAG writes its objects.
+pub fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::default());
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap()
 }
 
 /// S3 in memory; `digest` feeds objects in small chunks, as a stream would.

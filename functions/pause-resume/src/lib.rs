@@ -1,16 +1,17 @@
 //! pause-resume: the Lambda steps of the pause and resume state machines, and the
 //! DAG <-> Step Functions bridge (`run-dag`) users may call from their own state machines.
 //!
-//! One binary per step (`src/bin/`); each takes and returns JSON and is idempotent, since
-//! Step Functions retries. Every step is parse -> decide (pure functions) -> act (through
-//! [`ops`] and `common::airflow::AirflowRest`) -> report (JSON logs, a JSON result, or an
-//! error whose `errorType` is one of [`error::ErrorKind`]).
+//! One binary per step (`src/bin/`), all served from one registry, [`steps::Step`]; each
+//! takes and returns JSON and is idempotent, since Step Functions retries. Every step is
+//! parse -> decide (pure functions) -> act (through [`ops`] and
+//! `common::airflow::AirflowRest`) -> report (JSON logs, a JSON result, or an error whose
+//! `errorType` is one of [`ErrorKind`]). Where the steps keep things in S3: [`layout`].
 
 pub mod configuration;
-pub mod dags;
-pub mod environment;
+pub mod digest;
+pub mod layout;
 pub mod ops;
-pub mod verify;
+pub mod steps;
 
 #[cfg(test)]
 mod fakes;
@@ -19,13 +20,14 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use common::runtime::Invocation;
+use common::EnvironmentName;
 pub use common::{Error, ErrorKind};
+pub use steps::Step;
 
 /// The input of the steps that work on one environment.
 #[derive(Debug, Deserialize)]
 pub struct EnvironmentInput {
-    pub environment: String,
+    pub environment: EnvironmentName,
 }
 
 /// Deserializes a step's input; a mismatch is `InvalidInput` naming the field.
@@ -33,55 +35,58 @@ pub fn parse<T: DeserializeOwned>(event: &Value) -> Result<T, Error> {
     common::event::parse(&common::event::event_id(event), event)
 }
 
-/// Refuses names MWAA would refuse, before any call.
+/// Parses `{"environment": ...}`; a name MWAA would refuse is refused here, before any call.
+pub fn parse_environment(event: &Value) -> Result<EnvironmentName, Error> {
+    Ok(parse::<EnvironmentInput>(event)?.environment)
+}
+
+/// Checks a bare name by the rule step inputs are parsed with (`common::EnvironmentName`),
+/// with the same message; for callers holding a name outside an input (the bed's property
+/// checks).
 pub fn check_environment_name(name: &str) -> Result<(), Error> {
-    if common::environment::is_valid_name(name) {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(format!(
-            "field `environment`: {name:?} is not an MWAA environment name \
-             (a letter, then letters, digits, - or _; at most 80)"
-        )))
-    }
+    EnvironmentName::new(name)
+        .map(drop)
+        .map_err(|reason| Error::invalid_input(format!("field `environment`: {reason}")))
 }
 
-/// Parses `{"environment": ...}` and checks the name.
-pub fn parse_environment(event: &Value) -> Result<String, Error> {
-    let input: EnvironmentInput = parse(event)?;
-    check_environment_name(&input.environment)?;
-    Ok(input.environment)
-}
-
-/// The clients a step may use, built once per cold start (building one makes no call).
+/// What a step works with, built once per cold start (building a client makes no call).
 pub struct Clients {
     pub mwaa: aws_sdk_mwaa::Client,
     pub s3: aws_sdk_s3::Client,
+    /// The suite's bucket (`SUITE_BUCKET`), for the steps that keep things there.
+    pub bucket: Option<String>,
 }
 
 impl Clients {
-    pub fn new(config: &common::aws::SdkConfig) -> Self {
-        Clients {
+    /// The clients `step` needs, and `SUITE_BUCKET` when it uses the bucket (a missing
+    /// setting stops the cold start, not every invocation).
+    pub fn for_step(config: &common::aws::SdkConfig, step: Step) -> Result<Self, Error> {
+        let bucket = if step.uses_bucket() {
+            Some(common::runtime::setting("SUITE_BUCKET")?)
+        } else {
+            None
+        };
+        Ok(Clients {
             mwaa: common::aws::mwaa_client(config),
             s3: aws_sdk_s3::Client::new(config),
-        }
+            bucket,
+        })
+    }
+
+    /// The suite's bucket; an error for a step built without it.
+    pub fn bucket(&self) -> Result<&str, Error> {
+        self.bucket
+            .as_deref()
+            .ok_or_else(|| Error::Config("SUITE_BUCKET is not set".into()))
     }
 }
 
-/// The suite's bucket (saved configurations), from `SUITE_BUCKET`.
-pub fn suite_bucket() -> Result<String, Error> {
-    common::runtime::setting("SUITE_BUCKET")
-}
-
-/// Runs a step as the Lambda handler, through the suite's one runtime entry.
-pub async fn serve<F, Fut>(step: &'static str, handler: F) -> Result<(), lambda_runtime::Error>
-where
-    F: Fn(&'static Clients, Invocation) -> Fut,
-    Fut: std::future::Future<Output = Result<Value, Error>>,
-{
+/// Runs `step` as the Lambda handler, through the suite's one runtime entry.
+pub async fn serve_step(step: Step) -> Result<(), lambda_runtime::Error> {
     common::runtime::serve(
-        step,
-        |config| async move { Ok(Clients::new(&config)) },
-        handler,
+        step.name(),
+        move |config| async move { Clients::for_step(&config, step) },
+        move |clients, invocation| step.run(clients, invocation),
     )
     .await
 }

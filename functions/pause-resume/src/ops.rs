@@ -4,17 +4,17 @@
 
 use std::future::Future;
 
+use aws_sdk_mwaa::error::ProvideErrorMetadata;
 use aws_sdk_mwaa::operation::create_environment::CreateEnvironmentError;
 use aws_sdk_mwaa::operation::delete_environment::DeleteEnvironmentError;
 use aws_sdk_mwaa::types::Environment;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::types::ServerSideEncryption;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use common::Error;
 
 use crate::configuration::SavedConfiguration;
-use crate::verify::ObjectDigest;
+use crate::digest::ObjectDigest;
 
 /// What CreateEnvironment came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +74,7 @@ pub trait Objects: Send + Sync {
 
 impl Environments for aws_sdk_mwaa::Client {
     async fn get(&self, name: &str) -> Result<Option<Environment>, Error> {
-        Ok(common::aws::get_environment(self, name).await?)
+        common::aws::get_environment(self, name).await
     }
 
     async fn create(&self, configuration: &SavedConfiguration) -> Result<Created, Error> {
@@ -89,7 +89,7 @@ impl Environments for aws_sdk_mwaa::Client {
                 if exists {
                     Ok(Created::AlreadyExists)
                 } else {
-                    Err(Error::aws("MWAA", "CreateEnvironment", &err).into())
+                    Err(Error::aws("MWAA", "CreateEnvironment", &err))
                 }
             }
         }
@@ -103,7 +103,7 @@ impl Environments for aws_sdk_mwaa::Client {
                 Some(DeleteEnvironmentError::ValidationException(e)) => Ok(Deleted::Refused(
                     e.message().unwrap_or("ValidationException").to_owned(),
                 )),
-                _ => Err(Error::aws("MWAA", "DeleteEnvironment", &err).into()),
+                _ => Err(Error::aws("MWAA", "DeleteEnvironment", &err)),
             },
         }
     }

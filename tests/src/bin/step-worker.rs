@@ -17,61 +17,41 @@
 //! EXIT_WITH_STDIN=1: exit when standard input closes (the local suite that started it ended).
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_config::SdkConfig;
-use common::Error as StepError;
+use common::runtime::Invocation;
+use pause_resume::{Clients, Step};
 use serde_json::{json, Value};
 use trigger_dag::ops::AwsOps as TriggerOps;
 use trigger_dag::routes::parse_routes;
 use trigger_dag::TriggerDag;
 
+/// The time an invocation gets, as the template gives the steps.
+const BUDGET: Duration = Duration::from_secs(120);
+
 struct Functions {
-    mwaa: aws_sdk_mwaa::Client,
-    s3: aws_sdk_s3::Client,
-    bucket: String,
+    steps: Clients,
     trigger: TriggerDag<TriggerOps>,
 }
 
 impl Functions {
     /// Runs one function; the error is `(errorType, errorMessage)` as Lambda reports them.
     async fn invoke(&self, function: &str, payload: Value) -> Result<Value, (String, String)> {
-        use pause_resume::{dags, environment, verify};
-        let step = |r: Result<Value, StepError>| {
-            r.map_err(|e| (e.kind().as_str().to_owned(), e.to_string()))
-        };
-        let (mwaa, s3, bucket) = (&self.mwaa, &self.s3, self.bucket.as_str());
-        match function {
-            "environment-status" => {
-                step(environment::environment_status(mwaa, s3, bucket, payload).await)
-            }
-            "save-configuration" => step(
-                environment::save_configuration(
-                    mwaa,
-                    s3,
-                    bucket,
-                    SystemTime::now().into(),
-                    payload,
-                )
-                .await,
-            ),
-            "create-environment" => {
-                step(environment::create_environment(mwaa, s3, bucket, payload).await)
-            }
-            "delete-environment" => step(environment::delete_environment(mwaa, payload).await),
-            "run-dag" => step(dags::run_dag(mwaa, payload).await),
-            "enable-dags" => step(dags::enable_dags(mwaa, payload).await),
-            "verify-export" => step(verify::verify_export(s3, payload).await),
-            "trigger-dag" => step(
-                self.trigger
-                    .handle(payload, common::Deadline::after(Duration::from_secs(30)))
-                    .await,
-            ),
-            other => Err((
+        let outcome = if let Some(step) = Step::named(function) {
+            step.run(&self.steps, Invocation::new(payload, BUDGET))
+                .await
+        } else if function == "trigger-dag" {
+            self.trigger
+                .handle(payload, common::Deadline::after(Duration::from_secs(30)))
+                .await
+        } else {
+            return Err((
                 "ResourceNotFoundException".into(),
-                format!("no function {other}"),
-            )),
-        }
+                format!("no function {function}"),
+            ));
+        };
+        outcome.map_err(|e| (e.kind().as_str().to_owned(), e.to_string()))
     }
 }
 
@@ -124,9 +104,11 @@ async fn main() {
             routes: parse_routes(&std::env::var("ROUTES").unwrap_or_else(|_| "[]".into()))
                 .expect("ROUTES"),
         },
-        mwaa,
-        s3,
-        bucket,
+        steps: Clients {
+            mwaa,
+            s3,
+            bucket: Some(bucket),
+        },
     });
     let sqs = aws_sdk_sqs::Client::new(&config);
     let sfn = aws_sdk_sfn::Client::new(&config);

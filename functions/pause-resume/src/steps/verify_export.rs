@@ -2,13 +2,11 @@
 //! the environment. The manifest is the one `mwaa_ops_export` writes (infra/dags/README.md,
 //! "Export"): per table the object key, row count and SHA-256 of the gzip JSON Lines object.
 
-use std::io::Write;
-
-use flate2::write::MultiGzDecoder;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::digest::{Measured, ObjectDigest};
 use crate::ops::Objects;
 use common::{Error, ErrorKind};
 
@@ -41,77 +39,6 @@ pub struct TableEntry {
     pub key: String,
     pub rows: u64,
     pub sha256: String,
-}
-
-/// SHA-256 of an object's bytes and the number of lines of its gunzipped content, computed
-/// as the bytes stream by.
-pub struct ObjectDigest {
-    sha256: Sha256,
-    gunzip: MultiGzDecoder<LineCounter>,
-    gzip_error: Option<std::io::Error>,
-}
-
-/// What an object turned out to hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Measured {
-    pub sha256: String,
-    /// Lines of the gunzipped content, or why it is not valid gzip.
-    pub lines: Result<u64, String>,
-}
-
-#[derive(Default)]
-struct LineCounter {
-    newlines: u64,
-    last: Option<u8>,
-}
-
-impl Write for LineCounter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.newlines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
-        if let Some(&b) = buf.last() {
-            self.last = Some(b);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Default for ObjectDigest {
-    fn default() -> Self {
-        Self {
-            sha256: Sha256::new(),
-            gunzip: MultiGzDecoder::new(LineCounter::default()),
-            gzip_error: None,
-        }
-    }
-}
-
-impl ObjectDigest {
-    pub fn update(&mut self, chunk: &[u8]) {
-        self.sha256.update(chunk);
-        if self.gzip_error.is_none() {
-            if let Err(e) = self.gunzip.write_all(chunk) {
-                self.gzip_error = Some(e);
-            }
-        }
-    }
-
-    /// The digest and the line count; a last line without a newline counts too.
-    pub fn finish(self) -> Measured {
-        let sha256 = hex::encode(self.sha256.finalize());
-        let lines = match self.gzip_error {
-            Some(e) => Err(e.to_string()),
-            None => self
-                .gunzip
-                .finish()
-                .map(|c| c.newlines + u64::from(c.last.is_some_and(|b| b != b'\n')))
-                .map_err(|e| e.to_string()),
-        };
-        Measured { sha256, lines }
-    }
 }
 
 /// What is wrong with one table's object, or `None` when it matches the manifest.
@@ -203,15 +130,7 @@ pub async fn check_export(objects: &impl Objects, input: &Input) -> Result<Value
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::MemoryObjects;
-    use flate2::write::GzEncoder;
-    use flate2::Compression;
-
-    fn gzip(text: &str) -> Vec<u8> {
-        let mut gz = GzEncoder::new(vec![], Compression::default());
-        gz.write_all(text.as_bytes()).unwrap();
-        gz.finish().unwrap()
-    }
+    use crate::fakes::{gzip, MemoryObjects};
 
     fn sha(bytes: &[u8]) -> String {
         hex::encode(Sha256::digest(bytes))
@@ -363,14 +282,5 @@ mod tests {
         };
         let problem = check_table(&entry, Some(&measured)).unwrap();
         assert!(problem.contains("not valid gzip"), "{problem}");
-    }
-
-    #[test]
-    fn concatenated_gzip_members_are_all_counted() {
-        let mut body = gzip("1\n2\n");
-        body.extend(gzip("3\n"));
-        let mut digest = ObjectDigest::default();
-        digest.update(&body);
-        assert_eq!(digest.finish().lines, Ok(3));
     }
 }

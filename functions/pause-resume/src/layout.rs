@@ -1,0 +1,69 @@
+//! Where the steps keep things in the suite's bucket (`SUITE_BUCKET`). Every key a step reads
+//! or writes is made here, so the layout can be read in one place. The pause state machine
+//! writes and deletes two of them itself (`RecordSnapshot`, `ConsumeSkipMarker`).
+//!
+//! ```text
+//! configurations/<environment>/latest.json               what create-environment reads
+//! configurations/<environment>/<YYYYMMDDTHHMMSSZ>.json   the history of saved copies
+//! snapshots/<environment>/latest.json                    the last verified pause
+//! overrides/<environment>/<marker>                       one-time overrides ("skip tonight")
+//! ```
+
+use aws_sdk_mwaa::primitives::{DateTime, DateTimeFormat};
+
+use common::{Error, ErrorKind};
+
+/// `configurations/<environment>/latest.json`: what create-environment reads.
+pub fn latest_key(environment: &str) -> String {
+    format!("configurations/{environment}/latest.json")
+}
+
+/// `configurations/<environment>/<YYYYMMDDTHHMMSSZ>.json`: the history of saved copies.
+pub fn timestamped_key(environment: &str, now: DateTime) -> Result<String, Error> {
+    let stamp = DateTime::from_secs(now.secs())
+        .fmt(DateTimeFormat::DateTime)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::OperationFailed,
+                format!("cannot format the time {now:?}: {e}"),
+            )
+        })?
+        .replace(['-', ':'], "");
+    Ok(format!("configurations/{environment}/{stamp}.json"))
+}
+
+/// What the pause state machine records once an export is verified (its `RecordSnapshot`
+/// state writes it): the saved configuration, the manifest, the DAGs that were active.
+pub fn snapshot_key(environment: &str) -> String {
+    format!("snapshots/{environment}/latest.json")
+}
+
+/// Where an operator leaves a one-time override for an environment (e.g. "skip tonight":
+/// `overrides/<environment>/skip-next-pause`).
+pub fn override_key(environment: &str, marker: &str) -> String {
+    format!("overrides/{environment}/{marker}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamped_keys_are_compact_utc() {
+        let now = DateTime::from_secs_and_nanos(1_793_754_123, 999_000_000);
+        assert_eq!(
+            timestamped_key("dev", now).unwrap(),
+            "configurations/dev/20261104T010203Z.json"
+        );
+        assert_eq!(latest_key("dev"), "configurations/dev/latest.json");
+    }
+
+    #[test]
+    fn snapshots_and_overrides_are_per_environment() {
+        assert_eq!(snapshot_key("dev"), "snapshots/dev/latest.json");
+        assert_eq!(
+            override_key("dev", "skip-next-pause"),
+            "overrides/dev/skip-next-pause"
+        );
+    }
+}

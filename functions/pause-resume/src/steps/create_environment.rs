@@ -1,0 +1,195 @@
+//! create-environment: `{"environment"}` -> `{"environment", "created", "status",
+//! "resume_needed", "snapshot"}`, where `snapshot` is the last verified pause's record
+//! (manifest, active DAGs) the rest of the resume works from. Without one nothing is
+//! created; `resume_needed` is false for an environment older than the pause.
+
+use aws_sdk_mwaa::primitives::{DateTime, DateTimeFormat};
+use aws_sdk_mwaa::types::Environment;
+use serde_json::{json, Value};
+
+use common::{Error, ErrorKind, Status};
+
+use crate::configuration::SavedConfiguration;
+use crate::layout::{latest_key, snapshot_key};
+use crate::ops::{Created, Environments, Objects};
+use crate::parse_environment;
+
+/// What create-environment does, given what GetEnvironment found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateDecision {
+    /// Not there: create it from the saved configuration.
+    Create,
+    /// There already (being created, updated, waiting for endpoints, or available).
+    Exists(Status),
+    /// Still being deleted: creating now would fail.
+    Deleting,
+    /// In a failed state (or one this build does not know): a person must look.
+    Failed { status: Status, error: String },
+}
+
+pub fn decide_create(env: Option<&Environment>) -> CreateDecision {
+    let Some(env) = env else {
+        return CreateDecision::Create;
+    };
+    match Status::of(Some(env)) {
+        Status::Deleted | Status::NotFound => CreateDecision::Create,
+        Status::Deleting => CreateDecision::Deleting,
+        status @ (Status::Available
+        | Status::Creating
+        | Status::Updating
+        | Status::Pending
+        | Status::CreatingSnapshot
+        | Status::Maintenance
+        | Status::RollingBack) => CreateDecision::Exists(status),
+        status @ (Status::CreateFailed
+        | Status::UpdateFailed
+        | Status::Unavailable
+        | Status::Other(_)) => CreateDecision::Failed {
+            status,
+            error: describe_last_error(env),
+        },
+    }
+}
+
+fn describe_last_error(env: &Environment) -> String {
+    env.last_update()
+        .and_then(|u| u.error())
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.error_code().unwrap_or("(no code)"),
+                e.error_message().unwrap_or("(no message)")
+            )
+        })
+        .unwrap_or_else(|| "MWAA reports no error details".to_owned())
+}
+
+/// Reads and checks `latest.json`.
+pub async fn load_configuration(
+    s3: &impl Objects,
+    bucket: &str,
+    environment: &str,
+) -> Result<SavedConfiguration, Error> {
+    let key = latest_key(environment);
+    let location = format!("s3://{bucket}/{key}");
+    let Some(bytes) = s3.get(bucket, &key).await? else {
+        return Err(Error::new(
+            ErrorKind::ConfigurationNotFound,
+            format!("no saved configuration for {environment} at {location} (save-configuration writes it)"),
+        ));
+    };
+    let configuration: SavedConfiguration = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::ConfigurationInvalid,
+            format!("{location} is not a saved configuration: {e}"),
+        )
+    })?;
+    if configuration.name != environment {
+        return Err(Error::new(
+            ErrorKind::ConfigurationInvalid,
+            format!(
+                "{location} names environment {:?}, not {environment:?}",
+                configuration.name
+            ),
+        ));
+    }
+    Ok(configuration)
+}
+
+/// The snapshot of the last verified pause; refuses to go on without one.
+async fn load_snapshot(s3: &impl Objects, bucket: &str, name: &str) -> Result<Value, Error> {
+    let key = snapshot_key(name);
+    let bytes = s3.get(bucket, &key).await?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::SnapshotNotFound,
+            format!("no verified pause of {name} (s3://{bucket}/{key}): nothing to resume from"),
+        )
+    })?;
+    let invalid = |why: String| {
+        Error::new(
+            ErrorKind::SnapshotNotFound,
+            format!("s3://{bucket}/{key} is not a usable snapshot record: {why}"),
+        )
+    };
+    let snapshot: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    if snapshot["environment"] != name {
+        return Err(invalid(format!(
+            "it names environment {}",
+            snapshot["environment"]
+        )));
+    }
+    for field in ["manifest", "paused_at"] {
+        if !snapshot[field].is_string() {
+            return Err(invalid(format!("field `{field}` is missing")));
+        }
+    }
+    if !snapshot["active_dags"].is_array() {
+        return Err(invalid("field `active_dags` is missing".into()));
+    }
+    Ok(snapshot)
+}
+
+/// Whether an environment that exists is the one a resume made after the pause (import and
+/// re-enable DAGs then) or one that was never paused — a pause that was skipped, or that
+/// failed before deleting: importing last night's snapshot over it would overwrite live
+/// state, so the resume stops.
+pub fn resume_needed(env: &Environment, snapshot: &Value) -> Result<bool, Error> {
+    let paused_at = snapshot["paused_at"].as_str().unwrap_or_default();
+    let paused_at =
+        DateTime::from_str(paused_at, DateTimeFormat::DateTimeWithOffset).map_err(|e| {
+            Error::new(
+                ErrorKind::SnapshotNotFound,
+                format!("snapshot field `paused_at` {paused_at:?} is not a time: {e}"),
+            )
+        })?;
+    Ok(env.created_at().is_none_or(|created| *created > paused_at))
+}
+
+pub async fn create_environment(
+    mwaa: &impl Environments,
+    s3: &impl Objects,
+    bucket: &str,
+    event: Value,
+) -> Result<Value, Error> {
+    let name = parse_environment(&event)?;
+    let snapshot = load_snapshot(s3, bucket, &name).await?;
+    let env = mwaa.get(&name).await?;
+    let report = |created: bool, status: &Status, resume_needed: bool| {
+        let status = status.as_str();
+        tracing::info!(environment = %name, created, status, resume_needed, "create-environment");
+        Ok(
+            json!({"environment": name, "created": created, "status": status,
+                  "resume_needed": resume_needed, "snapshot": snapshot}),
+        )
+    };
+    match decide_create(env.as_ref()) {
+        CreateDecision::Exists(status) => {
+            let needed = resume_needed(env.as_ref().expect("exists"), &snapshot)?;
+            report(false, &status, needed)
+        }
+        CreateDecision::Deleting => Err(Error::new(
+            ErrorKind::EnvironmentDeleting,
+            format!("environment {name} is still DELETING; it can be created once it is gone"),
+        )),
+        CreateDecision::Failed { status, error } => Err(Error::new(
+            ErrorKind::EnvironmentFailed,
+            format!("environment {name} is {status}: {error}"),
+        )),
+        CreateDecision::Create => {
+            let configuration = load_configuration(s3, bucket, &name).await?;
+            match mwaa.create(&configuration).await? {
+                Created::Created => report(true, &Status::Creating, true),
+                Created::AlreadyExists => match mwaa.get(&name).await? {
+                    Some(env) => report(false, &Status::of(Some(&env)), true),
+                    None => Err(Error::new(
+                        ErrorKind::Retryable,
+                        format!("MWAA says {name} exists, but GetEnvironment does not find it yet"),
+                    )),
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

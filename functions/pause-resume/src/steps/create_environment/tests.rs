@@ -1,0 +1,211 @@
+//! create-environment against MWAA and S3 in memory: what it creates, once, and what it
+//! refuses to resume over.
+
+use super::*;
+use crate::fakes::{
+    creatable, environment, failed, input, saveable, FakeMwaa, MemoryObjects, BUCKET,
+};
+use crate::ops::Objects;
+use crate::steps::save_configuration::save_configuration;
+use aws_sdk_mwaa::types::EnvironmentStatus;
+
+#[test]
+fn create_decisions_follow_the_status() {
+    use EnvironmentStatus as S;
+    assert_eq!(decide_create(None), CreateDecision::Create);
+    let decide = |s: S| decide_create(Some(&environment("e", s, "2.10.3")));
+    assert_eq!(decide(S::Deleted), CreateDecision::Create);
+    assert_eq!(decide(S::Deleting), CreateDecision::Deleting);
+    for s in [
+        S::Available,
+        S::Creating,
+        S::Updating,
+        S::Pending,
+        S::Maintenance,
+    ] {
+        assert_eq!(
+            decide(s.clone()),
+            CreateDecision::Exists(Status::parse(s.as_str()))
+        );
+    }
+    for s in [S::CreateFailed, S::UpdateFailed, S::Unavailable] {
+        assert!(matches!(decide(s), CreateDecision::Failed { .. }));
+    }
+    let CreateDecision::Failed { status, error } = decide_create(Some(&failed(S::CreateFailed)))
+    else {
+        panic!("not failed")
+    };
+    assert_eq!(status, Status::CreateFailed);
+    assert_eq!(error, "INCORRECT_CONFIGURATION: subnets have no NAT");
+}
+
+/// Saves `dev` as it is, then deletes it from the fake.
+async fn paused() -> (FakeMwaa, MemoryObjects) {
+    let mwaa = FakeMwaa::with(&[saveable("dev")]);
+    let s3 = MemoryObjects::default();
+    save_configuration(&mwaa, &s3, BUCKET, DateTime::from_secs(0), input("dev"))
+        .await
+        .unwrap();
+    mwaa.environments.lock().unwrap().clear();
+    for name in ["dev", "other", "copy"] {
+        let snapshot = SNAPSHOT.replace("\"dev\"", &format!("\"{name}\""));
+        s3.insert(BUCKET, &snapshot_key(name), snapshot.into_bytes());
+    }
+    (mwaa, s3)
+}
+
+const SNAPSHOT: &str = r#"{"environment": "dev", "manifest": "s3://suite/metadata/dev/m.json",
+    "active_dags": ["etl"], "paused_at": "2026-11-21T19:37:41.511001+00:00"}"#;
+
+fn created(created: bool, status: &str) -> Value {
+    let snapshot: Value = serde_json::from_str(SNAPSHOT).unwrap();
+    json!({"environment": "dev", "created": created, "status": status,
+           "resume_needed": true, "snapshot": snapshot})
+}
+
+#[tokio::test]
+async fn an_environment_older_than_the_pause_is_not_resumed_over() {
+    let (mwaa, s3) = paused().await;
+    // The pause was skipped or failed before deleting: the environment predates it.
+    let before_pause = creatable("dev")
+        .status(EnvironmentStatus::Available)
+        .created_at(DateTime::from_secs(1_795_280_000))
+        .build();
+    mwaa.put(before_pause);
+    let out = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (out["created"].clone(), out["resume_needed"].clone()),
+        (json!(false), json!(false))
+    );
+    // One the resume created after the pause (a re-run of the resume): go on.
+    let after_pause = creatable("dev")
+        .status(EnvironmentStatus::Available)
+        .created_at(DateTime::from_secs(1_795_300_000))
+        .build();
+    mwaa.put(after_pause);
+    let out = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+        .await
+        .unwrap();
+    assert_eq!(out["resume_needed"], true);
+    assert!(mwaa.created.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_snapshot_for_another_environment_or_without_its_fields_is_refused() {
+    let (mwaa, s3) = paused().await;
+    for bad in [
+        r#"{"environment": "other", "manifest": "m", "active_dags": [], "paused_at": "2026-11-21T19:37:41Z"}"#,
+        r#"{"environment": "dev", "active_dags": [], "paused_at": "2026-11-21T19:37:41Z"}"#,
+        r#"{"environment": "dev", "manifest": "m", "active_dags": [], "paused_at": "yesterday"}"#,
+    ] {
+        s3.insert(BUCKET, &snapshot_key("dev"), bad.as_bytes().to_vec());
+        mwaa.put(
+            creatable("dev")
+                .status(EnvironmentStatus::Available)
+                .build(),
+        );
+        let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::SnapshotNotFound, "{bad}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_verified_pause_nothing_is_created() {
+    let (mwaa, s3) = paused().await;
+    s3.delete(BUCKET, &snapshot_key("dev")).await.unwrap();
+    let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SnapshotNotFound);
+    assert!(
+        err.to_string().contains("snapshots/dev/latest.json"),
+        "{err}"
+    );
+    s3.insert(BUCKET, &snapshot_key("dev"), b"not json".to_vec());
+    let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SnapshotNotFound);
+    assert!(mwaa.created.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn create_uses_the_saved_configuration_once() {
+    let (mwaa, s3) = paused().await;
+    let first = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+        .await
+        .unwrap();
+    assert_eq!(first, created(true, "CREATING"));
+    let again = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+        .await
+        .unwrap();
+    assert_eq!(again, created(false, "CREATING"));
+    let created = mwaa.created.lock().unwrap();
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        created[0],
+        SavedConfiguration::from_environment(&saveable("dev")).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn losing_a_create_race_counts_as_not_created() {
+    let (mut mwaa, s3) = paused().await;
+    mwaa.create_races = true;
+    let out = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+        .await
+        .unwrap();
+    assert_eq!(out["created"], false);
+    assert_eq!(out["status"], "CREATING");
+}
+
+#[tokio::test]
+async fn create_stops_at_failed_deleting_or_unsaved_environments() {
+    let (mwaa, s3) = paused().await;
+    mwaa.put(failed(EnvironmentStatus::CreateFailed));
+    let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::EnvironmentFailed);
+    assert!(err.to_string().contains("CREATE_FAILED"), "{err}");
+    assert!(err.to_string().contains("subnets have no NAT"), "{err}");
+
+    mwaa.put(environment("dev", EnvironmentStatus::Deleting, "2.10.3"));
+    let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::EnvironmentDeleting);
+
+    let err = create_environment(&mwaa, &s3, BUCKET, input("other"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConfigurationNotFound);
+    assert!(
+        err.to_string()
+            .contains("s3://suite/configurations/other/latest.json"),
+        "{err}"
+    );
+    assert!(mwaa.created.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_configuration_saved_for_another_name_or_unreadable_is_refused() {
+    let (mwaa, s3) = paused().await;
+    let body = s3.body(BUCKET, &latest_key("dev")).unwrap();
+    s3.insert(BUCKET, &latest_key("copy"), body);
+    let err = create_environment(&mwaa, &s3, BUCKET, input("copy"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
+    assert!(err.to_string().contains("\"dev\""), "{err}");
+    s3.insert(BUCKET, &latest_key("dev"), b"{\"Name\": \"dev\"}".to_vec());
+    let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
+    assert!(mwaa.created.lock().unwrap().is_empty());
+}

@@ -1,0 +1,144 @@
+//! enable-dags: unpauses each DAG -> `{"environment", "enabled", "missing",
+//! "not_addressable"}`. Unknown DAGs are `missing`; ids InvokeRestApi cannot address (path
+//! over 64 characters, characters Airflow does not allow) are `not_addressable` with why.
+
+use std::time::Duration;
+
+use aws_sdk_mwaa::types::RestApiMethod;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use common::airflow::{dag_path, AirflowRest, RestRequest};
+use common::retry::with_retries;
+use common::{Deadline, EnvironmentName, Error, ErrorKind};
+
+use crate::parse;
+
+/// How long run-dag and enable-dags, each invocation in all, retry REST calls that failed
+/// transiently (throttling, 5xx, Airflow unreachable), on top of the SDK's own attempts. One
+/// budget per invocation, not per call: a last attempt may still take up to 3 x 15 s
+/// (`MWAA_ATTEMPT_TIMEOUT`), so the template gives both functions 120 s.
+///
+/// Retrying here rather than failing to Step Functions matters for run-dag: a start whose
+/// answer was lost may have started the run, and only a retry with the same task token (so
+/// the same run id) finds it (409). Step Functions' own retry of the task brings a new task
+/// token, hence a new run id: a second run.
+pub const REST_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+/// `PATCH /dags/{dag}?update_mask=is_paused {"is_paused": false}`.
+pub fn unpause_request(environment: &str, dag: &str) -> Result<RestRequest, Error> {
+    Ok(RestRequest {
+        environment: environment.to_owned(),
+        method: RestApiMethod::Patch,
+        path: dag_path(environment, dag)?,
+        query: Some(json!({"update_mask": "is_paused"})),
+        body: Some(json!({"is_paused": false})),
+    })
+}
+
+/// Whether Airflow unpaused the DAG (`false`: it does not know the DAG).
+pub(crate) async fn unpause(
+    api: &impl AirflowRest,
+    environment: &str,
+    dag: &str,
+    deadline: Deadline,
+) -> Result<bool, Error> {
+    let request = unpause_request(environment, dag)?;
+    let response = with_retries(deadline, || api.invoke(&request)).await?;
+    match response.status {
+        200..=299 => Ok(true),
+        404 => Ok(false),
+        status => Err(Error::AirflowRejected {
+            environment: environment.to_owned(),
+            method: "PATCH".into(),
+            path: request.path,
+            status,
+            body: response.body.to_string(),
+        }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct EnableDagsInput {
+    environment: EnvironmentName,
+    dags: Vec<String>,
+}
+
+pub async fn enable_dags(
+    api: &impl AirflowRest,
+    event: Value,
+    deadline: Deadline,
+) -> Result<Value, Error> {
+    let input: EnableDagsInput = parse(&event)?;
+    let environment = input.environment.as_str();
+    let deadline = deadline.at_most(REST_RETRY_BUDGET);
+    let (mut enabled, mut missing, mut not_addressable) = (vec![], vec![], vec![]);
+    let mut seen = std::collections::HashSet::new();
+    for dag in input.dags.iter().filter(|d| seen.insert(d.as_str())) {
+        match unpause(api, environment, dag, deadline).await {
+            Ok(true) => enabled.push(dag),
+            Ok(false) => missing.push(dag),
+            Err(err) if err.kind() == ErrorKind::InvalidInput => {
+                not_addressable.push(json!({"dag": dag, "reason": err.to_string()}))
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    tracing::info!(environment, enabled = enabled.len(), missing = ?missing,
+        not_addressable = not_addressable.len(), "enable-dags");
+    Ok(
+        json!({"environment": environment, "enabled": enabled, "missing": missing,
+        "not_addressable": not_addressable}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{budget, with_dags as fake};
+    use aws_sdk_mwaa::types::EnvironmentStatus;
+
+    #[test]
+    fn the_unpause_request_patches_only_is_paused() {
+        let request = unpause_request("dev", "etl").unwrap();
+        assert_eq!(request.method, RestApiMethod::Patch);
+        assert_eq!(request.path, "/dags/etl");
+        assert_eq!(request.query, Some(json!({"update_mask": "is_paused"})));
+        assert_eq!(request.body, Some(json!({"is_paused": false})));
+        let err = unpause_request("dev", "a/b").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn enable_dags_reports_enabled_missing_and_unaddressable_dags() {
+        let mwaa = fake(EnvironmentStatus::Available, "2.10.3");
+        let long = "x".repeat(59);
+        let out = enable_dags(
+            &mwaa,
+            json!({"environment": "dev", "dags": ["etl", "gone", "etl", long]}),
+            budget(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["enabled"], json!(["etl"]));
+        assert_eq!(out["missing"], json!(["gone"]));
+        assert_eq!(out["not_addressable"][0]["dag"], json!(long));
+        assert!(out["not_addressable"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("64"));
+        assert!(!mwaa.airflow.paused.lock().unwrap()["etl"]);
+        let none = enable_dags(&mwaa, json!({"environment": "dev", "dags": []}), budget())
+            .await
+            .unwrap();
+        assert_eq!(none["enabled"], json!([]));
+        let err = enable_dags(
+            &mwaa,
+            json!({"environment": "gone", "dags": ["etl"]}),
+            budget(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::EnvironmentNotAvailable);
+    }
+}

@@ -1,0 +1,99 @@
+//! The steps, one module each, and the one registry of them: [`Step`] names every step and
+//! runs it. The Lambda binaries (`src/bin/`) and the bed's step-worker both serve steps
+//! from here, so a new step is added in this file (plus its binary and Cargo `[[bin]]`).
+
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use common::runtime::Invocation;
+use common::Error;
+
+use crate::Clients;
+
+pub mod create_environment;
+pub mod delete_environment;
+pub mod enable_dags;
+pub mod environment_status;
+pub mod run_dag;
+pub mod save_configuration;
+pub mod verify_export;
+
+#[cfg(test)]
+mod tests;
+
+/// A step of the pause and resume state machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    EnvironmentStatus,
+    SaveConfiguration,
+    CreateEnvironment,
+    DeleteEnvironment,
+    RunDag,
+    EnableDags,
+    VerifyExport,
+}
+
+impl Step {
+    pub const ALL: [Step; 7] = [
+        Step::EnvironmentStatus,
+        Step::SaveConfiguration,
+        Step::CreateEnvironment,
+        Step::DeleteEnvironment,
+        Step::RunDag,
+        Step::EnableDags,
+        Step::VerifyExport,
+    ];
+
+    /// The name of its binary and function (`infra/template.yaml`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::EnvironmentStatus => "environment-status",
+            Step::SaveConfiguration => "save-configuration",
+            Step::CreateEnvironment => "create-environment",
+            Step::DeleteEnvironment => "delete-environment",
+            Step::RunDag => "run-dag",
+            Step::EnableDags => "enable-dags",
+            Step::VerifyExport => "verify-export",
+        }
+    }
+
+    /// The step of that name.
+    pub fn named(name: &str) -> Option<Step> {
+        Step::ALL.into_iter().find(|step| step.name() == name)
+    }
+
+    /// Whether it keeps things in the suite's bucket (saved configurations, snapshots,
+    /// overrides): only these get `SUITE_BUCKET`.
+    pub fn uses_bucket(self) -> bool {
+        matches!(
+            self,
+            Step::EnvironmentStatus | Step::SaveConfiguration | Step::CreateEnvironment
+        )
+    }
+
+    /// Runs one invocation of the step.
+    pub async fn run(self, clients: &Clients, invocation: Invocation) -> Result<Value, Error> {
+        let Invocation {
+            payload, deadline, ..
+        } = invocation;
+        let (mwaa, s3) = (&clients.mwaa, &clients.s3);
+        match self {
+            Step::EnvironmentStatus => {
+                environment_status::environment_status(mwaa, s3, clients.bucket()?, payload).await
+            }
+            Step::SaveConfiguration => {
+                let now = SystemTime::now().into();
+                save_configuration::save_configuration(mwaa, s3, clients.bucket()?, now, payload)
+                    .await
+            }
+            Step::CreateEnvironment => {
+                create_environment::create_environment(mwaa, s3, clients.bucket()?, payload).await
+            }
+            Step::DeleteEnvironment => delete_environment::delete_environment(mwaa, payload).await,
+            Step::RunDag => run_dag::run_dag(mwaa, payload, deadline).await,
+            Step::EnableDags => enable_dags::enable_dags(mwaa, payload, deadline).await,
+            Step::VerifyExport => verify_export::verify_export(s3, payload).await,
+        }
+    }
+}
