@@ -44,7 +44,7 @@ ROUTES = [{"name": "landing", "bucket": LANDING, "prefix": "in/", "environment":
 # attempts per call: 2 faults in a row are its to absorb, 3 reach the step, which fails
 # Retryable for the state machine to retry (a new invocation; for run-dag a new task token).
 # "after": the work is done and the answer lost.  Latency stays under the steps' 15 s
-# attempt timeout (tests/tests/faults.rs covers the timeout itself).
+# attempt timeout (tests/tests/faults_pause_resume.rs covers the timeout itself).
 def _rest(method, path, kind, **extra):
     return dict(operation="InvokeRestApi", method=method, path=path, kind=kind, **extra)
 

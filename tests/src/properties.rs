@@ -236,10 +236,7 @@ pub fn step_input(data: &[u8]) -> bool {
     };
     match pause_resume::parse_environment(&event) {
         Ok(name) => {
-            assert!(
-                pause_resume::check_environment_name(&name).is_ok(),
-                "{name:?}"
-            );
+            assert!(common::environment::is_valid_name(&name), "{name:?}");
             true
         }
         Err(e) => {

@@ -40,15 +40,6 @@ pub fn parse_environment(event: &Value) -> Result<EnvironmentName, Error> {
     Ok(parse::<EnvironmentInput>(event)?.environment)
 }
 
-/// Checks a bare name by the rule step inputs are parsed with (`common::EnvironmentName`),
-/// with the same message; for callers holding a name outside an input (the bed's property
-/// checks).
-pub fn check_environment_name(name: &str) -> Result<(), Error> {
-    EnvironmentName::new(name)
-        .map(drop)
-        .map_err(|reason| Error::invalid_input(format!("field `environment`: {reason}")))
-}
-
 /// What a step works with, built once per cold start (building a client makes no call).
 pub struct Clients {
     pub mwaa: aws_sdk_mwaa::Client,
