@@ -21,17 +21,26 @@ Wire protocol (restJson1, from botocore's mwaa/2020-07-01 model):
     DELETE /tags/{ResourceArn}       UntagResource        ?tagKeys=a&tagKeys=b
     GET    /tags/{ResourceArn}       ListTagsForResource  -> {"Tags": {...}}
 
-All answers are 200 on success.  Errors carry the header ``x-amzn-errortype``
+All answers are 200 on success.  Every request is first checked against
+botocore's MWAA model (``mwaa_local_env.validate_request``: required members,
+enums, lengths, min/max, patterns) and refused with ValidationException as
+AWS's framework words it; tests/bed/test_mwaa_conformance.py holds the
+answers and refusals to the model.  Errors carry the header ``x-amzn-errortype``
 and a JSON body: ``{"message": ...}`` for ValidationException (400),
 ResourceNotFoundException (404), InternalServerException (500),
 ServiceUnavailableException (503), ThrottlingException (429, not in MWAA's
 model but retried by every SDK).  RestApiClientException and
 RestApiServerException are both HTTP 400 in the model (only the error type
 tells them apart) and carry ``{"RestApiStatusCode": n, "RestApiResponse":
-<Airflow's JSON>}``.  Timestamps are epoch seconds.
+<Airflow's JSON>}``.  AccessDeniedException (403, ``{"Message": ...}``: the
+model's member is capitalised) only when a test injects it (fault kind
+``access_denied``).  Timestamps are epoch seconds.
 
-InvokeRestApi: Path of 1..64 characters and Method in GET/PUT/POST/PATCH/
-DELETE, else ValidationException; unknown environment ->
+InvokeRestApi: Path of 1..64 characters (any characters: the model gives no
+pattern; what is not allowed in a URL path, non-ASCII included, is
+percent-encoded as UTF-8 before it goes to Airflow, existing %XX escapes kept,
+``?`` and ``#`` encoded too: the query travels in QueryParameters) and Method in
+GET/PUT/POST/PATCH/DELETE, else ValidationException; unknown environment ->
 ResourceNotFoundException; environment not AVAILABLE (UPDATE_FAILED is
 accepted: MWAA documents it as restored and ready to use) ->
 ValidationException (a choice of this bed: AWS does not document the
@@ -48,10 +57,12 @@ Test-bed admin API (not MWAA) under ``/_bed/``:
 
     POST /_bed/reset                  forget environments, faults, calls; restore the delays
                                       given at start (serve(config=...) / CLI flags)
-    GET|POST /_bed/config             {"create_delay", "update_delay", "delete_delay", "pending_poll"}
+    GET|POST /_bed/config             {"create_delay", "update_delay", "delete_delay", "pending_poll",
+                                       "snapshot_delay", "rollback_delay", "pending_timeout"
+                                       (seconds), "rich_events" (bool): see mwaa_local_env}
     GET|POST|DELETE /_bed/faults      rules, appended and consumed in order:
         {"operation": "InvokeRestApi" | "*", "kind": "throttle" | "server_error" |
-         "rest_api_server_error" | "rest_api_client_error" | "latency",
+         "rest_api_server_error" | "rest_api_client_error" | "latency" | "access_denied",
          "count": 1, "latency_ms": 0, "status": 500, "name": optional env name,
          "method": optional InvokeRestApi Method, "path": optional InvokeRestApi Path,
          "after": false}
@@ -59,7 +70,10 @@ Test-bed admin API (not MWAA) under ``/_bed/``:
         (the last two only for InvokeRestApi).  "after": true does the work first (the
         environment is created or deleted, the request reaches Airflow) and then answers
         with the fault instead of the result: the answer lost on the way back, the case
-        that tells idempotent callers from the rest.  A served fault is in /_bed/calls as
+        that tells idempotent callers from the rest.  "access_denied" answers 403
+        AccessDeniedException {"Message": "User: ... is not authorized to perform:
+        airflow:OPERATION on resource: ARN ..."} (IAM's wording; "message" overrides it,
+        "principal" names the caller); never "after".  A served fault is in /_bed/calls as
         "fault" (its kind), with "after": true when the work was done.
     POST /_bed/fail                   {"name", "status": "CREATE_FAILED" | "UPDATE_FAILED"}
     POST /_bed/status                 {"name", "status"}: set any status now (e.g. UNAVAILABLE)
@@ -78,6 +92,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import secrets
 import signal
 import socket
@@ -161,9 +176,34 @@ def _parse_body(raw: bytes):
         return raw.decode("utf-8", "replace")
 
 
+# RFC 3986 pchar and "/": what may stand in a URL path as it is.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def encode_path(path: str) -> str:
+    """Percent-encode a REST path for the URL as an HTTP client does for a path.
+
+    Non-ASCII characters become their UTF-8 bytes (Airflow's server decodes them back into the
+    DAG id), spaces and the other characters a path cannot hold are escaped, an existing %XX
+    escape is kept (as ``requests.utils.requote_uri`` does), a stray % becomes %25, and ? and #
+    are escaped: InvokeRestApi carries the query in QueryParameters, never in Path.
+    """
+    out, i = [], 0
+    while i < len(path):
+        if path[i] == "%" and _ESCAPE.match(path, i):
+            out.append(path[i:i + 3])
+            i += 3
+            continue
+        out.append(urllib.parse.quote(path[i], safe=_PATH_SAFE))
+        i += 1
+    return "".join(out)
+
+
 def forward(auth: AirflowAuth, info: dict, method: str, path: str, query, body) -> tuple[int, object]:
     """Call Airflow's REST API; return (status, parsed body).  502/504 when unreachable."""
-    url = info["base_url"].rstrip("/") + info.get("api_prefix", "") + path + _query_string(query)
+    url = (info["base_url"].rstrip("/") + info.get("api_prefix", "") + encode_path(path)
+           + _query_string(query))
     data = json.dumps(body).encode() if body is not None else None
     for attempt in (0, 1):
         try:
@@ -233,12 +273,12 @@ class ControlPlane:
         if isinstance(rules, dict):
             rules = rules.get("rules", [rules])
         kinds = ("throttle", "server_error", "rest_api_server_error", "rest_api_client_error",
-                 "latency")
+                 "latency", "access_denied")
         for rule in rules:
             if rule.get("kind") not in kinds:
                 raise model.validation(f"fault kind must be one of {kinds}")
-            if rule.get("after") and rule["kind"] == "latency":
-                raise model.validation("a latency fault cannot come after the work")
+            if rule.get("after") and rule["kind"] in ("latency", "access_denied"):
+                raise model.validation(f"a {rule['kind']} fault cannot come after the work")
         with self.lock:
             for rule in rules:
                 self.faults.append({"operation": "*", "count": 1, **rule})
@@ -315,14 +355,9 @@ class ControlPlane:
             return {"Tags": dict(self.store.get(name).env["Tags"])}
 
     def invoke(self, name, body, call) -> tuple[int, dict, str | None]:
-        model.check_name(name)
+        # Name, Path (1..64 characters) and Method (enum) are checked against the model first.
         path, method = body.get("Path"), body.get("Method")
         call.update(path=path, method=method)
-        if not isinstance(path, str) or not 1 <= len(path) <= 64:
-            raise model._constraint(path, "path", "have length between 1 and 64")
-        if method not in METHODS:
-            raise model._constraint(method, "method",
-                                    f"satisfy enum value set: [{', '.join(METHODS)}]")
         with self.store.lock:
             env = self.store.get(name).env
             status, version = env["Status"], env["AirflowVersion"]
@@ -423,10 +458,10 @@ class Handler(BaseHTTPRequestHandler):
                     self._operation(operation, label, body, query, call)
                 except ApiError as e:
                     call["work_error"] = e.code
-                status, out, error_type = self._fault(fault, call)
+                status, out, error_type = self._fault(fault, call, operation, name)
             elif fault:
                 call["fault"] = fault["kind"]
-                status, out, error_type = self._fault(fault, call)
+                status, out, error_type = self._fault(fault, call, operation, name)
                 if status is None:
                     status, out, error_type = self._operation(operation, label, body, query, call)
             else:
@@ -443,11 +478,14 @@ class Handler(BaseHTTPRequestHandler):
         self.plane.record(call)
         self._send(status, out, error_type)
 
-    def _fault(self, fault, call):
+    def _fault(self, fault, call, operation=None, name=None):
         kind = fault["kind"]
         if kind == "latency":
             time.sleep(fault.get("latency_ms", 0) / 1000)
             return None, None, None
+        if kind == "access_denied":
+            return 403, {"Message": fault.get("message") or self._denied(fault, operation, name)}, \
+                "AccessDeniedException"
         if kind == "throttle":
             return 429, {"message": "Rate exceeded"}, "ThrottlingException"
         if kind == "server_error":
@@ -462,8 +500,25 @@ class Handler(BaseHTTPRequestHandler):
             "title": "Injected", "status": status, "detail": "Injected by the local MWAA bed",
             "type": "about:blank"}}, error
 
+    def _denied(self, fault, operation, name):
+        """IAM's wording of an implicit deny (the resource as the action's IAM resource type)."""
+        p = self.plane
+        principal = fault.get("principal") or \
+            f"arn:aws:sts::{p.account}:assumed-role/mwaa-ops-bed/bed-session"
+        if operation == "InvokeRestApi":  # airflow:InvokeRestApi is on role/ENV/ROLE
+            resource = f"arn:aws:airflow:{p.region}:{p.account}:role/{name}/" \
+                       f"{fault.get('airflow_role', 'Admin')}"
+        elif operation == "ListEnvironments":
+            resource = f"arn:aws:airflow:{p.region}:{p.account}:environment/*"
+        else:
+            resource = f"arn:aws:airflow:{p.region}:{p.account}:environment/{name}"
+        return (f"User: {principal} is not authorized to perform: airflow:{operation} on "
+                f"resource: {resource} because no identity-based policy allows the "
+                f"airflow:{operation} action")
+
     def _operation(self, operation, label, body, query, call):
         p = self.plane
+        model.validate_request(operation, label, body, query)
         if operation == "InvokeRestApi":
             return p.invoke(label, body, call)
         out = {
@@ -578,7 +633,11 @@ def main(argv=None):
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--account", default="123456789012")
     for key, default in model.DEFAULT_CONFIG.items():
-        ap.add_argument("--" + key.replace("_", "-"), type=float, default=default)
+        if key in model.BOOL_CONFIG:
+            ap.add_argument("--" + key.replace("_", "-"), default=default,
+                            type=lambda v: v.strip().lower() in ("1", "true", "yes", "on"))
+        else:
+            ap.add_argument("--" + key.replace("_", "-"), type=float, default=default)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

@@ -11,37 +11,69 @@ Lifecycle (delays from ``Store.config``):
   CREATING -> PENDING, polled every ``pending_poll`` s until interface VPC
   endpoints to DatabaseVpcEndpointService (and WebserverVpcEndpointService
   when WebserverAccessMode=PRIVATE_ONLY) exist in moto's EC2 (states
-  deleted/deleting/rejected/failed/expired don't count) -> AVAILABLE.
-* update: UPDATING -> AVAILABLE.  Allowed from AVAILABLE and UPDATE_FAILED.
+  deleted/deleting/rejected/failed/expired don't count) -> AVAILABLE.  A
+  PENDING environment whose endpoints are not there after ``pending_timeout``
+  s (default 72 h) becomes CREATE_FAILED: botocore's CreateEnvironment
+  EndpointManagement documentation, "If you do not take action to create the
+  endpoints within 72 hours, the status will change to CREATE_FAILED".
+* update: UPDATING -> CREATING_SNAPSHOT -> UPDATING -> AVAILABLE (the first
+  UPDATING and the snapshot last ``snapshot_delay`` s each, the second
+  ``update_delay`` s).  Allowed from AVAILABLE and UPDATE_FAILED.  The order is
+  what AWS's in-place upgrade post describes ("the status will show UPDATING,
+  then CREATING_SNAPSHOT as Amazon MWAA captures a backup of metadata.
+  Finally, the status will return first to UPDATING, then to AVAILABLE",
+  quoted in hashicorp/terraform-provider-aws#31833); botocore's
+  EnvironmentStatus documentation has CREATING_SNAPSHOT for "the request to
+  update environment details, or upgrade the environment version", so every
+  update takes the snapshot here.
 * delete: DELETING -> DELETED; a DELETED record is kept internally but is
   invisible to the API (ResourceNotFoundException), and a new environment of
   the same name may be created.
 * injected failures (``arm_failure``): CREATE_FAILED replaces the end of the
   create phase (LastUpdate.Error INCORRECT_CONFIGURATION); UPDATE_FAILED
-  replaces the end of the next update phase and restores the configuration
-  from before the update (as MWAA documents for UPDATE_FAILED).
+  replaces the end of the next update phase: ROLLING_BACK for
+  ``rollback_delay`` s, then UPDATE_FAILED with the configuration from before
+  the update.  botocore's EnvironmentStatus documentation: ROLLING_BACK "The
+  request to update environment details or upgrade the environment version
+  failed and Amazon MWAA is restoring the environment using the latest
+  storage volume snapshot"; UPDATE_FAILED "The request to update the
+  environment failed and the environment was restored to its previous state
+  successfully and is ready to use" (so not back to AVAILABLE).
 
-Event shape (put on every status transition, best effort):
+Input validation: every request is first checked against botocore's MWAA
+model (required members, types, enums, lengths, min/max, patterns as whole
+matches: ``validate_request``), answered like AWS's framework does
+(``N validation error(s) detected: Value '...' at 'member' failed to satisfy
+constraint: Member must ...``); then the service's own rules the model does
+not carry (offered versions and classes, worker and scheduler counts, teams).
+
+Event shape (put on every status transition, best effort), ``rich_events``
+false (sparse, only what AWS documents):
 
     Source      "aws.airflow"
     DetailType  "MWAA Environment Status Change"
     Resources   ["arn:aws:airflow:REGION:ACCOUNT:environment/NAME"]
+    Detail      {}
+
+AWS documents the source, the detail-type and best-effort delivery (EventBridge
+events reference, "Amazon Managed Workflows for Apache Airflow events") and no
+detail field at all; ``resources`` is the envelope's list of the resources
+involved (EventBridge "AWS service event metadata").  ``rich_events`` true
+(the default, which the suite's bed tests still rely on) adds the fields seen
+in use plus two of this bed's own:
+
     Detail      {"name", "status", "previousStatus" (absent on CREATING),
                  "celeryExecutorQueue", "databaseVpcEndpointService",
                  "webserverVpcEndpointService", "webserverAccessMode",
                  "endpointManagement",
                  "networkConfiguration": {"subnetIds", "securityGroupIds"}}
 
-Where it comes from: AWS documents only source and detail-type (EventBridge
-events reference, "Amazon MWAA events", delivery best effort) and the MWAA
-user guide tutorial "Automate managing your own environment endpoints" (the
-Lambda reads the endpoint services, the Celery queue ARN, the access mode and
-the subnets / security groups from the event of a PENDING environment).  The
-camelCase detail keys name, status, celeryExecutorQueue,
+The camelCase keys name, status, celeryExecutorQueue,
 databaseVpcEndpointService, webserverVpcEndpointService, webserverAccessMode
-and networkConfiguration.{subnetIds,securityGroupIds} are those seen in use;
-previousStatus and endpointManagement are additions of this bed.  Consumers
-must treat every detail field as optional and read GetEnvironment.
+and networkConfiguration.{subnetIds,securityGroupIds} are those seen in use
+(the MWAA user guide tutorial "Automate managing your own environment
+endpoints"); previousStatus and endpointManagement are additions of this bed.
+Consumers must treat every detail field as optional and read GetEnvironment.
 """
 
 from __future__ import annotations
@@ -78,7 +110,12 @@ STATUSES = ("CREATING", "CREATE_FAILED", "AVAILABLE", "UPDATING", "DELETING", "D
             "MAINTENANCE")
 BAD_ENDPOINT_STATES = {"deleted", "deleting", "rejected", "failed", "expired"}
 DEFAULT_CONFIG = {"create_delay": 1.0, "update_delay": 1.0, "delete_delay": 1.0,
-                  "pending_poll": 0.5}
+                  "pending_poll": 0.5, "snapshot_delay": 0.2, "rollback_delay": 0.2,
+                  # MWAA's 72 hours (see the module documentation)
+                  "pending_timeout": 72 * 3600.0,
+                  # the event detail: rich (true) or only what AWS documents (false)
+                  "rich_events": True}
+BOOL_CONFIG = ("rich_events",)
 
 NAME_RE = r"^[a-zA-Z][0-9a-zA-Z-_]*$"
 PATTERNS = {
@@ -112,6 +149,149 @@ def not_found(name: str) -> ApiError:
 def _constraint(value, member: str, what: str) -> ApiError:
     return validation(f"1 validation error detected: Value '{value}' at '{member}' failed to "
                       f"satisfy constraint: Member must {what}")
+
+
+# ---------------------------------------------------------------------------
+# Validation against botocore's MWAA model (the constraints AWS's framework enforces)
+# ---------------------------------------------------------------------------
+_MODEL = None
+
+
+def service_model():
+    """botocore's MWAA service model (the bed's botocore, 1.44.x)."""
+    global _MODEL
+    if _MODEL is None:
+        import botocore.session
+        _MODEL = botocore.session.get_session().get_service_model("mwaa")
+    return _MODEL
+
+
+def pattern_matches(pattern: str, value: str) -> bool:
+    r"""A model pattern, as a whole match (AWS's API reference shows them anchored: ^...$).
+
+    Java's ``\p{L}`` classes (tag keys and values) need the ``regex`` module.
+    """
+    if "\\p{" in pattern:
+        import regex
+        return regex.fullmatch(pattern, value) is not None
+    return re.fullmatch(pattern, value) is not None
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "null"
+    return "'" + (value if isinstance(value, str) else json.dumps(value)) + "'"
+
+
+def _member_path(path: str, member: str) -> str:
+    name = member[0].lower() + member[1:]
+    return f"{path}.{name}" if path else name
+
+
+def shape_errors(shape, value, path: str, errors: list[str]) -> None:
+    """Append AWS-style messages for every constraint of ``shape`` that ``value`` breaks."""
+    meta, kind = shape.metadata, shape.type_name
+    at = f"Value {_shown(value)} at '{path}' failed to satisfy constraint: Member must "
+    if meta.get("document"):
+        return
+    if kind == "structure":
+        if not isinstance(value, dict):
+            errors.append(at + "be a structure")
+            return
+        for req in meta.get("required", []):
+            if value.get(req) is None:
+                errors.append(f"Value null at '{_member_path(path, req)}' failed to satisfy "
+                              "constraint: Member must not be null")
+        for key, item in value.items():
+            if key in shape.members and item is not None:
+                shape_errors(shape.members[key], item, _member_path(path, key), errors)
+        return
+    if kind in ("list", "map"):
+        if not isinstance(value, list if kind == "list" else dict):
+            errors.append(at + f"be a {kind}")
+            return
+        if "min" in meta and len(value) < meta["min"]:
+            errors.append(at + f"have length greater than or equal to {meta['min']}")
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(at + f"have length less than or equal to {meta['max']}")
+        if kind == "list":
+            for i, item in enumerate(value, 1):
+                shape_errors(shape.member, item, f"{path}.{i}.member", errors)
+        else:
+            for key, item in value.items():
+                shape_errors(shape.key, key, f"{path}.key", errors)
+                if item is None:
+                    errors.append(f"Value null at '{path}.{key}' failed to satisfy constraint: "
+                                  "Member must not be null")
+                else:
+                    shape_errors(shape.value, item, f"{path}.{key}", errors)
+        return
+    if kind == "string":
+        if not isinstance(value, str):
+            errors.append(at + "be a string")
+            return
+        if "min" in meta and len(value) < meta["min"]:
+            errors.append(at + f"have length greater than or equal to {meta['min']}")
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(at + f"have length less than or equal to {meta['max']}")
+        if meta.get("enum") and value not in meta["enum"]:
+            errors.append(at + f"satisfy enum value set: [{', '.join(meta['enum'])}]")
+        if meta.get("pattern") and not pattern_matches(meta["pattern"], value):
+            errors.append(at + f"satisfy regular expression pattern: {meta['pattern']}")
+        return
+    if kind in ("integer", "long"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            errors.append(at + "be an integer")
+            return
+        if "min" in meta and value < meta["min"]:
+            errors.append(at + f"have value greater than or equal to {meta['min']}")
+        if "max" in meta and value > meta["max"]:
+            errors.append(at + f"have value less than or equal to {meta['max']}")
+        return
+    if kind == "boolean" and not isinstance(value, bool):
+        errors.append(at + "be a boolean")
+
+
+def request_params(operation: str, label: str | None, body: dict, query: dict) -> dict:
+    """The operation's input as one dict: URI label, query string and JSON body members."""
+    shape = service_model().operation_model(operation).input_shape
+    params: dict = {}
+    if shape is None:
+        return params
+    for key, member in shape.members.items():
+        where, wire = member.serialization.get("location"), member.serialization.get("name", key)
+        if where == "uri":
+            params[key] = label
+        elif where == "querystring":
+            if wire not in query:
+                continue
+            values = query[wire]
+            if member.type_name == "list":
+                params[key] = list(values)
+            elif member.type_name == "integer":
+                try:
+                    params[key] = int(values[0])
+                except ValueError:
+                    raise ApiError("SerializationException", 400,
+                                   f"Cannot read {wire}={values[0]!r} as an integer")
+            else:
+                params[key] = values[0]
+        elif key in body:
+            params[key] = body[key]
+    return params
+
+
+def validate_request(operation: str, label: str | None, body: dict, query: dict) -> dict:
+    """Check a request against the model's input shape; ValidationException as AWS words it."""
+    params = request_params(operation, label, body, query)
+    shape = service_model().operation_model(operation).input_shape
+    errors: list[str] = []
+    if shape is not None:
+        shape_errors(shape, params, "", errors)
+    if errors:
+        count = f"{len(errors)} validation error{'s' if len(errors) > 1 else ''} detected: "
+        raise validation(count + "; ".join(errors))
+    return params
 
 
 def check_name(name: str) -> None:
@@ -237,6 +417,32 @@ def check_sizes(env: dict) -> None:
         raise validation("Schedulers must be between 2 and 5 for this environment class")
 
 
+def _dag_folder(bucket_arn: str, path: str) -> str:
+    return bucket_arn.rsplit(":", 1)[-1] + "/" + path.lstrip("/")
+
+
+def check_teams(env: dict) -> None:
+    """Teams need IAM Identity Center, and no two DAG folders may overlap.
+
+    botocore's CreateEnvironment Teams documentation: "you must configure IAM Identity Center for
+    the environment before you add teams"; TeamConfig.DagS3Path: "DAG folders can't overlap. A
+    team folder can't be inside the global folder or another team's folder, and the global folder
+    can't be inside a team folder ... compares folder paths as Amazon S3 prefixes".
+    """
+    teams = env.get("Teams") or {}
+    if not teams:
+        return
+    if not env.get("IdentityCenterConfiguration"):
+        raise validation("Teams require an IdentityCenterConfiguration on the environment.")
+    folders = [("the global DAG folder", _dag_folder(env["SourceBucketArn"], env["DagS3Path"]))]
+    folders += [(f"team {name}", _dag_folder(t["SourceBucketArn"], t["DagS3Path"]))
+                for name, t in sorted(teams.items())]
+    for i, (a, pa) in enumerate(folders):
+        for b, pb in folders[i + 1:]:
+            if pa.startswith(pb) or pb.startswith(pa):
+                raise validation(f"DAG folders overlap: {a} ({pa}) and {b} ({pb}).")
+
+
 def _logging(name: str, given: dict | None, region: str, account: str) -> dict:
     """LoggingConfiguration as GetEnvironment shows it; omitted modules are disabled."""
     given = given or {}
@@ -295,11 +501,17 @@ def new_environment(name: str, inp: dict, region: str, account: str) -> dict:
     }
     if inp.get("KmsKey"):
         env["KmsKey"] = inp["KmsKey"]
+    # Members of botocore 1.44's model that aws-sdk-mwaa 1.128 lacks: stored and returned.
+    if inp.get("IdentityCenterConfiguration"):
+        env["IdentityCenterConfiguration"] = copy.deepcopy(inp["IdentityCenterConfiguration"])
+    if inp.get("Teams"):
+        env["Teams"] = copy.deepcopy(inp["Teams"])
     for key in ("PluginsS3Path", "PluginsS3ObjectVersion", "RequirementsS3Path",
                 "RequirementsS3ObjectVersion", "StartupScriptS3Path", "StartupScriptS3ObjectVersion"):
         if inp.get(key):
             env[key] = inp[key]
     check_sizes(env)
+    check_teams(env)
     return env
 
 
@@ -328,7 +540,22 @@ def apply_update(env: dict, inp: dict, region: str, account: str) -> dict:
                   for m, c in env["LoggingConfiguration"].items()}
         merged.update(inp["LoggingConfiguration"])
         new["LoggingConfiguration"] = _logging(env["Name"], merged, region, account)
+    if inp.get("IdentityCenterConfiguration"):
+        new["IdentityCenterConfiguration"] = copy.deepcopy(inp["IdentityCenterConfiguration"])
+    teams_update = inp.get("Teams") or {}
+    if teams_update:
+        teams = dict(new.get("Teams") or {})
+        teams.update(copy.deepcopy(teams_update.get("AddOrUpdate") or {}))
+        for name in teams_update.get("Remove") or []:
+            if name not in teams:
+                raise validation(f"Team {name} is not configured on environment {env['Name']}.")
+            del teams[name]
+        if teams:
+            new["Teams"] = teams
+        else:
+            new.pop("Teams", None)
     check_sizes(new)
+    check_teams(new)
     return new
 
 
@@ -336,7 +563,10 @@ def _vkey(version: str) -> tuple:
     return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
-def event_detail(env: dict, previous: str | None) -> dict:
+def event_detail(env: dict, previous: str | None, rich: bool = True) -> dict:
+    """The event's detail: ``{}`` unless rich (see the module documentation)."""
+    if not rich:
+        return {}
     detail = {"name": env["Name"], "status": env["Status"]}
     if previous:
         detail["previousStatus"] = previous
@@ -362,6 +592,7 @@ class Record:
         self.due: float | None = None      # when ``action`` runs
         self.action: str | None = None     # create_done | pending_check | update_done | delete_done
         self.before_update: dict | None = None
+        self.pending_since: float | None = None
 
     @property
     def status(self) -> str:
@@ -401,14 +632,22 @@ class Store:
             self.config = dict(self.defaults)
 
     def configure(self, values: dict, as_default: bool = False) -> dict:
-        """Set delays (seconds); ``as_default`` also makes them what reset() restores."""
+        """Set delays (seconds) and ``rich_events``; ``as_default`` also makes them what reset()
+        restores."""
         with self.lock:
             for key, value in values.items():
                 if key not in DEFAULT_CONFIG:
                     raise validation(f"unknown config key {key}")
-                self.config[key] = float(value)
+                if key in BOOL_CONFIG:
+                    if isinstance(value, str):
+                        value = value.strip().lower() in ("1", "true", "yes", "on")
+                    value = bool(value)
+                else:
+                    value = float(value)
+                self.config[key] = value
                 if as_default:
-                    self.defaults[key] = float(value)
+                    self.defaults[key] = value
+            self._wake.set()  # a shorter pending_timeout applies at once
             return dict(self.config)
 
     def arm_failure(self, name: str, status: str) -> None:
@@ -468,7 +707,7 @@ class Store:
                 new["LastUpdate"]["WorkerReplacementStrategy"] = inp["WorkerReplacementStrategy"]
             rec.env = new
             self._transition(rec, "UPDATING")
-            self._schedule(rec, "update_done", self.config["update_delay"])
+            self._schedule(rec, "snapshot_start", self.config["snapshot_delay"])
             return new
 
     def delete(self, name: str) -> None:
@@ -506,6 +745,8 @@ class Store:
     def _transition(self, rec: Record, status: str) -> None:
         previous = rec.env["Status"]
         rec.env["Status"] = status
+        if status == "PENDING":
+            rec.pending_since = time.time()
         log.info("environment %s: %s -> %s", rec.env["Name"], previous, status)
         self._publish(rec.env, previous)
 
@@ -554,25 +795,39 @@ class Store:
             elif action == "pending_check":
                 if rec.status != "PENDING":
                     return
+                waited = time.time() - (rec.pending_since or time.time())
+                left = self.config["pending_timeout"] - waited
                 if ready and self._fail_armed(name, "CREATE_FAILED"):
                     self._create_failed(rec)
                 elif ready:
                     self._available(rec)
+                elif left <= 0:
+                    self._create_failed(rec, self.PENDING_EXPIRED)
                 else:
-                    self._schedule(rec, "pending_check", self.config["pending_poll"])
+                    self._schedule(rec, "pending_check", min(self.config["pending_poll"], left))
+            elif action == "snapshot_start":
+                self._transition(rec, "CREATING_SNAPSHOT")
+                self._schedule(rec, "snapshot_done", self.config["snapshot_delay"])
+            elif action == "snapshot_done":
+                self._transition(rec, "UPDATING")
+                self._schedule(rec, "update_done", self.config["update_delay"])
             elif action == "update_done":
                 if self._fail_armed(name, "UPDATE_FAILED"):
-                    restored = rec.before_update or rec.env
-                    restored["LastUpdate"] = dict(rec.env["LastUpdate"], Status="FAILED", Error={
-                        "ErrorCode": "INCORRECT_CONFIGURATION",
-                        "ErrorMessage": "Injected update failure (local MWAA bed).",
-                    })
-                    restored["Status"] = rec.env["Status"]
-                    rec.env = restored
-                    self._transition(rec, "UPDATE_FAILED")
+                    self._transition(rec, "ROLLING_BACK")
+                    self._schedule(rec, "rollback_done", self.config["rollback_delay"])
                 else:
                     self._available(rec)
+                    rec.before_update = None
+            elif action == "rollback_done":
+                restored = rec.before_update or rec.env
+                restored["LastUpdate"] = dict(rec.env["LastUpdate"], Status="FAILED", Error={
+                    "ErrorCode": "INCORRECT_CONFIGURATION",
+                    "ErrorMessage": "Injected update failure (local MWAA bed).",
+                })
+                restored["Status"] = rec.env["Status"]
+                rec.env = restored
                 rec.before_update = None
+                self._transition(rec, "UPDATE_FAILED")
             elif action == "delete_done":
                 self._transition(rec, "DELETED")
                 del self.records[name]
@@ -582,13 +837,18 @@ class Store:
         rec.env["LastUpdate"] = dict(rec.env["LastUpdate"], Status="SUCCESS")
         self._transition(rec, "AVAILABLE")
 
-    def _create_failed(self, rec: Record) -> None:
+    PENDING_EXPIRED = ("The required VPC endpoints were not created within the time allowed "
+                       "for an environment in PENDING status. Delete the environment and create "
+                       "a new one. (local MWAA bed)")
+
+    def _create_failed(self, rec: Record, message: str | None = None) -> None:
         rec.env["LastUpdate"] = dict(rec.env["LastUpdate"], Status="FAILED", Error={
             "ErrorCode": "INCORRECT_CONFIGURATION",
-            "ErrorMessage": ("You may need to check the execution role permissions policy for "
-                             "your environment, and that each of the VPC networking components "
-                             "required by the environment are configured to allow traffic. "
-                             "(injected by the local MWAA bed)"),
+            "ErrorMessage": message or (
+                "You may need to check the execution role permissions policy for "
+                "your environment, and that each of the VPC networking components "
+                "required by the environment are configured to allow traffic. "
+                "(injected by the local MWAA bed)"),
         })
         self._transition(rec, "CREATE_FAILED")
 
@@ -627,7 +887,7 @@ class Store:
 
     def _publish(self, env: dict, previous: str | None) -> None:
         """Queue the status-change event for moto's default bus (best effort, in order)."""
-        detail = event_detail(env, previous)
+        detail = event_detail(env, previous, bool(self.config.get("rich_events", True)))
         entry = {
             "Time": datetime.now(timezone.utc),
             "Source": "aws.airflow",

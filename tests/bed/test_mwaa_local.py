@@ -440,11 +440,14 @@ def test_update_lifecycle_and_injected_update_failed(plane, mwaa):
     assert mwaa.get_environment(Name="upd")["Environment"]["Status"] == "UPDATING"
     assert error_of(mwaa.update_environment, Name="upd", MaxWorkers=8)[:2] == \
         ("ValidationException", 400)
-    wait_status(mwaa, "upd", "AVAILABLE")
+    assert wait_status(mwaa, "upd", "AVAILABLE") == \
+        ["UPDATING", "CREATING_SNAPSHOT", "UPDATING", "AVAILABLE"]
     assert mwaa.get_environment(Name="upd")["Environment"]["MaxWorkers"] == 7
     admin(plane.url, "fail", {"name": "upd", "status": "UPDATE_FAILED"})
     mwaa.update_environment(Name="upd", MaxWorkers=9)
-    assert wait_status(mwaa, "upd", "UPDATE_FAILED") == ["UPDATING", "UPDATE_FAILED"]
+    # A failed update rolls back from the snapshot, then stays UPDATE_FAILED (mwaa_local_env).
+    assert wait_status(mwaa, "upd", "UPDATE_FAILED") == \
+        ["UPDATING", "CREATING_SNAPSHOT", "UPDATING", "ROLLING_BACK", "UPDATE_FAILED"]
     env = mwaa.get_environment(Name="upd")["Environment"]
     assert env["MaxWorkers"] == 7  # restored, as MWAA documents for UPDATE_FAILED
     assert env["LastUpdate"]["Status"] == "FAILED"
