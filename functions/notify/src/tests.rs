@@ -33,12 +33,7 @@ impl Ops for Fake {
             return Err(throttled_publish());
         }
         if *self.sns_down.lock().unwrap() {
-            return Err(Error::Aws {
-                service: "SNS",
-                operation: "Publish",
-                message: "InternalError".into(),
-                retryable: true,
-            });
+            return Err(Error::transient("SNS", "Publish", "InternalError"));
         }
         self.published.lock().unwrap().push(alert.clone());
         Ok(())
