@@ -146,6 +146,21 @@ impl Error {
         Self::new(ErrorKind::InvalidInput, message)
     }
 
+    /// A failed AWS call that another attempt may get through: a body that broke off, a
+    /// batch the service took only in part, or throttling as a test's fake plays it.
+    pub fn transient(
+        service: &'static str,
+        operation: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Aws {
+            service,
+            operation,
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
     /// The environment is in `status` (`NOT_FOUND` when MWAA does not know it); `needed`
     /// says what the work wanted to do.
     pub fn not_available(environment: &str, status: &str, needed: &str) -> Self {

@@ -113,12 +113,8 @@ mod tests {
 
     #[test]
     fn a_failure_reaches_lambda_as_its_kind() {
-        let throttled = Error::Aws {
-            service: "MWAA",
-            operation: "GetEnvironment",
-            message: "ThrottlingException: slow down".into(),
-            retryable: true,
-        };
+        let throttled =
+            Error::transient("MWAA", "GetEnvironment", "ThrottlingException: slow down");
         let diagnostic = report("f", Err(throttled)).unwrap_err();
         assert_eq!(diagnostic.error_type, "Retryable");
         assert!(diagnostic.error_message.contains("ThrottlingException"));

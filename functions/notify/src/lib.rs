@@ -6,6 +6,8 @@
 pub mod alerts;
 pub mod decide;
 pub mod event;
+#[cfg(test)]
+mod fixtures;
 pub mod message;
 pub mod ops;
 

@@ -33,12 +33,7 @@ impl Ops for Fake {
             return Err(throttled_publish());
         }
         if *self.sns_down.lock().unwrap() {
-            return Err(Error::Aws {
-                service: "SNS",
-                operation: "Publish",
-                message: "InternalError".into(),
-                retryable: true,
-            });
+            return Err(Error::transient("SNS", "Publish", "InternalError"));
         }
         self.published.lock().unwrap().push(alert.clone());
         Ok(())
@@ -111,8 +106,26 @@ fn notify(window: Duration) -> Notify<Fake> {
     }
 }
 
+impl Notify<Fake> {
+    /// One invocation as Lambda makes it: this function's ARN, the test's budget.
+    async fn run(&self, event: Value) -> Result<Value, Error> {
+        self.handle(event, OWN_ARN, common::Deadline::after(BUDGET))
+            .await
+    }
+}
+
 fn sample(text: &str) -> Value {
     serde_json::from_str(text).unwrap()
+}
+
+/// The messages a queue batch's answer asks SQS to keep.
+fn failed_ids(answer: &Value) -> Vec<&str> {
+    answer["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect()
 }
 
 fn subjects(n: &Notify<Fake>) -> Vec<String> {
@@ -129,14 +142,8 @@ fn subjects(n: &Notify<Fake>) -> Vec<String> {
 async fn the_same_failure_delivered_twice_sends_one_email_within_the_window() {
     let n = notify(Duration::from_secs(3600));
     let event = sample(include_str!("../../../events/sfn-execution-failed.json"));
-    let first = n
-        .handle(event.clone(), OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
-    let second = n
-        .handle(event, OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let first = n.run(event.clone()).await.unwrap();
+    let second = n.run(event).await.unwrap();
     assert!(first.get("sent").is_some(), "{first}");
     assert!(second.get("duplicate").is_some(), "{second}");
     assert_eq!(
@@ -151,12 +158,8 @@ async fn after_the_window_the_same_failure_is_sent_again() {
     let event = sample(include_str!(
         "../../../events/mwaa-status-create-failed.json"
     ));
-    n.handle(event.clone(), OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
-    n.handle(event, OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    n.run(event.clone()).await.unwrap();
+    n.run(event).await.unwrap();
     assert_eq!(subjects(&n).len(), 2);
 }
 
@@ -167,16 +170,11 @@ async fn when_sns_fails_the_invocation_fails_and_nothing_is_marked_sent() {
     let event = sample(include_str!(
         "../../../events/mwaa-status-create-failed.json"
     ));
-    let err = n
-        .handle(event.clone(), OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap_err();
+    let err = n.run(event.clone()).await.unwrap_err();
     assert!(err.to_string().contains("SNS Publish"), "{err}");
     assert!(n.ops.sent.lock().unwrap().is_empty());
     *n.ops.sns_down.lock().unwrap() = false;
-    n.handle(event, OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    n.run(event).await.unwrap();
     assert_eq!(subjects(&n).len(), 1, "the retry sends it");
 }
 
@@ -184,10 +182,7 @@ async fn when_sns_fails_the_invocation_fails_and_nothing_is_marked_sent() {
 async fn a_queue_batch_keeps_exactly_the_messages_that_were_not_sent() {
     let n = notify(Duration::from_secs(3600));
     let batch = sample(include_str!("../../../events/sqs-failed-events.json"));
-    let answer = n
-        .handle(batch.clone(), OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let answer = n.run(batch.clone()).await.unwrap();
     assert_eq!(answer, json!({"batchItemFailures": []}));
     let sent = subjects(&n);
     assert_eq!(sent.len(), 3, "{sent:?}");
@@ -205,18 +200,9 @@ async fn a_queue_batch_keeps_exactly_the_messages_that_were_not_sent() {
 
     let down = notify(Duration::from_secs(3600));
     *down.ops.sns_down.lock().unwrap() = true;
-    let answer = down
-        .handle(batch, OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
-    let kept: Vec<&str> = answer["batchItemFailures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap())
-        .collect();
+    let answer = down.run(batch).await.unwrap();
     assert_eq!(
-        kept,
+        failed_ids(&answer),
         [
             "0a1b2c3d-0000-4000-8000-000000000001",
             "0a1b2c3d-0000-4000-8000-000000000002",
@@ -229,10 +215,7 @@ async fn a_queue_batch_keeps_exactly_the_messages_that_were_not_sent() {
 async fn pending_is_watched_with_a_schedule_back_to_this_function_then_checked() {
     let n = notify(Duration::from_secs(3600));
     let pending = sample(include_str!("../../../events/mwaa-status-pending.json"));
-    let answer = n
-        .handle(pending, OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let answer = n.run(pending).await.unwrap();
     assert_eq!(answer, json!({"watching": "analytics-shared"}));
     assert_eq!(
         n.ops.watches.lock().unwrap().as_slice(),
@@ -250,10 +233,7 @@ async fn pending_is_watched_with_a_schedule_back_to_this_function_then_checked()
             last_error: None,
         },
     );
-    let answer = n
-        .handle(check.clone(), OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let answer = n.run(check.clone()).await.unwrap();
     assert!(answer.get("ignored").is_some(), "{answer}");
     n.ops
         .environments
@@ -262,9 +242,7 @@ async fn pending_is_watched_with_a_schedule_back_to_this_function_then_checked()
         .get_mut("analytics-shared")
         .unwrap()
         .status = Status::Pending;
-    n.handle(check, OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    n.run(check).await.unwrap();
     assert_eq!(
         subjects(&n),
         ["[mwaa-ops] analytics-shared still PENDING after 30 min: no VPC endpoints"]
@@ -284,9 +262,7 @@ async fn an_alert_notify_failed_to_send_arrives_later_as_the_original_failure() 
         "requestPayload": original,
         "responsePayload": {"errorType": "Error", "errorMessage": "SNS Publish failed: InternalError"}
     });
-    n.handle(record, OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    n.run(record).await.unwrap();
     assert_eq!(
         subjects(&n),
         ["[mwaa-ops] MWAA environment dev-analytics is CREATE_FAILED"]
@@ -306,18 +282,10 @@ async fn malformed_events_are_clear_errors_and_send_nothing() {
             "missing field `name`",
         ),
     ] {
-        let err = n
-            .handle(sample(text), OWN_ARN, common::Deadline::after(BUDGET))
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = n.run(sample(text)).await.unwrap_err().to_string();
         assert!(err.contains(expected), "{err}");
     }
-    let err = n
-        .handle(json!("text"), OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = n.run(json!("text")).await.unwrap_err().to_string();
     assert!(err.contains("a string"), "{err}");
     assert!(subjects(&n).is_empty());
 }

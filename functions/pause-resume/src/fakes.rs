@@ -45,6 +45,12 @@ pub fn budget() -> Deadline {
     Deadline::after(std::time::Duration::from_secs(120))
 }
 
+/// enable-dags for `dags` of `environment`, as the resume invokes it.
+pub async fn enable(mwaa: &FakeMwaa, environment: &str, dags: &[&str]) -> Result<Value, Error> {
+    let input = json!({"environment": environment, "dags": dags});
+    crate::steps::enable_dags::enable_dags(mwaa, input, budget()).await
+}
+
 /// An environment with what CreateEnvironment requires and nothing else.
 pub fn creatable(name: &str) -> EnvironmentBuilder {
     Environment::builder()

@@ -185,12 +185,7 @@ async fn get_object(
 /// The body broke off while streaming: a transport failure, worth another try.
 fn read_failed(bucket: &str, key: &str, err: &dyn std::fmt::Display) -> Error {
     in_object(
-        Error::Aws {
-            service: "S3",
-            operation: "GetObject",
-            message: format!("reading the body failed: {err}"),
-            retryable: true,
-        },
+        Error::transient("S3", "GetObject", format!("reading the body failed: {err}")),
         bucket,
         key,
     )

@@ -10,16 +10,16 @@ use common::environment::{MWAA_SOURCE, MWAA_STATUS_CHANGE};
 use common::event::{event_id, nested, parse};
 use common::{EnvironmentName, Error, Status};
 
-/// `detail` of the status-change event, camelCase as MWAA sends it.
+/// `detail` of the status-change event, camelCase as MWAA sends it: the name and status,
+/// and what GetEnvironment can no longer tell once the environment is DELETED (its queue
+/// and subnets). Endpoint services, access mode and security groups come from
+/// GetEnvironment, the truth, so the event's copies are not read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusDetail {
     pub name: Option<String>,
     pub status: String,
     pub celery_executor_queue: Option<String>,
-    pub database_vpc_endpoint_service: Option<String>,
-    pub webserver_vpc_endpoint_service: Option<String>,
-    pub webserver_access_mode: Option<String>,
     pub network_configuration: Option<NetworkDetail>,
 }
 
@@ -28,8 +28,6 @@ pub struct StatusDetail {
 pub struct NetworkDetail {
     #[serde(default)]
     pub subnet_ids: Vec<String>,
-    #[serde(default)]
-    pub security_group_ids: Vec<String>,
 }
 
 /// One status change, as far as the event tells it.

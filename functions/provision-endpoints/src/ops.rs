@@ -227,12 +227,11 @@ impl Ops for AwsOps {
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(Error::Aws {
-                service: "EC2",
-                operation: "DeleteVpcEndpoints",
-                message: failed.join("; "),
-                retryable: true,
-            })
+            Err(Error::transient(
+                "EC2",
+                "DeleteVpcEndpoints",
+                failed.join("; "),
+            ))
         }
     }
 }

@@ -86,12 +86,11 @@ impl Fake {
             return Ok(());
         }
         *self.attempts.lock().unwrap() += 1;
-        Err(Error::Aws {
+        Err(Error::transient(
             service,
             operation,
-            message: "ThrottlingException: Rate exceeded".into(),
-            retryable: true,
-        })
+            "ThrottlingException: Rate exceeded",
+        ))
     }
 }
 
@@ -187,6 +186,40 @@ fn event(name: &str) -> Value {
 
 const BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 
+fn pending(access: &str) -> ProvisionEndpoints<Fake> {
+    ProvisionEndpoints {
+        ops: Fake::pending(access),
+    }
+}
+
+impl ProvisionEndpoints<Fake> {
+    /// One invocation with the test's budget.
+    async fn run(&self, event: Value) -> Result<Value, Error> {
+        self.handle(event, common::Deadline::after(BUDGET)).await
+    }
+}
+
+/// An environment whose VPC has no SQS endpoint but, if given, one with `policy`.
+fn pending_with_sqs(policy: Option<&str>) -> Fake {
+    let fake = Fake::pending("PUBLIC_ONLY");
+    fake.endpoints.lock().unwrap().clear();
+    if let Some(policy) = policy {
+        fake.add_sqs(policy);
+    }
+    fake
+}
+
+/// The message Lambda is given for a set-up that must change (no retry helps), after
+/// checking that is the error type and that nothing was changed.
+async fn refused_as_misconfigured(fake: Fake) -> String {
+    let function = ProvisionEndpoints { ops: fake };
+    let err = function.run(event("pending")).await.unwrap_err();
+    let diagnostic = lambda_runtime::Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "ConfigurationInvalid");
+    assert!(function.ops.mutations().is_empty());
+    diagnostic.error_message
+}
+
 fn queue_count(fake: &Fake) -> usize {
     fake.live(".sqs")[0]
         .policy
@@ -198,14 +231,9 @@ fn queue_count(fake: &Fake) -> usize {
 
 #[tokio::test]
 async fn three_deliveries_make_one_endpoint_per_service_and_one_policy_entry() {
-    let function = ProvisionEndpoints {
-        ops: Fake::pending("PRIVATE_ONLY"),
-    };
+    let function = pending("PRIVATE_ONLY");
     for _ in 0..3 {
-        let report = function
-            .handle(event("pending"), common::Deadline::after(BUDGET))
-            .await
-            .unwrap();
+        let report = function.run(event("pending")).await.unwrap();
         assert_eq!(report["action"], "provisioned");
     }
     let ops = &function.ops;
@@ -220,72 +248,39 @@ async fn three_deliveries_make_one_endpoint_per_service_and_one_policy_entry() {
 
 #[tokio::test]
 async fn public_environments_get_only_the_database_endpoint() {
-    let function = ProvisionEndpoints {
-        ops: Fake::pending("PUBLIC_ONLY"),
-    };
-    let report = function
-        .handle(event("pending"), common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let function = pending("PUBLIC_ONLY");
+    let report = function.run(event("pending")).await.unwrap();
     assert_eq!(report["created"].as_array().unwrap().len(), 1);
     assert_eq!(report["created"][0]["kind"], "database");
 }
 
 #[tokio::test]
 async fn no_sqs_endpoint_is_a_clear_error_and_nothing_is_created() {
-    let fake = Fake::pending("PUBLIC_ONLY");
-    fake.endpoints.lock().unwrap().clear();
-    let function = ProvisionEndpoints { ops: fake };
-    let err = function
-        .handle(event("pending"), common::Deadline::after(BUDGET))
-        .await
-        .unwrap_err();
-    // What Lambda reports: the set-up must change; no retry helps.
-    let diagnostic = lambda_runtime::Diagnostic::from(err);
-    assert_eq!(diagnostic.error_type, "ConfigurationInvalid");
-    let err = diagnostic.error_message;
+    let err = refused_as_misconfigured(pending_with_sqs(None)).await;
     assert!(
         err.contains("analytics-shared") && err.contains("no SQS interface endpoint"),
         "{err}"
     );
-    assert!(function.ops.mutations().is_empty());
 }
 
 #[tokio::test]
 async fn a_policy_without_allow_is_a_clear_error_and_nothing_is_created() {
-    let fake = Fake::pending("PUBLIC_ONLY");
-    fake.endpoints.lock().unwrap().clear();
-    fake.add_sqs(
+    let fake = pending_with_sqs(Some(
         r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"*","Resource":"*"}]}"#,
-    );
-    let function = ProvisionEndpoints { ops: fake };
-    let err = function
-        .handle(event("pending"), common::Deadline::after(BUDGET))
-        .await
-        .unwrap_err();
-    // What Lambda reports: the set-up must change; no retry helps.
-    let diagnostic = lambda_runtime::Diagnostic::from(err);
-    assert_eq!(diagnostic.error_type, "ConfigurationInvalid");
-    let err = diagnostic.error_message;
+    ));
+    let err = refused_as_misconfigured(fake).await;
     assert!(
         err.contains("no Allow statement") && err.contains("vpce-sqs0"),
         "{err}"
     );
-    assert!(function.ops.mutations().is_empty());
 }
 
 #[tokio::test]
 async fn bad_names_are_rejected_before_any_call() {
-    let function = ProvisionEndpoints {
-        ops: Fake::pending("PUBLIC_ONLY"),
-    };
+    let function = pending("PUBLIC_ONLY");
     let mut bad = event("pending");
     bad["detail"]["name"] = json!("no/such name");
-    let err = function
-        .handle(bad, common::Deadline::after(BUDGET))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = function.run(bad).await.unwrap_err().to_string();
     assert!(
         err.contains("detail.name") && err.contains("a2b5c3d4"),
         "{err}"
@@ -295,13 +290,8 @@ async fn bad_names_are_rejected_before_any_call() {
 
 #[tokio::test]
 async fn deleted_removes_our_endpoints_and_the_queue_and_nothing_else() {
-    let function = ProvisionEndpoints {
-        ops: Fake::pending("PRIVATE_ONLY"),
-    };
-    function
-        .handle(event("pending"), common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let function = pending("PRIVATE_ONLY");
+    function.run(event("pending")).await.unwrap();
     // Someone else's endpoint to the same service, not tagged as ours.
     function.ops.endpoints.lock().unwrap().push(Endpoint {
         id: "vpce-foreign".into(),
@@ -313,10 +303,7 @@ async fn deleted_removes_our_endpoints_and_the_queue_and_nothing_else() {
         tags: [(ENVIRONMENT_KEY.to_owned(), "analytics-shared".to_owned())].into(),
     });
     for delivery in 0..2 {
-        let report = function
-            .handle(event("deleted"), common::Deadline::after(BUDGET))
-            .await
-            .unwrap();
+        let report = function.run(event("deleted")).await.unwrap();
         assert_eq!(report["action"], "cleaned_up");
         assert_eq!(
             report["vpcs"],
@@ -338,27 +325,16 @@ async fn deleted_removes_our_endpoints_and_the_queue_and_nothing_else() {
 
 #[tokio::test]
 async fn other_statuses_and_service_managed_environments_are_left_alone() {
-    let function = ProvisionEndpoints {
-        ops: Fake::pending("PUBLIC_ONLY"),
-    };
+    let function = pending("PUBLIC_ONLY");
     let mut available = event("pending");
     available["detail"]["status"] = json!("AVAILABLE");
-    assert_eq!(
-        function
-            .handle(available, common::Deadline::after(BUDGET))
-            .await
-            .unwrap()["action"],
-        "ignored"
-    );
+    assert_eq!(function.run(available).await.unwrap()["action"], "ignored");
 
     let mut fake = Fake::pending("PUBLIC_ONLY");
     fake.env.as_mut().unwrap().endpoint_management = "SERVICE".into();
     let function = ProvisionEndpoints { ops: fake };
     assert_eq!(
-        function
-            .handle(event("pending"), common::Deadline::after(BUDGET))
-            .await
-            .unwrap()["action"],
+        function.run(event("pending")).await.unwrap()["action"],
         "ignored"
     );
     assert!(function.ops.mutations().is_empty());
@@ -416,10 +392,7 @@ async fn a_bad_event_ends_the_invocation_as_invalid_input_before_any_call() {
                 ..Fake::pending("PUBLIC_ONLY")
             },
         };
-        let err = function
-            .handle(bad.clone(), common::Deadline::after(BUDGET))
-            .await
-            .unwrap_err();
+        let err = function.run(bad.clone()).await.unwrap_err();
         let diagnostic = lambda_runtime::Diagnostic::from(err);
         assert_eq!(diagnostic.error_type, "InvalidInput", "{bad}");
         assert!(diagnostic.error_message.contains("a2b5c3d4"), "{bad}");

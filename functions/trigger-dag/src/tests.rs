@@ -25,12 +25,7 @@ struct Fake {
 
 /// What the SDK's error becomes when MWAA throttles `operation` (see `Error::aws`).
 fn throttled(operation: &'static str) -> Error {
-    Error::Aws {
-        service: "MWAA",
-        operation,
-        message: "ThrottlingException: Rate exceeded".into(),
-        retryable: true,
-    }
+    Error::transient("MWAA", operation, "ThrottlingException: Rate exceeded")
 }
 
 impl AirflowRest for Fake {
@@ -82,12 +77,11 @@ impl Ops for Fake {
     }
     async fn publish(&self, detail_type: &str, _detail: Value) -> Result<(), Error> {
         if self.publish_fails {
-            return Err(Error::Aws {
-                service: "EventBridge",
-                operation: "PutEvents",
-                message: "InternalException: bus down".into(),
-                retryable: true,
-            });
+            return Err(Error::transient(
+                "EventBridge",
+                "PutEvents",
+                "InternalException: bus down",
+            ));
         }
         self.published.lock().unwrap().push(detail_type.to_owned());
         Ok(())
@@ -116,25 +110,37 @@ const BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 fn available(envs: &[&str]) -> Fake {
     let fake = Fake::default();
     for env in envs {
-        fake.environments
-            .lock()
-            .unwrap()
-            .insert((*env).into(), Availability::Available(AirflowMajor::V2));
+        fake.set_environment(env, Availability::Available(AirflowMajor::V2));
     }
     fake
+}
+
+fn replay(environment: &str) -> Value {
+    json!({"replay": {"environment": environment}})
+}
+
+impl Fake {
+    fn set_environment(&self, name: &str, now: Availability) {
+        self.environments.lock().unwrap().insert(name.into(), now);
+    }
+}
+
+impl TriggerDag<Fake> {
+    /// One invocation with the test's budget.
+    async fn run(&self, event: Value) -> Result<Value, Error> {
+        self.run_within(BUDGET, event).await
+    }
+
+    async fn run_within(&self, budget: std::time::Duration, event: Value) -> Result<Value, Error> {
+        self.handle(event, common::Deadline::after(budget)).await
+    }
 }
 
 #[tokio::test]
 async fn redeliveries_start_one_run_per_route() {
     let f = function(available(&["dev-a", "dev-b"]));
-    let first = f
-        .handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
-    let again = f
-        .handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let first = f.run(arrival("in/a.csv")).await.unwrap();
+    let again = f.run(arrival("in/a.csv")).await.unwrap();
     assert_eq!(first["runs"][0]["outcome"], "started");
     assert_eq!(first["runs"][1]["outcome"], "started");
     assert_eq!(again["runs"][0]["outcome"], "already_started");
@@ -146,10 +152,7 @@ async fn one_failing_route_does_not_stop_the_others_but_fails_the_invocation() {
     let mut fake = available(&["dev-a", "dev-b"]);
     fake.airflow.unknown.insert("gone".into());
     let f = function(fake);
-    let err = f
-        .handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
-        .await
-        .unwrap_err();
+    let err = f.run(arrival("in/a.csv")).await.unwrap_err();
     assert!(err.to_string().contains("gone"), "{err}");
     assert_eq!(
         f.ops.airflow.runs.lock().unwrap().len(),
@@ -167,39 +170,18 @@ async fn one_failing_route_does_not_stop_the_others_but_fails_the_invocation() {
 #[tokio::test]
 async fn held_while_away_then_replayed_once_and_dead_dags_set_aside() {
     let f = function(Fake::default());
-    f.handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
-    f.handle(arrival("in/a.csv"), common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    f.run(arrival("in/a.csv")).await.unwrap();
+    f.run(arrival("in/a.csv")).await.unwrap();
     assert_eq!(
         f.ops.held.lock().unwrap().len(),
         2,
         "one record per environment and run"
     );
-    assert!(
-        f.handle(
-            json!({"replay": {"environment": "dev-a"}}),
-            common::Deadline::after(BUDGET)
-        )
-        .await
-        .is_err(),
-        "not available yet"
-    );
+    assert!(f.run(replay("dev-a")).await.is_err(), "not available yet");
 
     f.ops
-        .environments
-        .lock()
-        .unwrap()
-        .insert("dev-a".into(), Availability::Available(AirflowMajor::V3));
-    let report = f
-        .handle(
-            json!({"replay": {"environment": "dev-a"}}),
-            common::Deadline::after(BUDGET),
-        )
-        .await
-        .unwrap();
+        .set_environment("dev-a", Availability::Available(AirflowMajor::V3));
+    let report = f.run(replay("dev-a")).await.unwrap();
     assert_eq!(report["replayed"], 1);
     assert_eq!(
         f.ops.held.lock().unwrap().len(),
@@ -212,18 +194,9 @@ async fn held_while_away_then_replayed_once_and_dead_dags_set_aside() {
         held: Mutex::new(std::mem::take(&mut *f.ops.held.lock().unwrap())),
         ..Fake::default()
     };
-    fake.environments
-        .lock()
-        .unwrap()
-        .insert("dev-b".into(), Availability::Available(AirflowMajor::V2));
+    fake.set_environment("dev-b", Availability::Available(AirflowMajor::V2));
     let f = function(fake);
-    let report = f
-        .handle(
-            json!({"replay": {"environment": "dev-b"}}),
-            common::Deadline::after(BUDGET),
-        )
-        .await
-        .unwrap();
+    let report = f.run(replay("dev-b")).await.unwrap();
     assert_eq!(report["set_aside"], 1);
     assert!(f.ops.held.lock().unwrap().is_empty());
     assert!(f.ops.set_aside.lock().unwrap()[0].contains("404"));
@@ -234,19 +207,13 @@ async fn a_bus_that_is_down_does_not_fail_a_started_run() {
     let mut fake = available(&["dev-a", "dev-b"]);
     fake.publish_fails = true;
     let f = function(fake);
-    assert!(f
-        .handle(arrival("in/b.csv"), common::Deadline::after(BUDGET))
-        .await
-        .is_ok());
+    assert!(f.run(arrival("in/b.csv")).await.is_ok());
 }
 
 #[tokio::test]
 async fn arrivals_without_a_route_are_ignored() {
     let f = function(available(&["dev-a"]));
-    let report = f
-        .handle(arrival("elsewhere/a.csv"), common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let report = f.run(arrival("elsewhere/a.csv")).await.unwrap();
     assert_eq!(report["runs"], json!([]));
     assert!(f.ops.airflow.runs.lock().unwrap().is_empty());
 }

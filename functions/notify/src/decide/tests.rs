@@ -2,24 +2,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::event::parse_failure;
-
-fn settings() -> Settings {
-    Settings {
-        region: "eu-west-1".into(),
-        pending_minutes: 30,
-    }
-}
-
-fn sample(text: &str) -> Failure {
-    parse_failure(&serde_json::from_str::<Value>(text).unwrap()).unwrap()
-}
-
-fn alert(failure: &Failure, facts: &Facts) -> Alert {
-    match decide(failure, facts, &settings()) {
-        Plan::Send(alert) => alert,
-        other => panic!("expected an alert, got {other:?}"),
-    }
-}
+use crate::fixtures::{alert, sample, settings};
 
 #[test]
 fn pending_is_watched_and_alerts_only_if_still_pending() {

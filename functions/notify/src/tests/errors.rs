@@ -5,15 +5,6 @@ use lambda_runtime::Diagnostic;
 
 use super::*;
 
-fn failed_ids(answer: &Value) -> Vec<&str> {
-    answer["batchItemFailures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_publish_throttled_past_the_deadline_ends_the_invocation_as_retryable() {
     let n = notify(Duration::from_secs(3600));
@@ -21,10 +12,7 @@ async fn a_publish_throttled_past_the_deadline_ends_the_invocation_as_retryable(
     let event = sample(include_str!(
         "../../../../events/mwaa-status-create-failed.json"
     ));
-    let err = n
-        .handle(event, OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap_err();
+    let err = n.run(event).await.unwrap_err();
     assert!(
         *n.ops.publish_attempts.lock().unwrap() > 1,
         "retried while the deadline allowed"
@@ -47,7 +35,7 @@ async fn in_a_queue_batch_a_throttled_publish_keeps_the_message_instead_of_faili
     *n.ops.sns_throttled.lock().unwrap() = true;
     let batch = sample(include_str!("../../../../events/sqs-failed-events.json"));
     let answer = n
-        .handle(batch, OWN_ARN, common::Deadline::after(BUDGET))
+        .run(batch)
         .await
         .expect("a batch answers with the messages SQS keeps");
     assert_eq!(
@@ -76,20 +64,14 @@ async fn a_malformed_event_is_invalid_input_and_an_unknown_kind_is_an_alert() {
         json!({"Records": "not a list"}),
         json!({"check_pending": {"environment": "dev"}}),
     ] {
-        let err = n
-            .handle(event.clone(), OWN_ARN, common::Deadline::after(BUDGET))
-            .await
-            .unwrap_err();
+        let err = n.run(event.clone()).await.unwrap_err();
         assert_eq!(Diagnostic::from(err).error_type, "InvalidInput", "{event}");
     }
     assert_eq!(*n.ops.publish_attempts.lock().unwrap(), 0);
 
     // Not a failure notify knows, but nothing may be dropped: it is reported as it is.
     let s3 = sample(include_str!("../../../../events/s3-object-created.json"));
-    let answer = n
-        .handle(s3, OWN_ARN, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let answer = n.run(s3).await.unwrap();
     assert_eq!(
         answer,
         json!({"sent": "[mwaa-ops] Unknown event kind: aws.s3 / Object Created"})

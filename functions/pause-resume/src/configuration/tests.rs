@@ -109,95 +109,56 @@ fn sent_module(module: Option<&ModuleLoggingConfigurationInput>) -> Option<(bool
     module.map(|m| (m.enabled(), m.log_level().clone()))
 }
 
+/// Asserts that each member the request sends equals what the environment reported, naming
+/// the member when one does not.
+macro_rules! assert_carried {
+    ($($sent:expr => $had:expr),* $(,)?) => {
+        $(assert_eq!($sent, $had, "{}", stringify!($had));)*
+    };
+}
+
 #[test]
 fn every_field_survives_the_round_trip_to_create_environment() {
     let env = full_environment();
     let request = round_trip(&env);
     let sent = request.as_input();
-    assert_eq!(sent.get_name().as_deref(), env.name());
-    assert_eq!(sent.get_airflow_version().as_deref(), env.airflow_version());
-    assert_eq!(
-        sent.get_execution_role_arn().as_deref(),
-        env.execution_role_arn()
-    );
-    assert_eq!(
-        sent.get_source_bucket_arn().as_deref(),
-        env.source_bucket_arn()
-    );
-    assert_eq!(sent.get_dag_s3_path().as_deref(), env.dag_s3_path());
-    assert_eq!(
-        sent.get_network_configuration().as_ref(),
-        env.network_configuration()
-    );
-    assert_eq!(
-        sent.get_environment_class().as_deref(),
-        env.environment_class()
-    );
-    assert_eq!(*sent.get_schedulers(), env.schedulers());
-    assert_eq!(*sent.get_min_workers(), env.min_workers());
-    assert_eq!(*sent.get_max_workers(), env.max_workers());
-    assert_eq!(*sent.get_min_webservers(), env.min_webservers());
-    assert_eq!(*sent.get_max_webservers(), env.max_webservers());
-    assert_eq!(
-        sent.get_airflow_configuration_options().as_ref(),
-        env.airflow_configuration_options()
-    );
-    assert_eq!(sent.get_plugins_s3_path().as_deref(), env.plugins_s3_path());
-    assert_eq!(
-        sent.get_plugins_s3_object_version().as_deref(),
-        env.plugins_s3_object_version()
-    );
-    assert_eq!(
-        sent.get_requirements_s3_path().as_deref(),
-        env.requirements_s3_path()
-    );
-    assert_eq!(
-        sent.get_requirements_s3_object_version().as_deref(),
-        env.requirements_s3_object_version()
-    );
-    assert_eq!(
-        sent.get_startup_script_s3_path().as_deref(),
-        env.startup_script_s3_path()
-    );
-    assert_eq!(
-        sent.get_startup_script_s3_object_version().as_deref(),
-        env.startup_script_s3_object_version()
-    );
-    assert_eq!(sent.get_kms_key().as_deref(), env.kms_key());
-    assert_eq!(
-        sent.get_webserver_access_mode().as_ref(),
-        env.webserver_access_mode()
-    );
-    assert_eq!(
-        sent.get_endpoint_management().as_ref(),
-        env.endpoint_management()
-    );
-    assert_eq!(
-        sent.get_weekly_maintenance_window_start().as_deref(),
-        env.weekly_maintenance_window_start()
+    assert_carried!(
+        sent.get_name().as_deref() => env.name(),
+        sent.get_airflow_version().as_deref() => env.airflow_version(),
+        sent.get_execution_role_arn().as_deref() => env.execution_role_arn(),
+        sent.get_source_bucket_arn().as_deref() => env.source_bucket_arn(),
+        sent.get_dag_s3_path().as_deref() => env.dag_s3_path(),
+        sent.get_network_configuration().as_ref() => env.network_configuration(),
+        sent.get_environment_class().as_deref() => env.environment_class(),
+        *sent.get_schedulers() => env.schedulers(),
+        *sent.get_min_workers() => env.min_workers(),
+        *sent.get_max_workers() => env.max_workers(),
+        *sent.get_min_webservers() => env.min_webservers(),
+        *sent.get_max_webservers() => env.max_webservers(),
+        sent.get_airflow_configuration_options().as_ref() => env.airflow_configuration_options(),
+        sent.get_plugins_s3_path().as_deref() => env.plugins_s3_path(),
+        sent.get_plugins_s3_object_version().as_deref() => env.plugins_s3_object_version(),
+        sent.get_requirements_s3_path().as_deref() => env.requirements_s3_path(),
+        sent.get_requirements_s3_object_version().as_deref() => env.requirements_s3_object_version(),
+        sent.get_startup_script_s3_path().as_deref() => env.startup_script_s3_path(),
+        sent.get_startup_script_s3_object_version().as_deref() => env.startup_script_s3_object_version(),
+        sent.get_kms_key().as_deref() => env.kms_key(),
+        sent.get_webserver_access_mode().as_ref() => env.webserver_access_mode(),
+        sent.get_endpoint_management().as_ref() => env.endpoint_management(),
+        sent.get_weekly_maintenance_window_start().as_deref() => env.weekly_maintenance_window_start(),
     );
 
     let (got, had) = (
         sent.get_logging_configuration().as_ref().unwrap(),
         env.logging_configuration().unwrap(),
     );
-    assert_eq!(
-        sent_module(got.dag_processing_logs()),
-        module_input(had.dag_processing_logs())
+    assert_carried!(
+        sent_module(got.dag_processing_logs()) => module_input(had.dag_processing_logs()),
+        sent_module(got.scheduler_logs()) => module_input(had.scheduler_logs()),
+        sent_module(got.webserver_logs()) => module_input(had.webserver_logs()),
+        sent_module(got.worker_logs()) => module_input(had.worker_logs()),
+        sent_module(got.task_logs()) => module_input(had.task_logs()),
     );
-    assert_eq!(
-        sent_module(got.scheduler_logs()),
-        module_input(had.scheduler_logs())
-    );
-    assert_eq!(
-        sent_module(got.webserver_logs()),
-        module_input(had.webserver_logs())
-    );
-    assert_eq!(
-        sent_module(got.worker_logs()),
-        module_input(had.worker_logs())
-    );
-    assert_eq!(sent_module(got.task_logs()), module_input(had.task_logs()));
     assert_eq!(
         sent_module(got.scheduler_logs()),
         Some((false, LoggingLevel::Info)),

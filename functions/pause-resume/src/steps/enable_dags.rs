@@ -95,7 +95,7 @@ pub async fn enable_dags(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{budget, with_dags as fake};
+    use crate::fakes::{enable, with_dags as fake};
     use aws_sdk_mwaa::types::EnvironmentStatus;
 
     #[test]
@@ -113,13 +113,9 @@ mod tests {
     async fn enable_dags_reports_enabled_missing_and_unaddressable_dags() {
         let mwaa = fake(EnvironmentStatus::Available, "2.10.3");
         let long = "x".repeat(59);
-        let out = enable_dags(
-            &mwaa,
-            json!({"environment": "dev", "dags": ["etl", "gone", "etl", long]}),
-            budget(),
-        )
-        .await
-        .unwrap();
+        let out = enable(&mwaa, "dev", &["etl", "gone", "etl", &long])
+            .await
+            .unwrap();
         assert_eq!(out["enabled"], json!(["etl"]));
         assert_eq!(out["missing"], json!(["gone"]));
         assert_eq!(out["not_addressable"][0]["dag"], json!(long));
@@ -128,17 +124,9 @@ mod tests {
             .unwrap()
             .contains("64"));
         assert!(!mwaa.airflow.paused.lock().unwrap()["etl"]);
-        let none = enable_dags(&mwaa, json!({"environment": "dev", "dags": []}), budget())
-            .await
-            .unwrap();
+        let none = enable(&mwaa, "dev", &[]).await.unwrap();
         assert_eq!(none["enabled"], json!([]));
-        let err = enable_dags(
-            &mwaa,
-            json!({"environment": "gone", "dags": ["etl"]}),
-            budget(),
-        )
-        .await
-        .unwrap_err();
+        let err = enable(&mwaa, "gone", &["etl"]).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::EnvironmentNotAvailable);
     }
 }

@@ -113,8 +113,7 @@ pub async fn run_dag(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{budget, with_dags as fake};
-    use crate::steps::enable_dags::enable_dags;
+    use crate::fakes::{budget, enable, with_dags as fake};
     use aws_sdk_mwaa::types::EnvironmentStatus;
 
     fn run_input() -> Value {
@@ -184,13 +183,7 @@ mod tests {
         assert_eq!(mwaa.airflow.requests.lock().unwrap().len(), 3);
         // The same for an unpause whose answer was lost.
         *mwaa.airflow.lost_answers.lock().unwrap() = 1;
-        let out = enable_dags(
-            &mwaa,
-            json!({"environment": "dev", "dags": ["etl"]}),
-            budget(),
-        )
-        .await
-        .unwrap();
+        let out = enable(&mwaa, "dev", &["etl"]).await.unwrap();
         assert_eq!(out["enabled"], json!(["etl"]));
     }
 

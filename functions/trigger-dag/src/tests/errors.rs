@@ -22,10 +22,6 @@ fn throttled_airflow(envs: &[&str]) -> Fake {
     fake
 }
 
-fn replay(environment: &str) -> Value {
-    json!({"replay": {"environment": environment}})
-}
-
 #[tokio::test]
 async fn throttling_until_the_deadline_fails_the_invocation_as_retryable() {
     let fake = Fake {
@@ -33,19 +29,13 @@ async fn throttling_until_the_deadline_fails_the_invocation_as_retryable() {
         ..available(&["dev-a", "dev-b"])
     };
     let f = function(fake);
-    let err = f
-        .handle(arrival("in/a.csv"), Deadline::after(SHORT))
-        .await
-        .unwrap_err();
+    let err = f.run_within(SHORT, arrival("in/a.csv")).await.unwrap_err();
     assert!(err.to_string().contains("GetEnvironment"), "{err}");
     assert_eq!(error_type(err), "Retryable");
     assert!(f.ops.held.lock().unwrap().is_empty(), "nothing held blind");
 
     let f = function(throttled_airflow(&["dev-a", "dev-b"]));
-    let err = f
-        .handle(arrival("in/a.csv"), Deadline::after(SHORT))
-        .await
-        .unwrap_err();
+    let err = f.run_within(SHORT, arrival("in/a.csv")).await.unwrap_err();
     assert!(err.to_string().contains("InvokeRestApi"), "{err}");
     assert_eq!(error_type(err), "Retryable");
     assert!(f.ops.airflow.runs.lock().unwrap().is_empty());
@@ -71,16 +61,10 @@ async fn a_bad_event_is_invalid_input_and_calls_nothing() {
         json!({"environment": "9x", "dag": "daily", "time": "2026-11-21T06:00:00Z"}),
     ];
     for event in bad_events {
-        let err = f
-            .handle(event.clone(), Deadline::after(BUDGET))
-            .await
-            .unwrap_err();
+        let err = f.run(event.clone()).await.unwrap_err();
         assert_eq!(error_type(err), "InvalidInput", "{event}");
     }
-    let err = f
-        .handle(replay("../x"), Deadline::after(BUDGET))
-        .await
-        .unwrap_err();
+    let err = f.run(replay("../x")).await.unwrap_err();
     assert!(
         err.to_string().contains("replay.environment")
             && err.to_string().contains("not an MWAA environment name"),
@@ -93,27 +77,16 @@ async fn a_bad_event_is_invalid_input_and_calls_nothing() {
 #[tokio::test]
 async fn a_replay_while_the_environment_is_not_available_says_so_and_keeps_the_held() {
     let f = function(Fake::default());
-    f.handle(arrival("in/a.csv"), Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    f.run(arrival("in/a.csv")).await.unwrap();
     f.ops
-        .environments
-        .lock()
-        .unwrap()
-        .insert("dev-a".into(), Availability::NotAvailable(Status::Updating));
-    let err = f
-        .handle(replay("dev-a"), Deadline::after(BUDGET))
-        .await
-        .unwrap_err();
+        .set_environment("dev-a", Availability::NotAvailable(Status::Updating));
+    let err = f.run(replay("dev-a")).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "environment dev-a is UPDATING; cannot replay held arrivals"
     );
     assert_eq!(error_type(err), "EnvironmentNotAvailable");
-    let err = f
-        .handle(replay("dev-b"), Deadline::after(BUDGET))
-        .await
-        .unwrap_err();
+    let err = f.run(replay("dev-b")).await.unwrap_err();
     assert!(err.to_string().contains("NOT_FOUND"), "{err}");
     assert_eq!(error_type(err), "EnvironmentNotAvailable");
     assert_eq!(f.ops.held.lock().unwrap().len(), 2, "nothing released");
@@ -146,25 +119,20 @@ async fn a_throttled_replay_fails_with_an_error_type_the_resume_workflow_retries
         ..Fake::default()
     };
     let err = function(fake)
-        .handle(replay("dev-a"), Deadline::after(SHORT))
+        .run_within(SHORT, replay("dev-a"))
         .await
         .unwrap_err();
     let throttled_get_environment = error_type(err);
 
     // One arrival held while away, then Airflow throttles the replay's run.
     let away = function(Fake::default());
-    away.handle(arrival("in/a.csv"), Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    away.run(arrival("in/a.csv")).await.unwrap();
     let fake = Fake {
         held: Mutex::new(std::mem::take(&mut *away.ops.held.lock().unwrap())),
         ..throttled_airflow(&["dev-a"])
     };
     let f = function(fake);
-    let err = f
-        .handle(replay("dev-a"), Deadline::after(SHORT))
-        .await
-        .unwrap_err();
+    let err = f.run_within(SHORT, replay("dev-a")).await.unwrap_err();
     let throttled_invoke = error_type(err);
     assert_eq!(f.ops.held.lock().unwrap().len(), 2, "kept for the retry");
 

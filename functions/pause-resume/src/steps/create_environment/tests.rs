@@ -54,6 +54,19 @@ async fn paused() -> (FakeMwaa, MemoryObjects) {
     (mwaa, s3)
 }
 
+/// create-environment for `name`, as the resume invokes it.
+async fn resume(mwaa: &FakeMwaa, s3: &MemoryObjects, name: &str) -> Result<Value, Error> {
+    create_environment(mwaa, s3, BUCKET, input(name)).await
+}
+
+/// `dev`, AVAILABLE, created at `secs` since the epoch.
+fn available_since(secs: i64) -> Environment {
+    creatable("dev")
+        .status(EnvironmentStatus::Available)
+        .created_at(DateTime::from_secs(secs))
+        .build()
+}
+
 const SNAPSHOT: &str = r#"{"environment": "dev", "manifest": "s3://suite/metadata/dev/m.json",
     "active_dags": ["etl"], "paused_at": "2026-11-21T19:37:41.511001+00:00"}"#;
 
@@ -67,27 +80,15 @@ fn created(created: bool, status: &str) -> Value {
 async fn an_environment_older_than_the_pause_is_not_resumed_over() {
     let (mwaa, s3) = paused().await;
     // The pause was skipped or failed before deleting: the environment predates it.
-    let before_pause = creatable("dev")
-        .status(EnvironmentStatus::Available)
-        .created_at(DateTime::from_secs(1_795_280_000))
-        .build();
-    mwaa.put(before_pause);
-    let out = create_environment(&mwaa, &s3, BUCKET, input("dev"))
-        .await
-        .unwrap();
+    mwaa.put(available_since(1_795_280_000));
+    let out = resume(&mwaa, &s3, "dev").await.unwrap();
     assert_eq!(
         (out["created"].clone(), out["resume_needed"].clone()),
         (json!(false), json!(false))
     );
     // One the resume created after the pause (a re-run of the resume): go on.
-    let after_pause = creatable("dev")
-        .status(EnvironmentStatus::Available)
-        .created_at(DateTime::from_secs(1_795_300_000))
-        .build();
-    mwaa.put(after_pause);
-    let out = create_environment(&mwaa, &s3, BUCKET, input("dev"))
-        .await
-        .unwrap();
+    mwaa.put(available_since(1_795_300_000));
+    let out = resume(&mwaa, &s3, "dev").await.unwrap();
     assert_eq!(out["resume_needed"], true);
     assert!(mwaa.created.lock().unwrap().is_empty());
 }
@@ -106,9 +107,7 @@ async fn a_snapshot_for_another_environment_or_without_its_fields_is_refused() {
                 .status(EnvironmentStatus::Available)
                 .build(),
         );
-        let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
-            .await
-            .unwrap_err();
+        let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::SnapshotNotFound, "{bad}: {err}");
     }
 }
@@ -117,18 +116,14 @@ async fn a_snapshot_for_another_environment_or_without_its_fields_is_refused() {
 async fn without_a_verified_pause_nothing_is_created() {
     let (mwaa, s3) = paused().await;
     s3.delete(BUCKET, &snapshot_key("dev")).await.unwrap();
-    let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
-        .await
-        .unwrap_err();
+    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SnapshotNotFound);
     assert!(
         err.to_string().contains("snapshots/dev/latest.json"),
         "{err}"
     );
     s3.insert(BUCKET, &snapshot_key("dev"), b"not json".to_vec());
-    let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
-        .await
-        .unwrap_err();
+    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SnapshotNotFound);
     assert!(mwaa.created.lock().unwrap().is_empty());
 }
@@ -136,13 +131,9 @@ async fn without_a_verified_pause_nothing_is_created() {
 #[tokio::test]
 async fn create_uses_the_saved_configuration_once() {
     let (mwaa, s3) = paused().await;
-    let first = create_environment(&mwaa, &s3, BUCKET, input("dev"))
-        .await
-        .unwrap();
+    let first = resume(&mwaa, &s3, "dev").await.unwrap();
     assert_eq!(first, created(true, "CREATING"));
-    let again = create_environment(&mwaa, &s3, BUCKET, input("dev"))
-        .await
-        .unwrap();
+    let again = resume(&mwaa, &s3, "dev").await.unwrap();
     assert_eq!(again, created(false, "CREATING"));
     let created = mwaa.created.lock().unwrap();
     assert_eq!(created.len(), 1);
@@ -156,9 +147,7 @@ async fn create_uses_the_saved_configuration_once() {
 async fn losing_a_create_race_counts_as_not_created() {
     let (mut mwaa, s3) = paused().await;
     mwaa.create_races = true;
-    let out = create_environment(&mwaa, &s3, BUCKET, input("dev"))
-        .await
-        .unwrap();
+    let out = resume(&mwaa, &s3, "dev").await.unwrap();
     assert_eq!(out["created"], false);
     assert_eq!(out["status"], "CREATING");
 }
@@ -167,22 +156,16 @@ async fn losing_a_create_race_counts_as_not_created() {
 async fn create_stops_at_failed_deleting_or_unsaved_environments() {
     let (mwaa, s3) = paused().await;
     mwaa.put(failed(EnvironmentStatus::CreateFailed));
-    let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
-        .await
-        .unwrap_err();
+    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::EnvironmentFailed);
     assert!(err.to_string().contains("CREATE_FAILED"), "{err}");
     assert!(err.to_string().contains("subnets have no NAT"), "{err}");
 
     mwaa.put(environment("dev", EnvironmentStatus::Deleting, "2.10.3"));
-    let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
-        .await
-        .unwrap_err();
+    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::EnvironmentDeleting);
 
-    let err = create_environment(&mwaa, &s3, BUCKET, input("other"))
-        .await
-        .unwrap_err();
+    let err = resume(&mwaa, &s3, "other").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConfigurationNotFound);
     assert!(
         err.to_string()
@@ -197,15 +180,11 @@ async fn a_configuration_saved_for_another_name_or_unreadable_is_refused() {
     let (mwaa, s3) = paused().await;
     let body = s3.body(BUCKET, &latest_key("dev")).unwrap();
     s3.insert(BUCKET, &latest_key("copy"), body);
-    let err = create_environment(&mwaa, &s3, BUCKET, input("copy"))
-        .await
-        .unwrap_err();
+    let err = resume(&mwaa, &s3, "copy").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
     assert!(err.to_string().contains("\"dev\""), "{err}");
     s3.insert(BUCKET, &latest_key("dev"), b"{\"Name\": \"dev\"}".to_vec());
-    let err = create_environment(&mwaa, &s3, BUCKET, input("dev"))
-        .await
-        .unwrap_err();
+    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
     assert!(mwaa.created.lock().unwrap().is_empty());
 }
