@@ -16,7 +16,7 @@ use notify::decide::Settings;
 use notify::Notify;
 use serde_json::{json, Value};
 
-/// notify as the template deploys it: the alert topic, its three rules (to queues here).
+/// notify as the template deploys it: the alert topic, its four rules (to queues here).
 async fn deploy_alerts(bed: &Bed) -> (Notify<notify::ops::AwsOps>, Vec<RuleQueue>) {
     let config = bed.aws_config().await;
     let sns = aws_sdk_sns::Client::new(&config);
@@ -57,6 +57,7 @@ async fn deploy_alerts(bed: &Bed) -> (Notify<notify::ops::AwsOps>, Vec<RuleQueue
         "NotifyFunctionExecutionEnded",
         "NotifyFunctionEnvironmentStatus",
         "NotifyFunctionMetadataFailed",
+        "NotifyFunctionRoutesRejected",
     ] {
         rules.push(bed.rule_to_queue(rule, &params).await);
     }
