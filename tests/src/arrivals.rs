@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use trigger_dag::catalog::{FileSettings, RouteCatalog};
 use trigger_dag::ops::AwsOps;
 use trigger_dag::routes::parse_routes;
 use trigger_dag::TriggerDag;
@@ -14,6 +15,8 @@ use crate::Bed;
 
 pub const LANDING: &str = "landing-zone";
 pub const SUITE_BUCKET: &str = "mwaa-ops-suite";
+/// Where the template tells trigger-dag to look for routes files (`ROUTES_PREFIX`).
+pub const ROUTES_PREFIX: &str = "routes/";
 /// Retry budget per event, as a Lambda with a minute would have.
 pub const BUDGET: Duration = Duration::from_secs(30);
 
@@ -44,6 +47,12 @@ pub struct Arrivals {
 impl Arrivals {
     /// Deploys the arrival path with `routes` (the `Routes` parameter's JSON).
     pub async fn deploy(bed: &Bed, routes: Value) -> Arrivals {
+        Self::deploy_with_files(bed, routes, None).await
+    }
+
+    /// Deploys the arrival path with `routes` and, when `period` is given, the routes files
+    /// under [`ROUTES_PREFIX`] of the suite bucket, looked at again after `period`.
+    pub async fn deploy_with_files(bed: &Bed, routes: Value, period: Option<Duration>) -> Arrivals {
         let config = bed.aws_config().await;
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&config)
@@ -84,7 +93,17 @@ impl Arrivals {
                 events: aws_sdk_eventbridge::Client::new(&config),
                 bucket: SUITE_BUCKET.into(),
             },
-            routes: parse_routes(&routes.to_string()).unwrap(),
+            routes: match period {
+                Some(period) => RouteCatalog::with_files(
+                    parse_routes(&routes.to_string()).unwrap(),
+                    FileSettings {
+                        bucket: SUITE_BUCKET.into(),
+                        prefix: ROUTES_PREFIX.into(),
+                        period,
+                    },
+                ),
+                None => parse_routes(&routes.to_string()).unwrap().into(),
+            },
         };
         Arrivals {
             s3,
@@ -128,6 +147,18 @@ impl Arrivals {
             }
         }
         results
+    }
+
+    /// Writes a routes file (`routes/<name>`) to the suite bucket, as `aws s3 cp` would.
+    pub async fn put_routes(&self, name: &str, body: &str) {
+        self.s3
+            .put_object()
+            .bucket(SUITE_BUCKET)
+            .key(format!("{ROUTES_PREFIX}{name}"))
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
     }
 
     pub async fn held_keys(&self) -> Vec<String> {

@@ -106,6 +106,26 @@ def test_the_arrival_rule_listens_to_the_configured_buckets_only():
         "detail": {"bucket": {"name": ["a-bucket", "b-bucket"]}}}
 
 
+def test_trigger_dag_reads_the_routes_files_under_the_prefix_it_is_given_and_no_more(cfn):
+    function = cfn["Resources"]["TriggerDagFunction"]["Properties"]["Environment"]["Variables"]
+    prefix = function["ROUTES_PREFIX"]
+    assert prefix == "routes/" and int(function["ROUTES_RELOAD_SECONDS"]) <= 60
+    statements = [st for role, st in iam_statements(cfn) if role == "TriggerDagFunctionRole"]
+    lists = [st for st in statements if "s3:ListBucket" in as_list(st["Action"])]
+    assert len(lists) == 1 and lists[0]["Resource"] == {"Fn::GetAtt": ["SuiteBucket", "Arn"]}
+    assert lists[0]["Condition"] == {"StringLike": {"s3:prefix": ["held/*", f"{prefix}*"]}}
+    reads = {json.dumps(st["Resource"]) for st in statements if "s3:GetObject" in as_list(st["Action"])}
+    assert reads == {json.dumps("${SuiteBucket.Arn}/held/*"), json.dumps(f"${{SuiteBucket.Arn}}/{prefix}*")}
+    routes_statement = [st for st in statements if st.get("Resource") == f"${{SuiteBucket.Arn}}/{prefix}*"]
+    assert [as_list(st["Action"]) for st in routes_statement] == [["s3:GetObject"]], "read only"
+
+
+def test_rejected_routes_files_reach_notify():
+    patterns = template.rule_patterns(PARAMS)
+    assert patterns["NotifyFunctionRoutesRejected"] == {
+        "source": ["mwaa-ops"], "detail-type": ["Routes Rejected"]}
+
+
 def test_the_suite_bucket_is_private_encrypted_and_tls_only(cfn):
     bucket = cfn["Resources"]["SuiteBucket"]["Properties"]
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
@@ -139,7 +159,7 @@ def test_notify_drains_the_failed_events_queue_and_keeps_what_it_could_not_send(
     rules = {n for n, r in res.items() if r["Type"] == "AWS::Events::Rule"
              and any(t["Arn"] == {"Fn::GetAtt": ["NotifyFunction", "Arn"]} for t in r["Properties"]["Targets"])}
     assert rules == {"NotifyFunctionExecutionEnded", "NotifyFunctionEnvironmentStatus",
-                     "NotifyFunctionMetadataFailed"}
+                     "NotifyFunctionMetadataFailed", "NotifyFunctionRoutesRejected"}
 
 
 def test_what_notify_cannot_report_moves_on_to_an_alarmed_queue(cfn):

@@ -16,10 +16,11 @@ use serde_json::{json, Value};
 const BUDGET: Duration = Duration::from_secs(10);
 const SUITE_BUCKET: &str = "mwaa-ops-suite";
 const PARAMS: &[(&str, &str)] = &[("EnvironmentNamePrefix", "dev-")];
-const RULES: [&str; 3] = [
+const RULES: [&str; 4] = [
     "NotifyFunctionExecutionEnded",
     "NotifyFunctionEnvironmentStatus",
     "NotifyFunctionMetadataFailed",
+    "NotifyFunctionRoutesRejected",
 ];
 const OWN_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:mwaa-ops-NotifyFunction-x";
 
@@ -173,6 +174,7 @@ async fn each_alert_rule_takes_its_own_events_and_no_others() {
         sample("mwaa-status-create-failed.json", &bed.account),
         pending,
         sample("metadata-export-failed.json", &bed.account),
+        sample("routes-rejected.json", &bed.account),
         // None of these is for notify:
         sample("mwaa-status-deleted.json", &bed.account),
         sample("s3-object-created.json", &bed.account),
@@ -183,7 +185,7 @@ async fn each_alert_rule_takes_its_own_events_and_no_others() {
         alerts.put_event(&event).await;
     }
     let mut taken = vec![];
-    for (queue, expected) in queues.iter().zip([1, 2, 1]) {
+    for (queue, expected) in queues.iter().zip([1, 2, 1, 1]) {
         let events = queue.take(expected, Duration::from_secs(10)).await;
         taken.push(
             events
@@ -207,8 +209,45 @@ async fn each_alert_rule_takes_its_own_events_and_no_others() {
                 "MWAA Environment Status Change PENDING"
             ],
             vec!["Metadata Export Failed -"],
+            vec!["Routes Rejected -"],
         ]
     );
+}
+
+#[tokio::test]
+async fn a_rejected_routes_file_is_one_email_however_many_instances_report_it() {
+    let bed = session_without_airflow().await;
+    let alerts = deploy(&bed).await;
+    let queues = rules(&bed).await;
+    let event = sample("routes-rejected.json", &bed.account);
+    // Two warm trigger-dag instances read the same broken version: two events.
+    alerts.put_event(&event).await;
+    alerts.put_event(&event).await;
+    let delivered = queues[3].take(2, Duration::from_secs(10)).await;
+    assert_eq!(delivered.len(), 2);
+    assert_ne!(delivered[0]["id"], delivered[1]["id"]);
+    alerts.handle(delivered[0].clone()).await;
+    let again = alerts.handle(delivered[1].clone()).await;
+    assert!(again.get("duplicate").is_some(), "{again}");
+    let emails = alerts.emails(&bed).await;
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    let email = &emails[0];
+    assert_eq!(
+        email.subject,
+        "[mwaa-ops] Routes file routes/sales.json rejected: routes[1] (\"orders\"): field `environment`"
+    );
+    for expected in [
+        "File:           s3://mwaa-ops-suitebucket-1x2y3z/routes/sales.json",
+        "Field:          environment",
+        "Used meanwhile: 4 routes",
+    ] {
+        assert!(
+            email.body.contains(expected),
+            "missing {expected:?} in\n{}",
+            email.body
+        );
+    }
+    assert_eq!(email.attributes["kind"]["Value"], "routes-rejected");
 }
 
 #[tokio::test]

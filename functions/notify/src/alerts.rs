@@ -184,6 +184,68 @@ pub fn dag_failed(event_id: &str, detail_type: &str, detail: &Value, region: &st
     }
 }
 
+/// trigger-dag did not use a routes file, or some routes of it: which file, route and field,
+/// why, and which routes arrivals follow meanwhile. Two instances reporting the same version
+/// of a file are one alert.
+pub fn routes_rejected(event_id: &str, detail: &Value) -> Alert {
+    let text = |key: &str| detail.get(key).and_then(Value::as_str).map(str::to_owned);
+    let file = text("file").unwrap_or_else(|| "(file not named)".into());
+    let key = text("key").unwrap_or_else(|| file.clone());
+    let route = text("route").unwrap_or_else(|| "(the whole document)".into());
+    let field = text("field");
+    let mut lines = vec![
+        (
+            "What",
+            format!("trigger-dag did not use routes file {key}, or some of its routes."),
+        ),
+        ("File", file.clone()),
+        ("Route", route.clone()),
+    ];
+    if let Some(field) = &field {
+        lines.push(("Field", field.clone()));
+    }
+    lines.push((
+        "Problem",
+        clean(
+            &text("reason").unwrap_or_else(|| "(none given)".into()),
+            MAX_CAUSE,
+        ),
+    ));
+    let problems: Vec<String> = detail
+        .get("problems")
+        .and_then(Value::as_array)
+        .map(|all| {
+            all.iter()
+                .filter_map(|p| p.get("message")?.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if problems.len() > 1 {
+        lines.push(("All problems", clean(&problems.join("; "), MAX_CAUSE)));
+    }
+    if let Some(kept) = text("kept") {
+        lines.push(("Used meanwhile", kept));
+    }
+    lines.push(("What to do", format!(
+        "Fix the file and copy it again (aws s3 cp sales.json {file}): trigger-dag reads it within a minute (ROUTES_RELOAD_SECONDS). Until then arrivals follow the routes named above."
+    )));
+    let at = match &field {
+        Some(field) => format!("{route}: field `{field}`"),
+        None => route.clone(),
+    };
+    Alert {
+        kind: "routes-rejected",
+        environment: None,
+        subject: format!("{PREFIX} Routes file {key} rejected: {at}"),
+        lines,
+        event: None,
+        fingerprint: format!(
+            "routes|{file}|{}|{at}",
+            text("etag").unwrap_or_else(|| event_id.to_owned())
+        ),
+    }
+}
+
 /// A function gave up on an event after its retries (its on-failure destination record).
 pub fn function_failed(failed: &FunctionFailed, region: &str) -> Alert {
     let context = &failed.request_context;

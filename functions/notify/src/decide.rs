@@ -65,6 +65,9 @@ pub fn decide(failure: &Failure, facts: &Facts, settings: &Settings) -> Plan {
             detail_type,
             detail,
         } => Plan::Send(alerts::dag_failed(event_id, detail_type, detail, region)),
+        Failure::RoutesRejected { event_id, detail } => {
+            Plan::Send(alerts::routes_rejected(event_id, detail))
+        }
         Failure::Function(failed) => Plan::Send(alerts::function_failed(failed, region)),
         Failure::Undelivered(undelivered) => Plan::Send(alerts::undelivered(undelivered)),
         Failure::Unknown {

@@ -1,7 +1,7 @@
 //! What reaches notify, parsed into the failures it reports.
 //!
 //! Four doors: EventBridge rules (Step Functions executions, MWAA status changes, the suite's
-//! own DAG-side failures), the failed-events queue (Lambda on-failure records and rule
+//! own DAG-side failures and rejected routes files), the failed-events queue (Lambda on-failure records and rule
 //! dead letters), and the one-time schedule that re-checks a PENDING environment.
 
 use aws_lambda_events::sqs::SqsMessage;
@@ -17,6 +17,8 @@ pub const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Chang
 
 /// Detail types the suite itself puts on the bus for DAG-side failures.
 pub const SUITE_FAILURES: [&str; 2] = ["Metadata Export Failed", "Metadata Import Failed"];
+/// Detail type trigger-dag puts on the bus when a routes file (or route) is not used.
+pub const ROUTES_REJECTED: &str = "Routes Rejected";
 
 /// One invocation's input.
 #[derive(Debug)]
@@ -39,6 +41,9 @@ pub enum Failure {
         detail_type: String,
         detail: Value,
     },
+    /// trigger-dag did not use a routes file, or some routes of it (`detail` names the file,
+    /// the route, the field and what is used instead).
+    RoutesRejected { event_id: String, detail: Value },
     /// A function gave up on an event after its retries (Lambda on-failure destination).
     Function(FunctionFailed),
     /// An EventBridge rule could not deliver an event to its target (rule dead letter).
@@ -183,6 +188,10 @@ pub fn parse_failure(event: &Value) -> Result<Failure, Error> {
             status.event_id = id;
             Ok(Failure::Environment(status))
         }
+        (SUITE_SOURCE, ROUTES_REJECTED) => Ok(Failure::RoutesRejected {
+            event_id: id,
+            detail: detail()?.clone(),
+        }),
         (SUITE_SOURCE, t) if SUITE_FAILURES.contains(&t) => Ok(Failure::Suite {
             event_id: id,
             detail_type: t.to_owned(),
@@ -280,6 +289,9 @@ mod tests {
             parse_failure(&dag).unwrap(),
             Failure::Suite { .. }
         ));
+        let routes = sample(include_str!("../../../events/routes-rejected.json"));
+        assert!(matches!(parse_failure(&routes).unwrap(),
+            Failure::RoutesRejected { detail, .. } if detail["key"] == "routes/sales.json"));
         let check = sample(include_str!("../../../events/pending-check.json"));
         assert!(matches!(parse_failure(&check).unwrap(),
             Failure::PendingCheck { environment, .. } if environment == "analytics-shared"));

@@ -4,9 +4,11 @@
 //!
 //! parse (event.rs) -> decide (decide.rs, routes.rs, run_id.rs) -> act (ops.rs) -> report.
 
+pub mod catalog;
 pub mod decide;
 pub mod event;
 pub mod ops;
+pub mod route_files;
 pub mod routes;
 pub mod run_id;
 
@@ -17,16 +19,20 @@ use common::event::event_id;
 use common::retry::with_retries;
 use common::{Availability, Deadline, Error};
 
+use catalog::RouteCatalog;
 use decide::{arrival_targets, decide, schedule_target, Action, Target};
 use event::{parse_input, Input};
 use ops::Ops;
-use routes::Route;
 
-/// The function's state for its lifetime: clients and routes, built once per cold start.
+/// The function's state for its lifetime: clients and routes, built once per cold start
+/// (the routes files are re-read when they change, see catalog.rs).
 pub struct TriggerDag<O> {
     pub ops: O,
-    pub routes: Vec<Route>,
+    pub routes: RouteCatalog,
 }
+
+/// detail-type of the event that reports a routes file (or route) not used.
+pub const ROUTES_REJECTED: &str = "Routes Rejected";
 
 /// What happened to one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +59,8 @@ impl<O: Ops> TriggerDag<O> {
     pub async fn handle(&self, event: Value, deadline: Deadline) -> Result<Value, Error> {
         let targets = match parse_input(&event)? {
             Input::Arrival(arrival) => {
-                let targets = arrival_targets(&arrival, &self.routes);
+                let routes = self.load_routes(deadline).await?;
+                let targets = arrival_targets(&arrival, &routes);
                 if targets.is_empty() {
                     tracing::info!(event_id = %arrival.event_id, bucket = %arrival.bucket, key = %arrival.key,
                         "no route matches this arrival; ignored");
@@ -81,6 +88,27 @@ impl<O: Ops> TriggerDag<O> {
             Some(err) => Err(err),
             None => Ok(json!({"event_id": event_id(&event), "runs": report})),
         }
+    }
+
+    /// The routes to match arrivals against; files found broken are reported (logged and
+    /// put on the bus as "Routes Rejected", which notify emails).
+    pub async fn load_routes(
+        &self,
+        deadline: Deadline,
+    ) -> Result<std::sync::Arc<Vec<routes::Route>>, Error> {
+        let current = self.routes.current(&self.ops, deadline).await?;
+        let bucket = self
+            .routes
+            .settings()
+            .map(|s| s.bucket.as_str())
+            .unwrap_or_default();
+        for rejection in &current.rejected {
+            tracing::error!(file = %rejection.key, kept_routes = ?rejection.kept,
+                problems = %rejection.summary(), "routes file rejected");
+            self.publish(ROUTES_REJECTED, rejection.detail(bucket))
+                .await;
+        }
+        Ok(current.routes)
     }
 
     /// Starts the target's run, or holds it while its environment cannot run it.

@@ -1,23 +1,49 @@
+use std::time::Duration;
+
+use common::Deadline;
+
+use trigger_dag::catalog::{FileSettings, RouteCatalog, DEFAULT_PERIOD};
 use trigger_dag::ops::AwsOps;
 use trigger_dag::routes::parse_routes;
 use trigger_dag::TriggerDag;
+
+/// Lambda gives an init phase 10 s; reading the routes files takes a part of it at most.
+const INIT_BUDGET: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     common::runtime::serve(
         "trigger-dag",
         |config| async move {
-            let routes = parse_routes(&std::env::var("ROUTES").unwrap_or_else(|_| "[]".into()))?;
-            tracing::info!(routes = routes.len(), "routes loaded");
-            Ok(TriggerDag {
+            let parameter =
+                parse_routes(&std::env::var("ROUTES").unwrap_or_else(|_| "[]".into()))?;
+            let bucket = common::runtime::setting("HELD_BUCKET")?;
+            let routes = match std::env::var("ROUTES_PREFIX") {
+                Ok(prefix) if !prefix.is_empty() => RouteCatalog::with_files(
+                    parameter,
+                    FileSettings {
+                        bucket: bucket.clone(),
+                        prefix,
+                        period: reload_period()?,
+                    },
+                ),
+                _ => RouteCatalog::from(parameter),
+            };
+            let function = TriggerDag {
                 ops: AwsOps {
                     mwaa: common::aws::mwaa_client(&config),
                     s3: aws_sdk_s3::Client::new(&config),
                     events: aws_sdk_eventbridge::Client::new(&config),
-                    bucket: common::runtime::setting("HELD_BUCKET")?,
+                    bucket,
                 },
                 routes,
-            })
+            };
+            // Read the routes files now (cold start); if S3 cannot be read within the init
+            // budget, the first arrival reads them (and fails, to be retried, if it cannot).
+            if let Err(err) = function.load_routes(Deadline::after(INIT_BUDGET)).await {
+                tracing::warn!(error = %err, "routes files not read at start-up; the first arrival reads them");
+            }
+            Ok(function)
         },
         |function, invocation| async move {
             function
@@ -26,4 +52,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         },
     )
     .await
+}
+
+/// `ROUTES_RELOAD_SECONDS`: how often a warm instance looks for changed routes files.
+fn reload_period() -> Result<Duration, common::Error> {
+    match std::env::var("ROUTES_RELOAD_SECONDS") {
+        Ok(text) if !text.is_empty() => text.parse::<u64>().map(Duration::from_secs).map_err(|e| {
+            common::Error::Config(format!(
+                "ROUTES_RELOAD_SECONDS: {text:?} is not a number of seconds: {e}"
+            ))
+        }),
+        _ => Ok(DEFAULT_PERIOD),
+    }
 }

@@ -10,6 +10,7 @@ use common::environment::SUITE_SOURCE;
 use common::{Availability, Error};
 
 use crate::decide::Target;
+use crate::route_files::Listed;
 
 pub trait Ops: AirflowRest {
     /// Whether the environment can run DAGs now, and which Airflow it runs.
@@ -26,6 +27,13 @@ pub trait Ops: AirflowRest {
         target: &Target,
         reason: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// The objects under `prefix` in the suite bucket (routes files), every page.
+    fn list_route_files(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<Listed>, Error>> + Send;
+    /// One routes file's content (`None`: deleted since it was listed).
+    fn route_file(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, Error>> + Send;
     /// Puts a suite event ([`SUITE_SOURCE`]) on the default bus.
     fn publish(
         &self,
@@ -140,6 +148,52 @@ impl Ops for AwsOps {
             .await
             .map_err(|e| Error::aws("S3", "PutObject", &e))?;
         self.release(target).await
+    }
+
+    async fn list_route_files(&self, prefix: &str) -> Result<Vec<Listed>, Error> {
+        let mut listed = vec![];
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| Error::aws("S3", "ListObjectsV2", &e))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                listed.push(Listed {
+                    key: key.to_owned(),
+                    etag: object.e_tag().map(str::to_owned),
+                    last_modified: object.last_modified().map(|t| t.secs()),
+                    size: object.size(),
+                });
+            }
+        }
+        Ok(listed)
+    }
+
+    async fn route_file(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let got = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(got) => got,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(Error::aws("S3", "GetObject", &e)),
+        };
+        let bytes = got.body.collect().await.map_err(|e| Error::Aws {
+            service: "S3",
+            operation: "GetObject",
+            message: e.to_string(),
+            retryable: true,
+        })?;
+        Ok(Some(bytes.into_bytes().to_vec()))
     }
 
     async fn publish(&self, detail_type: &str, detail: Value) -> Result<(), Error> {

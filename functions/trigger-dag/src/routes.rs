@@ -1,5 +1,6 @@
-//! Routes: which arrivals start which DAG in which environment. Read once per cold start
-//! from the `ROUTES` JSON; a bad entry stops the start-up with a message naming it.
+//! Routes: which arrivals start which DAG in which environment, as users write them (the
+//! `ROUTES` parameter, and routes files: see route_files.rs). A bad entry is named with its
+//! position, name and field: in `ROUTES` it stops the start-up; in a file it rejects the file.
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::Deserialize;
@@ -27,6 +28,8 @@ struct RouteSpec {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub name: String,
+    /// Whether `name` was given (else it is `<environment>/<dag>`, a label only).
+    pub named: bool,
     pub bucket: String,
     prefix: Option<String>,
     suffix: Option<String>,
@@ -46,29 +49,91 @@ impl Route {
     }
 }
 
-/// Parses and checks the routes document.
-pub fn parse_routes(json: &str) -> Result<Vec<Route>, Error> {
-    let specs: Vec<Value> = serde_json::from_str(json)
-        .map_err(|e| Error::Config(format!("ROUTES is not a JSON list of routes: {e}")))?;
-    specs
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| check(i, spec))
-        .collect()
+/// What is wrong with one route (or with the whole document), for messages and alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Position in the list (`None`: the document itself is wrong).
+    pub index: Option<usize>,
+    /// The route's `name`, when it has one.
+    pub name: Option<String>,
+    /// The field at fault (`None`: the route or document as a whole).
+    pub field: Option<String>,
+    pub reason: String,
 }
 
-fn check(index: usize, raw: &Value) -> Result<Route, Error> {
-    let label = match raw.get("name").and_then(Value::as_str) {
-        Some(name) => format!("routes[{index}] ({name:?})"),
-        None => format!("routes[{index}]"),
+impl Problem {
+    /// How people name the route: `routes[1] ("orders")`, `routes[1]`, or `(document)`.
+    pub fn route(&self) -> String {
+        match (self.index, &self.name) {
+            (Some(i), Some(name)) => format!("routes[{i}] ({name:?})"),
+            (Some(i), None) => format!("routes[{i}]"),
+            (None, _) => "(the whole document)".into(),
+        }
+    }
+
+    /// A problem of the document as a whole (not JSON, not a list, unreadable).
+    pub fn document(reason: impl Into<String>) -> Self {
+        Problem {
+            index: None,
+            name: None,
+            field: None,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.index, &self.field) {
+            (None, _) => write!(f, "{}", self.reason),
+            (Some(_), Some(field)) => {
+                write!(f, "{}: field `{field}`: {}", self.route(), self.reason)
+            }
+            (Some(_), None) => write!(f, "{}: {}", self.route(), self.reason),
+        }
+    }
+}
+
+/// Parses and checks the routes document (the `Routes` parameter): the first problem stops
+/// the start-up.
+pub fn parse_routes(json: &str) -> Result<Vec<Route>, Error> {
+    parse_route_list(json).map_err(|problems| match problems.first() {
+        Some(p) if p.index.is_none() => Error::Config(format!("ROUTES: {p}")),
+        Some(p) => Error::Config(p.to_string()),
+        None => Error::Config("ROUTES: no routes".into()),
+    })
+}
+
+/// Parses and checks a routes document, reporting every route that does not validate
+/// (never empty on `Err`).
+pub fn parse_route_list(json: &str) -> Result<Vec<Route>, Vec<Problem>> {
+    let specs: Vec<Value> = serde_json::from_str(json)
+        .map_err(|e| vec![Problem::document(format!("not a JSON list of routes: {e}"))])?;
+    let (mut routes, mut problems) = (vec![], vec![]);
+    for (i, spec) in specs.iter().enumerate() {
+        match check(i, spec) {
+            Ok(route) => routes.push(route),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if problems.is_empty() {
+        Ok(routes)
+    } else {
+        Err(problems)
+    }
+}
+
+fn check(index: usize, raw: &Value) -> Result<Route, Problem> {
+    let name = raw.get("name").and_then(Value::as_str).map(str::to_owned);
+    let bad = |field: &str, reason: String| Problem {
+        index: Some(index),
+        name: name.clone(),
+        field: (field != "(event)").then(|| field.to_owned()),
+        reason,
     };
-    let bad = |field: &str, reason: String| match field {
-        "(event)" => Error::Config(format!("{label}: {reason}")),
-        _ => Error::Config(format!("{label}: field `{field}`: {reason}")),
-    };
-    let spec: RouteSpec = common::event::parse(&label, raw).map_err(|e| match e {
+    let spec: RouteSpec = common::event::parse("route", raw).map_err(|e| match e {
         Error::InvalidEvent { field, reason, .. } => bad(&field, reason),
-        other => other,
+        other => bad("(event)", other.to_string()),
     })?;
     if spec.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         return Err(bad(
@@ -88,6 +153,7 @@ fn check(index: usize, raw: &Value) -> Result<Route, Error> {
         None => None,
     };
     Ok(Route {
+        named: spec.name.is_some(),
         name: spec
             .name
             .unwrap_or_else(|| format!("{}/{}", spec.environment, spec.dag)),
@@ -200,5 +266,36 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("ROUTES"));
+    }
+
+    #[test]
+    fn a_list_reports_every_bad_route_with_its_position_name_and_field() {
+        let problems = parse_route_list(
+            r#"[{"bucket":"ok-bucket","environment":"e","dag":"d"},
+                {"name":"x","bucket":"ok-bucket","environment":"1bad","dag":"d"},
+                {"bucket":"ok-bucket","environment":"e","dag":"d","prefx":"a/"}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 2);
+        assert_eq!(
+            (
+                problems[0].index,
+                problems[0].name.as_deref(),
+                problems[0].field.as_deref()
+            ),
+            (Some(1), Some("x"), Some("environment"))
+        );
+        assert_eq!(problems[0].route(), "routes[1] (\"x\")");
+        assert_eq!(problems[1].route(), "routes[2]");
+        assert_eq!(problems[1].field.as_deref(), Some("prefx"));
+        let whole = parse_route_list(r#"{"bucket":"b"}"#).unwrap_err();
+        assert_eq!((whole[0].index, whole[0].field.as_deref()), (None, None));
+        assert!(
+            whole[0].reason.starts_with("not a JSON list of routes"),
+            "{whole:?}"
+        );
+        assert!(
+            routes(r#"[{"name":"n","bucket":"ok-bucket","environment":"e","dag":"d"}]"#)[0].named
+        );
     }
 }

@@ -9,6 +9,8 @@ use std::sync::Mutex;
 
 /// What Lambda and the resume workflow see when an invocation fails.
 mod errors;
+/// Routes files in the suite bucket: read, re-read when changed, rejected when broken.
+mod reload;
 
 /// Environments, the held store and the bus in memory, around the shared Airflow fake.
 #[derive(Default)]
@@ -20,7 +22,25 @@ struct Fake {
     held: Mutex<BTreeMap<String, Target>>,
     set_aside: Mutex<Vec<String>>,
     published: Mutex<Vec<String>>,
+    /// Every event put on the bus, with its detail.
+    events: Mutex<Vec<(String, Value)>>,
     publish_fails: bool,
+    /// Routes files in the suite bucket: key -> (ETag, content).
+    route_files: Mutex<BTreeMap<String, (String, Vec<u8>)>>,
+    /// S3 calls made for routes files: "list" or "get <key>".
+    route_calls: Mutex<Vec<String>>,
+    /// Every S3 call for routes files fails with this (retryable) error.
+    route_files_down: bool,
+}
+
+/// What the SDK's error becomes when S3 answers 503 SlowDown.
+fn s3_down(operation: &'static str) -> Error {
+    Error::Aws {
+        service: "S3",
+        operation,
+        message: "SlowDown: Please reduce your request rate.".into(),
+        retryable: true,
+    }
 }
 
 /// What the SDK's error becomes when MWAA throttles `operation` (see `Error::aws`).
@@ -75,7 +95,41 @@ impl Ops for Fake {
             .push(format!("{}: {reason}", t.dag_id));
         self.release(t).await
     }
-    async fn publish(&self, detail_type: &str, _detail: Value) -> Result<(), Error> {
+    async fn list_route_files(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<crate::route_files::Listed>, Error> {
+        self.route_calls.lock().unwrap().push("list".into());
+        if self.route_files_down {
+            return Err(s3_down("ListObjectsV2"));
+        }
+        Ok(self
+            .route_files
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, (etag, content))| crate::route_files::Listed {
+                key: key.clone(),
+                etag: Some(etag.clone()),
+                last_modified: Some(1_780_000_000),
+                size: Some(content.len() as i64),
+            })
+            .collect())
+    }
+    async fn route_file(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.route_calls.lock().unwrap().push(format!("get {key}"));
+        if self.route_files_down {
+            return Err(s3_down("GetObject"));
+        }
+        Ok(self
+            .route_files
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|(_, content)| content.clone()))
+    }
+    async fn publish(&self, detail_type: &str, detail: Value) -> Result<(), Error> {
         if self.publish_fails {
             return Err(Error::transient(
                 "EventBridge",
@@ -84,6 +138,10 @@ impl Ops for Fake {
             ));
         }
         self.published.lock().unwrap().push(detail_type.to_owned());
+        self.events
+            .lock()
+            .unwrap()
+            .push((detail_type.to_owned(), detail));
         Ok(())
     }
 }
@@ -94,7 +152,10 @@ fn function(fake: Fake) -> TriggerDag<Fake> {
             {"bucket":"landing","prefix":"in/","environment":"dev-b","dag":"gone"}]"#,
     )
     .unwrap();
-    TriggerDag { ops: fake, routes }
+    TriggerDag {
+        ops: fake,
+        routes: routes.into(),
+    }
 }
 
 fn arrival(key: &str) -> Value {

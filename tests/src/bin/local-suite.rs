@@ -1,7 +1,8 @@
 //! `scripts/local-up`: the suite on the bed, no AWS account. Starts moto, PostgreSQL with
 //! Airflow 2.10.3 and 3.0.6 and the local MWAA control plane, creates one environment per
 //! Airflow, deploys the arrival path and the alert rules from the template and the pause and
-//! resume state machines (their Lambda steps served by step-worker), then hands every event
+//! resume state machines (their Lambda steps served by step-worker), routes files under
+//! routes/ of the suite bucket (re-read every 5 s), then hands every event
 //! a rule delivers to its function and prints what happened, until Ctrl-C.
 
 use std::process::{Command, Stdio};
@@ -16,7 +17,10 @@ use notify::decide::Settings;
 use notify::Notify;
 use serde_json::{json, Value};
 
-/// notify as the template deploys it: the alert topic, its three rules (to queues here).
+/// How often the local trigger-dag looks for changed routes files.
+const ROUTES_PERIOD: Duration = Duration::from_secs(5);
+
+/// notify as the template deploys it: the alert topic, its four rules (to queues here).
 async fn deploy_alerts(bed: &Bed) -> (Notify<notify::ops::AwsOps>, Vec<RuleQueue>) {
     let config = bed.aws_config().await;
     let sns = aws_sdk_sns::Client::new(&config);
@@ -57,6 +61,7 @@ async fn deploy_alerts(bed: &Bed) -> (Notify<notify::ops::AwsOps>, Vec<RuleQueue
         "NotifyFunctionExecutionEnded",
         "NotifyFunctionEnvironmentStatus",
         "NotifyFunctionMetadataFailed",
+        "NotifyFunctionRoutesRejected",
     ] {
         rules.push(bed.rule_to_queue(rule, &params).await);
     }
@@ -113,7 +118,9 @@ async fn main() {
         {"name": "airflow2", "bucket": LANDING, "prefix": "airflow2/", "environment": "local-airflow2", "dag": "bed_smoke"},
         {"name": "airflow3", "bucket": LANDING, "prefix": "airflow3/", "environment": "local-airflow3", "dag": "bed_smoke"}
     ]);
-    let arrivals = Arrivals::deploy(bed, routes.clone()).await;
+    // Routes files under routes/ of the suite bucket are merged with these, looked at again
+    // every few seconds here (every 60 s in AWS).
+    let arrivals = Arrivals::deploy_with_files(bed, routes.clone(), Some(ROUTES_PERIOD)).await;
     let (alerts, alert_rules) = deploy_alerts(bed).await;
     let (machines, mut worker) = deploy_pause_resume(bed, &routes);
     let airflows: Vec<String> = bed
@@ -133,6 +140,11 @@ async fn main() {
          \nEnvironments local-airflow2 and local-airflow3 are AVAILABLE. Routes:\n  {routes}\n\
          \nDrop a file and watch its DAG run start:\n  \
          curl -X PUT --data-binary 'a,b' {moto}/{LANDING}/airflow3/orders.csv\n\
+         \nAdd or change routes without a restart (read within {period} s here, 60 s in AWS):\n  \
+         echo '[{{\"name\": \"sales\", \"bucket\": \"{LANDING}\", \"prefix\": \"sales/\", \"environment\": \"local-airflow2\", \"dag\": \"bed_smoke\"}}]' > sales.json\n  \
+         aws --endpoint-url {moto} s3 cp sales.json s3://{suite}/{prefix}sales.json\n  \
+         curl -X PUT --data-binary 'a,b' {moto}/{LANDING}/sales/orders.csv\n\
+         (a file that does not validate keeps its last good routes and prints here as notify's \"Routes Rejected\" alert)\n\
          \nPause local-airflow2 now (export, verify, delete), then resume it (Airflow 2 only):\n  \
          aws --endpoint-url {moto} stepfunctions start-execution --state-machine-arn {pause} \\\n    \
          --name pause-1 --input '{{\"environment\": \"local-airflow2\", \"poll_seconds\": 2}}'\n  \
@@ -147,6 +159,9 @@ async fn main() {
         mwaa = bed.mwaa_url,
         airflows = airflows.join("\n"),
         region = bed.region,
+        period = ROUTES_PERIOD.as_secs(),
+        suite = mwaa_ops_tests::arrivals::SUITE_BUCKET,
+        prefix = mwaa_ops_tests::arrivals::ROUTES_PREFIX,
         pause = machines["pause"].as_str().unwrap_or_default(),
         resume = machines["resume"].as_str().unwrap_or_default(),
     );

@@ -102,7 +102,8 @@ async fn main() {
                 bucket: bucket.clone(),
             },
             routes: parse_routes(&std::env::var("ROUTES").unwrap_or_else(|_| "[]".into()))
-                .expect("ROUTES"),
+                .expect("ROUTES")
+                .into(),
         },
         steps: Clients {
             mwaa,

@@ -104,6 +104,44 @@ fn dag_side_failures_name_the_run_the_error_and_the_dags_re_enabled() {
 }
 
 #[test]
+fn a_rejected_routes_file_names_the_file_the_route_the_field_and_what_is_used() {
+    let failure = sample(include_str!("../../../../events/routes-rejected.json"));
+    let alert = alert(&failure, &Facts::default());
+    assert_eq!(alert.kind, "routes-rejected");
+    assert_eq!(
+        alert.subject(),
+        "[mwaa-ops] Routes file routes/sales.json rejected: routes[1] (\"orders\"): field `environment`"
+    );
+    let body = alert.body();
+    for expected in [
+        "File:           s3://mwaa-ops-suitebucket-1x2y3z/routes/sales.json",
+        "Route:          routes[1] (\"orders\")",
+        "Field:          environment",
+        "\"1bad\" is not an MWAA environment name",
+        "routes[3]: field `prefx`",
+        "Used meanwhile: 4 routes of this file are used",
+        "aws s3 cp sales.json s3://mwaa-ops-suitebucket-1x2y3z/routes/sales.json",
+    ] {
+        assert!(body.contains(expected), "{expected}\n{body}");
+    }
+    // Every instance that read this version reports it: one alert.
+    let mut again: Value =
+        serde_json::from_str(include_str!("../../../../events/routes-rejected.json")).unwrap();
+    again["id"] = json!("another-instance");
+    let other = self::alert(&parse_failure(&again).unwrap(), &Facts::default());
+    assert_eq!(other.fingerprint, alert.fingerprint);
+    // A bare detail still makes a readable alert.
+    let bare =
+        json!({"source": "mwaa-ops", "detail-type": "Routes Rejected", "id": "e", "detail": {}});
+    let bare = self::alert(&parse_failure(&bare).unwrap(), &Facts::default());
+    assert!(
+        bare.subject().contains("(file not named)"),
+        "{}",
+        bare.subject()
+    );
+}
+
+#[test]
 fn a_function_that_gave_up_shows_its_error_and_the_event_without_secrets() {
     let mut record: Value = serde_json::from_str(include_str!(
         "../../../../events/lambda-destination-failure.json"
