@@ -1,0 +1,272 @@
+"""mwaa-ops metadata export/import at COPY speed (PostgreSQL, Airflow 2.x).
+
+Export: PostgreSQL renders each kept row as one JSON object (`row_to_json`) and streams it with
+`COPY ... TO STDOUT`; Python only gzips bytes. Tables with secret columns (connection, variable,
+trigger: a handful of rows) are read row by row instead and sealed in memory, so no secret is
+ever written in the clear.
+Import: each object is streamed with `COPY ... FROM STDIN` into a temporary table of JSON lines,
+turned into typed rows by `jsonb_to_record` with the id remapping as joins, then matched
+against what the table already holds and inserted with one `INSERT ... SELECT`, all inside the
+caller's transaction. Python's memory stays flat: it only moves byte chunks.
+
+The JSON Lines format is the one mwaa_ops_metadata documents (json columns as their text,
+binary as base64, timestamps ISO-8601 UTC), so Athena and verify-export read it as before.
+"""
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+
+import mwaa_ops_metadata as m
+
+CHUNK = 1 << 20
+# One JSON object per line, taken verbatim: COPY's text format would double every backslash of
+# the JSON; CSV with a delimiter and a quote byte that JSON never contains raw (it escapes every
+# control character) passes each line through unchanged, both ways.
+LINES = "(FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02', ENCODING 'UTF8')"
+RAW, STAGE = "mwaa_ops_raw", "mwaa_ops_stage"
+
+
+def _q(conn, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def pg_types(conn, table: str) -> dict:
+    """column -> PostgreSQL type as written in DDL (typmods included), in column order."""
+    rows = conn.execute(sa.text(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "WHERE a.attrelid = CAST(quote_ident(:t) AS regclass) AND a.attnum > 0 "
+        "AND NOT a.attisdropped ORDER BY a.attnum"), {"t": table}).all()
+    return dict(rows)
+
+
+def _cursor(conn):
+    return conn.connection.cursor()  # the DBAPI cursor of the same transaction (psycopg2)
+
+
+# ---------------------------------------------------------------- export
+
+class _Sink:
+    """File-like target of COPY TO: psycopg2 writes one row per call; this hands the gzip
+    writer 1 MiB at a time and counts the lines (no raw newline is ever inside a row)."""
+
+    def __init__(self, out):
+        self.out, self.parts, self.size, self.rows = out, [], 0, 0
+
+    def write(self, data):
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= CHUNK:
+            self.flush()
+
+    def flush(self):
+        if self.parts:
+            chunk = b"".join(self.parts)
+            self.rows += chunk.count(b"\n")
+            self.out.write(chunk)
+            self.parts, self.size = [], 0
+
+
+def _kept(conn, schema, table, alias, dropped) -> str:
+    """SQL condition: the row is not one of the export's / import's own (their runs and
+    everything that refers to them, transitively through the tables already planned)."""
+    cols, conds = schema[table]["columns"], []
+    if "dag_id" in cols:
+        own = ", ".join(f"'{d}'" for d in m.OWN_DAGS)
+        conds.append(f"COALESCE({alias}.dag_id NOT IN ({own}), true)")
+    for ref_cols, target, target_cols in m.refs(schema, table):
+        if target in dropped and set(target_cols) <= set(dropped[target][1]):
+            on = " AND ".join(f"d.{_q(conn, tc)} = {alias}.{_q(conn, c)}"
+                              for c, tc in zip(ref_cols, target_cols))
+            conds.append(f"NOT EXISTS (SELECT 1 FROM {dropped[target][0]} d WHERE {on})")
+    return " AND ".join(conds) or "true"
+
+
+def _select(conn, schema, table, types, active, where) -> str:
+    """The kept rows of `table` as they are exported: one JSON object per row."""
+    kinds = schema[table]["columns"]
+    to_null = {c for fk in schema[table]["fks"] if m.excluded(fk["table"]) for c in fk["cols"]}
+    exprs = []
+    for c in kinds:
+        col = f"t.{_q(conn, c)}"
+        if c in to_null:  # e.g. note.user_id -> ab_user, which is not moved
+            e = "CAST(NULL AS text)"
+        elif kinds[c] == "json":  # kept as its text, byte for byte (SQL NULL distinct from JSON null)
+            e = f"CAST({col} AS text)"
+        elif kinds[c] == "binary":  # encode() wraps lines every 76 characters
+            e = f"translate(encode({col}, 'base64'), E'\\n', '')"
+        elif types[c] == "interval":
+            e = f"extract(epoch FROM {col})"
+        elif table == "dag" and c == "is_paused" and active:  # the state before the export paused it
+            ids = ", ".join("'" + d.replace("'", "''") + "'" for d in active)
+            e = f"CASE WHEN t.dag_id IN ({ids}) THEN false ELSE {col} END"
+        else:
+            e = col
+        exprs.append(f"{e} AS {_q(conn, c)}")
+    return (f"SELECT row_to_json(s) FROM (SELECT {', '.join(exprs)} FROM {_q(conn, table)} t "
+            f"WHERE {where}) s")
+
+
+def export_table(conn, schema, table, active, dropped, fernet, envelope, out) -> tuple:
+    """Writes the table's kept rows to `out` (binary, JSON Lines); returns (rows, max id).
+    `dropped` (table -> (temp table, columns)) grows with this table's own rows."""
+    types = pg_types(conn, table)
+    where = _kept(conn, schema, table, "t", dropped)
+    watched = sorted({c for t in schema if not m.excluded(t)
+                      for _, target, cols in m.refs(schema, t) if target == table for c in cols})
+    if watched:  # rows left out here take their children with them
+        name = f"mwaa_ops_drop_{len(dropped)}"
+        made = conn.execute(sa.text(
+            f"CREATE TEMP TABLE {name} ON COMMIT DROP AS SELECT DISTINCT "
+            f"{', '.join('t.' + _q(conn, c) for c in watched)} FROM {_q(conn, table)} t WHERE NOT ({where})"))
+        if made.rowcount:
+            dropped[table] = (name, watched)
+        else:
+            conn.execute(sa.text(f"DROP TABLE {name}"))
+    query = _select(conn, schema, table, types, active, where)
+    secrets = {col: flag for (tab, col), flag in m.SECRET_COLUMNS.items() if tab == table}
+    sink = _Sink(out)
+    if secrets:  # few rows: sealed one by one, in memory
+        cur = conn.connection.cursor(name="mwaa_ops_secrets")  # server-side: streamed
+        cur.execute(query)
+        for (text,) in cur:
+            row = text if isinstance(text, dict) else json.loads(text)
+            for col, flag in secrets.items():
+                if row.get(col) is not None:
+                    row[col] = envelope.encrypt(_plain(fernet, row, col, flag), f"{table}.{col}")
+            sink.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+        cur.close()
+    else:
+        _cursor(conn).copy_expert(f"COPY ({query}) TO STDOUT WITH {LINES}", sink)
+    sink.flush()
+    max_id = None
+    if types.get("id") in ("integer", "bigint"):
+        max_id = conn.execute(sa.text(f"SELECT max(t.id) FROM {_q(conn, table)} t WHERE {where}")).scalar()
+    return sink.rows, max_id
+
+
+def _plain(fernet, row, col, flag) -> str:
+    value = row[col]
+    encrypted = row[flag] if flag else not value.startswith("{")
+    return fernet.decrypt(value.encode()).decode() if encrypted else value
+
+
+# ---------------------------------------------------------------- import
+
+class _Resealed:
+    """File-like source of COPY FROM for a table with secret columns: each line's sealed values
+    are opened and encrypted again with this environment's Fernet key, in memory."""
+
+    def __init__(self, lines, table, secrets, fernet, envelope):
+        self.lines, self.table, self.secrets = lines, table, secrets
+        self.fernet, self.envelope, self.buf = fernet, envelope, b""
+
+    def read(self, size=-1):
+        while size < 0 or len(self.buf) < size:
+            line = self.lines.readline()
+            if not line:
+                break
+            row = json.loads(line)
+            for col, flag in self.secrets.items():
+                if row.get(col) is not None:
+                    secret = self.envelope.decrypt(row[col], f"{self.table}.{col}")
+                    row[col] = self.fernet.encrypt(secret.encode()).decode()
+                    if flag:
+                        row[flag] = bool(self.fernet.is_encrypted)
+            self.buf += json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        out, self.buf = (self.buf, b"") if size < 0 else (self.buf[:size], self.buf[size:])
+        return out
+
+
+def load_raw(conn, table, lines, fernet, envelope) -> int:
+    """COPY the object's lines into the temporary table RAW (one text column); returns rows."""
+    conn.execute(sa.text(f"CREATE TEMP TABLE {RAW} (j text) ON COMMIT DROP"))
+    secrets = {col: flag for (tab, col), flag in m.SECRET_COLUMNS.items() if tab == table}
+    source = _Resealed(lines, table, secrets, fernet, envelope) if secrets else lines
+    cur = _cursor(conn)
+    cur.copy_expert(f"COPY {RAW} (j) FROM STDIN WITH {LINES}", source, size=CHUNK)
+    if cur.rowcount >= 0:
+        return cur.rowcount
+    return conn.execute(sa.text(f"SELECT count(*) FROM {RAW}")).scalar()  # an older driver
+
+
+def _typed(conn, schema, table, types, maps) -> str:
+    """SELECT turning RAW's JSON lines into rows of `table`, references to rows whose id
+    changed on import rewritten by joins with the maps (old id -> new id) of their tables."""
+    kinds = schema[table]["columns"]
+    defs = ", ".join(f"{_q(conn, c)} {'text' if kinds[c] in ('json', 'binary') else types[c]}"
+                     for c in kinds)
+    joins, remapped = [], {}
+    for i, (cols, target, _) in enumerate(m.refs(schema, table)):
+        if len(cols) == 1 and maps.get(target):
+            joins.append(f"LEFT JOIN {maps[target]} m{i} ON m{i}.old = x.{_q(conn, cols[0])}")
+            remapped[cols[0]] = f"m{i}"
+    exprs = []
+    for c in kinds:
+        col = f"x.{_q(conn, c)}"
+        if kinds[c] == "json":
+            e = f"CAST({col} AS {types[c]})"
+        elif kinds[c] == "binary":
+            e = f"decode({col}, 'base64')"
+        elif c in remapped:
+            e = f"COALESCE({remapped[c]}.new, {col})"
+        else:
+            e = col
+        exprs.append(f"{e} AS {_q(conn, c)}")
+    return (f"SELECT {', '.join(exprs)} FROM {RAW} r CROSS JOIN LATERAL "
+            f"jsonb_to_record(CAST(r.j AS jsonb)) AS x({defs}) {' '.join(joins)}")
+
+
+def merge(conn, schema, table, maps, paused, fast) -> dict:
+    """Moves RAW into `table`: rows already there (natural key) are recognised (their ids
+    mapped; connection / variable / slot_pool take the exported values), exported ids the
+    table already uses get fresh ones from its sequence, the rest is inserted in one statement.
+    `fast`: the table was empty, so none of that can apply (one INSERT ... SELECT)."""
+    info, types = schema[table], pg_types(conn, table)
+    serial, key, q = info["serial"], m.natural_key(schema, table), (lambda c: _q(conn, c))
+    tab, cols = q(table), ", ".join(q(c) for c in info["columns"])
+    stats = {"inserted": 0, "existing": 0, "updated": 0, "remapped": 0}
+    typed = _typed(conn, schema, table, types, maps)
+    if fast:
+        stats["inserted"] = conn.execute(sa.text(f"INSERT INTO {tab} ({cols}) {typed}")).rowcount
+        return stats
+    conn.execute(sa.text(f"CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS {typed}"))
+    conn.execute(sa.text(f"ANALYZE {STAGE}"))
+    if table == "dag":
+        paused.extend(conn.execute(sa.text(f"SELECT dag_id, is_paused FROM {STAGE}")).all())
+    if serial:
+        maps.setdefault(table, None)
+        if not maps[table]:
+            maps[table] = f"mwaa_ops_map_{table}"
+            conn.execute(sa.text(f"CREATE TEMP TABLE {maps[table]} (old bigint PRIMARY KEY, new bigint) "
+                                 "ON COMMIT DROP"))
+    if key:
+        same = " AND ".join(f"s.{q(c)} = t.{q(c)}" for c in key)
+        if serial:  # the row exists under another id: its references follow it
+            conn.execute(sa.text(
+                f"INSERT INTO {maps[table]} (old, new) SELECT s.{q(serial)}, min(t.{q(serial)}) "
+                f"FROM {STAGE} s JOIN {tab} t ON {same} GROUP BY s.{q(serial)} "
+                f"HAVING min(t.{q(serial)}) <> s.{q(serial)}"))
+        if table in m.SOURCE_WINS:  # the user's settings replace the new environment's defaults
+            sets = ", ".join(f"{q(c)} = s.{q(c)}" for c in info["columns"] if c != serial and c not in key)
+            stats["updated"] = conn.execute(sa.text(
+                f"UPDATE {tab} t SET {sets} FROM {STAGE} s WHERE {same}")).rowcount
+        stats["existing"] = conn.execute(sa.text(
+            f"DELETE FROM {STAGE} s USING {tab} t WHERE {same}")).rowcount
+    if serial:  # ids the new environment already used: fresh ones from the sequence
+        seq = conn.execute(sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table, "c": serial}).scalar()
+        clash = conn.execute(sa.text(
+            f"INSERT INTO {maps[table]} (old, new) SELECT s.{q(serial)}, nextval(CAST(:seq AS regclass)) "
+            f"FROM {STAGE} s WHERE EXISTS (SELECT 1 FROM {tab} t WHERE t.{q(serial)} = s.{q(serial)}) "
+            f"RETURNING old"), {"seq": seq}).scalars().all()
+        if clash:
+            stats["remapped"] = len(clash)
+            conn.execute(sa.text(f"UPDATE {STAGE} s SET {q(serial)} = m.new FROM {maps[table]} m "
+                                 f"WHERE m.old = s.{q(serial)} AND m.old = ANY(:ids)"), {"ids": clash})
+    stats["inserted"] = conn.execute(sa.text(f"INSERT INTO {tab} ({cols}) SELECT {cols} FROM {STAGE}")).rowcount
+    conn.execute(sa.text(f"DROP TABLE {STAGE}"))
+    if serial and not conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {maps[table]})")).scalar():
+        conn.execute(sa.text(f"DROP TABLE {maps[table]}"))  # nothing to rewrite: no join later
+        maps[table] = None
+    return stats
