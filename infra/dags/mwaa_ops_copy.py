@@ -4,17 +4,25 @@ Export: PostgreSQL renders each kept row as one JSON object (`row_to_json`) and 
 `COPY ... TO STDOUT`; Python only gzips bytes. Tables with secret columns (connection, variable,
 trigger: a handful of rows) are read row by row instead and sealed in memory, so no secret is
 ever written in the clear.
-Import: each object is streamed with `COPY ... FROM STDIN` into a temporary table of JSON lines,
-turned into typed rows by `jsonb_to_record` with the id remapping as joins, then matched
-against what the table already holds and inserted with one `INSERT ... SELECT`, all inside the
-caller's transaction. Python's memory stays flat: it only moves byte chunks.
+Import: each object's JSON Lines are turned into CSV a chunk at a time (while PostgreSQL parses
+the previous one) and streamed with `COPY ... FROM STDIN` into a temporary staging table of the
+table's own types; references are remapped there by joins with map tables (old id -> new id),
+rows already present are matched by natural key, and the rest goes in with one
+`INSERT ... SELECT`, all inside the caller's transaction. A table that is empty and refers to
+no remapped id takes the COPY directly. Python's memory stays flat: one chunk at a time.
 
 The JSON Lines format is the one mwaa_ops_metadata documents (json columns as their text,
 binary as base64, timestamps ISO-8601 UTC), so Athena and verify-export read it as before.
 """
 from __future__ import annotations
 
+import base64
+import csv
+import gzip
+import io
 import json
+import operator
+import re
 
 import sqlalchemy as sa
 
@@ -25,7 +33,7 @@ CHUNK = 1 << 20
 # the JSON; CSV with a delimiter and a quote byte that JSON never contains raw (it escapes every
 # control character) passes each line through unchanged, both ways.
 LINES = "(FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02', ENCODING 'UTF8')"
-RAW, STAGE = "mwaa_ops_raw", "mwaa_ops_stage"
+STAGE = "mwaa_ops_stage"
 
 
 def _q(conn, name: str) -> str:
@@ -154,93 +162,102 @@ def _plain(fernet, row, col, flag) -> str:
 
 # ---------------------------------------------------------------- import
 
-class _Resealed:
-    """File-like source of COPY FROM for a table with secret columns: each line's sealed values
-    are opened and encrypted again with this environment's Fernet key, in memory."""
+# A JSON null *value*: a key's closing quote (not an escaped quote inside a string, e.g. in a
+# JSON column's text) then `:null`. It becomes a marker string that the CSV below writes as
+# "\x01N" and that is then cut to an unquoted empty field: PostgreSQL's CSV NULL. (Python's csv
+# writes None and "" alike; the marker keeps them apart.) A chunk whose data holds \x01 itself
+# is formatted value by value instead.
+NULL_VALUE = re.compile(r'(?<!\\)":null(?=[,}])')
+MARKED = '":"\\\\u0001N"'  # the replacement text: JSON for the string "\x01N"
+MARK = '"\x01N"'
 
-    def __init__(self, lines, table, secrets, fernet, envelope):
-        self.lines, self.table, self.secrets = lines, table, secrets
-        self.fernet, self.envelope, self.buf = fernet, envelope, b""
+
+class CsvRows:
+    """File-like source of `COPY ... FROM STDIN (FORMAT csv)`: the object's JSON Lines as CSV
+    rows in `columns` order, binary values (base64) as bytea hex, secret values opened and
+    encrypted again with this environment's Fernet key, all in memory, a chunk at a time. It
+    runs in this process while PostgreSQL parses and inserts the previous chunk."""
+
+    def __init__(self, path, table, columns, kinds, fernet, envelope):
+        self.path, self.table, self.columns = path, table, list(columns)
+        self.binary = [c for c in columns if kinds[c] == "binary"]
+        self.secrets = {col: flag for (tab, col), flag in m.SECRET_COLUMNS.items() if tab == table}
+        self.fernet, self.envelope = fernet, envelope
+        self.get = operator.itemgetter(*self.columns) if len(self.columns) > 1 else (
+            lambda row: (row[self.columns[0]],))
+        self.rows, self.buf, self.file = 0, b"", None
+
+    def __enter__(self):
+        self.file = gzip.open(self.path, "rb")
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
 
     def read(self, size=-1):
         while size < 0 or len(self.buf) < size:
-            line = self.lines.readline()
-            if not line:
+            lines = self.file.readlines(CHUNK)
+            if not lines:
                 break
-            row = json.loads(line)
+            self.rows += len(lines)
+            self.buf += self._csv(b"".join(lines).decode())
+        out, self.buf = (self.buf, b"") if size < 0 else (self.buf[:size], self.buf[size:])
+        return out
+
+    def _csv(self, text: str) -> bytes:
+        exact = "\\u0001" in text
+        rows = [json.loads(line) for line in (text if exact else NULL_VALUE.sub(MARKED, text)).splitlines()]
+        for row in rows if self.binary or self.secrets else ():
+            for col in self.binary:
+                if isinstance(row[col], str) and not (row[col] == "\x01N" and not exact):
+                    row[col] = "\\x" + base64.b64decode(row[col]).hex()
             for col, flag in self.secrets.items():
-                if row.get(col) is not None:
+                if isinstance(row[col], str) and not (row[col] == "\x01N" and not exact):
                     secret = self.envelope.decrypt(row[col], f"{self.table}.{col}")
                     row[col] = self.fernet.encrypt(secret.encode()).decode()
                     if flag:
                         row[flag] = bool(self.fernet.is_encrypted)
-            self.buf += json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-        out, self.buf = (self.buf, b"") if size < 0 else (self.buf[:size], self.buf[size:])
-        return out
+        if exact:  # rare: data holding \x01; None -> unquoted empty, everything else quoted
+            return "".join(",".join("" if v is None else '"' + str(v).replace('"', '""') + '"'
+                                    for v in self.get(row)) + "\n" for row in rows).encode()
+        out = io.StringIO()
+        csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(map(self.get, rows))
+        return out.getvalue().replace(MARK, "").encode()
 
 
-def load_raw(conn, table, lines, fernet, envelope) -> int:
-    """COPY the object's lines into the temporary table RAW (one text column); returns rows."""
-    conn.execute(sa.text(f"CREATE TEMP TABLE {RAW} (j text) ON COMMIT DROP"))
-    secrets = {col: flag for (tab, col), flag in m.SECRET_COLUMNS.items() if tab == table}
-    source = _Resealed(lines, table, secrets, fernet, envelope) if secrets else lines
+def copy_in(conn, target, rows: CsvRows) -> int:
+    """COPY the object into `target` (the table itself, or the staging table); returns rows."""
+    cols = ", ".join(_q(conn, c) for c in rows.columns)
     cur = _cursor(conn)
-    cur.copy_expert(f"COPY {RAW} (j) FROM STDIN WITH {LINES}", source, size=CHUNK)
-    if cur.rowcount >= 0:
-        return cur.rowcount
-    return conn.execute(sa.text(f"SELECT count(*) FROM {RAW}")).scalar()  # an older driver
+    with rows:
+        cur.copy_expert(f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv, ENCODING 'UTF8')", rows, size=CHUNK)
+    return rows.rows
 
 
-def _typed(conn, schema, table, types, maps) -> str:
-    """SELECT turning RAW's JSON lines into rows of `table`, references to rows whose id
-    changed on import rewritten by joins with the maps (old id -> new id) of their tables."""
-    kinds = schema[table]["columns"]
-    defs = ", ".join(f"{_q(conn, c)} {'text' if kinds[c] in ('json', 'binary') else types[c]}"
-                     for c in kinds)
-    joins, remapped = [], {}
-    for i, (cols, target, _) in enumerate(m.refs(schema, table)):
-        if len(cols) == 1 and maps.get(target):
-            joins.append(f"LEFT JOIN {maps[target]} m{i} ON m{i}.old = x.{_q(conn, cols[0])}")
-            remapped[cols[0]] = f"m{i}"
-    exprs = []
-    for c in kinds:
-        col = f"x.{_q(conn, c)}"
-        if kinds[c] == "json":
-            e = f"CAST({col} AS {types[c]})"
-        elif kinds[c] == "binary":
-            e = f"decode({col}, 'base64')"
-        elif c in remapped:
-            e = f"COALESCE({remapped[c]}.new, {col})"
-        else:
-            e = col
-        exprs.append(f"{e} AS {_q(conn, c)}")
-    return (f"SELECT {', '.join(exprs)} FROM {RAW} r CROSS JOIN LATERAL "
-            f"jsonb_to_record(CAST(r.j AS jsonb)) AS x({defs}) {' '.join(joins)}")
+def remapped_refs(schema, table, maps) -> list:
+    """[(column, map table)]: single-column references to rows whose id changed on import."""
+    return [(cols[0], maps[target]) for cols, target, _ in m.refs(schema, table)
+            if len(cols) == 1 and maps.get(target)]
 
 
-def merge(conn, schema, table, maps, paused, fast) -> dict:
-    """Moves RAW into `table`: rows already there (natural key) are recognised (their ids
-    mapped; connection / variable / slot_pool take the exported values), exported ids the
-    table already uses get fresh ones from its sequence, the rest is inserted in one statement.
-    `fast`: the table was empty, so none of that can apply (one INSERT ... SELECT)."""
-    info, types = schema[table], pg_types(conn, table)
+def merge(conn, schema, table, maps, paused) -> dict:
+    """Moves STAGE (the object, typed) into `table`: references rewritten by joins with the
+    maps (old id -> new id) of their tables; rows already there (natural key) recognised (their
+    ids mapped; connection / variable / slot_pool take the exported values); exported ids the
+    table already uses get fresh ones from its sequence; the rest inserted in one statement."""
+    info = schema[table]
     serial, key, q = info["serial"], m.natural_key(schema, table), (lambda c: _q(conn, c))
     tab, cols = q(table), ", ".join(q(c) for c in info["columns"])
     stats = {"inserted": 0, "existing": 0, "updated": 0, "remapped": 0}
-    typed = _typed(conn, schema, table, types, maps)
-    if fast:
-        stats["inserted"] = conn.execute(sa.text(f"INSERT INTO {tab} ({cols}) {typed}")).rowcount
-        return stats
-    conn.execute(sa.text(f"CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS {typed}"))
+    for col, mapping in remapped_refs(schema, table, maps):
+        conn.execute(sa.text(f"UPDATE {STAGE} s SET {q(col)} = m.new FROM {mapping} m WHERE m.old = s.{q(col)}"))
     conn.execute(sa.text(f"ANALYZE {STAGE}"))
     if table == "dag":
         paused.extend(conn.execute(sa.text(f"SELECT dag_id, is_paused FROM {STAGE}")).all())
-    if serial:
-        maps.setdefault(table, None)
-        if not maps[table]:
-            maps[table] = f"mwaa_ops_map_{table}"
-            conn.execute(sa.text(f"CREATE TEMP TABLE {maps[table]} (old bigint PRIMARY KEY, new bigint) "
-                                 "ON COMMIT DROP"))
+    if serial and not maps.get(table):
+        maps[table] = f"mwaa_ops_map_{table}"
+        conn.execute(sa.text(f"CREATE TEMP TABLE {maps[table]} (old bigint PRIMARY KEY, new bigint) "
+                             "ON COMMIT DROP"))
     if key:
         same = " AND ".join(f"s.{q(c)} = t.{q(c)}" for c in key)
         if serial:  # the row exists under another id: its references follow it
@@ -265,7 +282,6 @@ def merge(conn, schema, table, maps, paused, fast) -> dict:
             conn.execute(sa.text(f"UPDATE {STAGE} s SET {q(serial)} = m.new FROM {maps[table]} m "
                                  f"WHERE m.old = s.{q(serial)} AND m.old = ANY(:ids)"), {"ids": clash})
     stats["inserted"] = conn.execute(sa.text(f"INSERT INTO {tab} ({cols}) SELECT {cols} FROM {STAGE}")).rowcount
-    conn.execute(sa.text(f"DROP TABLE {STAGE}"))
     if serial and not conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {maps[table]})")).scalar():
         conn.execute(sa.text(f"DROP TABLE {maps[table]}"))  # nothing to rewrite: no join later
         maps[table] = None

@@ -2,7 +2,6 @@
 PostgreSQL). Runs inside Airflow 2.x tasks; no Airflow import here, so tests can drive it too."""
 from __future__ import annotations
 
-import gzip
 import json
 import time
 import warnings
@@ -123,12 +122,7 @@ def import_tables(conn, schema, manifest, files, fernet, envelope, restore_pause
     for entry in manifest["tables"]:
         table = entry["table"]
         _move_sequence(conn, schema, table, entry)
-        with gzip.open(files[table], "rb") as lines:
-            loaded = c.load_raw(conn, table, lines, fernet, envelope)
-        if loaded != entry["rows"]:  # verified before; a difference now is a bug, not a refusal
-            raise RuntimeError(f"table {table}: COPY read {loaded} rows, the manifest says {entry['rows']}")
-        stats[table] = _merge(conn, schema, table, maps, paused)
-        conn.execute(sa.text(f"DROP TABLE {c.RAW}"))
+        stats[table] = _merge(conn, schema, table, files[table], entry["rows"], maps, paused, fernet, envelope)
         heartbeat()
     for dag_id, is_paused in paused if restore_paused else ():  # last: nothing may run before pools and history are in
         conn.execute(sa.text("UPDATE dag SET is_paused = :p WHERE dag_id = :d"), {"p": is_paused, "d": dag_id})
@@ -152,18 +146,35 @@ def _move_sequence(conn, schema, table, entry) -> None:
                  {"s": seq, "v": max(entry.get("max_id") or 0, current, last, 1)})
 
 
-def _merge(conn, schema, table, maps, paused) -> dict:
-    """c.merge in a savepoint. An empty table takes the one-statement path; if the live
-    environment (its scheduler, its DAG processor) wrote a colliding row meanwhile, the
-    savepoint is rolled back and the table merged against what it holds now."""
-    empty = table != "dag" and not conn.execute(sa.text(f'SELECT EXISTS (SELECT 1 FROM "{table}")')).scalar()
-    for fast in ((True, False) if empty else (False,)):
+def _merge(conn, schema, table, path, rows, maps, paused, fernet, envelope) -> dict:
+    """One table, in a savepoint. A table that is empty and refers to no remapped id takes the
+    COPY directly; if the live environment (its scheduler, its DAG processor) wrote a colliding
+    row meanwhile, the savepoint is rolled back and the table goes through staging instead."""
+    direct = (table != "dag" and not c.remapped_refs(schema, table, maps)
+              and not conn.execute(sa.text(f'SELECT EXISTS (SELECT 1 FROM "{table}")')).scalar())
+    kinds = schema[table]["columns"]
+    for fast in ((True, False) if direct else (False,)):
         saved_maps, saved_paused = dict(maps), list(paused)
         try:
             with conn.begin_nested():
-                return c.merge(conn, schema, table, maps, paused, fast)
-        except sa.exc.DBAPIError as e:
+                source = c.CsvRows(path, table, kinds, kinds, fernet, envelope)
+                if fast:
+                    stats = {"inserted": c.copy_in(conn, f'"{table}"', source), "existing": 0,
+                             "updated": 0, "remapped": 0}
+                else:
+                    conn.execute(sa.text(f'CREATE TEMP TABLE {c.STAGE} (LIKE "{table}") ON COMMIT DROP'))
+                    c.copy_in(conn, c.STAGE, source)
+                    stats = c.merge(conn, schema, table, maps, paused)
+                    conn.execute(sa.text(f"DROP TABLE {c.STAGE}"))
+                if source.rows != rows:  # verified before; a difference now is a bug, not a refusal
+                    raise RuntimeError(f"table {table}: read {source.rows} rows, the manifest says {rows}")
+                return stats
+        except Exception as e:  # SQLAlchemy's errors wrap the driver's; COPY raises the driver's own
             maps.clear(), maps.update(saved_maps)
             paused[:] = saved_paused
-            if not (fast and isinstance(e, sa.exc.IntegrityError)):
-                raise RuntimeError(f"import of table {table} failed: {e.orig}") from e
+            orig = getattr(e, "orig", None) or e
+            if fast and getattr(orig, "pgcode", None) == "23505":  # unique violation: stage it
+                continue
+            if isinstance(e, RuntimeError):
+                raise
+            raise RuntimeError(f"import of table {table} failed: {orig}") from e
