@@ -22,9 +22,14 @@ import gzip
 import io
 import json
 import operator
-import re
+import os
+import subprocess
+import sys
 
-import sqlalchemy as sa
+try:
+    import sqlalchemy as sa
+except ImportError:  # the pure part (to_csv, CsvRows) is unit-tested without Airflow
+    sa = None
 
 import mwaa_ops_metadata as m
 
@@ -162,67 +167,169 @@ def _plain(fernet, row, col, flag) -> str:
 
 # ---------------------------------------------------------------- import
 
-# A JSON null *value*: a key's closing quote (not an escaped quote inside a string, e.g. in a
-# JSON column's text) then `:null`. It becomes a marker string that the CSV below writes as
-# "\x01N" and that is then cut to an unquoted empty field: PostgreSQL's CSV NULL. (Python's csv
-# writes None and "" alike; the marker keeps them apart.) A chunk whose data holds \x01 itself
-# is formatted value by value instead.
-NULL_VALUE = re.compile(r'(?<!\\)":null(?=[,}])')
-MARKED = '":"\\\\u0001N"'  # the replacement text: JSON for the string "\x01N"
+# A JSON null *value* is a key's closing quote then `:null` then `,` or `}`; inside a string
+# (e.g. a JSON column's text) the quote is escaped, `\":null`, and is put back after the plain
+# replace. It becomes a marker string that the CSV writer writes as "\x01N" and that is then cut
+# to an unquoted empty field: PostgreSQL's CSV NULL (Python's csv writes None and "" alike; the
+# marker keeps them apart). A chunk whose data holds \x01 itself is formatted value by value.
+NULL = '":null'
+MARKED = '":"\\u0001N"'  # JSON text of the string "\x01N"
 MARK = '"\x01N"'
+# A table this big is converted by two worker processes (tests lower it to cover that path).
+PARALLEL_ROWS = int(os.environ.get("MWAA_OPS_PARALLEL_ROWS") or 100_000)
+
+
+def to_csv(text: str, columns: list, binary: list, secrets=None) -> bytes:
+    """JSON Lines (whole lines) -> CSV rows in `columns` order; binary (base64) as bytea hex;
+    secrets(row) reseals a row in place. Pure: runs in a worker process too."""
+    exact = "\\u0001" in text
+    if not exact:
+        text = text.replace(NULL + ",", MARKED + ",").replace(NULL + "}", MARKED + "}")
+        if "\\" + MARKED in text:  # an escaped quote inside a string: not a value, put it back
+            text = text.replace("\\" + MARKED + ",", "\\" + NULL + ",").replace(
+                "\\" + MARKED + "}", "\\" + NULL + "}")
+    rows = json.loads("[" + text.rstrip("\n").replace("\n", ",") + "]")  # one call per chunk
+    null = None if exact else "\x01N"
+    for row in rows if binary or secrets else ():
+        for col in binary:
+            if row[col] is not None and row[col] != null:
+                row[col] = "\\x" + base64.b64decode(row[col]).hex()
+        if secrets:
+            secrets(row, null)
+    get = operator.itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
+    if exact:  # rare: data holding \x01; None -> unquoted empty, everything else quoted
+        return "".join(",".join("" if v is None else '"' + str(v).replace('"', '""') + '"'
+                                for v in get(row)) + "\n" for row in rows).encode()
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(map(get, rows))
+    return out.getvalue().replace(MARK, "").encode()
+
+
+class Workers:
+    """Two helper processes (`python -m mwaa_ops_copy`) running to_csv on alternate chunks:
+    JSON parsing is the import's CPU cost, and this spreads it over both cores. Plain
+    subprocesses, not multiprocessing: Airflow runs tasks in daemonic processes, which may not
+    have multiprocessing children. Each has at most one chunk in flight and reads it whole
+    before answering, so the pipes cannot deadlock; secrets never go to them."""
+
+    def __init__(self, columns, binary, n=2):
+        here = os.path.dirname(os.path.abspath(__file__))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
+        spec = json.dumps([columns, binary])
+        self.procs = [subprocess.Popen([sys.executable, "-m", "mwaa_ops_copy", spec], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, env=env) for _ in range(n)]
+        self.sent = self.received = 0
+
+    def busy(self) -> bool:
+        return self.sent > self.received
+
+    def free(self) -> bool:
+        return self.sent - self.received < len(self.procs)
+
+    def send(self, text: str) -> None:
+        data = text.encode()
+        pipe = self.procs[self.sent % len(self.procs)].stdin
+        pipe.write(len(data).to_bytes(8, "big") + data)
+        pipe.flush()
+        self.sent += 1
+
+    def receive(self) -> bytes:
+        pipe = self.procs[self.received % len(self.procs)].stdout
+        head = pipe.read(8)
+        data = pipe.read(int.from_bytes(head, "big")) if len(head) == 8 else b""
+        if len(head) != 8 or len(data) != int.from_bytes(head, "big"):
+            raise RuntimeError("a CSV worker process ended early (see its error above)")
+        self.received += 1
+        return data
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.stdin.close()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _work() -> None:
+    """A Workers process: length-prefixed JSON Lines chunks in, CSV out, until stdin ends."""
+    columns, binary = json.loads(sys.argv[1])
+    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    while len(head := source.read(8)) == 8:
+        data = to_csv(source.read(int.from_bytes(head, "big")).decode(), columns, binary)
+        sink.write(len(data).to_bytes(8, "big") + data)
+        sink.flush()
 
 
 class CsvRows:
     """File-like source of `COPY ... FROM STDIN (FORMAT csv)`: the object's JSON Lines as CSV
-    rows in `columns` order, binary values (base64) as bytea hex, secret values opened and
-    encrypted again with this environment's Fernet key, all in memory, a chunk at a time. It
-    runs in this process while PostgreSQL parses and inserts the previous chunk."""
+    (to_csv), a 1 MiB chunk at a time, converted while PostgreSQL inserts the previous chunks.
+    Secret values are opened and encrypted again with this environment's Fernet key here, in
+    memory (few rows); a big table without secrets (`parallel`) is converted by Workers."""
 
-    def __init__(self, path, table, columns, kinds, fernet, envelope):
-        self.path, self.table, self.columns = path, table, list(columns)
-        self.binary = [c for c in columns if kinds[c] == "binary"]
+    def __init__(self, path, table, kinds, fernet, envelope, parallel=False):
+        self.path, self.table, self.columns = path, table, list(kinds)
+        self.binary = [c for c in kinds if kinds[c] == "binary"]
         self.secrets = {col: flag for (tab, col), flag in m.SECRET_COLUMNS.items() if tab == table}
         self.fernet, self.envelope = fernet, envelope
-        self.get = operator.itemgetter(*self.columns) if len(self.columns) > 1 else (
-            lambda row: (row[self.columns[0]],))
-        self.rows, self.buf, self.file = 0, b"", None
+        self.parallel, self.workers = parallel and not self.secrets, None
+        self.rows, self.buf, self.file, self.rest = 0, b"", None, b""
 
     def __enter__(self):
         self.file = gzip.open(self.path, "rb")
+        if self.parallel:
+            self.workers = Workers(self.columns, self.binary)
         return self
 
     def __exit__(self, *exc):
         self.file.close()
+        if self.workers:
+            self.workers.close()
+
+    def _lines(self) -> str:
+        """The next ~1 MiB of whole lines ("" at the end); counts them."""
+        data = self.rest
+        while True:
+            more = self.file.read(CHUNK)
+            data += more
+            cut = data.rfind(b"\n") + 1
+            if not more:  # the end: a last line without its newline counts too
+                cut = len(data)
+                break
+            if cut:  # else one line longer than a chunk: read on
+                break
+        lines, self.rest = data[:cut], data[cut:]
+        self.rows += lines.count(b"\n") + (bool(lines) and not lines.endswith(b"\n"))
+        return lines.decode()
+
+    def _reseal(self, row, null):
+        for col, flag in self.secrets.items():
+            if row[col] is not None and row[col] != null:
+                secret = self.envelope.decrypt(row[col], f"{self.table}.{col}")
+                row[col] = self.fernet.encrypt(secret.encode()).decode()
+                if flag:
+                    row[flag] = bool(self.fernet.is_encrypted)
+
+    def _next(self):
+        """The next converted chunk, b"" at the end."""
+        if self.workers:
+            while self.workers.free():
+                text = self._lines()
+                if not text:
+                    break
+                self.workers.send(text)
+            return self.workers.receive() if self.workers.busy() else b""
+        text = self._lines()
+        return to_csv(text, self.columns, self.binary, self._reseal if self.secrets else None) if text else b""
 
     def read(self, size=-1):
         while size < 0 or len(self.buf) < size:
-            lines = self.file.readlines(CHUNK)
-            if not lines:
+            chunk = self._next()
+            if not chunk:
                 break
-            self.rows += len(lines)
-            self.buf += self._csv(b"".join(lines).decode())
+            self.buf += chunk
         out, self.buf = (self.buf, b"") if size < 0 else (self.buf[:size], self.buf[size:])
         return out
-
-    def _csv(self, text: str) -> bytes:
-        exact = "\\u0001" in text
-        rows = [json.loads(line) for line in (text if exact else NULL_VALUE.sub(MARKED, text)).splitlines()]
-        for row in rows if self.binary or self.secrets else ():
-            for col in self.binary:
-                if isinstance(row[col], str) and not (row[col] == "\x01N" and not exact):
-                    row[col] = "\\x" + base64.b64decode(row[col]).hex()
-            for col, flag in self.secrets.items():
-                if isinstance(row[col], str) and not (row[col] == "\x01N" and not exact):
-                    secret = self.envelope.decrypt(row[col], f"{self.table}.{col}")
-                    row[col] = self.fernet.encrypt(secret.encode()).decode()
-                    if flag:
-                        row[flag] = bool(self.fernet.is_encrypted)
-        if exact:  # rare: data holding \x01; None -> unquoted empty, everything else quoted
-            return "".join(",".join("" if v is None else '"' + str(v).replace('"', '""') + '"'
-                                    for v in self.get(row)) + "\n" for row in rows).encode()
-        out = io.StringIO()
-        csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(map(self.get, rows))
-        return out.getvalue().replace(MARK, "").encode()
 
 
 def copy_in(conn, target, rows: CsvRows) -> int:
@@ -286,3 +393,7 @@ def merge(conn, schema, table, maps, paused) -> dict:
         conn.execute(sa.text(f"DROP TABLE {maps[table]}"))  # nothing to rewrite: no join later
         maps[table] = None
     return stats
+
+
+if __name__ == "__main__":
+    _work()

@@ -122,7 +122,9 @@ def import_tables(conn, schema, manifest, files, fernet, envelope, restore_pause
     for entry in manifest["tables"]:
         table = entry["table"]
         _move_sequence(conn, schema, table, entry)
-        stats[table] = _merge(conn, schema, table, files[table], entry["rows"], maps, paused, fernet, envelope)
+        stats[table] = _merge(conn, schema, table, entry["rows"], maps, paused,
+                              lambda: c.CsvRows(files[table], table, schema[table]["columns"], fernet, envelope,
+                                                parallel=entry["rows"] >= c.PARALLEL_ROWS))
         heartbeat()
     for dag_id, is_paused in paused if restore_paused else ():  # last: nothing may run before pools and history are in
         conn.execute(sa.text("UPDATE dag SET is_paused = :p WHERE dag_id = :d"), {"p": is_paused, "d": dag_id})
@@ -146,18 +148,17 @@ def _move_sequence(conn, schema, table, entry) -> None:
                  {"s": seq, "v": max(entry.get("max_id") or 0, current, last, 1)})
 
 
-def _merge(conn, schema, table, path, rows, maps, paused, fernet, envelope) -> dict:
+def _merge(conn, schema, table, rows, maps, paused, csv_rows) -> dict:
     """One table, in a savepoint. A table that is empty and refers to no remapped id takes the
     COPY directly; if the live environment (its scheduler, its DAG processor) wrote a colliding
     row meanwhile, the savepoint is rolled back and the table goes through staging instead."""
     direct = (table != "dag" and not c.remapped_refs(schema, table, maps)
               and not conn.execute(sa.text(f'SELECT EXISTS (SELECT 1 FROM "{table}")')).scalar())
-    kinds = schema[table]["columns"]
     for fast in ((True, False) if direct else (False,)):
         saved_maps, saved_paused = dict(maps), list(paused)
         try:
             with conn.begin_nested():
-                source = c.CsvRows(path, table, kinds, kinds, fernet, envelope)
+                source = csv_rows()
                 if fast:
                     stats = {"inserted": c.copy_in(conn, f'"{table}"', source), "existing": 0,
                              "updated": 0, "remapped": 0}
