@@ -313,14 +313,21 @@ class CsvRows:
     def _next(self):
         """The next converted chunk, b"" at the end."""
         if self.workers:
-            while self.workers.free():
-                text = self._lines()
-                if not text:
-                    break
-                self.workers.send(text)
-            return self.workers.receive() if self.workers.busy() else b""
+            self._feed()
+            if not self.workers.busy():
+                return b""
+            out = self.workers.receive()
+            self._feed()  # the worker just read from works on while PostgreSQL takes `out`
+            return out
         text = self._lines()
         return to_csv(text, self.columns, self.binary, self._reseal if self.secrets else None) if text else b""
+
+    def _feed(self):
+        while self.workers.free():
+            text = self._lines()
+            if not text:
+                break
+            self.workers.send(text)
 
     def read(self, size=-1):
         while size < 0 or len(self.buf) < size:
