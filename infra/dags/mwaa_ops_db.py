@@ -8,14 +8,9 @@ import warnings
 
 import sqlalchemy as sa
 
+import mwaa_ops_copy as c
 import mwaa_ops_metadata as m
 
-BATCH = 2000
-# A table holding at most this many rows before the import has them all read once (natural
-# keys and ids) instead of being asked per batch: in a new environment most tables are empty
-# or nearly so, and a join per batch against a table the import itself is filling made the
-# import of 1M task instances quadratic in practice (every batch scanned the growing table).
-PRELOAD_ROWS = 200_000
 BUSY_STATES = ("running", "queued", "deferred", "restarting")  # still working: wait for them
 
 
@@ -97,56 +92,16 @@ def wait_until_idle(engine, timeout: float, poll: float, heartbeat=lambda: None)
 
 # ---------------------------------------------------------------- export
 
-def export_tables(conn, schema, md, fernet, envelope, active_dags, write_table) -> list:
-    """Stream every moved table, in dependency order, through write_table(table, rows iterator)
-    which returns the manifest entry. conn should hold one REPEATABLE READ snapshot."""
-    order = m.table_order(schema)
-    watched = {}  # referred table -> referred column tuples that some table points at
-    for t in order:
-        for _, target, ref_cols in m.refs(schema, t):
-            watched.setdefault(target, set()).add(ref_cols)
-    dropped = {}  # table -> {column tuple -> set of value tuples} of rows left out
-    entries = []
-    for table in order:
-        entries.append(write_table(table, _rows(conn, schema, md, table, fernet, envelope,
-                                                set(active_dags), watched, dropped)))
+def export_tables(conn, schema, fernet, envelope, active_dags, write_table) -> list:
+    """Every moved table, in dependency order, through write_table(table, dump) which calls
+    dump(binary file) -> (rows, max id) and returns the manifest entry. conn should hold one
+    REPEATABLE READ snapshot (its temporary tables are dropped at commit)."""
+    conn.execute(sa.text("SET LOCAL timezone = 'UTC'"))  # timestamps rendered in UTC, as before
+    dropped, entries = {}, []
+    for table in m.table_order(schema):
+        entries.append(write_table(table, lambda out, t=table: c.export_table(
+            conn, schema, t, list(active_dags), dropped, fernet, envelope, out)))
     return entries
-
-
-def _rows(conn, schema, md, table, fernet, envelope, active, watched, dropped):
-    t, kinds = md.tables[table], schema[table]["columns"]
-    cols = [sa.cast(c, sa.Text).label(c.name) if kinds[c.name] == "json" else c for c in t.columns]
-    query = sa.select(*cols).order_by(*t.primary_key.columns)
-    table_refs = m.refs(schema, table)
-    to_null = [c for fk in schema[table]["fks"] if m.excluded(fk["table"]) for c in fk["cols"]]
-    mine = dropped.setdefault(table, {c: set() for c in watched.get(table, ())})
-    result = conn.execution_options(stream_results=True).execute(query)
-    for rec in result:
-        row = dict(rec._mapping)
-        own = row.get("dag_id") in m.OWN_DAGS or any(
-            tuple(row[c] for c in cols_) in dropped.get(target, {}).get(ref_cols, ())
-            for cols_, target, ref_cols in table_refs)
-        if own:  # the export's / import's own runs: remember them so their children go too
-            for ref_cols, values in mine.items():
-                values.add(tuple(row[c] for c in ref_cols))
-            continue
-        for c in to_null:  # e.g. note.user_id -> ab_user, which is not moved
-            row[c] = None
-        if table == "dag" and row["dag_id"] in active:
-            row["is_paused"] = False  # the state before the export paused it
-        for (tab, col), flag in m.SECRET_COLUMNS.items():
-            if tab == table and row.get(col) is not None:
-                row[col] = envelope.encrypt(_plain(fernet, row, col, flag), f"{tab}.{col}")
-        yield {c: m.encode(kinds[c], v) for c, v in row.items()}
-
-
-def _plain(fernet, row, col, flag) -> str:
-    value = row[col]
-    encrypted = row[flag] if flag else not value.startswith("{")
-    return fernet.decrypt(value.encode()).decode() if encrypted else value
-
-
-write_jsonl_gz = m.write_jsonl_gz  # pure: lives with the other format code (3.x uses it too)
 
 
 # ---------------------------------------------------------------- import
@@ -157,15 +112,20 @@ def imported_before(conn, export_id: str):
     return json.loads(value) if value else None
 
 
-def import_tables(conn, schema, md, manifest, files, fernet, envelope, restore_paused=True) -> dict:
-    """Everything in one transaction (conn is inside begin()). files: table -> local path.
-    Returns per-table counts. Paused state is written last."""
+def import_tables(conn, schema, manifest, files, fernet, envelope, restore_paused=True,
+                  heartbeat=lambda: None) -> dict:
+    """Everything in one transaction (conn is inside begin()). files: table -> local path of
+    the verified object. Returns per-table counts. Paused state is written last."""
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": manifest["export_id"]})
-    idmaps, stats, paused = {}, {}, []
+    conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))  # hash joins of staged rows in memory
+    maps, stats, paused = {}, {}, []
     for entry in manifest["tables"]:
         table = entry["table"]
-        stats[table] = _load(conn, schema, md, table, entry, m.gzip_lines(files[table]),
-                             fernet, envelope, idmaps, paused)
+        _move_sequence(conn, schema, table, entry)
+        stats[table] = _merge(conn, schema, table, entry["rows"], maps, paused,
+                              lambda: c.CsvRows(files[table], table, schema[table]["columns"], fernet, envelope,
+                                                parallel=entry["rows"] >= c.PARALLEL_ROWS))
+        heartbeat()
     for dag_id, is_paused in paused if restore_paused else ():  # last: nothing may run before pools and history are in
         conn.execute(sa.text("UPDATE dag SET is_paused = :p WHERE dag_id = :d"), {"p": is_paused, "d": dag_id})
     conn.execute(sa.text("INSERT INTO variable (key, val, description, is_encrypted) VALUES (:k, :v, :d, false)"),
@@ -174,147 +134,48 @@ def import_tables(conn, schema, md, manifest, files, fernet, envelope, restore_p
     return stats
 
 
-def _sequence(conn, table, column):
-    return conn.execute(sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table, "c": column}).scalar()
+def _move_sequence(conn, schema, table, entry) -> None:
+    """Moves the table's sequence past every id the import might keep, before inserting, so
+    neither the live scheduler nor a fresh id given on a clash can take one of them."""
+    serial = schema[table]["serial"]
+    if not serial:
+        return
+    seq = conn.execute(sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table, "c": serial}).scalar()
+    current = conn.execute(sa.text(f'SELECT max("{serial}") FROM "{table}"')).scalar() or 0
+    last = conn.execute(sa.text("SELECT COALESCE(pg_sequence_last_value(CAST(:s AS regclass)), 0)"),
+                        {"s": seq}).scalar()
+    conn.execute(sa.text("SELECT setval(CAST(:s AS regclass), :v)"),
+                 {"s": seq, "v": max(entry.get("max_id") or 0, current, last, 1)})
 
 
-def _load(conn, schema, md, table, entry, rows, fernet, envelope, idmaps, paused) -> dict:
-    info, t = schema[table], md.tables[table]
-    kinds, serial, key = info["columns"], info["serial"], m.natural_key(schema, table)
-    table_refs = m.refs(schema, table)
-    plain = sa.table(table, *[sa.column(c) for c in kinds])  # untyped: PostgreSQL parses the text
-    seq = None
-    if serial:  # move the sequence past every id we might keep, so concurrent inserts can't take one
-        seq = _sequence(conn, table, serial)
-        current = conn.execute(sa.select(sa.func.max(t.c[serial]))).scalar() or 0
-        last = conn.execute(sa.text("SELECT COALESCE(pg_sequence_last_value(CAST(:s AS regclass)), 0)"),
-                            {"s": seq}).scalar()
-        conn.execute(sa.text("SELECT setval(CAST(:s AS regclass), :v)"),
-                     {"s": seq, "v": max(entry.get("max_id") or 0, current, last, 1)})
-    stats = {"inserted": 0, "existing": 0, "updated": 0, "remapped": 0}
-    # Exported rows are unique (one snapshot): only rows the table held before the import can
-    # match them, so those are what is looked up.
-    before = _before(conn, t, kinds, key, serial)
-    batch = []
-    for row in rows:
-        row = {c: m.decode(kinds[c], v) for c, v in row.items()}
-        m.remap(row, table_refs, idmaps)
-        _reseal(table, row, fernet, envelope)
-        if table == "dag":
-            paused.append((row["dag_id"], row["is_paused"]))
-        batch.append(row)
-        if len(batch) >= BATCH:
-            _flush(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats, before)
-            batch = []
-    if batch:
-        _flush(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats, before)
-    return stats
-
-
-def _reseal(table, row, fernet, envelope):
-    for (tab, col), flag in m.SECRET_COLUMNS.items():
-        if tab == table and row.get(col) is not None:
-            secret = envelope.decrypt(row[col], f"{tab}.{col}")
-            row[col] = fernet.encrypt(secret.encode()).decode()
-            if flag:
-                row[flag] = bool(fernet.is_encrypted)
-
-
-def _in(columns, values):
-    if len(columns) == 1:
-        return columns[0].in_([v[0] for v in values])
-    return sa.tuple_(*columns).in_(values)
-
-
-def _existing(conn, t, key, serial, wanted):
-    """Rows of t whose natural key is one of `wanted` (text forms): (key..., serial) records.
-    The keys go in as one array per column and are joined, not listed in a row IN (...):
-    PostgreSQL then hashes them instead of comparing every row with every key (quadratic:
-    100k task instances took minutes), and nothing is compiled per value."""
-    names = [f"k{i}" for i in range(len(key))]
-    arrays = {n: [None if w[i] is None else str(w[i]) for w in wanted] for i, n in enumerate(names)}
-    unnest = ", ".join(f"CAST(:{n} AS text[])" for n in names)
-    keys = (sa.text(f"SELECT * FROM unnest({unnest}) AS wanted({', '.join(names)})")
-            .bindparams(**arrays).columns(*[sa.column(n) for n in names]).subquery("wanted"))
-    on = sa.and_(*[t.c[c] == sa.cast(keys.c[n], t.c[c].type) for c, n in zip(key, names)])
-    keycols = [t.c[c] for c in key]
-    query = sa.select(*keycols, t.c[serial] if serial else sa.null()).select_from(t.join(keys, on))
-    return conn.execute(query)
-
-
-def _before(conn, t, kinds, key, serial):
-    """What the table held before the import, when small enough to keep: (natural key (text
-    forms) -> id, ids); None: ask the database per batch."""
-    if conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() > PRELOAD_ROWS:
-        return None
-    cols = [t.c[c] for c in key or ()] + ([t.c[serial]] if serial else [])
-    if not cols:
-        return {}, set()
-    keys, ids = {}, set()
-    for rec in conn.execute(sa.select(*cols)):
-        if key and None not in rec[:len(key)]:  # SQL's = never matches NULL: neither does this
-            keys[tuple(m.encode(kinds[c], v) for c, v in zip(key, rec[:len(key)]))] = rec[-1] if serial else None
-        if serial:
-            ids.add(rec[-1])
-    return keys, ids
-
-
-def _flush(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats, before):
-    """Writes one batch. Against what the table held before the import when that was read;
-    if the live environment wrote a colliding row since (its scheduler, its DAG processor),
-    the batch is rolled back to a savepoint and looked up in the database instead."""
-    args = (conn, t, plain, table, kinds, serial, key, seq)
-    if before is None:
-        return _write(*args, batch, idmaps, stats, None)
-    original, counts = [dict(r) for r in batch], dict(stats)
-    try:
-        with conn.begin_nested():
-            return _write(*args, batch, idmaps, stats, before)
-    except RuntimeError as e:
-        if not isinstance(e.__cause__, sa.exc.IntegrityError):
-            raise
-        stats.update(counts)
-        return _write(*args, original, idmaps, stats, None)
-
-
-def _write(conn, t, plain, table, kinds, serial, key, seq, batch, idmaps, stats, before):
-    if key:
-        wanted = [tuple(r[c] for c in key) for r in batch]
-        if before is not None:
-            found = {k: before[0][k] for k in wanted if k in before[0]}
-        else:
-            found = {tuple(m.encode(kinds[c], v) for c, v in zip(key, rec[:len(key)])): rec[-1]
-                     for rec in _existing(conn, t, key, serial, wanted)}
-        fresh = []
-        for row, k in zip(batch, wanted):
-            if k not in found:
-                fresh.append(row)
-                continue
-            stats["existing"] += 1
-            if serial and found[k] != row[serial]:
-                idmaps.setdefault(table, {})[row[serial]] = found[k]
-            if table in m.SOURCE_WINS:  # the user's settings replace the new environment's defaults
-                values = {c: v for c, v in row.items() if c != serial and c not in key}
-                conn.execute(plain.update().where(_in([plain.c[c] for c in key], [k])).values(**values))
-                stats["updated"] += 1
-        batch = fresh
-    if serial and batch:
-        ids = [r[serial] for r in batch]
-        if before is not None:
-            taken = before[1].intersection(ids)
-        else:
-            taken = set(conn.execute(sa.select(t.c[serial]).where(t.c[serial].in_(ids))).scalars())
-        clash = [r for r in batch if r[serial] in taken]
-        if clash:  # the new environment already used these ids: take fresh ones
-            new_ids = conn.execute(sa.text("SELECT nextval(CAST(:s AS regclass)) FROM generate_series(1, :n)"),
-                                   {"s": seq, "n": len(clash)}).scalars().all()
-            for row, new in zip(clash, new_ids):
-                idmaps.setdefault(table, {})[row[serial]] = new
-                row[serial] = new
-            stats["remapped"] += len(clash)
-    if batch:
+def _merge(conn, schema, table, rows, maps, paused, csv_rows) -> dict:
+    """One table, in a savepoint. A table that is empty and refers to no remapped id takes the
+    COPY directly; if the live environment (its scheduler, its DAG processor) wrote a colliding
+    row meanwhile, the savepoint is rolled back and the table goes through staging instead."""
+    direct = (table != "dag" and not c.remapped_refs(schema, table, maps)
+              and not conn.execute(sa.text(f'SELECT EXISTS (SELECT 1 FROM "{table}")')).scalar())
+    for fast in ((True, False) if direct else (False,)):
+        saved_maps, saved_paused = dict(maps), list(paused)
         try:
-            conn.execute(sa.insert(plain), batch)
-        except sa.exc.DBAPIError as e:
-            raise RuntimeError(f"import of table {table} failed: {e.orig}") from e
-        stats["inserted"] += len(batch)
+            with conn.begin_nested():
+                source = csv_rows()
+                if fast:
+                    stats = {"inserted": c.copy_in(conn, f'"{table}"', source), "existing": 0,
+                             "updated": 0, "remapped": 0}
+                else:
+                    conn.execute(sa.text(f'CREATE TEMP TABLE {c.STAGE} (LIKE "{table}") ON COMMIT DROP'))
+                    c.copy_in(conn, c.STAGE, source)
+                    stats = c.merge(conn, schema, table, maps, paused)
+                    conn.execute(sa.text(f"DROP TABLE {c.STAGE}"))
+                if source.rows != rows:  # verified before; a difference now is a bug, not a refusal
+                    raise RuntimeError(f"table {table}: read {source.rows} rows, the manifest says {rows}")
+                return stats
+        except Exception as e:  # SQLAlchemy's errors wrap the driver's; COPY raises the driver's own
+            maps.clear(), maps.update(saved_maps)
+            paused[:] = saved_paused
+            orig = getattr(e, "orig", None) or e
+            if fast and getattr(orig, "pgcode", None) == "23505":  # unique violation: stage it
+                continue
+            if isinstance(e, RuntimeError):
+                raise
+            raise RuntimeError(f"import of table {table} failed: {orig}") from e

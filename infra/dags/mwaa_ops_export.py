@@ -102,9 +102,9 @@ def _export(conf: dict, ti) -> dict:
     fernet = get_fernet()
 
     with tempfile.TemporaryDirectory(prefix="mwaa-ops-export-") as tmp:
-        def write_table(table, rows):
+        def write_table(table, dump):
             path = os.path.join(tmp, table + ".jsonl.gz")
-            count, max_id = db.write_jsonl_gz(path, rows)
+            count, max_id = m.write_gz(path, dump)
             key = m.object_key(root, table)
             s3.upload_file(path, bucket, key, ExtraArgs=sse)
             entry = {"table": table, "key": key, "rows": count, "max_id": max_id,
@@ -118,9 +118,9 @@ def _export(conf: dict, ti) -> dict:
         with engine.connect() as conn:
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
-                schema, md = db.reflect(conn)
+                schema, _ = db.reflect(conn)
                 revision = db.alembic_revision(conn)
-                entries = db.export_tables(conn, schema, md, fernet, envelope, active, write_table)
+                entries = db.export_tables(conn, schema, fernet, envelope, active, write_table)
 
     manifest = {
         "format": m.FORMAT, "export_id": str(uuid.uuid4()), "environment": environment,

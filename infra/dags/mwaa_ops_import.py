@@ -57,7 +57,7 @@ def run_import(conf: dict) -> dict:
     except Exception as e:
         raise m.Refused(f"manifest {location} unreadable: {e}") from e
     with engine.connect() as conn:
-        schema, md = db.reflect(conn)
+        schema, _ = db.reflect(conn)
         revision = db.alembic_revision(conn)
     m.check_manifest(manifest, airflow.__version__, revision, schema)
     if [e["table"] for e in manifest["tables"]] != [t for t in m.table_order(schema) if t in
@@ -72,15 +72,14 @@ def run_import(conf: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="mwaa-ops-import-") as tmp:
         files = {}
         for entry in manifest["tables"]:  # streamed later: here only counted
-            files[entry["table"]], _ = _verified_object(s3, bucket, entry, tmp,
-                                                        lambda rows: sum(1 for _ in rows))
+            files[entry["table"]], _ = _verified_object(s3, bucket, entry, tmp, m.count_lines)
             token.heartbeat()
 
         with engine.begin() as conn:  # one transaction: all of it or nothing
             before = db.imported_before(conn, manifest["export_id"])
             stats = before["tables"] if before else db.import_tables(
-                conn, schema, md, manifest, files, get_fernet(), envelope,
-                restore_paused=conf.get("restore_paused", True))
+                conn, schema, manifest, files, get_fernet(), envelope,
+                restore_paused=conf.get("restore_paused", True), heartbeat=token.heartbeat)
     output = {"manifest": location, "export_id": manifest["export_id"], "already_imported": bool(before),
               "rows": sum(e["rows"] for e in manifest["tables"]),
               "inserted": sum(s["inserted"] for s in stats.values()),
@@ -99,8 +98,8 @@ def _read_manifest(s3, location):
 
 
 def _verified_object(s3, bucket, entry, tmp, read) -> tuple:
-    """(local path, read(rows)) of one object, after its checksum and row count match the
-    manifest; `read` consumes the rows (count them, or keep them)."""
+    """(local path, read(path)) of one object, after its checksum and row count match the
+    manifest; `read` counts the rows, or keeps them."""
     path = os.path.join(tmp, entry["table"] + ".jsonl.gz")
     where = f"object s3://{bucket}/{entry['key']} (table {entry['table']})"
     try:
@@ -110,7 +109,7 @@ def _verified_object(s3, bucket, entry, tmp, read) -> tuple:
     digest = m.sha256_file(path)
     m.check_object(entry, digest, entry["rows"])  # checksum first: a damaged object is named as such
     try:
-        out = read(m.gzip_lines(path))
+        out = read(path)
     except (OSError, EOFError, ValueError) as e:
         raise m.Refused(f"{where} is not readable gzip JSON Lines: {e}") from e
     m.check_object(entry, digest, out if isinstance(out, int) else len(out))
@@ -119,7 +118,7 @@ def _verified_object(s3, bucket, entry, tmp, read) -> tuple:
 
 def _verified_rows(s3, bucket, entry, tmp) -> list:
     """The rows of one object, after its checksum and row count match the manifest."""
-    return _verified_object(s3, bucket, entry, tmp, list)[1]
+    return _verified_object(s3, bucket, entry, tmp, lambda path: list(m.gzip_lines(path)))[1]
 
 
 def run_import_api(conf: dict, version: str) -> dict:

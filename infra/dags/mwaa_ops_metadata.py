@@ -35,6 +35,9 @@ SOURCE_WINS = {"connection", "variable", "slot_pool"}  # user settings: overwrit
 NATURAL_KEYS = {"log_template": ["filename", "elasticsearch_id"],  # no unique constraint: by content
                 "dag_run": ["dag_id", "run_id"]}  # of its two unique keys, the one 3.x keeps
 ENC_PREFIX = "mwaa-ops-enc:v1:"
+# zlib level 1: on exported history (repetitive rows) 2.5x faster than 6 for files ~1 % larger
+# (1M task instances: 1.1 s vs 2.7 s, 5.3 MB vs 5.2 MB, measured 2026-11-30).
+GZIP_LEVEL = 1
 MARKER_PREFIX = "mwaa_ops.imported."  # variable recording that an export was imported
 
 
@@ -197,6 +200,22 @@ def gzip_lines(path: str):
     with gzip.open(path, "rt", encoding="utf-8") as f:
         for line in f:
             yield json.loads(line)
+
+
+def write_gz(path, dump, level: int = GZIP_LEVEL):
+    """dump(binary file) writes JSON Lines into a gzip file at path; returns what dump returns.
+    mtime 0: the same rows give the same bytes."""
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=level) as gz:
+        return dump(gz)
+
+
+def count_lines(path: str) -> int:
+    """Rows of a gzip JSON Lines object, without parsing them (a raw newline only ends a row)."""
+    n, last = 0, b"\n"
+    with gzip.open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            n, last = n + chunk.count(b"\n"), chunk[-1:]
+    return n + (last != b"\n")
 
 
 def write_jsonl_gz(path, rows) -> tuple:

@@ -63,7 +63,8 @@ def scenario(tmp_path_factory):
         moto.start()
         aws = {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                "AWS_DEFAULT_REGION": "us-east-1"}
-        os.environ.update(aws, PYTHONPATH=str(ab.boto_shim(tmp)))  # inherited by every Airflow process
+        os.environ.update(aws, PYTHONPATH=str(ab.boto_shim(tmp)),  # inherited by every Airflow process
+                          MWAA_OPS_PARALLEL_ROWS="20")  # bigger tables through the CSV worker processes
         clients = {s: boto3.client(s, endpoint_url=moto.url, region_name="us-east-1",
                                    aws_access_key_id="test", aws_secret_access_key="test")
                    for s in ("s3", "kms", "stepfunctions", "sqs")}

@@ -185,3 +185,87 @@ def test_required_conf():
     assert m.require({"bucket": "b"}, "bucket") == "b"
     with pytest.raises(ValueError, match="'bucket' is required"):
         m.require({}, "bucket")
+
+
+def test_rows_are_counted_without_parsing_and_gzip_is_reproducible(tmp_path):
+    """The import verifies row counts by counting lines (no raw newline is inside a JSON row);
+    the export's dump callback writes bytes and the gzip object is the same for the same rows."""
+    rows = b'{"a":"x\\ny"}\n{"a":2}\n'
+
+    def dump(out):
+        out.write(rows)
+        return 2, None
+    paths = [tmp_path / "a" / "t.jsonl.gz", tmp_path / "b" / "t.jsonl.gz"]  # same name: it is in the header
+    for path in paths:
+        path.parent.mkdir()
+        assert m.write_gz(str(path), dump) == (2, None)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert m.count_lines(str(paths[0])) == 2 == len(list(m.gzip_lines(str(paths[0]))))
+    with gzip.open(tmp_path / "c.gz", "wb") as f:
+        f.write(b'{"a":1}\n{"a":2}')  # a last line without its newline still counts
+    assert m.count_lines(str(tmp_path / "c.gz")) == 2
+    (tmp_path / "d.gz").write_bytes(b"not gzip")
+    with pytest.raises(OSError):
+        m.count_lines(str(tmp_path / "d.gz"))
+
+
+def _csv_fields(data: bytes):
+    """CSV rows as PostgreSQL reads them: an unquoted empty field is NULL, "" is ''."""
+    text, rows, row, i = data.decode(), [], [], 0
+    while i < len(text):
+        if text[i] == '"':  # quoted: "" is a quote, up to the closing quote
+            j, value = i + 1, []
+            while True:
+                k = text.index('"', j)
+                value.append(text[j:k])
+                if text[k + 1:k + 2] == '"':
+                    value.append('"')
+                    j = k + 2
+                else:
+                    break
+            row.append("".join(value))
+            i = k + 1
+        else:
+            k = min(x for x in (text.find(",", i), text.find("\n", i), len(text)) if x >= 0)
+            row.append(text[i:k] or None)
+            i = k
+        if i < len(text) and text[i] == "\n":
+            rows.append(row)
+            row = []
+        i += 1
+    return rows
+
+
+@pytest.mark.parametrize("marker_in_data", [False, True])
+def test_json_lines_become_csv_that_keeps_null_empty_and_escapes_apart(tmp_path, marker_in_data):
+    import base64
+    import mwaa_ops_copy as c
+    rows = [{"id": 1, "a": None, "b": "", "j": '{"k":null,"q":"x\\"y"}', "bin": base64.b64encode(b"\0\1").decode()},
+            {"id": 2, "a": 'x":null,', "b": 'line\nbreak, "q"', "j": None, "bin": None},
+            {"id": 3, "a": "\\", "b": "ctl\x01N" if marker_in_data else "ctl", "j": "null", "bin": None}]
+    path = tmp_path / "t.jsonl.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b"".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False).encode() + b"\n" for r in rows))
+    kinds = {"id": "value", "a": "value", "b": "value", "j": "json", "bin": "binary"}
+    with c.CsvRows(str(path), "t", kinds, None, None) as source:
+        data = source.read(-1)
+    assert source.rows == 3
+    assert _csv_fields(data) == [
+        ["1", None, "", '{"k":null,"q":"x\\"y"}', "\\x0001"],
+        ["2", 'x":null,', 'line\nbreak, "q"', None, None],
+        ["3", "\\", rows[2]["b"], "null", None]]
+
+
+def test_worker_processes_give_the_same_csv_in_the_same_order(tmp_path):
+    import mwaa_ops_copy as c
+    path = tmp_path / "t.jsonl.gz"
+    with gzip.open(path, "wb") as f:  # ~4 MiB: several chunks
+        for i in range(40_000):
+            f.write(json.dumps({"id": i, "a": None if i % 3 else f"row {i} " + "x" * 80}).encode() + b"\n")
+    kinds = {"id": "value", "a": "value"}
+    with c.CsvRows(str(path), "t", kinds, None, None) as source:
+        alone = source.read(-1)
+    with c.CsvRows(str(path), "t", kinds, None, None, parallel=True) as source:
+        parts = iter(lambda: source.read(c.CHUNK), b"")
+        pooled = b"".join(parts)
+    assert source.rows == 40_000 and pooled == alone and alone.count(b"\n") == 40_000
