@@ -619,8 +619,7 @@ def test_sparse_events_carry_only_what_aws_documents(plane, mwaa, moto_url):
         {"source": ["aws.airflow"], "detail-type": ["MWAA Environment Status Change"]}))
     events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": queue_arn}])
     try:
-        assert admin(plane.url, "config")["rich_events"] is True  # the default, for now
-        admin(plane.url, "config", {"rich_events": False})
+        assert admin(plane.url, "config")["rich_events"] is False  # the default
         mwaa.create_environment(**env_input("sparse"))
         wait_status(mwaa, "sparse", "AVAILABLE")
         got, deadline = [], time.time() + 15
@@ -641,8 +640,12 @@ def test_sparse_events_carry_only_what_aws_documents(plane, mwaa, moto_url):
             assert event["resources"] == [f"arn:aws:airflow:{REGION}:{ACCOUNT}:environment/sparse"]
             assert event["detail"] == {}
         assert [e["detail"] for e in admin(plane.url, "events")] == [{}, {}]
+        # The rich shape only where a test asks for it, and until the next reset.
+        admin(plane.url, "config", {"rich_events": True})
+        mwaa.delete_environment(Name="sparse")
+        assert admin(plane.url, "events")[-1]["detail"]["name"] == "sparse"
         admin(plane.url, "reset", {})
-        assert admin(plane.url, "config")["rich_events"] is True
+        assert admin(plane.url, "config")["rich_events"] is False
     finally:
         events.remove_targets(Rule=rule, Ids=["q"])
         events.delete_rule(Name=rule)

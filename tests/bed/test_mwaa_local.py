@@ -380,6 +380,8 @@ def test_status_events_reach_eventbridge_and_delete_ends_in_not_found(plane, mwa
     events.put_rule(Name=rule, EventPattern=json.dumps(
         {"source": ["aws.airflow"], "detail-type": ["MWAA Environment Status Change"]}))
     events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": queue_arn}])
+    # The rich shape (the sparse default is test_mwaa_conformance's).
+    admin(plane.url, "config", {"rich_events": True})
     try:
         mwaa.create_environment(**env_input("evented"))
         wait_status(mwaa, "evented", "AVAILABLE")
@@ -417,6 +419,7 @@ def test_status_events_reach_eventbridge_and_delete_ends_in_not_found(plane, mwa
 
 
 def test_injected_create_failed(plane, mwaa):
+    admin(plane.url, "config", {"rich_events": True})  # to read the statuses off the events
     admin(plane.url, "fail", {"name": "doomed", "status": "CREATE_FAILED"})
     mwaa.create_environment(**env_input("doomed"))
     assert wait_status(mwaa, "doomed", "CREATE_FAILED") == ["CREATING", "CREATE_FAILED"]

@@ -118,7 +118,10 @@ pub fn environment_status_event(data: &[u8]) -> bool {
                 "an environment named {:?}",
                 change.name
             );
-            let _ = provision_endpoints::decide::step(&change);
+            if let Some(status) = &change.status {
+                let _ = provision_endpoints::decide::step(status);
+            }
+            let _ = provision_endpoints::decide::not_ours(&change, "dev-");
             true
         }
         Err(e) => names_the_event(&event, &e.to_string()),
@@ -205,6 +208,7 @@ pub fn notify_input(data: &[u8]) -> bool {
     let settings = Settings {
         region: "us-east-1".into(),
         pending_minutes: 30,
+        environment_prefix: "dev-".into(),
     };
     for failure in failures {
         let Plan::Send(alert) = decide(&failure, &Facts::default(), &settings) else {

@@ -126,6 +126,22 @@ def test_rejected_routes_files_reach_notify():
         "source": ["mwaa-ops"], "detail-type": ["Routes Rejected"]}
 
 
+def test_the_mwaa_rules_match_what_aws_documents_and_the_functions_know_the_prefix(cfn):
+    """AWS documents the MWAA status change by source and detail-type only (no detail field,
+    best effort): a rule filtering on detail.status or detail.name never matches the event
+    as documented, so the functions read the status and skip other environments."""
+    patterns = template.rule_patterns(PARAMS)
+    documented = {"source": ["aws.airflow"], "detail-type": ["MWAA Environment Status Change"]}
+    mwaa_rules = {name: p for name, p in patterns.items() if "aws.airflow" in p.get("source", [])}
+    assert set(mwaa_rules) == {"ProvisionEndpointsFunctionStatusChange",
+                               "NotifyFunctionEnvironmentStatus"}
+    for name, pattern in mwaa_rules.items():
+        assert pattern == documented, name
+    for function in ("ProvisionEndpointsFunction", "NotifyFunction"):
+        variables = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["ENVIRONMENT_NAME_PREFIX"] == PARAMS["EnvironmentNamePrefix"], function
+
+
 def test_the_suite_bucket_is_private_encrypted_and_tls_only(cfn):
     bucket = cfn["Resources"]["SuiteBucket"]["Properties"]
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][

@@ -79,6 +79,7 @@ async fn deploy(bed: &Bed, proxy: &FaultProxy) -> Alerts {
         settings: Settings {
             region: bed.region.clone(),
             pending_minutes: 30,
+            environment_prefix: "dev-".into(),
         },
         window: Duration::from_secs(3600),
     };

@@ -78,6 +78,7 @@ async fn deploy(bed: &Bed) -> Alerts {
         settings: Settings {
             region: bed.region.clone(),
             pending_minutes: 30,
+            environment_prefix: "dev-".into(),
         },
         window: Duration::from_secs(3600),
     };
@@ -175,18 +176,24 @@ async fn each_alert_rule_takes_its_own_events_and_no_others() {
         pending,
         sample("metadata-export-failed.json", &bed.account),
         sample("routes-rejected.json", &bed.account),
-        // None of these is for notify:
+        // The rule takes these too (the documented MWAA event has no status or name to
+        // filter on); notify ignores them:
         sample("mwaa-status-deleted.json", &bed.account),
+        other_prefix,
+        // None of these is for notify:
         sample("s3-object-created.json", &bed.account),
         other_machine,
         succeeded,
-        other_prefix,
     ] {
         alerts.put_event(&event).await;
     }
     let mut taken = vec![];
-    for (queue, expected) in queues.iter().zip([1, 2, 1, 1]) {
+    let mut mwaa_events = vec![];
+    for (queue, expected) in queues.iter().zip([1, 4, 1, 1]) {
         let events = queue.take(expected, Duration::from_secs(10)).await;
+        if expected == 4 {
+            mwaa_events.clone_from(&events);
+        }
         taken.push(
             events
                 .iter()
@@ -206,12 +213,20 @@ async fn each_alert_rule_takes_its_own_events_and_no_others() {
             vec!["Step Functions Execution Status Change FAILED"],
             vec![
                 "MWAA Environment Status Change CREATE_FAILED",
-                "MWAA Environment Status Change PENDING"
+                "MWAA Environment Status Change PENDING",
+                "MWAA Environment Status Change DELETED",
+                "MWAA Environment Status Change CREATE_FAILED"
             ],
             vec!["Metadata Export Failed -"],
             vec!["Routes Rejected -"],
         ]
     );
+    // The function decides: DELETED is no failure, prod-analytics not this deployment's.
+    for event in &mwaa_events[2..] {
+        let answer = alerts.handle(event.clone()).await;
+        assert!(answer.get("ignored").is_some(), "{answer}");
+    }
+    assert!(alerts.emails(&bed).await.is_empty());
 }
 
 #[tokio::test]
@@ -351,6 +366,8 @@ async fn a_failed_execution_is_one_email_naming_its_step_from_the_real_history()
 #[tokio::test]
 async fn a_failing_environment_email_says_why_and_pending_is_watched_then_alerted() {
     let bed = session_without_airflow().await;
+    // The rich event, to pick the statuses out (the sparse one has its own test below).
+    bed.control("config", json!({"rich_events": true})).await;
     let alerts = deploy(&bed).await;
     let queues = rules(&bed).await;
     let mwaa = bed.mwaa().await;
@@ -376,7 +393,13 @@ async fn a_failing_environment_email_says_why_and_pending_is_watched_then_alerte
     shared.create(&mwaa).await;
     wait_for_status(&mwaa, "dev-shared", "PENDING", Duration::from_secs(60)).await;
 
-    let delivered = queues[1].take(2, Duration::from_secs(15)).await;
+    // The rule delivers every status change; the CREATING ones go elsewhere here.
+    let delivered: Vec<Value> = queues[1]
+        .take(4, Duration::from_secs(15))
+        .await
+        .into_iter()
+        .filter(|e| e["detail"]["status"] != "CREATING")
+        .collect();
     let statuses: Vec<&str> = delivered
         .iter()
         .map(|e| e["detail"]["status"].as_str().unwrap())
@@ -422,6 +445,98 @@ async fn a_failing_environment_email_says_why_and_pending_is_watched_then_alerte
     assert_eq!(
         emails[1].subject,
         "[mwaa-ops] dev-shared still PENDING after 30 min: no VPC endpoints"
+    );
+}
+
+/// The status change as AWS documents it (the bed's default): no detail, the environment
+/// ARN in `resources`. notify reads each status, and why it failed, from GetEnvironment.
+#[tokio::test]
+async fn sparse_status_changes_are_read_from_get_environment() {
+    let bed = session_without_airflow().await;
+    let alerts = deploy(&bed).await;
+    let queues = rules(&bed).await;
+    let mwaa = bed.mwaa().await;
+    bed.control(
+        "fail",
+        json!({"name": "dev-sparse-broken", "status": "CREATE_FAILED"}),
+    )
+    .await;
+    NewEnvironment::new("dev-sparse-broken", "2.10.3")
+        .create(&mwaa)
+        .await;
+    let mut shared = NewEnvironment::new("dev-sparse-shared", "2.10.3");
+    shared.endpoint_management = EndpointManagement::Customer;
+    shared.create(&mwaa).await;
+    // Outside the prefix: routed by the rule, ignored by notify before any read.
+    bed.control("fail", json!({"name": "prod-x", "status": "CREATE_FAILED"}))
+        .await;
+    NewEnvironment::new("prod-x", "2.10.3").create(&mwaa).await;
+    for (name, status) in [
+        ("dev-sparse-broken", "CREATE_FAILED"),
+        ("dev-sparse-shared", "PENDING"),
+        ("prod-x", "CREATE_FAILED"),
+    ] {
+        wait_for_status(&mwaa, name, status, Duration::from_secs(60)).await;
+    }
+    // CREATING and its successor for each of the three.
+    let delivered = queues[1].take(6, Duration::from_secs(20)).await;
+    assert_eq!(delivered.len(), 6, "{delivered:?}");
+    let calls_before = bed.calls().await.len();
+    let mut answers = vec![];
+    for event in &delivered {
+        assert_eq!(event["detail"], json!({}), "the bed sends the sparse event");
+        let name = event["resources"][0]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        answers.push((name, alerts.handle(event.clone()).await));
+    }
+    for (name, answer) in &answers {
+        match name.as_str() {
+            // Both events read CREATE_FAILED now: one email, then a duplicate.
+            "dev-sparse-broken" => assert!(
+                answer.get("sent").is_some() || answer.get("duplicate").is_some(),
+                "{answer}"
+            ),
+            "dev-sparse-shared" => assert_eq!(answer["watching"], "dev-sparse-shared"),
+            _ => assert!(
+                answer["ignored"].as_str().unwrap().contains("prefix"),
+                "{answer}"
+            ),
+        }
+    }
+    let emails = alerts.emails(&bed).await;
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert_eq!(
+        emails[0].subject,
+        "[mwaa-ops] MWAA environment dev-sparse-broken is CREATE_FAILED"
+    );
+    assert!(
+        emails[0]
+            .body
+            .contains("Last error:  INCORRECT_CONFIGURATION"),
+        "{}",
+        emails[0].body
+    );
+    alerts
+        .scheduler
+        .get_schedule()
+        .name(pending_schedule_name("dev-sparse-shared"))
+        .send()
+        .await
+        .expect("the re-check schedule");
+    // notify never read prod-x: the role may read only the deployment's environments.
+    let reads: Vec<String> = bed.calls().await[calls_before..]
+        .iter()
+        .filter(|c| c["operation"] == "GetEnvironment")
+        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        !reads.is_empty() && !reads.iter().any(|n| n == "prod-x"),
+        "{reads:?}"
     );
 }
 

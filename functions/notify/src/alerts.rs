@@ -90,13 +90,15 @@ pub fn execution_failed(ended: &ExecutionEnded, step: Option<&FailedStep>, regio
 
 /// An environment entered a failing status; `last_error` is its `LastUpdate.Error`, when
 /// GetEnvironment could be read.
+/// `now` is the failing status: the event's, or GetEnvironment's when the event says none.
 pub fn environment_failed(
     status: &EnvironmentStatus,
+    now: &Status,
     last_error: Option<&str>,
     region: &str,
 ) -> Alert {
     let name = &status.name;
-    let what = match status.status {
+    let what = match now {
         Status::CreateFailed => "MWAA could not create the environment. Nothing runs until it is deleted and created again.",
         Status::UpdateFailed => "MWAA could not apply an update; the environment may have rolled back to its previous settings.",
         _ => "The environment is unavailable: Airflow does not run tasks and DAG runs cannot be started.",
@@ -104,7 +106,7 @@ pub fn environment_failed(
     let mut lines = vec![
         ("What", what.to_owned()),
         ("Environment", name.clone()),
-        ("Status", status.status.to_string()),
+        ("Status", now.to_string()),
     ];
     if !status.time.is_empty() {
         lines.push(("Since", status.time.clone()));
@@ -116,10 +118,10 @@ pub fn environment_failed(
     Alert {
         kind: "environment-failed",
         environment: Some(name.clone()),
-        subject: format!("{PREFIX} MWAA environment {name} is {}", status.status),
+        subject: format!("{PREFIX} MWAA environment {name} is {now}"),
         lines,
         event: None,
-        fingerprint: format!("environment|{name}|{}", status.status),
+        fingerprint: format!("environment|{name}|{now}"),
     }
 }
 

@@ -15,6 +15,9 @@ pub struct Settings {
     pub region: String,
     /// Alert when an environment is still PENDING this long after it got there; 0: never.
     pub pending_minutes: u64,
+    /// The stack's `EnvironmentNamePrefix`: status changes of other environments are not
+    /// this deployment's (the rule cannot filter the documented event by name).
+    pub environment_prefix: String,
 }
 
 /// What was looked up about a failure before deciding (best effort: `None` when unknown).
@@ -24,7 +27,8 @@ pub struct Facts {
     pub failed_step: Option<FailedStep>,
     /// The environment's `LastUpdate.Error`, as "code: message".
     pub last_error: Option<String>,
-    /// The environment's status now (`Some(Status::NotFound)` when it is gone).
+    /// The environment's status now (`Some(Status::NotFound)` when it is gone): read for a
+    /// PENDING check and for a status change that does not say its status.
     pub status_now: Option<Status>,
 }
 
@@ -78,6 +82,21 @@ pub fn decide(failure: &Failure, facts: &Facts, settings: &Settings) -> Plan {
     }
 }
 
+/// Why a failure is not this deployment's business, decided before anything is looked up
+/// (the role may read only the deployment's environments): an MWAA status change of an
+/// environment whose name lacks the prefix.
+pub fn not_ours(failure: &Failure, settings: &Settings) -> Option<String> {
+    match failure {
+        Failure::Environment(status) if !status.name.starts_with(&settings.environment_prefix) => {
+            Some(format!(
+                "{} is outside this deployment's environments (prefix {:?})",
+                status.name, settings.environment_prefix
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// notify's own failures (SNS was down) come back through the failed-events queue as
 /// destination records: report the failure they carry, not notify's.
 pub fn own_failure_payload(failure: &Failure) -> Option<&Value> {
@@ -92,9 +111,13 @@ pub fn own_failure_payload(failure: &Failure) -> Option<&Value> {
 }
 
 /// PENDING is watched (customer-managed endpoints take a while), failing statuses need a
-/// person, any other status is not a failure.
+/// person, any other status is not a failure. The status is the event's, else the one
+/// GetEnvironment gave.
 fn environment_plan(status: &EnvironmentStatus, facts: &Facts, settings: &Settings) -> Plan {
-    if status.status == Status::Pending {
+    let Some(now) = status.status.as_ref().or(facts.status_now.as_ref()) else {
+        return Plan::Ignore(format!("{}: status unknown", status.name));
+    };
+    if *now == Status::Pending {
         return if settings.pending_minutes > 0 {
             Plan::WatchPending {
                 environment: status.name.clone(),
@@ -104,14 +127,12 @@ fn environment_plan(status: &EnvironmentStatus, facts: &Facts, settings: &Settin
             Plan::Ignore("PENDING alerts are turned off".into())
         };
     }
-    if !status.status.is_failed() {
-        return Plan::Ignore(format!(
-            "{} is {}: not a failure",
-            status.name, status.status
-        ));
+    if !now.is_failed() {
+        return Plan::Ignore(format!("{} is {now}: not a failure", status.name));
     }
     Plan::Send(alerts::environment_failed(
         status,
+        now,
         facts.last_error.as_deref(),
         &settings.region,
     ))

@@ -76,20 +76,63 @@ pub struct ExecutionEnded {
     pub cause: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// An MWAA status change. AWS documents the event by source and detail-type alone, best
+/// effort, with no detail field: the name is `detail.name` if present, else the environment
+/// ARN in `resources`; the status is `detail.status` if present, else `None` and notify
+/// reads it from GetEnvironment.
+#[derive(Debug, Clone, PartialEq)]
 pub struct EnvironmentStatus {
-    #[serde(skip)]
     pub event_id: String,
-    #[serde(skip)]
     pub time: String,
     pub name: String,
-    #[serde(deserialize_with = "status")]
-    pub status: Status,
+    pub status: Option<Status>,
+}
+
+/// The detail fields seen in use; none is documented, so none is required.
+#[derive(Deserialize)]
+struct EnvironmentDetail {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "status")]
+    status: Option<Status>,
 }
 
 /// Any status string is read: MWAA adds statuses, and an unknown one is "not a failure".
-fn status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Status, D::Error> {
-    String::deserialize(deserializer).map(|status| Status::parse(&status))
+fn status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Status>, D::Error> {
+    Option::<String>::deserialize(deserializer)
+        .map(|status| status.filter(|s| !s.is_empty()).map(|s| Status::parse(&s)))
+}
+
+fn environment_status(id: String, event: &Value) -> Result<EnvironmentStatus, Error> {
+    let missing = Value::Object(Default::default());
+    let detail = event.get("detail").unwrap_or(&missing);
+    let detail: EnvironmentDetail = parse(&id, detail).map_err(|e| nested("detail", e))?;
+    let from_arn = || {
+        event
+            .get("resources")
+            .and_then(Value::as_array)?
+            .iter()
+            .filter_map(Value::as_str)
+            .find_map(|r| r.split_once(":environment/").map(|(_, name)| name))
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+    };
+    let Some(name) = detail.name.filter(|n| !n.is_empty()).or_else(from_arn) else {
+        return Err(Error::InvalidEvent {
+            event_id: id,
+            field: "detail.name".into(),
+            reason: "missing field `name`, and no environment ARN in `resources` either".into(),
+        });
+    };
+    Ok(EnvironmentStatus {
+        time: event
+            .get("time")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        event_id: id,
+        name,
+        status: detail.status,
+    })
 }
 
 /// Lambda's on-failure destination record.
@@ -178,15 +221,7 @@ pub fn parse_failure(event: &Value) -> Result<Failure, Error> {
             Ok(Failure::Execution(ended))
         }
         (MWAA_SOURCE, MWAA_STATUS_CHANGE) => {
-            let mut status: EnvironmentStatus =
-                parse(&id, detail()?).map_err(|e| nested("detail", e))?;
-            status.time = event
-                .get("time")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            status.event_id = id;
-            Ok(Failure::Environment(status))
+            environment_status(id, event).map(Failure::Environment)
         }
         (SUITE_SOURCE, ROUTES_REJECTED) => Ok(Failure::RoutesRejected {
             event_id: id,
@@ -278,7 +313,18 @@ mod tests {
             "../../../events/mwaa-status-create-failed.json"
         ));
         assert!(matches!(parse_failure(&status).unwrap(),
-            Failure::Environment(s) if s.status == Status::CreateFailed && s.name == "dev-analytics"));
+            Failure::Environment(s) if s.status == Some(Status::CreateFailed) && s.name == "dev-analytics"));
+        let sparse = sample(include_str!("../../../events/mwaa-status-sparse.json"));
+        assert_eq!(
+            parse_failure(&sparse).unwrap(),
+            Failure::Environment(EnvironmentStatus {
+                event_id: "b3c6d4e5-9a2f-4d7b-8e3c-2f4a6b8c0d1e".into(),
+                time: "2026-11-21T07:14:05Z".into(),
+                name: "analytics-shared".into(),
+                status: None,
+            }),
+            "the name from the resource ARN, the status left to GetEnvironment"
+        );
         let record = sample(include_str!(
             "../../../events/lambda-destination-failure.json"
         ));

@@ -11,6 +11,8 @@ pub fn settings() -> Settings {
     Settings {
         region: "eu-west-1".into(),
         pending_minutes: 30,
+        // The samples name environments of several prefixes.
+        environment_prefix: String::new(),
     }
 }
 

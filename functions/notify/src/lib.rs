@@ -19,7 +19,7 @@ use common::Deadline;
 use common::{Error, Status};
 use serde_json::{json, Value};
 
-use decide::{decide, own_failure_payload, Facts, Plan, Settings};
+use decide::{decide, not_ours, own_failure_payload, Facts, Plan, Settings};
 use event::{parse_failure, parse_input, parse_message, Failure, Input};
 use message::Alert;
 use ops::Ops;
@@ -96,6 +96,9 @@ impl<O: Ops> Notify<O> {
             }),
             None => failure,
         };
+        if let Some(reason) = not_ours(&failure, &self.settings) {
+            return Ok(Outcome::Ignored { reason });
+        }
         let facts = self.facts(&failure, deadline).await?;
         match decide(&failure, &facts, &self.settings) {
             Plan::Send(alert) => self.send(alert, deadline).await,
@@ -129,7 +132,20 @@ impl<O: Ops> Notify<O> {
                     }
                 }
             }
-            Failure::Environment(status) if status.status.is_failed() => {
+            // The documented event says no status: GetEnvironment, the truth, tells it (and
+            // why it failed). Without it nothing can be decided, so a failed read fails.
+            Failure::Environment(status) if status.status.is_none() => {
+                let now = with_retries(deadline.at_most(deadline.remaining() / 2), || {
+                    self.ops.environment(&status.name)
+                })
+                .await?;
+                facts.status_now =
+                    Some(now.as_ref().map_or(Status::NotFound, |n| n.status.clone()));
+                facts.last_error = now.and_then(|n| n.last_error);
+            }
+            Failure::Environment(status)
+                if status.status.as_ref().is_some_and(Status::is_failed) =>
+            {
                 match with_retries(deadline.at_most(deadline.remaining() / 4), || {
                     self.ops.environment(&status.name)
                 })

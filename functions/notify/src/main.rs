@@ -37,6 +37,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 settings: Settings {
                     region: config.region().map(|r| r.to_string()).unwrap_or_default(),
                     pending_minutes: minutes("PENDING_ALERT_MINUTES", 60)?,
+                    environment_prefix: setting("ENVIRONMENT_NAME_PREFIX")?,
                 },
                 window: Duration::from_secs(60 * minutes("ALERT_WINDOW_MINUTES", 60)?),
             })

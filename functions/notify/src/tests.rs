@@ -2,6 +2,7 @@
 //! What Lambda is told when an invocation fails is in errors.rs.
 
 mod errors;
+mod sparse;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,6 +24,9 @@ struct Fake {
     sns_throttled: Mutex<bool>,
     publish_attempts: Mutex<u32>,
     environments: Mutex<HashMap<String, EnvironmentNow>>,
+    /// GetEnvironment calls, and whether they fail (throttled until the deadline).
+    environment_reads: Mutex<u32>,
+    mwaa_throttled: Mutex<bool>,
     watches: Mutex<Vec<(String, String, String)>>,
 }
 
@@ -61,6 +65,14 @@ impl Ops for Fake {
         }))
     }
     async fn environment(&self, name: &str) -> Result<Option<EnvironmentNow>, Error> {
+        *self.environment_reads.lock().unwrap() += 1;
+        if *self.mwaa_throttled.lock().unwrap() {
+            return Err(Error::transient(
+                "MWAA",
+                "GetEnvironment",
+                "ThrottlingException: Rate exceeded",
+            ));
+        }
         Ok(self.environments.lock().unwrap().get(name).cloned())
     }
     async fn watch_pending(
@@ -101,6 +113,8 @@ fn notify(window: Duration) -> Notify<Fake> {
         settings: Settings {
             region: "us-east-1".into(),
             pending_minutes: 30,
+            // The samples name environments of several prefixes (the prefix has its own tests).
+            environment_prefix: String::new(),
         },
         window,
     }

@@ -1,6 +1,8 @@
 //! What provision-endpoints is given: MWAA's `MWAA Environment Status Change` event
-//! (source `aws.airflow`). Every detail field but the status is best effort: the name may
-//! also come from the event's resource ARN, and the rest is read from GetEnvironment.
+//! (source `aws.airflow`). AWS documents only the source and the detail-type, and delivers
+//! the event best effort: no detail field is promised. The name comes from `detail.name`,
+//! else from the environment ARN in the envelope's `resources`; the status from
+//! `detail.status`, else (the handler) from GetEnvironment.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
@@ -10,15 +12,15 @@ use common::environment::{MWAA_SOURCE, MWAA_STATUS_CHANGE};
 use common::event::{event_id, nested, parse};
 use common::{EnvironmentName, Error, Status};
 
-/// `detail` of the status-change event, camelCase as MWAA sends it: the name and status,
-/// and what GetEnvironment can no longer tell once the environment is DELETED (its queue
-/// and subnets). Endpoint services, access mode and security groups come from
+/// `detail` of the status-change event, camelCase as seen in use (none of it documented, so
+/// all of it optional): the name and status, and what GetEnvironment can no longer tell
+/// once the environment is DELETED (its queue and subnets). Endpoint services, access mode and security groups come from
 /// GetEnvironment, the truth, so the event's copies are not read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusDetail {
     pub name: Option<String>,
-    pub status: String,
+    pub status: Option<String>,
     pub celery_executor_queue: Option<String>,
     pub network_configuration: Option<NetworkDetail>,
 }
@@ -40,7 +42,9 @@ pub struct StatusChange {
     pub arn: Option<String>,
     /// The account the environment lives in (the event's `account`).
     pub account: Option<String>,
-    pub status: Status,
+    /// The status the event claims (`detail.status`); `None` for the sparse event AWS
+    /// documents, and then GetEnvironment tells.
+    pub status: Option<Status>,
     /// The Celery queue ARN, if the event names it (GetEnvironment no longer can once DELETED).
     pub celery_queue: Option<String>,
     pub subnets: Vec<String>,
@@ -91,15 +95,17 @@ pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
             ))
         }
     };
-    if detail.status.trim().is_empty() {
-        return Err(bad("detail.status", "empty".into()));
-    }
+    let status = match detail.status.as_deref().map(str::trim) {
+        None => None,
+        Some("") => return Err(bad("detail.status", "empty".into())),
+        Some(status) => Some(Status::parse(status)),
+    };
     Ok(StatusChange {
         event_id: id.clone(),
         name,
         arn,
         account: envelope.account,
-        status: Status::parse(&detail.status),
+        status,
         celery_queue: detail.celery_executor_queue.filter(|q| !q.is_empty()),
         subnets: detail
             .network_configuration
@@ -124,7 +130,7 @@ mod tests {
         .unwrap();
         assert_eq!(change.event_id, "a2b5c3d4-8f1e-4c6a-9d2b-1e3f5a7b9c0d");
         assert_eq!(change.name, "analytics-shared");
-        assert_eq!(change.status, Status::Pending);
+        assert_eq!(change.status, Some(Status::Pending));
         assert_eq!(
             change.arn.as_deref(),
             Some("arn:aws:airflow:us-east-1:210987654321:environment/analytics-shared")
@@ -144,7 +150,7 @@ mod tests {
             "../../../events/mwaa-status-deleted.json"
         )))
         .unwrap();
-        assert_eq!(change.status, Status::Deleted);
+        assert_eq!(change.status, Some(Status::Deleted));
         assert_eq!(change.name, "analytics-shared");
         assert!(change.celery_queue.is_some());
     }
@@ -158,13 +164,35 @@ mod tests {
     }
 
     #[test]
+    fn the_sparse_event_aws_documents_is_enough() {
+        let change = parse_status_change(&sample(include_str!(
+            "../../../events/mwaa-status-sparse.json"
+        )))
+        .unwrap();
+        assert_eq!(change.event_id, "b3c6d4e5-9a2f-4d7b-8e3c-2f4a6b8c0d1e");
+        assert_eq!(change.name, "analytics-shared");
+        assert_eq!(change.status, None, "GetEnvironment tells");
+        assert_eq!(change.account.as_deref(), Some("210987654321"));
+        assert_eq!(change.celery_queue, None);
+        assert!(change.subnets.is_empty());
+        // A name without a status is as good: the status is read, not assumed.
+        let change = parse_status_change(&sample(include_str!(
+            "../../../events/invalid/mwaa-status-without-status.json"
+        )))
+        .unwrap();
+        assert_eq!((change.name.as_str(), change.status), ("dev", None));
+    }
+
+    #[test]
     fn bad_events_name_the_field_and_the_event() {
+        let mut empty_status = sample(include_str!("../../../events/mwaa-status-pending.json"));
+        empty_status["detail"]["status"] = Value::from(" ");
+        let err = parse_status_change(&empty_status).unwrap_err().to_string();
+        assert!(
+            err.contains("detail.status") && err.contains("a2b5c3d4"),
+            "{err}"
+        );
         let cases = [
-            (
-                include_str!("../../../events/invalid/mwaa-status-without-status.json"),
-                "mwaa-no-status-1",
-                "detail",
-            ),
             (
                 include_str!("../../../events/invalid/mwaa-status-without-name.json"),
                 "mwaa-no-name-1",

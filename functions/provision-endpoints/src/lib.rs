@@ -16,11 +16,13 @@ use std::collections::BTreeSet;
 
 use common::retry::with_retries;
 use common::Deadline;
-use common::Error;
+use common::{Error, Status};
 
+use decide::Environment;
 use decide::{
-    allow_queue, cannot_provision, disallow_queue, endpoints_to_delete, ours, plan_endpoints,
-    queue_after_delete, requirements, step, vpc_of, PolicyChange, Requirement, Step,
+    allow_queue, cannot_provision, disallow_queue, endpoints_to_delete, not_ours, ours,
+    plan_endpoints, queue_after_delete, requirements, step, vpc_of, PolicyChange, Requirement,
+    Step,
 };
 use event::{parse_status_change, StatusChange};
 use ops::Ops;
@@ -28,6 +30,9 @@ use ops::Ops;
 /// The function's state for its lifetime: clients, built once per cold start.
 pub struct ProvisionEndpoints<O> {
     pub ops: O,
+    /// The stack's `EnvironmentNamePrefix` (`ENVIRONMENT_NAME_PREFIX`): other environments
+    /// are ignored, as the rule cannot filter the documented event by name.
+    pub environment_prefix: String,
 }
 
 impl<O: Ops> ProvisionEndpoints<O> {
@@ -36,32 +41,72 @@ impl<O: Ops> ProvisionEndpoints<O> {
     /// failed-events queue, where the alerts pick it up.
     pub async fn handle(&self, event: Value, deadline: Deadline) -> Result<Value, Error> {
         let change = parse_status_change(&event)?;
-        let result = match step(&change) {
-            Step::Provision => self.provision(&change, deadline).await,
-            Step::CleanUp => self.clean_up(&change, deadline).await,
-            Step::Ignore(reason) => Ok(json!({"action": "ignored", "reason": reason})),
+        let told_by = match change.status {
+            Some(_) => "event",
+            None => "GetEnvironment",
         };
-        match result {
+        match self.act(&change, deadline).await {
             Ok(mut report) => {
                 report["event_id"] = json!(change.event_id);
                 report["environment"] = json!(change.name);
-                report["status"] = json!(change.status.as_str());
+                report["status_from"] = json!(told_by);
                 tracing::info!(event_id = %change.event_id, environment = %change.name,
-                    status = %change.status, report = %report, "status change handled");
+                    status = %report["status"], status_from = told_by, report = %report,
+                    "status change handled");
                 Ok(report)
             }
             Err(err) => {
                 tracing::error!(event_id = %change.event_id, environment = %change.name,
-                    status = %change.status, error = %err, retryable = err.is_retryable(),
-                    "status change failed");
+                    event_status = ?change.status, status_from = told_by, error = %err,
+                    retryable = err.is_retryable(), "status change failed");
                 Err(err)
             }
         }
     }
 
-    async fn provision(&self, change: &StatusChange, deadline: Deadline) -> Result<Value, Error> {
+    /// Another deployment's environment is left alone before any call; else the status
+    /// decides what to do.
+    async fn act(&self, change: &StatusChange, deadline: Deadline) -> Result<Value, Error> {
+        if let Some(reason) = not_ours(change, &self.environment_prefix) {
+            return Ok(json!({"action": "ignored", "reason": reason}));
+        }
+        let (status, read) = self.status(change, deadline).await?;
+        let mut report = match step(&status) {
+            Step::Provision => self.provision(change, read, deadline).await?,
+            Step::CleanUp => self.clean_up(change, deadline).await?,
+            Step::Ignore(reason) => json!({"action": "ignored", "reason": reason}),
+        };
+        report["status"] = json!(status.as_str());
+        Ok(report)
+    }
+
+    /// The status to act on: the event's when it says one, else GetEnvironment's (then
+    /// also what it read, so provisioning does not ask again).
+    async fn status(
+        &self,
+        change: &StatusChange,
+        deadline: Deadline,
+    ) -> Result<(Status, Option<Option<Environment>>), Error> {
+        if let Some(status) = &change.status {
+            return Ok((status.clone(), None));
+        }
+        let env = with_retries(deadline, || self.ops.environment(&change.name)).await?;
+        let status = env.as_ref().map_or(Status::NotFound, |e| e.status.clone());
+        Ok((status, Some(env)))
+    }
+
+    async fn provision(
+        &self,
+        change: &StatusChange,
+        read: Option<Option<Environment>>,
+        deadline: Deadline,
+    ) -> Result<Value, Error> {
         let ops = &self.ops;
-        let Some(env) = with_retries(deadline, || ops.environment(&change.name)).await? else {
+        let env = match read {
+            Some(env) => env,
+            None => with_retries(deadline, || ops.environment(&change.name)).await?,
+        };
+        let Some(env) = env else {
             return Ok(
                 json!({"action": "ignored", "reason": "the environment does not exist (any more)"}),
             );

@@ -11,6 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     mwaa: common::aws::mwaa_client(&config),
                     ec2: aws_sdk_ec2::Client::new(&config),
                 },
+                environment_prefix: common::runtime::setting("ENVIRONMENT_NAME_PREFIX")?,
             })
         },
         |function, invocation| async move {

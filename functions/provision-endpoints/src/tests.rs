@@ -18,6 +18,8 @@ struct Fake {
     /// The one call (by its AWS operation name) that is throttled on every attempt.
     throttled: Option<&'static str>,
     attempts: Mutex<usize>,
+    /// GetEnvironment calls answered.
+    reads: Mutex<usize>,
 }
 
 impl Fake {
@@ -97,6 +99,7 @@ impl Fake {
 impl Ops for Fake {
     async fn environment(&self, _name: &str) -> Result<Option<Environment>, Error> {
         self.throttle("MWAA", "GetEnvironment")?;
+        *self.reads.lock().unwrap() += 1;
         Ok(self.env.clone())
     }
     async fn subnet_vpcs(&self, subnets: &[String]) -> Result<Vec<(String, String)>, Error> {
@@ -179,6 +182,7 @@ impl Ops for Fake {
 fn event(name: &str) -> Value {
     serde_json::from_str(match name {
         "pending" => include_str!("../../../events/mwaa-status-pending.json"),
+        "sparse" => include_str!("../../../events/mwaa-status-sparse.json"),
         _ => include_str!("../../../events/mwaa-status-deleted.json"),
     })
     .unwrap()
@@ -186,9 +190,17 @@ fn event(name: &str) -> Value {
 
 const BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The prefix of the sample events' environment (`analytics-shared`).
+const PREFIX: &str = "analytics-";
+
 fn pending(access: &str) -> ProvisionEndpoints<Fake> {
+    with_fake(Fake::pending(access))
+}
+
+fn with_fake(ops: Fake) -> ProvisionEndpoints<Fake> {
     ProvisionEndpoints {
-        ops: Fake::pending(access),
+        ops,
+        environment_prefix: PREFIX.into(),
     }
 }
 
@@ -212,7 +224,7 @@ fn pending_with_sqs(policy: Option<&str>) -> Fake {
 /// The message Lambda is given for a set-up that must change (no retry helps), after
 /// checking that is the error type and that nothing was changed.
 async fn refused_as_misconfigured(fake: Fake) -> String {
-    let function = ProvisionEndpoints { ops: fake };
+    let function = with_fake(fake);
     let err = function.run(event("pending")).await.unwrap_err();
     let diagnostic = lambda_runtime::Diagnostic::from(err);
     assert_eq!(diagnostic.error_type, "ConfigurationInvalid");
@@ -332,7 +344,7 @@ async fn other_statuses_and_service_managed_environments_are_left_alone() {
 
     let mut fake = Fake::pending("PUBLIC_ONLY");
     fake.env.as_mut().unwrap().endpoint_management = "SERVICE".into();
-    let function = ProvisionEndpoints { ops: fake };
+    let function = with_fake(fake);
     assert_eq!(
         function.run(event("pending")).await.unwrap()["action"],
         "ignored"
@@ -352,7 +364,7 @@ async fn a_call_throttled_until_the_deadline_ends_the_invocation_as_retryable() 
             throttled: Some(operation),
             ..Fake::pending("PRIVATE_ONLY")
         };
-        let function = ProvisionEndpoints { ops: fake };
+        let function = with_fake(fake);
         let budget = std::time::Duration::from_millis(300);
         let started = std::time::Instant::now();
         let err = function
@@ -377,21 +389,17 @@ async fn a_call_throttled_until_the_deadline_ends_the_invocation_as_retryable() 
 async fn a_bad_event_ends_the_invocation_as_invalid_input_before_any_call() {
     let mut bad_name = event("pending");
     bad_name["detail"]["name"] = json!("no/such name");
+    // (No status at all is the documented sparse event: see tests/sparse.rs.)
     let mut no_status = event("pending");
-    no_status["detail"]
-        .as_object_mut()
-        .unwrap()
-        .remove("status");
+    no_status["detail"]["status"] = json!("");
     let mut wrong_source = event("pending");
     wrong_source["source"] = json!("mwaa-ops");
     for bad in [bad_name, no_status, wrong_source] {
-        let function = ProvisionEndpoints {
-            ops: Fake {
-                // Any call would fail loudly: none may be made.
-                throttled: Some("GetEnvironment"),
-                ..Fake::pending("PUBLIC_ONLY")
-            },
-        };
+        let function = with_fake(Fake {
+            // Any call would fail loudly: none may be made.
+            throttled: Some("GetEnvironment"),
+            ..Fake::pending("PUBLIC_ONLY")
+        });
         let err = function.run(bad.clone()).await.unwrap_err();
         let diagnostic = lambda_runtime::Diagnostic::from(err);
         assert_eq!(diagnostic.error_type, "InvalidInput", "{bad}");
@@ -400,3 +408,5 @@ async fn a_bad_event_ends_the_invocation_as_invalid_input_before_any_call() {
         assert!(function.ops.mutations().is_empty());
     }
 }
+
+mod sparse;

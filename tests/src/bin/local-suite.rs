@@ -52,6 +52,7 @@ async fn deploy_alerts(bed: &Bed) -> (Notify<notify::ops::AwsOps>, Vec<RuleQueue
         settings: Settings {
             region: bed.region.clone(),
             pending_minutes: 60,
+            environment_prefix: "local".into(),
         },
         window: Duration::from_secs(3600),
     };

@@ -71,3 +71,63 @@ fn notify_reports_the_failure_it_could_not_send_not_itself() {
     ));
     assert!(own_failure_payload(&other).is_none());
 }
+
+#[test]
+fn a_status_change_without_a_status_is_decided_on_the_status_read() {
+    let sparse = sample(include_str!("../../../../events/mwaa-status-sparse.json"));
+    let read = |status| Facts {
+        status_now: Some(status),
+        last_error: Some("INCORRECT_CONFIGURATION: no route".into()),
+        ..Facts::default()
+    };
+    let failed = alert(&sparse, &read(Status::UpdateFailed));
+    assert_eq!(
+        failed.subject(),
+        "[mwaa-ops] MWAA environment analytics-shared is UPDATE_FAILED"
+    );
+    assert!(failed.body().contains("INCORRECT_CONFIGURATION"));
+    assert!(matches!(
+        decide(&sparse, &read(Status::Pending), &settings()),
+        Plan::WatchPending { environment, .. } if environment == "analytics-shared"
+    ));
+    for quiet in [Status::Available, Status::NotFound, Status::Maintenance] {
+        let plan = decide(&sparse, &read(quiet.clone()), &settings());
+        assert!(
+            matches!(&plan, Plan::Ignore(r) if r.contains(quiet.as_str())),
+            "{plan:?}"
+        );
+    }
+    assert!(matches!(
+        decide(&sparse, &Facts::default(), &settings()),
+        Plan::Ignore(r) if r.contains("unknown")
+    ));
+    // The event's own status, when it says one, is what is decided on.
+    let rich = sample(include_str!(
+        "../../../../events/mwaa-status-create-failed.json"
+    ));
+    assert_eq!(
+        alert(&rich, &read(Status::Available)).subject(),
+        "[mwaa-ops] MWAA environment dev-analytics is CREATE_FAILED"
+    );
+}
+
+#[test]
+fn only_status_changes_of_the_deployments_environments_are_its_business() {
+    let dev = Settings {
+        environment_prefix: "dev-".into(),
+        ..settings()
+    };
+    let own = sample(include_str!(
+        "../../../../events/mwaa-status-create-failed.json"
+    ));
+    assert_eq!(not_ours(&own, &dev), None);
+    let other = sample(include_str!("../../../../events/mwaa-status-sparse.json"));
+    let why = not_ours(&other, &dev).unwrap();
+    assert!(
+        why.contains("analytics-shared") && why.contains("\"dev-\""),
+        "{why}"
+    );
+    // Other kinds of failure are never filtered by name.
+    let execution = sample(include_str!("../../../../events/sfn-execution-failed.json"));
+    assert_eq!(not_ours(&execution, &dev), None);
+}

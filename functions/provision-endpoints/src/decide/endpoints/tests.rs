@@ -46,7 +46,7 @@ fn change(status: &str) -> StatusChange {
         name: EnvironmentName::new("analytics").unwrap(),
         arn: Some("arn:aws:airflow:us-east-1:123456789012:environment/analytics".into()),
         account: Some("123456789012".into()),
-        status: Status::parse(status),
+        status: Some(Status::parse(status)),
         celery_queue: None,
         subnets: vec![],
     }
