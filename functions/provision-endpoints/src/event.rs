@@ -177,7 +177,7 @@ mod tests {
         assert!(change.subnets.is_empty());
         // A name without a status is as good: the status is read, not assumed.
         let change = parse_status_change(&sample(include_str!(
-            "../../../events/invalid/mwaa-status-without-status.json"
+            "../../../events/mwaa-status-without-status.json"
         )))
         .unwrap();
         assert_eq!((change.name.as_str(), change.status), ("dev", None));
