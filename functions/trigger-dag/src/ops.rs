@@ -86,38 +86,16 @@ impl Ops for AwsOps {
 
     async fn held(&self, environment: &str) -> Result<Vec<Target>, Error> {
         let mut targets = vec![];
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(format!("held/{environment}/"))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Error::aws("S3", "ListObjectsV2", &e))?;
-            for object in page.contents() {
-                let key = object.key().unwrap_or_default();
-                let got = self
-                    .s3
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws("S3", "GetObject", &e))?;
-                let bytes = got.body.collect().await.map_err(|e| Error::Aws {
-                    service: "S3",
-                    operation: "GetObject",
-                    message: e.to_string(),
-                    retryable: true,
-                })?;
-                let target =
-                    serde_json::from_slice(&bytes.into_bytes()).map_err(|e| Error::Unreadable {
-                        what: format!("held arrival s3://{}/{key}", self.bucket),
-                        reason: e.to_string(),
-                    })?;
-                targets.push(target);
-            }
+        for object in self.list(&format!("held/{environment}/")).await? {
+            // Gone between the listing and the read: a concurrent replay released it.
+            let Some(bytes) = self.read(&object.key).await? else {
+                continue;
+            };
+            let target = serde_json::from_slice(&bytes).map_err(|e| Error::Unreadable {
+                what: format!("held arrival s3://{}/{}", self.bucket, object.key),
+                reason: e.to_string(),
+            })?;
+            targets.push(target);
         }
         Ok(targets)
     }
@@ -151,49 +129,11 @@ impl Ops for AwsOps {
     }
 
     async fn list_route_files(&self, prefix: &str) -> Result<Vec<Listed>, Error> {
-        let mut listed = vec![];
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Error::aws("S3", "ListObjectsV2", &e))?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                listed.push(Listed {
-                    key: key.to_owned(),
-                    etag: object.e_tag().map(str::to_owned),
-                    last_modified: object.last_modified().map(|t| t.secs()),
-                    size: object.size(),
-                });
-            }
-        }
-        Ok(listed)
+        self.list(prefix).await
     }
 
     async fn route_file(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        let got = match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(got) => got,
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(Error::aws("S3", "GetObject", &e)),
-        };
-        let bytes = got.body.collect().await.map_err(|e| Error::Aws {
-            service: "S3",
-            operation: "GetObject",
-            message: e.to_string(),
-            retryable: true,
-        })?;
-        Ok(Some(bytes.into_bytes().to_vec()))
+        self.read(key).await
     }
 
     async fn publish(&self, detail_type: &str, detail: Value) -> Result<(), Error> {
@@ -218,5 +158,54 @@ impl Ops for AwsOps {
             });
         }
         Ok(())
+    }
+}
+
+impl AwsOps {
+    /// Every object under `prefix` of the suite bucket, all pages.
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, Error> {
+        let mut listed = vec![];
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| Error::aws("S3", "ListObjectsV2", &e))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                listed.push(Listed {
+                    key: key.to_owned(),
+                    etag: object.e_tag().map(str::to_owned),
+                    last_modified: object.last_modified().map(|t| t.secs()),
+                    size: object.size(),
+                });
+            }
+        }
+        Ok(listed)
+    }
+
+    /// An object's bytes; `None` when it no longer exists.
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let got = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(got) => got,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(Error::aws("S3", "GetObject", &e)),
+        };
+        let bytes = got
+            .body
+            .collect()
+            .await
+            .map_err(|e| Error::transient("S3", "GetObject", e.to_string()))?;
+        Ok(Some(bytes.into_bytes().to_vec()))
     }
 }
