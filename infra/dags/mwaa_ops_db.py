@@ -96,7 +96,7 @@ def export_tables(conn, schema, fernet, envelope, active_dags, write_table) -> l
     """Every moved table, in dependency order, through write_table(table, dump) which calls
     dump(binary file) -> (rows, max id) and returns the manifest entry. conn should hold one
     REPEATABLE READ snapshot (its temporary tables are dropped at commit)."""
-    conn.execute(sa.text("SET LOCAL timezone = 'UTC'"))  # timestamps rendered in UTC, as before
+    c.render_settings(conn)
     dropped, entries = {}, []
     for table in m.table_order(schema):
         entries.append(write_table(table, lambda out, t=table: c.export_table(
@@ -115,16 +115,20 @@ def imported_before(conn, export_id: str):
 def import_tables(conn, schema, manifest, files, fernet, envelope, restore_paused=True,
                   heartbeat=lambda: None) -> dict:
     """Everything in one transaction (conn is inside begin()). files: table -> local path of
-    the verified object. Returns per-table counts. Paused state is written last."""
+    the verified object, whose fields are in the order of the manifest's columns (checked to be
+    this table's). Returns per-table counts. Paused state is written last."""
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": manifest["export_id"]})
     conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))  # hash joins of staged rows in memory
+    conn.execute(sa.text("SET LOCAL maintenance_work_mem = '128MB'"))  # index builds of bulk tables
+    c.render_settings(conn)
+    bulk = [e["table"] for e in manifest["tables"] if e["rows"] >= c.BULK_ROWS]
+    lock_tables(conn, [e["table"] for e in manifest["tables"]] + ["variable"], bulk)
     maps, stats, paused = {}, {}, []
     for entry in manifest["tables"]:
         table = entry["table"]
         _move_sequence(conn, schema, table, entry)
-        stats[table] = _merge(conn, schema, table, entry["rows"], maps, paused,
-                              lambda: c.CsvRows(files[table], table, schema[table]["columns"], fernet, envelope,
-                                                parallel=entry["rows"] >= c.PARALLEL_ROWS))
+        stats[table] = _merge(conn, schema, table, entry["rows"], maps, paused, table in bulk,
+                              lambda: c.Rows(files[table], table, entry["columns"], fernet, envelope))
         heartbeat()
     for dag_id, is_paused in paused if restore_paused else ():  # last: nothing may run before pools and history are in
         conn.execute(sa.text("UPDATE dag SET is_paused = :p WHERE dag_id = :d"), {"p": is_paused, "d": dag_id})
@@ -132,6 +136,27 @@ def import_tables(conn, schema, manifest, files, fernet, envelope, restore_pause
                  {"k": m.MARKER_PREFIX + manifest["export_id"], "d": "mwaa-ops: this export was imported",
                   "v": json.dumps({"manifest": manifest.get("location"), "tables": stats})})
     return stats
+
+
+def lock_tables(conn, tables, bulk, attempts=3) -> None:
+    """Takes every lock the import needs before its first write: the bulk tables (whose indexes
+    it drops) exclusively, the others against writes (reads go on). The live environment's
+    scheduler then waits for the import instead of holding a row the import needs later while
+    waiting for a table the import holds (a deadlock PostgreSQL would end by failing one of
+    them). A deadlock while taking the locks themselves is tried again."""
+    names = lambda ts: ", ".join(f'"{t}"' for t in ts)
+    rest = [t for t in dict.fromkeys(tables) if t not in bulk]
+    for attempt in range(attempts):
+        try:
+            with conn.begin_nested():
+                if bulk:
+                    conn.execute(sa.text(f"LOCK TABLE {names(bulk)} IN ACCESS EXCLUSIVE MODE"))
+                if rest:
+                    conn.execute(sa.text(f"LOCK TABLE {names(rest)} IN EXCLUSIVE MODE"))
+            return
+        except sa.exc.OperationalError as e:
+            if getattr(e.orig, "pgcode", None) != "40P01" or attempt == attempts - 1:
+                raise
 
 
 def _move_sequence(conn, schema, table, entry) -> None:
@@ -148,17 +173,32 @@ def _move_sequence(conn, schema, table, entry) -> None:
                  {"s": seq, "v": max(entry.get("max_id") or 0, current, last, 1)})
 
 
-def _merge(conn, schema, table, rows, maps, paused, csv_rows) -> dict:
-    """One table, in a savepoint. A table that is empty and refers to no remapped id takes the
-    COPY directly; if the live environment (its scheduler, its DAG processor) wrote a colliding
-    row meanwhile, the savepoint is rolled back and the table goes through staging instead."""
-    direct = (table != "dag" and not c.remapped_refs(schema, table, maps)
-              and not conn.execute(sa.text(f'SELECT EXISTS (SELECT 1 FROM "{table}")')).scalar())
-    for fast in ((True, False) if direct else (False,)):
+def _direct(conn, schema, table, maps) -> bool:
+    """Whether the COPY may go straight into the table: nothing in it to rewrite, and a row
+    already present could only break a unique key -- the table is empty, or its rows have no
+    surrogate id (which could clash) and a unique key is their natural key (task_instance: the
+    import's own task instance is there, and stays apart)."""
+    if table == "dag" or c.remapped_refs(schema, table, maps):
+        return False
+    info, key = schema[table], m.natural_key(schema, table)
+    if not info["serial"] and key and (key == info["pk"] or key in info["uniques"]):
+        return True
+    return not conn.execute(sa.text(f'SELECT EXISTS (SELECT 1 FROM "{table}")')).scalar()
+
+
+def _merge(conn, schema, table, rows, maps, paused, bulk, source_rows) -> dict:
+    """One table, in a savepoint. A table that _direct allows takes the COPY directly; a row
+    already present (the live environment's scheduler or DAG processor may write one meanwhile)
+    breaks a unique key, and then the savepoint is rolled back and the table goes through
+    staging instead.
+    A bulk table is loaded without its plain indexes and foreign keys, which are put back (and
+    checked) before the savepoint ends."""
+    for fast in ((True, False) if _direct(conn, schema, table, maps) else (False,)):
         saved_maps, saved_paused = dict(maps), list(paused)
         try:
             with conn.begin_nested():
-                source = csv_rows()
+                source = source_rows()
+                restore = c.defer_checks(conn, table) if bulk else []
                 if fast:
                     stats = {"inserted": c.copy_in(conn, f'"{table}"', source), "existing": 0,
                              "updated": 0, "remapped": 0}
@@ -169,7 +209,8 @@ def _merge(conn, schema, table, rows, maps, paused, csv_rows) -> dict:
                     conn.execute(sa.text(f"DROP TABLE {c.STAGE}"))
                 if source.rows != rows:  # verified before; a difference now is a bug, not a refusal
                     raise RuntimeError(f"table {table}: read {source.rows} rows, the manifest says {rows}")
-                return stats
+                c.run_all(conn, restore)
+                return dict(stats, rebuilt=len(restore))  # indexes and foreign keys put back
         except Exception as e:  # SQLAlchemy's errors wrap the driver's; COPY raises the driver's own
             maps.clear(), maps.update(saved_maps)
             paused[:] = saved_paused

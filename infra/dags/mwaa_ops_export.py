@@ -103,13 +103,13 @@ def _export(conf: dict, ti) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="mwaa-ops-export-") as tmp:
         def write_table(table, dump):
-            path = os.path.join(tmp, table + ".jsonl.gz")
+            path = os.path.join(tmp, table + "." + m.DATABASE_SUFFIX)
             count, max_id = m.write_gz(path, dump)
-            key = m.object_key(root, table)
+            key = m.object_key(root, table, m.DATABASE_SUFFIX)
             s3.upload_file(path, bucket, key, ExtraArgs=sse)
             entry = {"table": table, "key": key, "rows": count, "max_id": max_id,
                      "sha256": m.sha256_file(path), "bytes": os.path.getsize(path),
-                     "columns": schema[table]["columns"]}
+                     "columns": m.exported_columns(schema, table)}
             os.remove(path)
             token.heartbeat()
             return entry
@@ -123,7 +123,7 @@ def _export(conf: dict, ti) -> dict:
                 entries = db.export_tables(conn, schema, fernet, envelope, active, write_table)
 
     manifest = {
-        "format": m.FORMAT, "export_id": str(uuid.uuid4()), "environment": environment,
+        "format": m.DATABASE_FORMAT, "export_id": str(uuid.uuid4()), "environment": environment,
         "created_at": now.isoformat(), "airflow_version": version, "alembic_revision": revision,
         "location": f"s3://{bucket}/{root}/manifest.json",
         "active_dags": active, "excluded_tables": sorted(t for t in schema if m.excluded(t)),

@@ -100,7 +100,7 @@ def _read_manifest(s3, location):
 def _verified_object(s3, bucket, entry, tmp, read) -> tuple:
     """(local path, read(path)) of one object, after its checksum and row count match the
     manifest; `read` counts the rows, or keeps them."""
-    path = os.path.join(tmp, entry["table"] + ".jsonl.gz")
+    path = os.path.join(tmp, entry["table"] + ".gz")
     where = f"object s3://{bucket}/{entry['key']} (table {entry['table']})"
     try:
         s3.download_file(bucket, entry["key"], path)
@@ -111,7 +111,7 @@ def _verified_object(s3, bucket, entry, tmp, read) -> tuple:
     try:
         out = read(path)
     except (OSError, EOFError, ValueError) as e:
-        raise m.Refused(f"{where} is not readable gzip JSON Lines: {e}") from e
+        raise m.Refused(f"{where} is not readable gzip: {e}") from e
     m.check_object(entry, digest, out if isinstance(out, int) else len(out))
     return path, out
 

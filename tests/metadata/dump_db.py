@@ -1,6 +1,7 @@
 """Normalised dump of a metadata DB, for comparing two databases row by row.
 
-    <airflow venv>/bin/python dump_db.py DATABASE_URL FERNET_KEY  ->  JSON {table: [row, ...]}
+    <airflow venv>/bin/python dump_db.py DATABASE_URL FERNET_KEY
+      ->  JSON {"tables": {table: [row, ...]}, "sequences_behind": {...}, "ddl": [index/constraint, ...]}
 
 Written apart from the import code on purpose: a surrogate id is replaced by the identity of
 the row it names (dag_run -> dag_id/run_id, job -> its immutable columns, other rows -> their
@@ -87,7 +88,13 @@ def main(url, fernet_key):
                 top = conn.execute(sa.select(sa.func.max(md.tables[table].c.id))).scalar() or 0
                 if last < top:
                     behind[table] = [last, top]
-    json.dump({"tables": out, "sequences_behind": behind}, sys.stdout)
+        # Every index and constraint as PostgreSQL would create it again (the import drops and
+        # recreates some of them for speed).
+        ddl = sorted(conn.execute(sa.text(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' UNION ALL "
+            "SELECT format('%s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid)) "
+            "FROM pg_constraint WHERE connamespace = 'public'::regnamespace")).scalars())
+    json.dump({"tables": out, "sequences_behind": behind, "ddl": ddl}, sys.stdout)
 
 
 if __name__ == "__main__":

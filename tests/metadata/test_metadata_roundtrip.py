@@ -64,7 +64,7 @@ def scenario(tmp_path_factory):
         aws = {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                "AWS_DEFAULT_REGION": "us-east-1"}
         os.environ.update(aws, PYTHONPATH=str(ab.boto_shim(tmp)),  # inherited by every Airflow process
-                          MWAA_OPS_PARALLEL_ROWS="20")  # bigger tables through the CSV worker processes
+                          MWAA_OPS_BULK_ROWS="5")  # bigger tables loaded without indexes and foreign keys
         clients = {s: boto3.client(s, endpoint_url=moto.url, region_name="us-east-1",
                                    aws_access_key_id="test", aws_secret_access_key="test")
                    for s in ("s3", "kms", "stepfunctions", "sqs")}
@@ -123,7 +123,7 @@ def scenario(tmp_path_factory):
 
 
 def bad_manifests(s3, uri):
-    """Three broken copies of a good manifest, written next to it."""
+    """Four broken copies of a good manifest, written next to it."""
     bucket, key = uri[5:].split("/", 1)
     good = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     cases = {}
@@ -136,6 +136,7 @@ def bad_manifests(s3, uri):
     entry["key"] += ".gone"
     cases["missing"] = missing
     cases["version"] = dict(copy.deepcopy(good), airflow_version=OTHER_VERSION)
+    cases["json_lines"] = dict(copy.deepcopy(good), format="mwaa-ops-metadata/1")  # written before 2026-11-30
     uris = {}
     for case, body in cases.items():
         k = key.replace("manifest.json", f"manifest-{case}.json")
@@ -230,7 +231,8 @@ def user_rows(dump):
 
 
 @pytest.mark.parametrize("case,needle", [("tampered", "table xcom"), ("missing", "table task_instance"),
-                                         ("version", f"Airflow {OTHER_VERSION}, this is {VERSION}")])
+                                         ("version", f"Airflow {OTHER_VERSION}, this is {VERSION}"),
+                                         ("json_lines", "JSON Lines database export written by an earlier")])
 def test_import_refuses_bad_exports_and_writes_nothing(scenario, case, needle):
     if case == "tampered":  # through the DAG: Step Functions hears of it
         state, execution = scenario["refused"][case]
@@ -257,6 +259,19 @@ def test_round_trip_is_identical_except_documented_differences(scenario):
     source, target = scenario["source"], scenario["after_import"]
     assert target["sequences_behind"] == {}
     assert mb.differences(source, target, active=["mwaa_ops_history"]) == {}
+
+
+def test_the_import_leaves_every_index_and_constraint_as_it_found_them(scenario):
+    """Bulk tables (MWAA_OPS_BULK_ROWS is lowered here) lose their plain indexes and foreign keys
+    while they load; every one must be back, with the same name and definition."""
+    before, after = scenario["before_import"]["ddl"], scenario["after_import"]["ddl"]
+    [marker] = [json.loads(r) for r in scenario["after_import"]["tables"]["variable"]
+                if json.loads(r)["key"].startswith("mwaa_ops.imported.")]
+    rebuilt = {t: s["rebuilt"] for t, s in json.loads(marker["val"])["tables"].items()}
+    assert rebuilt["task_instance"] >= 8, rebuilt  # 7 plain indexes and its foreign keys
+    assert 0 in rebuilt.values(), rebuilt  # smaller tables keep theirs
+    assert any("ti_state_lkp" in d for d in after) and any("FOREIGN KEY" in d for d in after)
+    assert after == before
 
 
 def test_secrets_are_readable_with_the_new_fernet_key(scenario):

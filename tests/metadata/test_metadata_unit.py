@@ -102,18 +102,21 @@ def test_layout_is_partitioned_by_date():
     root = m.export_root("/mwaa-ops/metadata/", "prod", now)
     assert root == "mwaa-ops/metadata/prod/dt=2026-11-05/20261105T031500Z"
     assert m.object_key(root, "xcom") == root + "/xcom/xcom.jsonl.gz"
+    assert m.object_key(root, "xcom", "tsv.gz") == root + "/xcom/xcom.tsv.gz"
     assert m.parse_s3_uri("s3://b/k/manifest.json") == ("b", "k/manifest.json")
     with pytest.raises(m.Refused):
         m.parse_s3_uri("b/k")
 
 
-MANIFEST = {"format": m.FORMAT, "airflow_version": "2.10.3", "alembic_revision": "5f2621c13b39",
+MANIFEST = {"format": m.DATABASE_FORMAT, "airflow_version": "2.10.3", "alembic_revision": "5f2621c13b39",
             "tables": [{"table": "dag", "key": "k/dag", "rows": 2, "sha256": "ab",
                         "columns": {"dag_id": "value", "is_paused": "value"}}]}
 
 
 @pytest.mark.parametrize("change,message", [
     ({"format": "other/1"}, "manifest format"),
+    ({"format": m.FORMAT}, "JSON Lines database export written by an earlier mwaa_ops_export"),
+    ({"format": m.FORMAT, "source": "api", "airflow_version": "3.0.6"}, "REST API export"),
     ({"airflow_version": "2.9.2"}, "Airflow 2.9.2, this is 2.10.3"),
     ({"alembic_revision": "abc"}, "revision abc"),
 ])
@@ -209,63 +212,59 @@ def test_rows_are_counted_without_parsing_and_gzip_is_reproducible(tmp_path):
         m.count_lines(str(tmp_path / "d.gz"))
 
 
-def _csv_fields(data: bytes):
-    """CSV rows as PostgreSQL reads them: an unquoted empty field is NULL, "" is ''."""
-    text, rows, row, i = data.decode(), [], [], 0
-    while i < len(text):
-        if text[i] == '"':  # quoted: "" is a quote, up to the closing quote
-            j, value = i + 1, []
-            while True:
-                k = text.index('"', j)
-                value.append(text[j:k])
-                if text[k + 1:k + 2] == '"':
-                    value.append('"')
-                    j = k + 2
-                else:
-                    break
-            row.append("".join(value))
-            i = k + 1
-        else:
-            k = min(x for x in (text.find(",", i), text.find("\n", i), len(text)) if x >= 0)
-            row.append(text[i:k] or None)
-            i = k
-        if i < len(text) and text[i] == "\n":
-            rows.append(row)
-            row = []
-        i += 1
-    return rows
-
-
-@pytest.mark.parametrize("marker_in_data", [False, True])
-def test_json_lines_become_csv_that_keeps_null_empty_and_escapes_apart(tmp_path, marker_in_data):
-    import base64
+@pytest.mark.parametrize("value", ["plain", "", "tab\there", "line\nbreak\r\n", "back\\slash\\N", "\\N",
+                                   '{"k": "x\\"y"}', "ünï\u2603"])
+def test_text_format_fields_round_trip(value):
+    """escape/unescape are PostgreSQL's COPY text rules: one row per line, tab between fields,
+    \\N (a field of its own) for NULL -- so an escaped value never contains a raw tab or newline
+    and is never the NULL marker."""
     import mwaa_ops_copy as c
-    rows = [{"id": 1, "a": None, "b": "", "j": '{"k":null,"q":"x\\"y"}', "bin": base64.b64encode(b"\0\1").decode()},
-            {"id": 2, "a": 'x":null,', "b": 'line\nbreak, "q"', "j": None, "bin": None},
-            {"id": 3, "a": "\\", "b": "ctl\x01N" if marker_in_data else "ctl", "j": "null", "bin": None}]
-    path = tmp_path / "t.jsonl.gz"
+    field = c.escape(value)
+    assert b"\t" not in field and b"\n" not in field and field != c.NULL
+    assert c.unescape(field) == value
+
+
+def test_unescape_reads_every_escape_postgresql_writes_or_reads():
+    import mwaa_ops_copy as c
+    assert c.unescape(rb"a\bb\fc\vd\101\x41\\\q") == "a\bb\fc\vdAA\\q"
+
+
+class FakeFernet:
+    is_encrypted = True
+
+    def encrypt(self, data: bytes) -> bytes:
+        return b"fernet:" + data[::-1]
+
+
+def test_import_rows_reseal_secrets_and_count_lines(tmp_path):
+    """Rows streams an object's lines to COPY, opening each sealed value with the export's data
+    key and encrypting it with this environment's Fernet key (and setting its flag); NULL stays
+    NULL; a line longer than a read is kept whole."""
+    import mwaa_ops_copy as c
+    envelope = m.Envelope(os.urandom(32))
+    long_secret = "s" * (c.CHUNK + 10)
+    lines = []
+    for i, secret in enumerate(["pw\t1", None, long_secret]):
+        field = c.NULL if secret is None else c.escape(envelope.encrypt(secret, "variable.val"))
+        lines.append(b"\t".join([str(i).encode(), b"k%d" % i, field, b"f"]))
+    path = tmp_path / "variable.tsv.gz"
     with gzip.open(path, "wb") as f:
-        f.write(b"".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False).encode() + b"\n" for r in rows))
-    kinds = {"id": "value", "a": "value", "b": "value", "j": "json", "bin": "binary"}
-    with c.CsvRows(str(path), "t", kinds, None, None) as source:
-        data = source.read(-1)
-    assert source.rows == 3
-    assert _csv_fields(data) == [
-        ["1", None, "", '{"k":null,"q":"x\\"y"}', "\\x0001"],
-        ["2", 'x":null,', 'line\nbreak, "q"', None, None],
-        ["3", "\\", rows[2]["b"], "null", None]]
+        f.write(b"\n".join(lines) + b"\n")
+    with c.Rows(str(path), "variable", ["id", "key", "val", "is_encrypted"], FakeFernet(), envelope) as rows:
+        data = b"".join(iter(lambda: rows.read(8192), b""))
+    assert rows.rows == 3
+    out = [line.split(b"\t") for line in data.split(b"\n")[:-1]]
+    assert out[0] == [b"0", b"k0", c.escape("fernet:" + "pw\t1"[::-1]), b"t"]
+    assert out[1] == [b"1", b"k1", c.NULL, b"f"]  # nothing to encrypt: the flag is left as it was
+    assert c.unescape(out[2][2]) == "fernet:" + long_secret and out[2][3] == b"t"
 
 
-def test_worker_processes_give_the_same_csv_in_the_same_order(tmp_path):
+def test_import_rows_of_a_table_without_secrets_are_the_objects_bytes(tmp_path):
     import mwaa_ops_copy as c
-    path = tmp_path / "t.jsonl.gz"
-    with gzip.open(path, "wb") as f:  # ~4 MiB: several chunks
-        for i in range(40_000):
-            f.write(json.dumps({"id": i, "a": None if i % 3 else f"row {i} " + "x" * 80}).encode() + b"\n")
-    kinds = {"id": "value", "a": "value"}
-    with c.CsvRows(str(path), "t", kinds, None, None) as source:
-        alone = source.read(-1)
-    with c.CsvRows(str(path), "t", kinds, None, None, parallel=True) as source:
-        parts = iter(lambda: source.read(c.CHUNK), b"")
-        pooled = b"".join(parts)
-    assert source.rows == 40_000 and pooled == alone and alone.count(b"\n") == 40_000
+    body = b"".join(b"%d\tline\\nof %d\t\\N\n" % (i, i) for i in range(50_000))
+    path = tmp_path / "task_instance.tsv.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(body)
+    with c.Rows(str(path), "task_instance", ["a", "b", "c"], None, None) as rows:
+        assert b"".join(iter(lambda: rows.read(c.CHUNK), b"")) == body
+    assert rows.rows == 50_000

@@ -155,7 +155,7 @@ def scenario(tmp_path_factory):
             time.sleep(0.5)
         desc = json.loads(cycle.sfn.describe_execution(executionArn=execution).get("input") or "{}")
         assert desc["environment"] == ENV
-        objects = [k for k in cycle.keys("metadata/") if k.endswith("/xcom/xcom.jsonl.gz")]
+        objects = [k for k in cycle.keys("metadata/") if k.endswith("/xcom/xcom.tsv.gz")]
         newest = max(objects, key=lambda k: cycle.s3.head_object(Bucket=SUITE, Key=k)["LastModified"])
         cycle.s3.put_object(Bucket=SUITE, Key=newest, Body=b"not what was exported")
         (cycle.hold / "verify-export").unlink()
@@ -206,7 +206,7 @@ def scenario(tmp_path_factory):
         # 7b. the import fails: an object of the export was damaged after the pause. The failed
         # resume leaves the new environment AVAILABLE and empty; the export is repaired after.
         export_dir = out["snapshot"]["manifest"][len(f"s3://{SUITE}/"):].rsplit("/", 1)[0]
-        [victim] = [k for k in cycle.keys(export_dir + "/") if k.endswith("/variable.jsonl.gz")]
+        [victim] = [k for k in cycle.keys(export_dir + "/") if k.endswith("/variable.tsv.gz")]
         original = cycle.s3.get_object(Bucket=SUITE, Key=victim)["Body"].read()
         cycle.s3.put_object(Bucket=SUITE, Key=victim, Body=b"damaged")
         since = cycle.inject(CREATE_FAULTS)

@@ -1,6 +1,6 @@
 //! verify-export: checks a metadata export against its manifest before the pause deletes
 //! the environment. The manifest is the one `mwaa_ops_export` writes (infra/dags/README.md,
-//! "Export"): per table the object key, row count and SHA-256 of the gzip JSON Lines object.
+//! "Export"): per table the object key, row count and SHA-256 of the gzip object, one row per line.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -10,8 +10,10 @@ use crate::digest::{Measured, ObjectDigest};
 use crate::ops::Objects;
 use common::{Error, ErrorKind};
 
-/// The manifest format this step understands (`FORMAT` in mwaa_ops_metadata.py).
-pub const MANIFEST_FORMAT: &str = "mwaa-ops-metadata/1";
+/// The manifest formats this step understands (`FORMAT`, `DATABASE_FORMAT` in
+/// mwaa_ops_metadata.py): JSON Lines objects (Airflow 3 REST exports) and PostgreSQL COPY text
+/// objects (Airflow 2 database exports). Both hold one row per line, which is all it counts.
+pub const MANIFEST_FORMATS: [&str; 2] = ["mwaa-ops-metadata/1", "mwaa-ops-metadata/2"];
 
 /// What the export DAG sends to the task token (its other keys are ignored).
 #[derive(Debug, Deserialize)]
@@ -94,9 +96,9 @@ pub async fn check_export(objects: &impl Objects, input: &Input) -> Result<Value
     }
     let manifest: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| not_verified(format!("the manifest is not readable: {e}")))?;
-    if manifest.format != MANIFEST_FORMAT {
+    if !MANIFEST_FORMATS.contains(&manifest.format.as_str()) {
         return Err(not_verified(format!(
-            "manifest format {:?}, expected {MANIFEST_FORMAT:?}",
+            "manifest format {:?}, expected one of {MANIFEST_FORMATS:?}",
             manifest.format
         )));
     }
@@ -138,18 +140,30 @@ mod tests {
 
     const ROOT: &str = "mwaa-ops/metadata/dev/dt=2026-11-03/20261103T010203Z";
 
-    /// An export of two tables as the DAG writes it; returns the manifest's SHA-256.
+    /// An export of two tables as the Airflow 2 DAG writes it (PostgreSQL COPY text: a raw
+    /// newline only ends a row); returns the manifest's SHA-256.
     fn export(s3: &MemoryObjects) -> String {
+        export_as(s3, MANIFEST_FORMATS[1])
+    }
+
+    fn export_as(s3: &MemoryObjects, format: &str) -> String {
         let mut tables = vec![];
         for (table, rows) in [("dag_run", 3), ("variable", 0)] {
-            let text: String = (0..rows).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+            let (text, key): (String, _) = if format == MANIFEST_FORMATS[1] {
+                let text = (0..rows)
+                    .map(|i| format!("{i}\t\\N\tline\\nbreak\n"))
+                    .collect();
+                (text, format!("{ROOT}/{table}/{table}.tsv.gz"))
+            } else {
+                let text = (0..rows).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+                (text, format!("{ROOT}/{table}/{table}.jsonl.gz"))
+            };
             let body = gzip(&text);
-            let key = format!("{ROOT}/{table}/{table}.jsonl.gz");
             tables.push(json!({"table": table, "key": key, "rows": rows,
                 "sha256": sha(&body), "bytes": body.len(), "max_id": null, "columns": ["id"]}));
             s3.insert("exports", &key, body);
         }
-        let manifest = json!({"format": MANIFEST_FORMAT, "export_id": "e-1",
+        let manifest = json!({"format": format, "export_id": "e-1",
             "active_dags": ["etl"], "tables": tables});
         let body = serde_json::to_vec_pretty(&manifest).unwrap();
         let digest = sha(&body);
@@ -187,6 +201,12 @@ mod tests {
         );
         assert_eq!(out["export_id"], "e-1");
         assert_eq!(out["active_dags"], json!(["etl"]));
+        let digest = export_as(&s3, MANIFEST_FORMATS[0]); // an Airflow 3 export: JSON Lines
+        let out = check_export(&s3, &input(Some(digest))).await.unwrap();
+        assert_eq!(
+            (out["verified"].clone(), out["rows"].clone()),
+            (json!(true), json!(3))
+        );
     }
 
     #[tokio::test]
@@ -209,7 +229,7 @@ mod tests {
     async fn a_missing_object_is_named_with_its_table() {
         let s3 = MemoryObjects::default();
         export(&s3);
-        let key = format!("{ROOT}/dag_run/dag_run.jsonl.gz");
+        let key = format!("{ROOT}/dag_run/dag_run.tsv.gz");
         s3.remove("exports", &key);
         let message = refused(&s3, None).await;
         assert!(message.contains("table dag_run"), "{message}");
@@ -221,8 +241,8 @@ mod tests {
     async fn a_changed_object_fails_its_checksum() {
         let s3 = MemoryObjects::default();
         export(&s3);
-        let key = format!("{ROOT}/variable/variable.jsonl.gz");
-        s3.insert("exports", &key, gzip("{\"id\":9}\n"));
+        let key = format!("{ROOT}/variable/variable.tsv.gz");
+        s3.insert("exports", &key, gzip("9\n"));
         let message = refused(&s3, None).await;
         assert!(message.contains("table variable"), "{message}");
         assert!(message.contains("SHA-256"), "{message}");
@@ -245,10 +265,10 @@ mod tests {
         s3.insert(
             "exports",
             &key,
-            br#"{"format": "x/2", "tables": []}"#.to_vec(),
+            br#"{"format": "mwaa-ops-metadata/3", "tables": []}"#.to_vec(),
         );
         assert!(refused(&s3, None).await.contains("format"));
-        let empty = json!({"format": MANIFEST_FORMAT, "tables": []}).to_string();
+        let empty = json!({"format": MANIFEST_FORMATS[0], "tables": []}).to_string();
         s3.insert("exports", &key, empty.into_bytes());
         assert!(refused(&s3, None).await.contains("no tables"));
         s3.insert("exports", &key, b"not json".to_vec());
