@@ -170,7 +170,7 @@ impl Aws {
                     dag_id: dag_id.to_string(),
                     run_id: file.trim_end_matches(".json").to_string(),
                     key: key.to_string(),
-                    held_since: object.last_modified().map(|t| timestamp(t)),
+                    held_since: object.last_modified().map(timestamp),
                 });
             }
         }
@@ -249,7 +249,7 @@ impl Aws {
             .await
             .map_err(|e| Error::aws("Step Functions", "ListExecutions", &e))?;
         let mut items: Vec<_> = listed.executions().to_vec();
-        items.sort_by(|a, b| b.start_date.secs().cmp(&a.start_date.secs()));
+        items.sort_by_key(|e| std::cmp::Reverse(e.start_date.secs()));
         let mut out = vec![];
         for item in items.iter().take(limit as usize) {
             out.push(self.execution(&item.execution_arn).await?);
