@@ -25,12 +25,28 @@ pub struct PauseResume {
     pub worker: Child,
     /// Where step-worker answers Lambda's Invoke API (`AWS_ENDPOINT_URL_LAMBDA`).
     pub lambda_url: String,
+    /// step-worker's standard output: what the functions print, their metrics included
+    /// (CloudWatch Logs would read these lines in AWS).
+    pub output: std::path::PathBuf,
+}
+
+impl PauseResume {
+    /// The embedded-metric-format documents the functions printed so far.
+    pub fn metrics(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.output)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|doc| doc.get("_aws").is_some())
+            .collect()
+    }
 }
 
 impl Drop for PauseResume {
     fn drop(&mut self) {
         let _ = self.worker.kill();
         let _ = self.worker.wait();
+        let _ = std::fs::remove_file(&self.output);
     }
 }
 
@@ -73,6 +89,11 @@ pub fn deploy_pause_resume(bed: &Bed, routes: &Value) -> PauseResume {
     );
     let machines: Value = serde_json::from_slice(&out.stdout).expect("machines.py output");
     let address = format!("127.0.0.1:{}", free_port());
+    let output = std::env::temp_dir().join(format!(
+        "mwaa-ops-step-worker-{}-{}.out",
+        std::process::id(),
+        address.rsplit(':').next().unwrap_or_default()
+    ));
     let worker = Command::new(sibling_binary("step-worker"))
         .env("AWS_ENDPOINT_URL", &bed.moto_url)
         .env("AWS_ENDPOINT_URL_MWAA", &bed.mwaa_url)
@@ -86,6 +107,7 @@ pub fn deploy_pause_resume(bed: &Bed, routes: &Value) -> PauseResume {
         .env("EXIT_WITH_STDIN", "1")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&output).expect("step-worker's output file"))
         .spawn()
         .expect("start step-worker");
     let started = Instant::now();
@@ -100,6 +122,7 @@ pub fn deploy_pause_resume(bed: &Bed, routes: &Value) -> PauseResume {
         machines,
         worker,
         lambda_url: format!("http://{address}"),
+        output,
     }
 }
 

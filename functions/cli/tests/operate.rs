@@ -192,6 +192,38 @@ async fn every_command_steers_the_local_suite() {
     );
     let again = run(&["wake", ENV, "--json"]).json();
     assert_eq!(again["result"], "AVAILABLE", "nothing to do: {again}");
+
+    // The night left its metrics (as CloudWatch would read them from the functions' output),
+    // each one in the catalog the dashboard is checked against.
+    let catalog: Vec<&str> = common::metrics::CATALOG.iter().map(|m| m.name).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for doc in suite.metrics() {
+        assert_eq!(doc["Environment"], ENV, "{doc}");
+        for definition in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+        {
+            let name = definition["Name"].as_str().unwrap();
+            assert!(
+                catalog.contains(&name),
+                "{name} is not in common::metrics::CATALOG"
+            );
+            assert!(doc[name].is_number(), "{doc}");
+            seen.insert(name.to_string());
+        }
+    }
+    for expected in [
+        "StepSeconds",
+        "EnvironmentAvailable",
+        "ExportRows",
+        "ExportBytes",
+        "ArrivalsReplayed",
+    ] {
+        assert!(
+            seen.contains(expected),
+            "{expected} not emitted; seen {seen:?}"
+        );
+    }
 }
 
 /// Every failure is a non-zero exit with a message naming what is wrong.
