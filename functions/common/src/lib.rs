@@ -12,6 +12,7 @@ pub mod event;
 pub mod metrics;
 pub mod retry;
 pub mod runtime;
+pub mod status_change;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
