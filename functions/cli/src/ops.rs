@@ -106,18 +106,8 @@ impl Aws {
 
     /// An object's text; `None` when there is none.
     pub async fn read(&self, bucket: &str, key: &str) -> Result<Option<String>, Error> {
-        match self.s3.get_object().bucket(bucket).key(key).send().await {
-            Ok(object) => {
-                let body = object.body.collect().await.map_err(|e| {
-                    Error::new(ErrorKind::Retryable, format!("s3://{bucket}/{key}: {e}"))
-                })?;
-                Ok(Some(
-                    String::from_utf8_lossy(&body.into_bytes()).into_owned(),
-                ))
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(Error::aws("S3", "GetObject", &e)),
-        }
+        let body = trigger_dag::ops::read_object(&self.s3, bucket, key).await?;
+        Ok(body.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     /// Writes an override, encrypted with the bucket's KMS key as everything there.
@@ -150,31 +140,22 @@ impl Aws {
     /// `held/<environment>/<dag>/<run id>.json`).
     pub async fn held(&self, bucket: &str, environment: &str) -> Result<Vec<Held>, Error> {
         let prefix = format!("held/{environment}/");
-        let mut held = vec![];
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(&prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Error::aws("S3", "ListObjectsV2", &e))?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                let rest = key.strip_prefix(&prefix).unwrap_or(key);
-                let Some((dag_id, file)) = rest.split_once('/') else {
-                    continue;
-                };
-                held.push(Held {
+        let objects = trigger_dag::ops::list_objects(&self.s3, bucket, &prefix).await?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|object| {
+                let rest = object.key.strip_prefix(&prefix)?;
+                let (dag_id, file) = rest.split_once('/')?;
+                Some(Held {
                     dag_id: dag_id.to_string(),
                     run_id: file.trim_end_matches(".json").to_string(),
-                    key: key.to_string(),
-                    held_since: object.last_modified().map(timestamp),
-                });
-            }
-        }
-        Ok(held)
+                    held_since: object
+                        .last_modified
+                        .and_then(|s| Timestamp::from_second(s).ok()),
+                    key: object.key,
+                })
+            })
+            .collect())
     }
 
     /// Starts an execution named `name`; returns its ARN.
