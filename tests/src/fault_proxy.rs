@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// One rule: requests whose method is `method`, whose path contains `path` and whose body
@@ -140,46 +140,14 @@ async fn serve(
     http: &reqwest::Client,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
-    loop {
-        // The head, then a Content-Length body; the connection is kept for the next request.
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 8192];
-            let n = socket.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next().unwrap_or_default().split(' ');
-        let (method, path) = (
-            first.next().unwrap_or_default().to_owned(),
-            first.next().unwrap_or_default().to_owned(),
-        );
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect();
-        let length: usize = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        while buf.len() < head_end + length {
-            let mut chunk = [0u8; 8192];
-            let n = socket.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body = buf[head_end..head_end + length].to_vec();
-        buf.drain(..head_end + length);
-
+    // The connection is kept for the next request.
+    while let Some(crate::http::Request {
+        method,
+        path,
+        headers,
+        body,
+    }) = crate::http::read_request(&mut socket, &mut buf).await?
+    {
         let (status, out_headers, out_body, faulted) =
             if let Some(fault) = take_fault(state, &method, &path, &body) {
                 let xml = if method == "HEAD" {
@@ -237,4 +205,5 @@ async fn serve(
             socket.write_all(&out_body).await?;
         }
     }
+    Ok(())
 }

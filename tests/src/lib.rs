@@ -39,12 +39,16 @@ pub struct Bed {
 /// `cargo test` says where at run time; the compile-time value is only a fallback, because
 /// two clones sharing one target dir share this crate's build (cargo hashes path packages
 /// relative to the workspace), and the baked-in path may be the other clone's.
+/// The nearest folder holding `tests/bed/bed.py`, so crates other than tests/ (the CLI's
+/// end-to-end tests) find it too.
 pub fn repo_root() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-        .parent()
-        .expect("tests/ has a parent")
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("tests/bed/bed.py").exists())
+        .unwrap_or_else(|| panic!("no repository above {}", manifest.display()))
         .to_path_buf()
 }
 
@@ -251,4 +255,7 @@ impl Drop for Bed {
 pub mod arrivals;
 pub mod environments;
 pub mod fault_proxy;
+pub mod http;
+pub mod lambda_api;
 pub mod rules;
+pub mod suite;

@@ -229,3 +229,47 @@ def test_sam_build_can_read_the_template():
     assert not [k for k in raw["Resources"] if k.startswith("Fn::ForEach")]
     transforms = raw["Transform"] if isinstance(raw["Transform"], list) else [raw["Transform"]]
     assert "AWS::LanguageExtensions" not in transforms
+
+
+METRICS_RS = ROOT / "functions" / "common" / "src" / "metrics.rs"
+
+
+def emitted_metrics():
+    """The catalog in common::metrics, keeping only the metrics some function emits (a
+    catalog constant no function uses would be a dashboard line that stays empty)."""
+    import re
+    text = METRICS_RS.read_text()
+    catalog = dict(re.findall(r'pub const (\w+): Metric =\s*metric\(\s*"(\w+)"', text))
+    listed = re.search(r"pub const CATALOG: &\[Metric\] = &\[([^\]]*)\]", text).group(1)
+    assert sorted(re.findall(r"\w+", listed)) == sorted(catalog), "every metric constant is in CATALOG"
+    sources = [p.read_text() for p in (ROOT / "functions").rglob("*.rs") if p != METRICS_RS]
+    used = {const for const in catalog if any(re.search(rf"\b{const}\b", src) for src in sources)}
+    return {catalog[c] for c in used}, set(catalog.values())
+
+
+def test_the_dashboard_references_only_metrics_the_functions_emit(cfn):
+    import re
+    emitted, catalog = emitted_metrics()
+    assert len(catalog) == 16 and emitted == catalog, f"in the catalog but emitted by no function: {catalog - emitted}"
+    dashboards = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    assert len(dashboards) == 1, "one dashboard per stack"
+    body = json.loads(dashboards[0]["Properties"]["DashboardBody"])
+    namespaces, names = set(), set()
+    for widget in body["widgets"]:
+        for line in widget.get("properties", {}).get("metrics", []):
+            for item in line:
+                if isinstance(item, dict) and "expression" in item:
+                    found = re.findall(r"SEARCH\('\{([^,]+),Environment,Function\} MetricName=\"(\w+)\"", item["expression"])
+                    assert found, item["expression"]
+                    for namespace, name in found:
+                        namespaces.add(namespace)
+                        names.add(name)
+                else:
+                    assert isinstance(item, dict), f"a plain metric line {line}: use SEARCH over the emitted ones"
+    assert names <= emitted, f"the dashboard shows metrics no function emits: {names - emitted}"
+    assert names == emitted, f"emitted but not on the dashboard: {emitted - names}"
+    variables = cfn["Resources"]["TriggerDagFunction"]["Properties"]["Environment"]["Variables"]
+    assert namespaces == {variables["METRICS_NAMESPACE"]} == {"mwaa-ops/mwaa-ops"}, namespaces
+    functions = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    assert all(f["Properties"]["Environment"]["Variables"]["METRICS_NAMESPACE"] == "mwaa-ops/mwaa-ops"
+               for f in functions), "every function writes to the dashboard's namespace"

@@ -9,6 +9,7 @@ pub mod document;
 pub mod environment;
 pub mod error;
 pub mod event;
+pub mod metrics;
 pub mod retry;
 pub mod runtime;
 pub mod status_change;

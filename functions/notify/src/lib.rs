@@ -172,13 +172,23 @@ impl<O: Ops> Notify<O> {
     async fn send(&self, alert: Alert, deadline: Deadline) -> Result<Outcome, Error> {
         let key = alert.fingerprint_hash();
         let subject = alert.subject();
+        let environment = alert.environment.clone().unwrap_or_else(|| "none".into());
         match self.ops.sent_within(&key, self.window).await {
-            Ok(true) => return Ok(Outcome::Duplicate { subject }),
+            Ok(true) => {
+                let deduplicated = [(common::metrics::ALERTS_DEDUPLICATED, 1.0)];
+                common::metrics::emit("notify", &environment, &deduplicated);
+                return Ok(Outcome::Duplicate { subject });
+            }
             Ok(false) => {}
             // Better a second email than none.
             Err(err) => tracing::warn!(error = %err, "could not check for an earlier alert"),
         }
         with_retries(deadline, || self.ops.publish(&alert)).await?;
+        common::metrics::emit(
+            "notify",
+            &environment,
+            &[(common::metrics::ALERTS_SENT, 1.0)],
+        );
         if let Err(err) = self.ops.mark_sent(&key, &alert).await {
             tracing::warn!(error = %err, "sent, but could not remember it: a repeat may send again");
         }

@@ -13,6 +13,7 @@ pub struct ObjectDigest {
     sha256: Sha256,
     gunzip: MultiGzDecoder<LineCounter>,
     gzip_error: Option<std::io::Error>,
+    bytes: u64,
 }
 
 /// What an object turned out to hold.
@@ -21,6 +22,8 @@ pub struct Measured {
     pub sha256: String,
     /// Lines of the gunzipped content, or why it is not valid gzip.
     pub lines: Result<u64, String>,
+    /// The object's size as stored (compressed).
+    pub bytes: u64,
 }
 
 #[derive(Default)]
@@ -49,12 +52,14 @@ impl Default for ObjectDigest {
             sha256: Sha256::new(),
             gunzip: MultiGzDecoder::new(LineCounter::default()),
             gzip_error: None,
+            bytes: 0,
         }
     }
 }
 
 impl ObjectDigest {
     pub fn update(&mut self, chunk: &[u8]) {
+        self.bytes += chunk.len() as u64;
         self.sha256.update(chunk);
         if self.gzip_error.is_none() {
             if let Err(e) = self.gunzip.write_all(chunk) {
@@ -74,7 +79,11 @@ impl ObjectDigest {
                 .map(|c| c.newlines + u64::from(c.last.is_some_and(|b| b != b'\n')))
                 .map_err(|e| e.to_string()),
         };
-        Measured { sha256, lines }
+        Measured {
+            sha256,
+            lines,
+            bytes: self.bytes,
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 //! configurations/<environment>/latest.json               what create-environment reads
 //! configurations/<environment>/<YYYYMMDDTHHMMSSZ>.json   the history of saved copies
 //! snapshots/<environment>/latest.json                    the last verified pause
-//! overrides/<environment>/<marker>                       one-time overrides ("skip tonight")
+//! overrides/<environment>/skip-next-pause                "skip tonight" (used up by the pause)
+//! overrides/<environment>/stay-up-until                  "no pause until" an RFC 3339 time
 //! ```
 
 use aws_sdk_mwaa::primitives::{DateTime, DateTimeFormat};
@@ -37,6 +38,13 @@ pub fn timestamped_key(environment: &str, now: DateTime) -> Result<String, Error
 pub fn snapshot_key(environment: &str) -> String {
     format!("snapshots/{environment}/latest.json")
 }
+
+/// The marker that skips the next pause (the pause deletes it as it skips).
+pub const SKIP_NEXT_PAUSE: &str = "skip-next-pause";
+
+/// The marker that keeps an environment up until the time it holds (never deleted by the
+/// pause: it ends by itself).
+pub const STAY_UP_UNTIL: &str = "stay-up-until";
 
 /// Where an operator leaves a one-time override for an environment (e.g. "skip tonight":
 /// `overrides/<environment>/skip-next-pause`).

@@ -50,6 +50,11 @@ impl<O: Ops> ProvisionEndpoints<O> {
                 report["event_id"] = json!(change.event_id);
                 report["environment"] = json!(change.name);
                 report["status_from"] = json!(told_by);
+                common::metrics::emit(
+                    "provision-endpoints",
+                    &change.name,
+                    &endpoint_metrics(&report),
+                );
                 tracing::info!(event_id = %change.event_id, environment = %change.name,
                     status = %report["status"], status_from = told_by, report = %report,
                     "status change handled");
@@ -251,6 +256,17 @@ impl<O: Ops> ProvisionEndpoints<O> {
             "sqs_endpoints": policy_report,
         }))
     }
+}
+
+/// Endpoints created or deleted, as the report lists them (nothing for other actions).
+fn endpoint_metrics(report: &Value) -> Vec<(common::metrics::Metric, f64)> {
+    [
+        (common::metrics::ENDPOINTS_CREATED, "created"),
+        (common::metrics::ENDPOINTS_DELETED, "deleted"),
+    ]
+    .into_iter()
+    .filter_map(|(metric, key)| Some((metric, report[key].as_array()?.len() as f64)))
+    .collect()
 }
 
 #[cfg(test)]

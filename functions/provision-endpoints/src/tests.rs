@@ -410,3 +410,25 @@ async fn a_bad_event_ends_the_invocation_as_invalid_input_before_any_call() {
 }
 
 mod sparse;
+
+#[test]
+fn created_and_deleted_endpoints_are_counted_and_other_actions_say_nothing() {
+    let named = |report: Value| -> Vec<(&'static str, f64)> {
+        super::endpoint_metrics(&report)
+            .into_iter()
+            .map(|(m, v)| (m.name, v))
+            .collect()
+    };
+    assert_eq!(
+        named(json!({"action": "provisioned", "created": [{"endpoint": "a"}, {"endpoint": "b"}]})),
+        [("EndpointsCreated", 2.0)]
+    );
+    assert_eq!(
+        named(json!({"action": "cleaned_up", "deleted": ["vpce-1"]})),
+        [("EndpointsDeleted", 1.0)]
+    );
+    assert_eq!(
+        named(json!({"action": "ignored", "reason": "service-managed"})),
+        []
+    );
+}

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use common::airflow::{start_dag_run, DagRunOutcome};
 use common::event::event_id;
+use common::metrics;
 use common::retry::with_retries;
 use common::{Availability, Deadline, Error};
 
@@ -61,7 +62,9 @@ impl<O: Ops> TriggerDag<O> {
     /// A target that fails for good is reported as "Arrival Failed" and fails the
     /// invocation, so Lambda retries it and finally sends it to the failed-events queue.
     pub async fn handle(&self, event: Value, deadline: Deadline) -> Result<Value, Error> {
-        let targets = match parse_input(&event)? {
+        let input = parse_input(&event)?;
+        let arrival = matches!(input, Input::Arrival(_));
+        let targets = match input {
             Input::Arrival(arrival) => {
                 let routes = self.load_routes(deadline).await?;
                 let targets = arrival_targets(&arrival, &routes);
@@ -76,8 +79,14 @@ impl<O: Ops> TriggerDag<O> {
         };
         let mut report = vec![];
         let mut first_error = None;
+        let mut outcomes = vec![];
         for target in &targets {
-            match self.deliver(target, deadline).await {
+            let delivered = self.deliver(target, deadline).await;
+            outcomes.push((
+                target.environment.as_str(),
+                delivered.as_ref().ok().copied(),
+            ));
+            match delivered {
                 Ok(outcome) => report.push(
                     json!({"environment": target.environment, "dag_id": target.dag_id,
                     "run_id": target.run_id, "outcome": outcome.as_str()}),
@@ -88,6 +97,7 @@ impl<O: Ops> TriggerDag<O> {
                 }
             }
         }
+        emit_metrics(&outcomes, arrival);
         match first_error {
             Some(err) => Err(err),
             None => Ok(json!({"event_id": event_id(&event), "runs": report})),
@@ -225,6 +235,15 @@ impl<O: Ops> TriggerDag<O> {
             set_aside,
             "held arrivals replayed"
         );
+        common::metrics::emit(
+            "trigger-dag",
+            environment,
+            &[
+                (metrics::ARRIVALS_REPLAYED, started as f64),
+                (metrics::RUNS_ALREADY_STARTED, already as f64),
+                (metrics::ARRIVALS_SET_ASIDE, set_aside as f64),
+            ],
+        );
         Ok(
             json!({"environment": environment, "replayed": started, "already_started": already,
                   "set_aside": set_aside}),
@@ -247,6 +266,85 @@ impl<O: Ops> TriggerDag<O> {
         if let Err(err) = self.ops.publish(detail_type, detail).await {
             tracing::warn!(detail_type, error = %err, "could not publish the suite event");
         }
+    }
+}
+
+/// The metrics of one event's targets (`None`: failed), per environment.
+fn run_metrics(
+    outcomes: &[(&str, Option<Outcome>)],
+    arrival: bool,
+) -> Vec<(String, Vec<(metrics::Metric, f64)>)> {
+    let mut environments: Vec<&str> = outcomes.iter().map(|(e, _)| *e).collect();
+    environments.sort();
+    environments.dedup();
+    environments
+        .into_iter()
+        .map(|environment| {
+            let count = |wanted: Option<Option<Outcome>>| {
+                outcomes
+                    .iter()
+                    .filter(|(e, o)| *e == environment && wanted.is_none_or(|w| *o == w))
+                    .count() as f64
+            };
+            let mut values = vec![
+                (metrics::RUNS_STARTED, count(Some(Some(Outcome::Started)))),
+                (
+                    metrics::RUNS_ALREADY_STARTED,
+                    count(Some(Some(Outcome::AlreadyStarted))),
+                ),
+                (metrics::ARRIVALS_HELD, count(Some(Some(Outcome::Held)))),
+                (metrics::RUNS_FAILED, count(Some(None))),
+            ];
+            if arrival {
+                values.push((metrics::ARRIVALS_ROUTED, count(None)));
+            }
+            (environment.to_string(), values)
+        })
+        .collect()
+}
+
+fn emit_metrics(outcomes: &[(&str, Option<Outcome>)], arrival: bool) {
+    for (environment, values) in run_metrics(outcomes, arrival) {
+        metrics::emit("trigger-dag", &environment, &values);
+    }
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+
+    #[test]
+    fn each_environment_gets_its_own_counts_and_only_arrivals_count_as_routed() {
+        let outcomes = [
+            ("dev", Some(Outcome::Started)),
+            ("dev", Some(Outcome::Held)),
+            ("dev", None),
+            ("prod", Some(Outcome::AlreadyStarted)),
+        ];
+        let by_env = run_metrics(&outcomes, true);
+        let dev = &by_env[0];
+        assert_eq!(dev.0, "dev");
+        let value = |name: &str| dev.1.iter().find(|(m, _)| m.name == name).map(|(_, v)| *v);
+        assert_eq!(
+            [
+                "RunsStarted",
+                "RunsAlreadyStarted",
+                "ArrivalsHeld",
+                "RunsFailed",
+                "ArrivalsRouted"
+            ]
+            .map(value),
+            [Some(1.0), Some(0.0), Some(1.0), Some(1.0), Some(3.0)]
+        );
+        assert_eq!(by_env[1].0, "prod");
+        let schedule = run_metrics(&outcomes[..1], false);
+        assert!(
+            schedule[0]
+                .1
+                .iter()
+                .all(|(m, _)| m.name != "ArrivalsRouted"),
+            "a firing is no arrival"
+        );
     }
 }
 

@@ -162,50 +162,58 @@ impl Ops for AwsOps {
 }
 
 impl AwsOps {
-    /// Every object under `prefix` of the suite bucket, all pages.
     async fn list(&self, prefix: &str) -> Result<Vec<Listed>, Error> {
-        let mut listed = vec![];
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Error::aws("S3", "ListObjectsV2", &e))?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                listed.push(Listed {
-                    key: key.to_owned(),
-                    etag: object.e_tag().map(str::to_owned),
-                    last_modified: object.last_modified().map(|t| t.secs()),
-                    size: object.size(),
-                });
-            }
-        }
-        Ok(listed)
+        list_objects(&self.s3, &self.bucket, prefix).await
     }
 
-    /// An object's bytes; `None` when it no longer exists.
     async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        let got = match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(got) => got,
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(Error::aws("S3", "GetObject", &e)),
-        };
-        let bytes = got
-            .body
-            .collect()
-            .await
-            .map_err(|e| Error::transient("S3", "GetObject", e.to_string()))?;
-        Ok(Some(bytes.into_bytes().to_vec()))
+        read_object(&self.s3, &self.bucket, key).await
     }
+}
+
+/// Every object under `prefix` of `bucket`, all pages (also the CLI's `held`).
+pub async fn list_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<Listed>, Error> {
+    let mut listed = vec![];
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::aws("S3", "ListObjectsV2", &e))?;
+        for object in page.contents() {
+            let Some(key) = object.key() else { continue };
+            listed.push(Listed {
+                key: key.to_owned(),
+                etag: object.e_tag().map(str::to_owned),
+                last_modified: object.last_modified().map(|t| t.secs()),
+                size: object.size(),
+            });
+        }
+    }
+    Ok(listed)
+}
+
+/// An object's bytes; `None` when it does not exist (any more).
+pub async fn read_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, Error> {
+    let got = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(got) => got,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+        Err(e) => return Err(Error::aws("S3", "GetObject", &e)),
+    };
+    let bytes = got
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::transient("S3", "GetObject", e.to_string()))?;
+    Ok(Some(bytes.into_bytes().to_vec()))
 }

@@ -5,17 +5,17 @@
 //! routes/ of the suite bucket (re-read every 5 s), then hands every event
 //! a rule delivers to its function and prints what happened, until Ctrl-C.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mwaa_ops_tests::arrivals::{Arrivals, LANDING};
 use mwaa_ops_tests::bed;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::rules::RuleQueue;
-use mwaa_ops_tests::{bed_python, repo_root, Bed};
+use mwaa_ops_tests::suite::{deploy_pause_resume, deploy_stack, endpoints, STACK};
+use mwaa_ops_tests::Bed;
 use notify::decide::Settings;
 use notify::Notify;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// How often the local trigger-dag looks for changed routes files.
 const ROUTES_PERIOD: Duration = Duration::from_secs(5);
@@ -69,41 +69,6 @@ async fn deploy_alerts(bed: &Bed) -> (Notify<notify::ops::AwsOps>, Vec<RuleQueue
     (function, rules)
 }
 
-/// The pause and resume state machines in moto's Step Functions (tests/pause_resume/
-/// machines.py) and step-worker serving their Lambda tasks; returns the machines' ARNs.
-fn deploy_pause_resume(bed: &Bed, routes: &Value) -> (Value, std::process::Child) {
-    let bucket = mwaa_ops_tests::arrivals::SUITE_BUCKET;
-    let out = Command::new(bed_python())
-        .arg(repo_root().join("tests/pause_resume/machines.py"))
-        .args([&bed.moto_url, bucket])
-        .output()
-        .expect("run machines.py");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let machines: Value = serde_json::from_slice(&out.stdout).expect("machines.py output");
-    let worker = std::env::current_exe()
-        .expect("own path")
-        .with_file_name("step-worker");
-    let child = Command::new(worker)
-        .env("AWS_ENDPOINT_URL", &bed.moto_url)
-        .env("AWS_ENDPOINT_URL_MWAA", &bed.mwaa_url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", &bed.region)
-        .env("TASKS_QUEUE_URL", machines["queue_url"].as_str().unwrap())
-        .env("SUITE_BUCKET", bucket)
-        .env("ROUTES", routes.to_string())
-        .env("EXIT_WITH_STDIN", "1")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("start step-worker (scripts/local-up builds it)");
-    (machines, child)
-}
-
 #[tokio::main]
 async fn main() {
     let bed = bed();
@@ -123,7 +88,23 @@ async fn main() {
     // every few seconds here (every 60 s in AWS).
     let arrivals = Arrivals::deploy_with_files(bed, routes.clone(), Some(ROUTES_PERIOD)).await;
     let (alerts, alert_rules) = deploy_alerts(bed).await;
-    let (machines, mut worker) = deploy_pause_resume(bed, &routes);
+    let suite = deploy_pause_resume(bed, &routes);
+    let machines = &suite.machines;
+    // The CLI finds the suite from this stack's outputs, as in AWS.
+    deploy_stack(
+        bed,
+        machines,
+        &[
+            ("EnvironmentNamePrefix", "local"),
+            ("PausedEnvironments", "local-airflow2"),
+            ("ScheduleTimezone", "Europe/Berlin"),
+        ],
+    )
+    .await;
+    let exports: Vec<String> = endpoints(bed, &suite.lambda_url)
+        .into_iter()
+        .map(|(k, v)| format!("export {k}={v}"))
+        .collect();
     let airflows: Vec<String> = bed
         .airflows
         .iter()
@@ -154,8 +135,20 @@ async fn main() {
          (the bed keeps the same Airflow for the new environment: the import then finds its rows present)\n\
          Failing environments print here as the alert notify sends (try POST {mwaa}/_bed/status\n\
          {{\"name\": \"local-airflow3\", \"status\": \"UNAVAILABLE\"}}); emails: {moto}/moto-api/data.json.\n\
+         \nThe same with the mwaa-ops CLI (cargo install --path functions/cli), in another shell:\n  \
+         {exports}\n  \
+         mwaa-ops status                      # every environment, last and next pause/resume, held, overrides\n  \
+         mwaa-ops pause local-airflow2 --wait --poll-seconds 2\n  \
+         mwaa-ops held local-airflow2         # drop a file under airflow2/ while it is paused\n  \
+         mwaa-ops wake local-airflow2 --poll-seconds 2   # resume now and wait (replays what was held)\n  \
+         mwaa-ops skip local-airflow2         # the next pause ends \"Skipped\"\n  \
+         mwaa-ops stay-up local-airflow2 --until +3h\n  \
+         mwaa-ops replay local-airflow2       # start held arrivals now\n  \
+         (the stack `{stack}` in moto names the resources, as `sam deploy`'s does in AWS)\n\
          \nUse any AWS SDK or CLI with AWS_ENDPOINT_URL={moto} (MWAA: AWS_ENDPOINT_URL_MWAA={mwaa}),\n\
          region {region}, any credentials. Ctrl-C stops everything.\n",
+        exports = exports.join("\n  "),
+        stack = STACK,
         moto = bed.moto_url,
         mwaa = bed.mwaa_url,
         airflows = airflows.join("\n"),
@@ -203,6 +196,6 @@ async fn main() {
         _ = pump => {}
         _ = tokio::signal::ctrl_c() => println!("stopping"),
     }
-    let _ = worker.kill();
+    drop(suite);
     // Exiting closes the bed's standard input: it stops every process it started.
 }

@@ -14,7 +14,9 @@
 //! Environment: TASKS_QUEUE_URL, SUITE_BUCKET, ROUTES (trigger-dag), and optionally
 //! HOLD_DIR: while `<HOLD_DIR>/<function>` exists, that function's messages wait (the worker
 //! writes `<function>.waiting` then), so a test can act between two steps; and
-//! EXIT_WITH_STDIN=1: exit when standard input closes (the local suite that started it ended).
+//! EXIT_WITH_STDIN=1: exit when standard input closes (the local suite that started it ended);
+//! and LAMBDA_API=127.0.0.1:PORT: also serve Lambda's Invoke API there
+//! (mwaa_ops_tests::lambda_api), so a Lambda client can invoke these functions directly.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -112,6 +114,19 @@ async fn main() {
             bucket: Some(bucket),
         },
     });
+    if let Ok(address) = std::env::var("LAMBDA_API") {
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .unwrap_or_else(|e| panic!("step-worker: LAMBDA_API {address}: {e}"));
+        let functions = functions.clone();
+        tokio::spawn(mwaa_ops_tests::lambda_api::serve(
+            listener,
+            move |name, payload| {
+                let functions = functions.clone();
+                async move { functions.invoke(&name, payload).await }
+            },
+        ));
+    }
     let sqs = aws_sdk_sqs::Client::new(&config);
     let sfn = aws_sdk_sfn::Client::new(&config);
     eprintln!("step-worker: serving {queue}");

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
+use common::metrics::{self, Metric};
 use common::runtime::Invocation;
 use common::Error;
 
@@ -18,6 +19,38 @@ pub mod environment_status;
 pub mod run_dag;
 pub mod save_configuration;
 pub mod verify_export;
+
+/// What a step reports: how long it took and whether it failed; environment-status whether
+/// the environment is up; verify-export the verified export's rows and bytes.
+pub fn step_metrics(
+    step: Step,
+    seconds: f64,
+    outcome: &Result<Value, Error>,
+) -> Vec<(Metric, f64)> {
+    let mut values = vec![
+        (metrics::STEP_SECONDS, seconds),
+        (metrics::STEP_FAILURES, outcome.is_err() as u8 as f64),
+    ];
+    let Ok(out) = outcome else { return values };
+    match step {
+        Step::EnvironmentStatus => {
+            let up = out["status"] == "AVAILABLE";
+            values.push((metrics::ENVIRONMENT_AVAILABLE, up as u8 as f64));
+        }
+        Step::VerifyExport => {
+            for (metric, key) in [
+                (metrics::EXPORT_ROWS, "rows"),
+                (metrics::EXPORT_BYTES, "bytes"),
+            ] {
+                if let Some(n) = out[key].as_u64() {
+                    values.push((metric, n as f64));
+                }
+            }
+        }
+        _ => {}
+    }
+    values
+}
 
 #[cfg(test)]
 mod tests;
@@ -72,8 +105,19 @@ impl Step {
         )
     }
 
-    /// Runs one invocation of the step.
+    /// Runs one invocation of the step and reports its metrics.
     pub async fn run(self, clients: &Clients, invocation: Invocation) -> Result<Value, Error> {
+        let started = std::time::Instant::now();
+        let environment = invocation.payload["environment"].as_str().map(String::from);
+        let outcome = self.work(clients, invocation).await;
+        if let Some(environment) = environment {
+            let values = step_metrics(self, started.elapsed().as_secs_f64(), &outcome);
+            common::metrics::emit(self.name(), &environment, &values);
+        }
+        outcome
+    }
+
+    async fn work(self, clients: &Clients, invocation: Invocation) -> Result<Value, Error> {
         let Invocation {
             payload, deadline, ..
         } = invocation;

@@ -205,3 +205,44 @@ fn every_lambda_task_of_the_state_machines_retries_what_the_steps_report() {
         );
     }
 }
+
+#[test]
+fn each_step_reports_its_time_failure_and_what_only_it_knows() {
+    use super::step_metrics;
+    let named = |values: Vec<(common::metrics::Metric, f64)>| -> Vec<(&'static str, f64)> {
+        values.into_iter().map(|(m, v)| (m.name, v)).collect()
+    };
+    let status = step_metrics(
+        Step::EnvironmentStatus,
+        0.5,
+        &Ok(json!({"status": "NOT_FOUND"})),
+    );
+    assert_eq!(
+        named(status),
+        [
+            ("StepSeconds", 0.5),
+            ("StepFailures", 0.0),
+            ("EnvironmentAvailable", 0.0)
+        ]
+    );
+    let verified = step_metrics(
+        Step::VerifyExport,
+        2.0,
+        &Ok(json!({"rows": 120, "bytes": 4096})),
+    );
+    assert_eq!(
+        named(verified),
+        [
+            ("StepSeconds", 2.0),
+            ("StepFailures", 0.0),
+            ("ExportRows", 120.0),
+            ("ExportBytes", 4096.0)
+        ]
+    );
+    let failed = step_metrics(
+        Step::VerifyExport,
+        1.0,
+        &Err(common::Error::invalid_input("x")),
+    );
+    assert_eq!(named(failed), [("StepSeconds", 1.0), ("StepFailures", 1.0)]);
+}

@@ -105,13 +105,14 @@ pub async fn check_export(objects: &impl Objects, input: &Input) -> Result<Value
     if manifest.tables.is_empty() {
         return Err(not_verified("the manifest lists no tables".into()));
     }
-    let mut problems = vec![];
+    let (mut problems, mut bytes) = (vec![], 0);
     for entry in &manifest.tables {
         let mut digest = ObjectDigest::default();
         let found = objects
             .digest(&input.bucket, &entry.key, &mut digest)
             .await?;
         let measured = found.then(|| digest.finish());
+        bytes += measured.as_ref().map_or(0, |m| m.bytes);
         problems.extend(check_table(entry, measured.as_ref()));
     }
     if !problems.is_empty() {
@@ -119,7 +120,7 @@ pub async fn check_export(objects: &impl Objects, input: &Input) -> Result<Value
     }
     let rows: u64 = manifest.tables.iter().map(|t| t.rows).sum();
     let mut out = json!({"verified": true, "manifest": location,
-        "tables": manifest.tables.len(), "rows": rows});
+        "tables": manifest.tables.len(), "rows": rows, "bytes": bytes});
     if let Some(id) = manifest.export_id {
         out["export_id"] = json!(id);
     }
