@@ -80,7 +80,15 @@ Test-bed admin API (not MWAA) under ``/_bed/``:
     GET|DELETE /_bed/calls            [{operation, name, path?, method?, status, error?,
                                         rest_api_status?, forwarded?}]  (?operation= filter)
     GET /_bed/environments            live records and DELETED ones
-    GET /_bed/events                  every status-change event ({detail, resources, sent})
+    GET /_bed/events                  every status-change event of every account
+                                      ({account, detail, resources, sent})
+
+Accounts: a request's account is the one moto says its access key belongs to (STS
+GetCallerIdentity; keys from AssumeRole belong to the role's account, "testing" to the
+default account).  Each account has its own environments (two accounts may both have
+``analytics``), ARNs and Celery queues with its id, and its events on its own default bus
+in moto.  Admin calls about one environment take ``"account"`` in the body (or
+``?account=``); ``/_bed/environments`` and ``/_bed/events`` list every account's.
     POST /_bed/airflows               replace the list of Airflows
 
 Run: ``python mwaa_local.py --port P --moto-url URL --airflows-json FILE``
@@ -255,19 +263,76 @@ class ControlPlane:
     """State shared by request handlers: store, faults, calls, Airflows."""
 
     def __init__(self, moto_url, airflows, region, account):
-        self.region, self.account = region, account
-        self.store = model.Store(region, account, moto_url)
+        self.region, self.account, self.moto_url = region, account, moto_url
+        # One store per account: environments, their lifecycle and events are the account's.
+        self.stores = {account: model.Store(region, account, moto_url, self.accounts)}
         self.airflows = list(airflows or [])
         self.auth = AirflowAuth()
         self.lock = threading.Lock()
         self.faults: list[dict] = []
         self.calls: list[dict] = []
+        self._request = threading.local()  # the account of the request this thread serves
+        self._key_accounts: dict[str, str] = {}
+
+    @property
+    def store(self) -> model.Store:
+        """The store of the account the current request comes from (else the default's)."""
+        return self.store_for(getattr(self._request, "account", None) or self.account)
+
+    def store_for(self, account: str) -> model.Store:
+        with self.lock:
+            store = self.stores.get(account)
+            if store is None:
+                default = self.stores[self.account]
+                store = model.Store(self.region, account, self.moto_url, self.accounts)
+                store.defaults, store.config = dict(default.defaults), dict(default.config)
+                self.stores[account] = store
+            return store
+
+    def accounts(self) -> list[str]:
+        with self.lock:
+            return list(self.stores)
+
+    def use_account(self, account: str | None) -> None:
+        self._request.account = account
+
+    def account_of(self, authorization: str | None) -> str:
+        """The account of a SigV4-signed request, as moto sees its access key (keys that
+        AssumeRole handed out belong to the role's account; any other key to the default)."""
+        match = re.search(r"Credential=([^/,\s]+)/", authorization or "")
+        key = match.group(1) if match else None
+        if not key or not self.moto_url:
+            return self.account
+        with self.lock:
+            if key in self._key_accounts:
+                return self._key_accounts[key]
+        import boto3
+        account = boto3.client("sts", endpoint_url=self.moto_url, region_name=self.region,
+                               aws_access_key_id=key, aws_secret_access_key="unchecked") \
+            .get_caller_identity()["Account"]
+        with self.lock:
+            self._key_accounts[key] = account
+        return account
+
+    def events(self) -> list[dict]:
+        """Every status-change event of every account, oldest first."""
+        out = []
+        for store in list(self.stores.values()):
+            store.flush_events(timeout=5)
+            with store.lock:
+                out.extend(dict(e, account=store.account) for e in store.events)
+        return sorted(out, key=lambda e: e.get("order", 0))
 
     def reset(self):
-        self.store.reset()
         with self.lock:
+            others = [s for a, s in self.stores.items() if a != self.account]
+            self.stores = {self.account: self.stores[self.account]}
+            self._key_accounts.clear()
             self.faults.clear()
             self.calls.clear()
+        self.stores[self.account].reset()
+        for store in others:
+            store.shutdown()
 
     def add_faults(self, rules):
         if isinstance(rules, dict):
@@ -447,6 +512,8 @@ class Handler(BaseHTTPRequestHandler):
         call = {"operation": operation, "name": name, "time": time.time()}
         status, error_type = 200, None
         try:
+            call["account"] = self.plane.account_of(self.headers.get("Authorization"))
+            self.plane.use_account(call["account"])
             body = self._body()
             if operation == "InvokeRestApi":  # also for calls a fault keeps from Airflow
                 call.update(path=body.get("Path"), method=body.get("Method"))
@@ -504,14 +571,14 @@ class Handler(BaseHTTPRequestHandler):
         """IAM's wording of an implicit deny (the resource as the action's IAM resource type)."""
         p = self.plane
         principal = fault.get("principal") or \
-            f"arn:aws:sts::{p.account}:assumed-role/mwaa-ops-bed/bed-session"
+            f"arn:aws:sts::{p.store.account}:assumed-role/mwaa-ops-bed/bed-session"
         if operation == "InvokeRestApi":  # airflow:InvokeRestApi is on role/ENV/ROLE
-            resource = f"arn:aws:airflow:{p.region}:{p.account}:role/{name}/" \
+            resource = f"arn:aws:airflow:{p.region}:{p.store.account}:role/{name}/" \
                        f"{fault.get('airflow_role', 'Admin')}"
         elif operation == "ListEnvironments":
-            resource = f"arn:aws:airflow:{p.region}:{p.account}:environment/*"
+            resource = f"arn:aws:airflow:{p.region}:{p.store.account}:environment/*"
         else:
-            resource = f"arn:aws:airflow:{p.region}:{p.account}:environment/{name}"
+            resource = f"arn:aws:airflow:{p.region}:{p.store.account}:environment/{name}"
         return (f"User: {principal} is not authorized to perform: airflow:{operation} on "
                 f"resource: {resource} because no identity-based policy allows the "
                 f"airflow:{operation} action")
@@ -540,11 +607,19 @@ class Handler(BaseHTTPRequestHandler):
         what = segments[0] if segments else ""
         try:
             body = self._body(any_json=True) if method in ("POST", "PUT") else None
+            # Calls about one environment may name its account (default: the bed's).
+            account = (body.get("account") if isinstance(body, dict) else None) \
+                or query.get("account", [None])[0]
+            p.use_account(account)
             if what == "reset" and method == "POST":
                 p.reset()
                 out = {"reset": True}
             elif what == "config":
-                out = p.store.configure(body or {}) if method == "POST" else dict(p.store.config)
+                if method == "POST":
+                    values = {k: v for k, v in (body or {}).items() if k != "account"}
+                    out = [s.configure(values) for s in list(p.stores.values())][0]
+                else:
+                    out = dict(p.store.config)
             elif what == "faults":
                 if method == "POST":
                     out = p.add_faults(body if body is not None else [])
@@ -566,13 +641,13 @@ class Handler(BaseHTTPRequestHandler):
                     ops = query.get("operation")
                     out = [c for c in p.calls if not ops or c["operation"] in ops]
             elif what == "environments":
-                with p.store.lock:
-                    out = {"live": [json.loads(json.dumps(r.env)) for r in p.store.records.values()],
-                           "deleted": list(p.store.deleted)}
+                out = {"live": [], "deleted": []}
+                for store in list(p.stores.values()):
+                    with store.lock:
+                        out["live"] += [json.loads(json.dumps(r.env)) for r in store.records.values()]
+                        out["deleted"] += list(store.deleted)
             elif what == "events":
-                p.store.flush_events(timeout=float(query.get("wait", ["5"])[0]))
-                with p.store.lock:
-                    out = list(p.store.events)
+                out = p.events()
             elif what == "airflows" and method == "POST":
                 p.airflows = list(body.get("airflows", body) if isinstance(body, dict) else body)
                 out = p.airflows
@@ -605,7 +680,8 @@ class Handle:
     def shutdown(self):
         self.server.shutdown()
         self.server.server_close()
-        self.plane.store.shutdown()
+        for store in list(self.plane.stores.values()):
+            store.shutdown()
         self._thread.join(timeout=5)
 
 
