@@ -248,6 +248,7 @@ impl Drop for Bed {
     }
 }
 
+pub mod accounts;
 pub mod arrivals;
 pub mod environments;
 pub mod fault_proxy;

@@ -15,7 +15,9 @@ use aws_sdk_mwaa::types::{EndpointManagement, WebserverAccessMode};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::rules::RuleQueue;
 use mwaa_ops_tests::{session_without_airflow, Session};
+use provision_endpoints::accounts::Accounts;
 use provision_endpoints::decide::{ENVIRONMENT_KEY, MANAGED_BY_KEY, QUEUE_KEY};
+use provision_endpoints::environments::Participants;
 use provision_endpoints::ops::AwsOps;
 use provision_endpoints::ProvisionEndpoints;
 use serde_json::{json, Value};
@@ -101,8 +103,10 @@ async fn case_as_aws_sends(bed: &Session) -> Case {
         ops: AwsOps {
             mwaa: mwaa.clone(),
             ec2: ec2.clone(),
+            participants: Participants::new(&config, &config, "unused"),
         },
         environment_prefix: "pe-".into(),
+        accounts: Accounts::owner_only(&bed.account),
     };
     Case {
         ec2,
