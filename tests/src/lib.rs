@@ -253,3 +253,4 @@ pub mod arrivals;
 pub mod environments;
 pub mod fault_proxy;
 pub mod rules;
+pub mod vpc;

@@ -15,6 +15,7 @@ use aws_sdk_mwaa::types::{EndpointManagement, WebserverAccessMode};
 use mwaa_ops_tests::accounts::{AccountsSetUp, SharedVpcAccounts};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::rules::RuleQueue;
+use mwaa_ops_tests::vpc::private_network;
 use mwaa_ops_tests::{session_without_airflow, Session};
 use provision_endpoints::accounts::Accounts;
 use provision_endpoints::decide::{ACCOUNT_KEY, ENVIRONMENT_KEY};
@@ -45,52 +46,34 @@ struct Owner {
     accounts: SharedVpcAccounts,
 }
 
+/// Participants (with their ExternalId when it is not the owner's) and unlisted accounts.
+fn set_up<'a>(
+    participants: &[(&'a str, Option<&'a str>)],
+    unlisted: &[&'a str],
+) -> AccountsSetUp<'a> {
+    AccountsSetUp {
+        external_id: EXTERNAL_ID,
+        prefix: "pe-",
+        participants: participants.to_vec(),
+        unlisted: unlisted.to_vec(),
+    }
+}
+
 async fn owner(bed: &Session, set_up: &AccountsSetUp<'_>, listed: &[&str]) -> Owner {
     let accounts = bed.shared_vpc_accounts(set_up);
     let admin = bed.aws_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&admin);
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.30.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc
-        .unwrap()
-        .vpc_id
-        .unwrap();
-    let mut subnets = vec![];
-    for (i, az) in ["a", "b"].iter().enumerate() {
-        let subnet = ec2
-            .create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block(format!("10.30.{i}.0/24"))
-            .availability_zone(format!("{}{az}", bed.region))
-            .send()
-            .await
-            .unwrap();
-        subnets.push(subnet.subnet.unwrap().subnet_id.unwrap());
-    }
-    let security_group = ec2
-        .create_security_group()
-        .group_name("mwaa-shared")
-        .description("MWAA workers of every account")
-        .vpc_id(&vpc)
-        .send()
-        .await
-        .unwrap()
-        .group_id
-        .unwrap();
+    let network = private_network(&ec2, &bed.region, 30).await;
     let unrelated_queue = format!("arn:aws:sqs:{}:{}:unrelated", bed.region, bed.account);
     let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": "*", "Action": "sqs:*", "Resource": unrelated_queue}]});
     let sqs_endpoint = ec2
         .create_vpc_endpoint()
         .vpc_endpoint_type(VpcEndpointType::Interface)
-        .vpc_id(&vpc)
+        .vpc_id(&network.vpc)
         .service_name(format!("com.amazonaws.{}.sqs", bed.region))
-        .set_subnet_ids(Some(subnets.clone()))
-        .security_group_ids(&security_group)
+        .set_subnet_ids(Some(network.subnets.clone()))
+        .security_group_ids(&network.security_group)
         .policy_document(policy.to_string())
         .send()
         .await
@@ -129,9 +112,9 @@ async fn owner(bed: &Session, set_up: &AccountsSetUp<'_>, listed: &[&str]) -> Ow
     };
     Owner {
         ec2,
-        vpc,
-        subnets,
-        security_group,
+        vpc: network.vpc,
+        subnets: network.subnets,
+        security_group: network.security_group,
         sqs_endpoint,
         unrelated_queue,
         rule,
@@ -242,13 +225,8 @@ async fn wait_gone(mwaa: &aws_sdk_mwaa::Client) {
 #[tokio::test]
 async fn participants_pending_environments_get_endpoints_in_the_owners_vpc_and_leave_cleanly() {
     let bed = session_without_airflow().await;
-    let set_up = AccountsSetUp {
-        external_id: EXTERNAL_ID,
-        prefix: "pe-",
-        participants: vec![(P1, None), (P2, None)],
-        unlisted: vec![],
-    };
-    let owner = owner(&bed, &set_up, &[P1, P2]).await;
+    let accounts = set_up(&[(P1, None), (P2, None)], &[]);
+    let owner = owner(&bed, &accounts, &[P1, P2]).await;
     let (m1, m2) = (
         owner.participant_mwaa(&bed, P1).await,
         owner.participant_mwaa(&bed, P2).await,
@@ -323,13 +301,8 @@ async fn participants_pending_environments_get_endpoints_in_the_owners_vpc_and_l
 #[tokio::test]
 async fn an_unlisted_account_is_refused_and_nothing_changes() {
     let bed = session_without_airflow().await;
-    let set_up = AccountsSetUp {
-        external_id: EXTERNAL_ID,
-        prefix: "pe-",
-        participants: vec![(P1, None)],
-        unlisted: vec![P3],
-    };
-    let owner = owner(&bed, &set_up, &[P1]).await;
+    let accounts = set_up(&[(P1, None)], &[P3]);
+    let owner = owner(&bed, &accounts, &[P1]).await;
     let m3 = owner.participant_mwaa(&bed, P3).await;
     owner.pending(&m3).await;
     assert!(owner.rule.take(0, Duration::from_secs(2)).await.is_empty());
@@ -354,13 +327,8 @@ async fn an_unlisted_account_is_refused_and_nothing_changes() {
 #[tokio::test]
 async fn a_refused_assume_role_is_a_clear_error_and_nothing_is_half_done() {
     let bed = session_without_airflow().await;
-    let set_up = AccountsSetUp {
-        external_id: EXTERNAL_ID,
-        prefix: "pe-",
-        participants: vec![(P1, Some("another-deployments-id"))],
-        unlisted: vec![],
-    };
-    let owner = owner(&bed, &set_up, &[P1]).await;
+    let accounts = set_up(&[(P1, Some("another-deployments-id"))], &[]);
+    let owner = owner(&bed, &accounts, &[P1]).await;
     let m1 = owner.participant_mwaa(&bed, P1).await;
     owner.pending(&m1).await;
     let events = owner.events(2).await;
@@ -396,13 +364,8 @@ async fn a_refused_assume_role_is_a_clear_error_and_nothing_is_half_done() {
 #[tokio::test]
 async fn the_reconciler_makes_up_for_a_dropped_pending_and_a_dropped_deleted_event() {
     let bed = session_without_airflow().await;
-    let set_up = AccountsSetUp {
-        external_id: EXTERNAL_ID,
-        prefix: "pe-",
-        participants: vec![(P1, None), (P2, None)],
-        unlisted: vec![],
-    };
-    let owner = owner(&bed, &set_up, &[P1, P2]).await;
+    let accounts = set_up(&[(P1, None), (P2, None)], &[]);
+    let owner = owner(&bed, &accounts, &[P1, P2]).await;
     let m1 = owner.participant_mwaa(&bed, P1).await;
     let m2 = owner.participant_mwaa(&bed, P2).await;
     let e1 = owner.pending(&m1).await;
