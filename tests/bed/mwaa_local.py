@@ -83,12 +83,10 @@ Test-bed admin API (not MWAA) under ``/_bed/``:
     GET /_bed/events                  every status-change event of every account
                                       ({account, detail, resources, sent})
 
-Accounts: a request's account is the one moto says its access key belongs to (STS
-GetCallerIdentity; keys from AssumeRole belong to the role's account, "testing" to the
-default account).  Each account has its own environments (two accounts may both have
-``analytics``), ARNs and Celery queues with its id, and its events on its own default bus
-in moto.  Admin calls about one environment take ``"account"`` in the body (or
-``?account=``); ``/_bed/environments`` and ``/_bed/events`` list every account's.
+Accounts (``mwaa_local_accounts.py``): each request acts in its caller's account, with
+that account's environments and events.  Admin calls about one environment take
+``"account"`` in the body (or ``?account=``); ``/_bed/environments`` and ``/_bed/events``
+list every account's.
     POST /_bed/airflows               replace the list of Airflows
 
 Run: ``python mwaa_local.py --port P --moto-url URL --airflows-json FILE``
@@ -116,6 +114,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 # tests/pytest.ini does; bed.py runs from this folder.
 import mwaa_local_env as model
 from airflow_bed import LoginRefused, auth_headers
+from mwaa_local_accounts import AccountStores
 
 ApiError = model.ApiError
 log = logging.getLogger("mwaa_local")
@@ -259,7 +258,7 @@ def rest_api_answer(status: int, payload) -> tuple[int, dict, str | None]:
 # ---------------------------------------------------------------------------
 # Control plane
 # ---------------------------------------------------------------------------
-class ControlPlane:
+class ControlPlane(AccountStores):
     """State shared by request handlers: store, faults, calls, Airflows."""
 
     def __init__(self, moto_url, airflows, region, account):
@@ -271,57 +270,7 @@ class ControlPlane:
         self.lock = threading.Lock()
         self.faults: list[dict] = []
         self.calls: list[dict] = []
-        self._request = threading.local()  # the account of the request this thread serves
-        self._key_accounts: dict[str, str] = {}
-
-    @property
-    def store(self) -> model.Store:
-        """The store of the account the current request comes from (else the default's)."""
-        return self.store_for(getattr(self._request, "account", None) or self.account)
-
-    def store_for(self, account: str) -> model.Store:
-        with self.lock:
-            store = self.stores.get(account)
-            if store is None:
-                default = self.stores[self.account]
-                store = model.Store(self.region, account, self.moto_url, self.accounts)
-                store.defaults, store.config = dict(default.defaults), dict(default.config)
-                self.stores[account] = store
-            return store
-
-    def accounts(self) -> list[str]:
-        with self.lock:
-            return list(self.stores)
-
-    def use_account(self, account: str | None) -> None:
-        self._request.account = account
-
-    def account_of(self, authorization: str | None) -> str:
-        """The account of a SigV4-signed request, as moto sees its access key (keys that
-        AssumeRole handed out belong to the role's account; any other key to the default)."""
-        match = re.search(r"Credential=([^/,\s]+)/", authorization or "")
-        key = match.group(1) if match else None
-        if not key or not self.moto_url:
-            return self.account
-        with self.lock:
-            if key in self._key_accounts:
-                return self._key_accounts[key]
-        import boto3
-        account = boto3.client("sts", endpoint_url=self.moto_url, region_name=self.region,
-                               aws_access_key_id=key, aws_secret_access_key="unchecked") \
-            .get_caller_identity()["Account"]
-        with self.lock:
-            self._key_accounts[key] = account
-        return account
-
-    def events(self) -> list[dict]:
-        """Every status-change event of every account, oldest first."""
-        out = []
-        for store in list(self.stores.values()):
-            store.flush_events(timeout=5)
-            with store.lock:
-                out.extend(dict(e, account=store.account) for e in store.events)
-        return sorted(out, key=lambda e: e.get("order", 0))
+        self._init_accounts()
 
     def reset(self):
         with self.lock:
