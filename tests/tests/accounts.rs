@@ -200,6 +200,32 @@ impl Owner {
     }
 }
 
+/// The email notify sends for the Lambda on-failure record of `event` failing with `err`
+/// after every retry (the record's shape as in `events/lambda-destination-failure.json`).
+fn gave_up_alert(event: &Value, err: &common::Error) -> String {
+    let record = json!({
+        "version": "1.0",
+        "timestamp": "2026-11-30T10:00:00.000Z",
+        "requestContext": {"requestId": "a1b2c3d4-0000-4000-8000-000000000018",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:mwaa-ops-provision-endpoints:$LATEST",
+            "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
+            "functionError": "Unhandled"},
+        "responsePayload": {"errorType": err.kind().as_str(), "errorMessage": err.to_string()},
+    });
+    let failure = notify::event::parse_failure(&record).expect("an on-failure record");
+    let settings = notify::decide::Settings {
+        region: "us-east-1".into(),
+        pending_minutes: 60,
+        environment_prefix: "pe-".into(),
+    };
+    match notify::decide::decide(&failure, &Default::default(), &settings) {
+        notify::decide::Plan::Send(alert) => format!("{}\n{}", alert.subject(), alert.body()),
+        other => panic!("notify would not email it: {other:?}"),
+    }
+}
+
 fn account_of(event: &Value) -> &str {
     event["account"].as_str().unwrap_or_default()
 }
@@ -332,8 +358,8 @@ async fn a_refused_assume_role_is_a_clear_error_and_nothing_is_half_done() {
     let m1 = owner.participant_mwaa(&bed, P1).await;
     owner.pending(&m1).await;
     let events = owner.events(2).await;
-    for event in events {
-        let err = owner.handle(event).await.unwrap_err();
+    for event in &events {
+        let err = owner.handle(event.clone()).await.unwrap_err();
         assert_eq!(err.kind(), common::ErrorKind::OperationFailed, "{err}");
         assert!(!err.is_retryable());
         let text = err.to_string();
@@ -345,6 +371,16 @@ async fn a_refused_assume_role_is_a_clear_error_and_nothing_is_half_done() {
         ] {
             assert!(text.contains(part), "{part}: {text}");
         }
+    }
+    // After Lambda's retries the failed invocation reaches notify as an on-failure record:
+    // the email names the function, the account and the refusal.
+    let err = owner.handle(events[0].clone()).await.unwrap_err();
+    let alert = gave_up_alert(&events[0], &err);
+    for part in ["mwaa-ops-provision-endpoints failed", P1, "AccessDenied"] {
+        assert!(
+            alert.contains(part),
+            "{part} missing from the alert:\n{alert}"
+        );
     }
     assert!(owner.ours().await.is_empty());
     assert_eq!(owner.policy_resources().await, json!(owner.unrelated_queue));
