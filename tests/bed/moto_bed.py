@@ -41,7 +41,7 @@ class Moto:
                    AWS_RESPONSE_CHECKSUM_VALIDATION="when_required")
         log = open(self.workdir / "moto.log", "wb")
         self.proc = subprocess.Popen(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, str(Path(__file__).with_name("moto_accounts.py")), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, start_new_session=True)
         deadline = time.time() + timeout

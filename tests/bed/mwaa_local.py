@@ -80,7 +80,13 @@ Test-bed admin API (not MWAA) under ``/_bed/``:
     GET|DELETE /_bed/calls            [{operation, name, path?, method?, status, error?,
                                         rest_api_status?, forwarded?}]  (?operation= filter)
     GET /_bed/environments            live records and DELETED ones
-    GET /_bed/events                  every status-change event ({detail, resources, sent})
+    GET /_bed/events                  every status-change event of every account
+                                      ({account, detail, resources, sent})
+
+Accounts (``mwaa_local_accounts.py``): each request acts in its caller's account, with
+that account's environments and events.  Admin calls about one environment take
+``"account"`` in the body (or ``?account=``); ``/_bed/environments`` and ``/_bed/events``
+list every account's.
     POST /_bed/airflows               replace the list of Airflows
 
 Run: ``python mwaa_local.py --port P --moto-url URL --airflows-json FILE``
@@ -108,6 +114,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 # tests/pytest.ini does; bed.py runs from this folder.
 import mwaa_local_env as model
 from airflow_bed import LoginRefused, auth_headers
+from mwaa_local_accounts import AccountStores
 
 ApiError = model.ApiError
 log = logging.getLogger("mwaa_local")
@@ -251,23 +258,30 @@ def rest_api_answer(status: int, payload) -> tuple[int, dict, str | None]:
 # ---------------------------------------------------------------------------
 # Control plane
 # ---------------------------------------------------------------------------
-class ControlPlane:
+class ControlPlane(AccountStores):
     """State shared by request handlers: store, faults, calls, Airflows."""
 
     def __init__(self, moto_url, airflows, region, account):
-        self.region, self.account = region, account
-        self.store = model.Store(region, account, moto_url)
+        self.region, self.account, self.moto_url = region, account, moto_url
+        # One store per account: environments, their lifecycle and events are the account's.
+        self.stores = {account: model.Store(region, account, moto_url, self.accounts)}
         self.airflows = list(airflows or [])
         self.auth = AirflowAuth()
         self.lock = threading.Lock()
         self.faults: list[dict] = []
         self.calls: list[dict] = []
+        self._init_accounts()
 
     def reset(self):
-        self.store.reset()
         with self.lock:
+            others = [s for a, s in self.stores.items() if a != self.account]
+            self.stores = {self.account: self.stores[self.account]}
+            self._key_accounts.clear()
             self.faults.clear()
             self.calls.clear()
+        self.stores[self.account].reset()
+        for store in others:
+            store.shutdown()
 
     def add_faults(self, rules):
         if isinstance(rules, dict):
@@ -447,6 +461,8 @@ class Handler(BaseHTTPRequestHandler):
         call = {"operation": operation, "name": name, "time": time.time()}
         status, error_type = 200, None
         try:
+            call["account"] = self.plane.account_of(self.headers.get("Authorization"))
+            self.plane.use_account(call["account"])
             body = self._body()
             if operation == "InvokeRestApi":  # also for calls a fault keeps from Airflow
                 call.update(path=body.get("Path"), method=body.get("Method"))
@@ -504,14 +520,14 @@ class Handler(BaseHTTPRequestHandler):
         """IAM's wording of an implicit deny (the resource as the action's IAM resource type)."""
         p = self.plane
         principal = fault.get("principal") or \
-            f"arn:aws:sts::{p.account}:assumed-role/mwaa-ops-bed/bed-session"
+            f"arn:aws:sts::{p.store.account}:assumed-role/mwaa-ops-bed/bed-session"
         if operation == "InvokeRestApi":  # airflow:InvokeRestApi is on role/ENV/ROLE
-            resource = f"arn:aws:airflow:{p.region}:{p.account}:role/{name}/" \
+            resource = f"arn:aws:airflow:{p.region}:{p.store.account}:role/{name}/" \
                        f"{fault.get('airflow_role', 'Admin')}"
         elif operation == "ListEnvironments":
-            resource = f"arn:aws:airflow:{p.region}:{p.account}:environment/*"
+            resource = f"arn:aws:airflow:{p.region}:{p.store.account}:environment/*"
         else:
-            resource = f"arn:aws:airflow:{p.region}:{p.account}:environment/{name}"
+            resource = f"arn:aws:airflow:{p.region}:{p.store.account}:environment/{name}"
         return (f"User: {principal} is not authorized to perform: airflow:{operation} on "
                 f"resource: {resource} because no identity-based policy allows the "
                 f"airflow:{operation} action")
@@ -540,11 +556,19 @@ class Handler(BaseHTTPRequestHandler):
         what = segments[0] if segments else ""
         try:
             body = self._body(any_json=True) if method in ("POST", "PUT") else None
+            # Calls about one environment may name its account (default: the bed's).
+            account = (body.get("account") if isinstance(body, dict) else None) \
+                or query.get("account", [None])[0]
+            p.use_account(account)
             if what == "reset" and method == "POST":
                 p.reset()
                 out = {"reset": True}
             elif what == "config":
-                out = p.store.configure(body or {}) if method == "POST" else dict(p.store.config)
+                if method == "POST":
+                    values = {k: v for k, v in (body or {}).items() if k != "account"}
+                    out = [s.configure(values) for s in list(p.stores.values())][0]
+                else:
+                    out = dict(p.store.config)
             elif what == "faults":
                 if method == "POST":
                     out = p.add_faults(body if body is not None else [])
@@ -566,13 +590,13 @@ class Handler(BaseHTTPRequestHandler):
                     ops = query.get("operation")
                     out = [c for c in p.calls if not ops or c["operation"] in ops]
             elif what == "environments":
-                with p.store.lock:
-                    out = {"live": [json.loads(json.dumps(r.env)) for r in p.store.records.values()],
-                           "deleted": list(p.store.deleted)}
+                out = {"live": [], "deleted": []}
+                for store in list(p.stores.values()):
+                    with store.lock:
+                        out["live"] += [json.loads(json.dumps(r.env)) for r in store.records.values()]
+                        out["deleted"] += list(store.deleted)
             elif what == "events":
-                p.store.flush_events(timeout=float(query.get("wait", ["5"])[0]))
-                with p.store.lock:
-                    out = list(p.store.events)
+                out = p.events()
             elif what == "airflows" and method == "POST":
                 p.airflows = list(body.get("airflows", body) if isinstance(body, dict) else body)
                 out = p.airflows
@@ -605,7 +629,8 @@ class Handle:
     def shutdown(self):
         self.server.shutdown()
         self.server.server_close()
-        self.plane.store.shutdown()
+        for store in list(self.plane.stores.values()):
+            store.shutdown()
         self._thread.join(timeout=5)
 
 

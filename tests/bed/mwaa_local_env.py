@@ -10,7 +10,9 @@ Lifecycle (delays from ``Store.config``):
 * create: CREATING -> AVAILABLE; with EndpointManagement=CUSTOMER:
   CREATING -> PENDING, polled every ``pending_poll`` s until interface VPC
   endpoints to DatabaseVpcEndpointService (and WebserverVpcEndpointService
-  when WebserverAccessMode=PRIVATE_ONLY) exist in moto's EC2 (states
+  when WebserverAccessMode is PRIVATE_ONLY or PUBLIC_AND_PRIVATE) exist in
+  moto's EC2 of any account the bed serves (a shared VPC's endpoints are its
+  owner's; states
   deleted/deleting/rejected/failed/expired don't count) -> AVAILABLE.  A
   PENDING environment whose endpoints are not there after ``pending_timeout``
   s (default 72 h) becomes CREATE_FAILED: botocore's CreateEnvironment
@@ -79,6 +81,7 @@ Consumers must treat every detail field as optional and read GetEnvironment.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import logging
 import queue
@@ -584,6 +587,9 @@ def event_detail(env: dict, previous: str | None, rich: bool = False) -> dict:
     return detail
 
 
+_EVENT_ORDER = itertools.count()  # events of all accounts, in the order they were made
+
+
 class Record:
     """One environment: the public GetEnvironment dict plus lifecycle state."""
 
@@ -602,8 +608,11 @@ class Record:
 class Store:
     """Thread-safe environments, armed failures and the lifecycle thread."""
 
-    def __init__(self, region: str, account: str, moto_url: str | None):
+    def __init__(self, region: str, account: str, moto_url: str | None, accounts=None):
         self.region, self.account, self.moto_url = region, account, moto_url
+        # Every account the bed serves: a shared VPC's endpoints are its owner's, and the
+        # environment of a participant account waits for them all the same.
+        self.accounts = accounts or (lambda: [account])
         self.lock = threading.RLock()
         self.records: dict[str, Record] = {}   # live (not DELETED)
         self.deleted: list[dict] = []          # DELETED records, for inspection
@@ -853,29 +862,38 @@ class Store:
         self._transition(rec, "CREATE_FAILED")
 
     # -- moto ------------------------------------------------------------------
-    def _client(self, service: str):
+    def _client(self, service: str, account: str | None = None):
+        """A moto client acting in ``account`` (default: this store's)."""
+        account = account or self.account
         with self._clients_lock:
-            if service not in self._clients:
+            if (service, account) not in self._clients:
                 import boto3
                 from botocore.config import Config
-                self._clients[service] = boto3.client(
+                client = boto3.client(
                     service, endpoint_url=self.moto_url, region_name=self.region,
                     aws_access_key_id="testing", aws_secret_access_key="testing",
                     config=Config(connect_timeout=2, read_timeout=10,
                                   retries={"max_attempts": 2, "mode": "standard"}))
-            return self._clients[service]
+                client.meta.events.register(
+                    "before-sign.*.*",
+                    lambda request, **_: request.headers.__setitem__("x-moto-account-id", account))
+                self._clients[(service, account)] = client
+            return self._clients[(service, account)]
 
     def _endpoints_ready(self, env: dict) -> bool:
         if not self.moto_url:
             return False
         needed = [env["DatabaseVpcEndpointService"]]
-        if env["WebserverAccessMode"] == "PRIVATE_ONLY":
+        # PUBLIC_AND_PRIVATE: the workers reach the webserver through a private endpoint too
+        # (botocore's WebserverAccessMode documentation).
+        if env["WebserverAccessMode"] in ("PRIVATE_ONLY", "PUBLIC_AND_PRIVATE"):
             needed.append(env["WebserverVpcEndpointService"])
         try:
-            ec2 = self._client("ec2")
             for service in needed:
-                found = ec2.describe_vpc_endpoints(
-                    Filters=[{"Name": "service-name", "Values": [service]}])["VpcEndpoints"]
+                found = [e for account in self.accounts()
+                         for e in self._client("ec2", account).describe_vpc_endpoints(
+                             Filters=[{"Name": "service-name", "Values": [service]}]
+                         )["VpcEndpoints"]]
                 if not any(e.get("VpcEndpointType", "Interface") == "Interface"
                            and str(e.get("State", "")).lower() not in BAD_ENDPOINT_STATES
                            for e in found):
@@ -896,7 +914,8 @@ class Store:
             "Detail": json.dumps(detail),
             "EventBusName": "default",
         }
-        record = {"detail": detail, "resources": entry["Resources"], "sent": None}
+        record = {"detail": detail, "resources": entry["Resources"], "sent": None,
+                  "order": next(_EVENT_ORDER)}
         self.events.append(record)
         if self.moto_url:
             self._outbox.put((entry, record))

@@ -122,7 +122,8 @@ def main():
         mwaa = boto3.client("mwaa", endpoint_url=info["mwaa_url"], region_name=region,
                             config=Config(inject_host_prefix=False))
         moto_proxy, mwaa_proxy = run.proxy(info["moto_url"]), run.proxy(info["mwaa_url"])
-        env = function_env(moto_proxy.url, mwaa_proxy.url, "provision-endpoints")
+        env = function_env(moto_proxy.url, mwaa_proxy.url, "provision-endpoints",
+                           ENVIRONMENT_NAME_PREFIX="bench-", OWNER_ACCOUNT=ACCOUNT)
         fns = [run.function("rust", [str(binary)], env),
                run.function("python", [args.python, str(HERE / "baseline_provision_endpoints.py")], env)]
         results = {}

@@ -252,6 +252,7 @@ impl Drop for Bed {
     }
 }
 
+pub mod accounts;
 pub mod arrivals;
 pub mod environments;
 pub mod fault_proxy;
@@ -259,3 +260,4 @@ pub mod http;
 pub mod lambda_api;
 pub mod rules;
 pub mod suite;
+pub mod vpc;

@@ -14,8 +14,11 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VpcEndpoin
 use aws_sdk_mwaa::types::{EndpointManagement, WebserverAccessMode};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::rules::RuleQueue;
+use mwaa_ops_tests::vpc::{private_network, PrivateNetwork};
 use mwaa_ops_tests::{session_without_airflow, Session};
+use provision_endpoints::accounts::Accounts;
 use provision_endpoints::decide::{ENVIRONMENT_KEY, MANAGED_BY_KEY, QUEUE_KEY};
+use provision_endpoints::environments::Participants;
 use provision_endpoints::ops::AwsOps;
 use provision_endpoints::ProvisionEndpoints;
 use serde_json::{json, Value};
@@ -51,42 +54,11 @@ async fn case(bed: &Session) -> Case {
 async fn case_as_aws_sends(bed: &Session) -> Case {
     let config = bed.aws_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.20.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc
-        .unwrap()
-        .vpc_id
-        .unwrap();
-    let mut subnets = vec![];
-    for (i, az) in ["a", "b"].iter().enumerate() {
-        let subnet = ec2
-            .create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block(format!("10.20.{i}.0/24"))
-            .availability_zone(format!("{}{az}", bed.region))
-            .send()
-            .await
-            .unwrap()
-            .subnet
-            .unwrap()
-            .subnet_id
-            .unwrap();
-        subnets.push(subnet);
-    }
-    let security_group = ec2
-        .create_security_group()
-        .group_name("mwaa")
-        .description("MWAA workers")
-        .vpc_id(&vpc)
-        .send()
-        .await
-        .unwrap()
-        .group_id
-        .unwrap();
+    let PrivateNetwork {
+        vpc,
+        subnets,
+        security_group,
+    } = private_network(&ec2, &bed.region, 20).await;
     let rule = bed
         .rule_to_queue(
             RULE,
@@ -101,8 +73,10 @@ async fn case_as_aws_sends(bed: &Session) -> Case {
         ops: AwsOps {
             mwaa: mwaa.clone(),
             ec2: ec2.clone(),
+            participants: Participants::new(&config, &config, "unused"),
         },
         environment_prefix: "pe-".into(),
+        accounts: Accounts::owner_only(&bed.account),
     };
     Case {
         ec2,

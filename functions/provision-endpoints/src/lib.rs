@@ -7,9 +7,12 @@
 //!
 //! parse (event.rs) -> decide (decide.rs) -> act (ops.rs) -> report (logs + JSON result).
 
+pub mod accounts;
 pub mod decide;
+pub mod environments;
 pub mod event;
 pub mod ops;
+pub mod reconcile;
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -18,12 +21,14 @@ use common::retry::with_retries;
 use common::Deadline;
 use common::{Error, Status};
 
+use accounts::{Accounts, Reader};
 use decide::Environment;
 use decide::{
     allow_queue, cannot_provision, disallow_queue, endpoints_to_delete, not_ours, ours,
     plan_endpoints, queue_after_delete, requirements, step, vpc_of, PolicyChange, Requirement,
     Step,
 };
+use environments::Environments;
 use event::{parse_status_change, StatusChange};
 use ops::Ops;
 
@@ -33,13 +38,18 @@ pub struct ProvisionEndpoints<O> {
     /// The stack's `EnvironmentNamePrefix` (`ENVIRONMENT_NAME_PREFIX`): other environments
     /// are ignored, as the rule cannot filter the documented event by name.
     pub environment_prefix: String,
+    /// The owner's account and the participants whose environments this deployment serves.
+    pub accounts: Accounts,
 }
 
-impl<O: Ops> ProvisionEndpoints<O> {
+impl<O: Ops + Environments> ProvisionEndpoints<O> {
     /// Handles one status-change event. `deadline` ends the retries of transient failures.
     /// A failure fails the invocation, so Lambda retries it and finally sends it to the
     /// failed-events queue, where the alerts pick it up.
     pub async fn handle(&self, event: Value, deadline: Deadline) -> Result<Value, Error> {
+        if reconcile::is_reconcile(&event) {
+            return self.reconcile(deadline).await;
+        }
         let change = parse_status_change(&event)?;
         let told_by = match change.status {
             Some(_) => "event",
@@ -49,6 +59,7 @@ impl<O: Ops> ProvisionEndpoints<O> {
             Ok(mut report) => {
                 report["event_id"] = json!(change.event_id);
                 report["environment"] = json!(change.name);
+                report["account"] = json!(change.account);
                 report["status_from"] = json!(told_by);
                 common::metrics::emit(
                     "provision-endpoints",
@@ -72,12 +83,16 @@ impl<O: Ops> ProvisionEndpoints<O> {
     /// Another deployment's environment is left alone before any call; else the status
     /// decides what to do.
     async fn act(&self, change: &StatusChange, deadline: Deadline) -> Result<Value, Error> {
+        // An unlisted account is refused before anything is read or changed.
+        let reader = self
+            .accounts
+            .reader(&change.event_id, change.account.as_deref())?;
         if let Some(reason) = not_ours(change, &self.environment_prefix) {
             return Ok(json!({"action": "ignored", "reason": reason}));
         }
-        let (status, read) = self.status(change, deadline).await?;
+        let (status, read) = self.status(&reader, change, deadline).await?;
         let mut report = match step(&status) {
-            Step::Provision => self.provision(change, read, deadline).await?,
+            Step::Provision => self.provision(&reader, change, read, deadline).await?,
             Step::CleanUp => self.clean_up(change, deadline).await?,
             Step::Ignore(reason) => json!({"action": "ignored", "reason": reason}),
         };
@@ -89,19 +104,21 @@ impl<O: Ops> ProvisionEndpoints<O> {
     /// also what it read, so provisioning does not ask again).
     async fn status(
         &self,
+        reader: &Reader,
         change: &StatusChange,
         deadline: Deadline,
     ) -> Result<(Status, Option<Option<Environment>>), Error> {
         if let Some(status) = &change.status {
             return Ok((status.clone(), None));
         }
-        let env = with_retries(deadline, || self.ops.environment(&change.name)).await?;
+        let env = with_retries(deadline, || self.ops.environment(reader, &change.name)).await?;
         let status = env.as_ref().map_or(Status::NotFound, |e| e.status.clone());
         Ok((status, Some(env)))
     }
 
     async fn provision(
         &self,
+        reader: &Reader,
         change: &StatusChange,
         read: Option<Option<Environment>>,
         deadline: Deadline,
@@ -109,7 +126,7 @@ impl<O: Ops> ProvisionEndpoints<O> {
         let ops = &self.ops;
         let env = match read {
             Some(env) => env,
-            None => with_retries(deadline, || ops.environment(&change.name)).await?,
+            None => with_retries(deadline, || ops.environment(reader, &change.name)).await?,
         };
         let Some(env) = env else {
             return Ok(
@@ -193,7 +210,8 @@ impl<O: Ops> ProvisionEndpoints<O> {
 
     async fn clean_up(&self, change: &StatusChange, deadline: Deadline) -> Result<Value, Error> {
         let ops = &self.ops;
-        let candidates = with_retries(deadline, || ops.managed_endpoints(&change.name)).await?;
+        let candidates =
+            with_retries(deadline, || ops.managed_endpoints(Some(&change.name))).await?;
         let ours = ours(change, &candidates);
         let ids: Vec<String> = endpoints_to_delete(change, &candidates)
             .iter()

@@ -5,18 +5,11 @@ use std::future::Future;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VpcEndpointType};
 
-use common::{Error, Status};
+use common::Error;
 
-use crate::decide::{
-    Endpoint, Environment, NewEndpoint, ENVIRONMENT_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE,
-};
+use crate::decide::{Endpoint, NewEndpoint, ENVIRONMENT_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE};
 
 pub trait Ops {
-    /// GetEnvironment; `None` when the environment does not exist (any more).
-    fn environment(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<Environment>, Error>> + Send;
     /// `(subnet, vpc)` for each of `subnets` this account can see.
     fn subnet_vpcs(
         &self,
@@ -27,10 +20,11 @@ pub trait Ops {
         &self,
         vpc: &str,
     ) -> impl Future<Output = Result<Vec<Endpoint>, Error>> + Send;
-    /// Endpoints tagged as created by this suite for `environment` (any VPC, any state).
+    /// Endpoints tagged as created by this suite for `environment` (any VPC, any state);
+    /// for every environment when `None` (the reconciler).
     fn managed_endpoints(
         &self,
-        environment: &str,
+        environment: Option<&str>,
     ) -> impl Future<Output = Result<Vec<Endpoint>, Error>> + Send;
     /// Creates an interface endpoint; returns its id.
     fn create_endpoint(
@@ -48,8 +42,11 @@ pub trait Ops {
 
 /// The real thing.
 pub struct AwsOps {
+    /// MWAA in the function's own account (the VPC owner's).
     pub mwaa: aws_sdk_mwaa::Client,
     pub ec2: aws_sdk_ec2::Client,
+    /// MWAA in participant accounts, through their roles (see `environments.rs`).
+    pub participants: crate::environments::Participants,
 }
 
 fn endpoint_of(e: &aws_sdk_ec2::types::VpcEndpoint) -> Endpoint {
@@ -98,33 +95,6 @@ fn filter(name: &str, value: &str) -> Filter {
 }
 
 impl Ops for AwsOps {
-    async fn environment(&self, name: &str) -> Result<Option<Environment>, Error> {
-        let Some(env) = common::aws::get_environment(&self.mwaa, name).await? else {
-            return Ok(None);
-        };
-        let network = env.network_configuration();
-        Ok(Some(Environment {
-            name: env.name().unwrap_or(name).to_owned(),
-            arn: env.arn().map(str::to_owned),
-            status: Status::of(Some(&env)),
-            endpoint_management: env
-                .endpoint_management()
-                .map(|m| m.as_str().to_owned())
-                .unwrap_or_else(|| "SERVICE".into()),
-            access_mode: env
-                .webserver_access_mode()
-                .map(|m| m.as_str().to_owned())
-                .unwrap_or_default(),
-            subnets: network.map(|n| n.subnet_ids().to_vec()).unwrap_or_default(),
-            security_groups: network
-                .map(|n| n.security_group_ids().to_vec())
-                .unwrap_or_default(),
-            database_service: env.database_vpc_endpoint_service().map(str::to_owned),
-            webserver_service: env.webserver_vpc_endpoint_service().map(str::to_owned),
-            celery_queue: env.celery_executor_queue().map(str::to_owned),
-        }))
-    }
-
     async fn subnet_vpcs(&self, subnets: &[String]) -> Result<Vec<(String, String)>, Error> {
         let out = self
             .ec2
@@ -144,12 +114,12 @@ impl Ops for AwsOps {
         self.describe_endpoints(vec![filter("vpc-id", vpc)]).await
     }
 
-    async fn managed_endpoints(&self, environment: &str) -> Result<Vec<Endpoint>, Error> {
-        self.describe_endpoints(vec![
-            filter(&format!("tag:{MANAGED_BY_KEY}"), MANAGED_BY_VALUE),
-            filter(&format!("tag:{ENVIRONMENT_KEY}"), environment),
-        ])
-        .await
+    async fn managed_endpoints(&self, environment: Option<&str>) -> Result<Vec<Endpoint>, Error> {
+        let mut filters = vec![filter(&format!("tag:{MANAGED_BY_KEY}"), MANAGED_BY_VALUE)];
+        if let Some(environment) = environment {
+            filters.push(filter(&format!("tag:{ENVIRONMENT_KEY}"), environment));
+        }
+        self.describe_endpoints(filters).await
     }
 
     async fn create_endpoint(&self, endpoint: &NewEndpoint) -> Result<String, Error> {

@@ -20,6 +20,8 @@ struct Fake {
     attempts: Mutex<usize>,
     /// GetEnvironment calls answered.
     reads: Mutex<usize>,
+    /// Through whom each GetEnvironment / ListEnvironments read.
+    readers: Mutex<Vec<Reader>>,
 }
 
 impl Fake {
@@ -96,12 +98,31 @@ impl Fake {
     }
 }
 
-impl Ops for Fake {
-    async fn environment(&self, _name: &str) -> Result<Option<Environment>, Error> {
+impl environments::Environments for Fake {
+    async fn environment(
+        &self,
+        reader: &Reader,
+        _name: &str,
+    ) -> Result<Option<Environment>, Error> {
+        self.readers.lock().unwrap().push(reader.clone());
         self.throttle("MWAA", "GetEnvironment")?;
         *self.reads.lock().unwrap() += 1;
         Ok(self.env.clone())
     }
+    async fn environment_names(&self, reader: &Reader) -> Result<Vec<String>, Error> {
+        self.readers.lock().unwrap().push(reader.clone());
+        self.throttle("MWAA", "ListEnvironments")?;
+        // The environment lives in the account of its ARN.
+        Ok(self
+            .env
+            .iter()
+            .filter(|e| e.arn.as_deref().and_then(decide::arn_account) == Some(reader.account()))
+            .map(|e| e.name.clone())
+            .collect())
+    }
+}
+
+impl Ops for Fake {
     async fn subnet_vpcs(&self, subnets: &[String]) -> Result<Vec<(String, String)>, Error> {
         self.throttle("EC2", "DescribeSubnets")?;
         Ok(self
@@ -121,7 +142,7 @@ impl Ops for Fake {
             .cloned()
             .collect())
     }
-    async fn managed_endpoints(&self, environment: &str) -> Result<Vec<Endpoint>, Error> {
+    async fn managed_endpoints(&self, environment: Option<&str>) -> Result<Vec<Endpoint>, Error> {
         self.throttle("EC2", "DescribeVpcEndpoints")?;
         Ok(self
             .endpoints
@@ -130,7 +151,9 @@ impl Ops for Fake {
             .iter()
             .filter(|e| {
                 e.tags.contains_key(MANAGED_BY_KEY)
-                    && e.tags.get(ENVIRONMENT_KEY).map(String::as_str) == Some(environment)
+                    && environment.is_none_or(|name| {
+                        e.tags.get(ENVIRONMENT_KEY).map(String::as_str) == Some(name)
+                    })
             })
             .cloned()
             .collect())
@@ -201,8 +224,12 @@ fn with_fake(ops: Fake) -> ProvisionEndpoints<Fake> {
     ProvisionEndpoints {
         ops,
         environment_prefix: PREFIX.into(),
+        accounts: accounts::Accounts::owner_only(SAMPLE_ACCOUNT),
     }
 }
+
+/// The account of the sample events: the owner's in these tests.
+const SAMPLE_ACCOUNT: &str = "210987654321";
 
 impl ProvisionEndpoints<Fake> {
     /// One invocation with the test's budget.
@@ -409,6 +436,7 @@ async fn a_bad_event_ends_the_invocation_as_invalid_input_before_any_call() {
     }
 }
 
+mod participants;
 mod sparse;
 
 #[test]

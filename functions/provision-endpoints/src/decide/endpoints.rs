@@ -19,6 +19,8 @@ pub const MANAGED_BY_VALUE: &str = "mwaa-ops";
 pub const ENVIRONMENT_KEY: &str = "mwaa-ops:environment";
 pub const ENVIRONMENT_ARN_KEY: &str = "mwaa-ops:environment-arn";
 pub const ENDPOINT_KIND_KEY: &str = "mwaa-ops:endpoint";
+/// The account the environment lives in: two participants may both have `analytics`.
+pub const ACCOUNT_KEY: &str = "mwaa-ops:account";
 /// The environment's Celery queue, kept on the endpoint: after DELETED, GetEnvironment can
 /// no longer tell it, and the queue must leave the SQS endpoint policy again.
 pub const QUEUE_KEY: &str = "mwaa-ops:celery-queue";
@@ -67,8 +69,15 @@ impl Endpoint {
         self.is_interface() && self.is_live() && self.service_name.ends_with(".sqs")
     }
 
-    fn tag(&self, key: &str) -> Option<&str> {
+    pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags.get(key).map(String::as_str)
+    }
+
+    /// The account of the environment this endpoint was made for: its account tag, else
+    /// the account in its environment ARN tag (endpoints made before the account tag).
+    pub fn environment_account(&self) -> Option<&str> {
+        self.tag(ACCOUNT_KEY)
+            .or_else(|| self.tag(ENVIRONMENT_ARN_KEY).and_then(arn_account))
     }
 }
 
@@ -87,6 +96,11 @@ impl Kind {
             Kind::Webserver => "webserver",
         }
     }
+}
+
+/// The account of an ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:...`).
+pub fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 
 /// An MWAA endpoint service name: `com.amazonaws.vpce.REGION.vpce-svc-HEX`.
@@ -179,11 +193,17 @@ pub fn requirements(env: &Environment) -> Result<Requirement, Error> {
     };
     let mut services = vec![service(Kind::Database, &env.database_service)?];
     match env.access_mode.as_str() {
-        "PRIVATE_ONLY" => services.push(service(Kind::Webserver, &env.webserver_service)?),
+        // PUBLIC_AND_PRIVATE (Airflow 3.2 and later) serves browsers through a public load
+        // balancer and the workers through a private webserver endpoint (botocore's MWAA
+        // model), so a customer-managed environment needs that endpoint too (README).
+        "PRIVATE_ONLY" | "PUBLIC_AND_PRIVATE" => {
+            services.push(service(Kind::Webserver, &env.webserver_service)?)
+        }
         "PUBLIC_ONLY" => {}
         other => {
             return Err(bad(format!(
-                "webserver access mode {other:?} is neither PRIVATE_ONLY nor PUBLIC_ONLY"
+                "webserver access mode {other:?} is none of PRIVATE_ONLY, PUBLIC_ONLY and \
+                 PUBLIC_AND_PRIVATE"
             )))
         }
     }
@@ -273,6 +293,9 @@ pub fn plan_endpoints(
         if !arn.is_empty() {
             tags.push((ENVIRONMENT_ARN_KEY.to_owned(), arn.clone()));
         }
+        if let Some(account) = arn_account(&arn) {
+            tags.push((ACCOUNT_KEY.to_owned(), account.to_owned()));
+        }
         plan.create.push(NewEndpoint {
             kind: *kind,
             vpc_id: vpc.to_owned(),
@@ -304,14 +327,23 @@ pub fn endpoints_to_delete<'a>(
         .collect()
 }
 
-/// Endpoints in any state tagged as ours for this environment (by ARN when both the event
-/// and the tag know it, else by name). Deleted ones still name the VPC and the queue when a
+/// Endpoints in any state tagged as ours for this environment (by name, and by account and
+/// ARN when both the event and the tags know them: two accounts may have environments of
+/// the same name in one VPC). Deleted ones still name the VPC and the queue when a
 /// clean-up is retried after its deletion went through.
 pub fn ours<'a>(change: &StatusChange, candidates: &'a [Endpoint]) -> Vec<&'a Endpoint> {
+    let account = change
+        .account
+        .as_deref()
+        .or_else(|| change.arn.as_deref().and_then(arn_account));
     candidates
         .iter()
         .filter(|e| e.tag(MANAGED_BY_KEY) == Some(MANAGED_BY_VALUE))
         .filter(|e| e.tag(ENVIRONMENT_KEY) == Some(change.name.as_str()))
+        .filter(|e| match (account, e.environment_account()) {
+            (Some(wanted), Some(tagged)) => wanted == tagged,
+            _ => true,
+        })
         .filter(
             |e| match (change.arn.as_deref(), e.tag(ENVIRONMENT_ARN_KEY)) {
                 (Some(event_arn), Some(tag_arn)) => event_arn == tag_arn,

@@ -2,10 +2,12 @@
 //! - here: what a status asks for (PENDING: provision, DELETED or gone: clean up, else
 //!   nothing), and whether an environment is this deployment's at all;
 //! - [`endpoints`]: which endpoints an environment needs, and which of ours clean-up deletes;
-//! - [`policy`]: how the VPC's SQS endpoint policy widens and narrows by the Celery queue.
+//! - [`policy`]: how the VPC's SQS endpoint policy widens and narrows by the Celery queue;
+//! - [`reconcile`]: which environments a lost DELETED event left endpoints behind for.
 
 pub mod endpoints;
 pub mod policy;
+pub mod reconcile;
 
 pub use endpoints::*;
 pub use policy::*;

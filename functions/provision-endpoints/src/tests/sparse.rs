@@ -90,6 +90,7 @@ async fn environments_outside_the_prefix_are_ignored_before_any_call() {
                 ..Fake::pending("PUBLIC_ONLY")
             },
             environment_prefix: "prod-".into(),
+            accounts: crate::accounts::Accounts::owner_only(super::SAMPLE_ACCOUNT),
         };
         let report = function
             .run(event(if name == "event" { "pending" } else { name }))

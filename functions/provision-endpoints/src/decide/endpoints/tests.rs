@@ -68,6 +68,27 @@ fn public_environments_need_the_database_endpoint_private_ones_both() {
 }
 
 #[test]
+fn public_and_private_environments_need_the_webserver_endpoint_for_their_workers() {
+    let both = needs(&env("PUBLIC_AND_PRIVATE"));
+    assert_eq!(
+        both.services,
+        vec![
+            (Kind::Database, DB.to_owned()),
+            (Kind::Webserver, WEB.to_owned())
+        ]
+    );
+    let mut e = env("PUBLIC_AND_PRIVATE");
+    e.webserver_service = None;
+    let err = requirements(&e).unwrap_err().to_string();
+    assert!(err.contains("no webserver endpoint service"), "{err}");
+    let err = requirements(&env("SOMETHING_NEW")).unwrap_err().to_string();
+    assert!(
+        err.contains("SOMETHING_NEW") && err.contains("PUBLIC_AND_PRIVATE"),
+        "{err}"
+    );
+}
+
+#[test]
 fn service_managed_or_dying_environments_need_nothing() {
     let mut e = env("PUBLIC_ONLY");
     e.endpoint_management = "SERVICE".into();

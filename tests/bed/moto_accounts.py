@@ -1,0 +1,242 @@
+"""moto server with the account rules AWS enforces and moto 5.2.5 does not.
+
+    python moto_accounts.py -H 127.0.0.1 -p PORT      (what moto_bed.Moto starts)
+
+moto already serves many accounts: a request's account is the one its access key belongs
+to (keys made by AssumeRole belong to the role's account), else ``x-moto-account-id``,
+else 123456789012. Rules of AWS it does not keep, and the cross-account set-up of
+provision-endpoints depends on both, so this launcher adds them before starting moto:
+
+1. **AssumeRole follows the role's trust policy.** moto lets anyone assume any role, even
+   one that does not exist. Here the role must exist in its account, and an ``Allow``
+   statement of its trust policy must name the caller (``"*"``, the caller's account as
+   ``ACCOUNT`` or ``arn:aws:iam::ACCOUNT:root``, the caller's role ARN when the caller is a
+   session of that role, or the caller's user ARN) with its conditions met; a ``Deny``
+   statement naming the caller refuses. Conditions understood: ``StringEquals`` /
+   ``StringLike`` on ``sts:ExternalId``, ``aws:PrincipalAccount`` and ``aws:PrincipalArn``;
+   any other condition (``aws:PrincipalOrgID`` included: the bed has no Organizations) does
+   not hold, so the bed refuses rather than allow what AWS might not. Refusals are AWS's
+   ``AccessDenied`` (403) with IAM's wording. The caller's own identity policy
+   (``sts:AssumeRole`` on the role) is not evaluated: the bed does not enforce identity
+   policies (see README "The test bed").
+2. **Delivered events name their account** (moto's SQS delivery leaves ``account`` out).
+3. **A rule forwarding to another account's bus keeps the event.** AWS delivers the event
+   as it was (its ``account``, ``resources``, ``time`` and ``id`` those of the sender), and
+   only if the receiving bus's resource policy allows the sending account
+   (``events:PutEvents``, principal the account or ``*`` with ``aws:PrincipalAccount`` /
+   ``aws:SourceAccount``); otherwise the delivery fails and the event is not on the
+   receiving bus. moto re-sends it as a new event of the receiving account, without
+   ``resources``, whatever the policy says. Refused deliveries are listed at
+   ``GET /moto-api/refused-events`` (the bed's, not moto's).
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+import sys
+import threading
+
+REFUSED_EVENTS: list[dict] = []
+_refused_lock = threading.Lock()
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _principal_matches(principal, caller_account: str, caller_arns: list[str]) -> bool:
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict):
+        return False
+    for p in _as_list(principal.get("AWS")):
+        if p == "*" or p == caller_account or p == f"arn:aws:iam::{caller_account}:root":
+            return True
+        if p in caller_arns:
+            return True
+    return False
+
+
+def _conditions_hold(conditions: dict | None, context: dict) -> bool:
+    for operator, checks in (conditions or {}).items():
+        if operator not in ("StringEquals", "StringLike"):
+            return False
+        for key, wanted in checks.items():
+            have = context.get(key.lower())
+            if have is None:
+                return False
+            wanted = _as_list(wanted)
+            if operator == "StringEquals" and have not in wanted:
+                return False
+            if operator == "StringLike" and not any(fnmatch.fnmatchcase(have, w) for w in wanted):
+                return False
+    return True
+
+
+def trust_allows(policy: dict, caller_account: str, caller_arns: list[str], context: dict) -> bool:
+    """Whether a trust policy lets the caller assume the role (deny wins)."""
+    allowed = False
+    for statement in _as_list(policy.get("Statement")):
+        actions = _as_list(statement.get("Action"))
+        if not any(fnmatch.fnmatchcase("sts:AssumeRole", a) for a in actions):
+            continue
+        if not _principal_matches(statement.get("Principal"), caller_account, caller_arns):
+            continue
+        if not _conditions_hold(statement.get("Condition"), context):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        if statement.get("Effect") == "Allow":
+            allowed = True
+    return allowed
+
+
+def _caller(backend, access_key: str, region: str) -> tuple[str, list[str], str]:
+    """(account, ARNs a trust policy may name for the caller, the caller's ARN as shown)."""
+    _, arn, account = backend.get_caller_identity(access_key, region)
+    arns = [arn]
+    parts = arn.split(":", 5)
+    if len(parts) == 6 and parts[5].startswith("assumed-role/"):
+        role = parts[5].split("/")[1]
+        arns.append(f"arn:aws:iam::{account}:role/{role}")
+    return account, arns, arn
+
+
+def patch_sts() -> None:
+    from moto.core.exceptions import AccessDeniedError
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+    from moto.sts.responses import TokenResponse
+
+    original = TokenResponse.assume_role
+
+    def assume_role(self):
+        role_arn = self._get_param("RoleArn") or ""
+        external_id = self._get_param("ExternalId")
+        caller_backend = sts_backends[self.current_account]["aws"]
+        account, arns, shown = _caller(caller_backend, self.get_access_key(), self.region)
+        denied = AccessDeniedError(shown, f"sts:AssumeRole on resource: {role_arn}")
+        parts = role_arn.split(":", 5)
+        if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
+            raise denied
+        try:
+            role = iam_backends[parts[4]]["aws"].get_role_by_arn(role_arn)
+        except Exception:
+            raise denied
+        policy = role.assume_role_policy_document
+        policy = json.loads(policy) if isinstance(policy, str) else policy
+        context = {"aws:principalaccount": account, "aws:principalarn": arns[-1]}
+        if external_id is not None:
+            context["sts:externalid"] = external_id
+        if not trust_allows(policy or {}, account, arns, context):
+            raise denied
+        return original(self)
+
+    TokenResponse.assume_role = assume_role
+
+
+def bus_allows(policy: str | None, source_account: str, bus_account: str) -> bool:
+    """Whether a bus's resource policy lets ``source_account`` put events on it."""
+    if source_account == bus_account:
+        return True
+    if not policy:
+        return False
+    context = {"aws:principalaccount": source_account, "aws:sourceaccount": source_account}
+    allowed = False
+    for statement in _as_list(json.loads(policy).get("Statement")):
+        actions = _as_list(statement.get("Action"))
+        if not any(fnmatch.fnmatchcase("events:PutEvents", a) for a in actions):
+            continue
+        if not _principal_matches(statement.get("Principal"), source_account, []):
+            continue
+        if not _conditions_hold(statement.get("Condition"), context):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed
+
+
+def patch_events() -> None:
+    from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
+    from moto.events import models, utils
+    from moto.utilities.arns import parse_arn
+
+    # Every event AWS delivers names its account; moto's default input template leaves it out.
+    utils.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = \
+        utils.EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE.replace(
+            '"version": "0",', '"version": "0", "account": "<account>",')
+
+    original = models.Rule.send_to_targets
+
+    def send_to_targets(self, original_event, transform_input=True):
+        if not self.event_pattern.matches_event(original_event):
+            return
+        forward = [t for t in self.targets
+                   if parse_arn(t["Arn"]).service == "events"
+                   and parse_arn(t["Arn"]).resource_type == "event-bus"]
+        rest = [t for t in self.targets if t not in forward]
+        for target in forward:
+            arn = parse_arn(target["Arn"])
+            backend = models.events_backends[arn.account][arn.region]
+            bus = backend.describe_event_bus(arn.resource_id)
+            event = copy.deepcopy(original_event)
+            if not bus_allows(bus.policy, event["account"], arn.account):
+                shown = copy.deepcopy(event)  # as a target would get it (time as moto's SQS)
+                if isinstance(shown.get("time"), (int, float)):
+                    shown["time"] = iso_8601_datetime_without_milliseconds(
+                        utcfromtimestamp(float(shown["time"])))
+                with _refused_lock:
+                    REFUSED_EVENTS.append({"rule": self.arn, "target": target["Arn"],
+                                           "event": shown})
+                continue
+            for rule in bus.rules.values():
+                rule.send_to_targets(copy.deepcopy(event))
+        if rest:
+            saved = self.targets
+            self.targets = rest
+            try:
+                original(self, original_event, transform_input)
+            finally:
+                self.targets = saved
+
+    models.Rule.send_to_targets = send_to_targets
+
+
+def refused_events_app(app):
+    """WSGI middleware: ``GET /moto-api/refused-events``, cleared by ``/moto-api/reset``."""
+    def wrapped(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/moto-api/refused-events":
+            with _refused_lock:
+                body = json.dumps(REFUSED_EVENTS).encode()
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
+        if path == "/moto-api/reset":
+            with _refused_lock:
+                REFUSED_EVENTS.clear()
+        return app(environ, start_response)
+    return wrapped
+
+
+def main(argv=None) -> None:
+    patch_sts()
+    patch_events()
+    from moto import server
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    init = DomainDispatcherApplication.__call__
+
+    def call(self, environ, start_response):
+        return refused_events_app(lambda e, s: init(self, e, s))(environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call
+    server.main(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
