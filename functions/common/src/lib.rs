@@ -13,6 +13,7 @@ pub mod retry;
 pub mod runtime;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod versions;
 
 pub use deadline::Deadline;
 pub use environment::{Availability, EnvironmentName, Status};
