@@ -125,7 +125,8 @@ def _verified_rows(s3, bucket, entry, tmp) -> list:
 def run_import_api(conf: dict, version: str) -> dict:
     """Airflow 3: verify the whole export (objects, checksums, rows, secrets decrypt) before
     the first write; then upsert pools, variables, connections, carry each DAG's schedule
-    (mwaa_ops_schedule.py), restore paused state, and write the marker last (REST is not one transaction: a retry redoes every upsert until the marker exists)."""
+    (mwaa_ops_schedule.py), restore paused state, and write the marker last (REST is not one
+    transaction: a retry redoes every upsert until the marker exists)."""
     import mwaa_ops_rest as r
     import mwaa_ops_schedule as schedule
 
