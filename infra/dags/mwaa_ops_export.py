@@ -142,6 +142,7 @@ def _export_api(conf, ti, bucket, environment, kms_key, prefix, region) -> dict:
     import airflow
     from airflow.sdk import Connection, Variable
     import mwaa_ops_rest as r
+    import mwaa_ops_schedule as schedule
 
     token = m.TaskToken(conf.get("task_token"), region)
     rest = r.Rest(environment, r.mwaa_client(region))
@@ -157,6 +158,7 @@ def _export_api(conf, ti, bucket, environment, kms_key, prefix, region) -> dict:
     tables = {"slot_pool": r.pool_rows(rest),
               "variable": r.variable_rows(rest, Variable.get, envelope),
               "connection": r.connection_rows(rest, Connection.get, envelope),
+              "dag_run": schedule.schedule_rows(rest, [d["dag_id"] for d in dags]),
               "dag": r.dag_rows(dags)}
     entries = []
     with tempfile.TemporaryDirectory(prefix="mwaa-ops-export-") as tmp:
@@ -177,7 +179,8 @@ def _export_api(conf, ti, bucket, environment, kms_key, prefix, region) -> dict:
         "alembic_revision": None, "alembic_revision_note": r.NO_REVISION,
         "location": f"s3://{bucket}/{root}/manifest.json", "active_dags": active,
         "excluded_tables": [],  # the rest of the database is out of reach, see not_moved
-        "not_moved": "run and task instance history, XComs, logs, jobs, triggers, asset events, notes",
+        "not_moved": "run and task instance history (but each DAG's latest finished scheduled run: "
+                     "where its schedule stood), XComs, logs, jobs, triggers, asset events, notes",
         "data_key": _sealed_key(data_key),
         "secret_columns": sorted(f"{t}.{c}" for t, c in r.SECRETS),
         "tables": entries,

@@ -3,7 +3,8 @@ metadata database in one transaction; secrets re-encrypted with this environment
 
 conf: manifest ("s3://bucket/.../manifest.json", required); task_token, region,
 restore_paused (true: DAGs get the paused state they had before the export). See README.md.
-On Airflow 3 it imports a 3.x REST API export (pools, variables, connections, paused state)
+On Airflow 3 it imports a 3.x REST API export (pools, variables, connections, where each DAG's
+schedule stood, paused state)
 through the environment's REST API (MWAA InvokeRestApi): upserts, not one transaction.
 conf on 3.x also: environment (required there), dag_wait_timeout_seconds (300), poll_seconds (10).
 """
@@ -123,9 +124,11 @@ def _verified_rows(s3, bucket, entry, tmp) -> list:
 
 def run_import_api(conf: dict, version: str) -> dict:
     """Airflow 3: verify the whole export (objects, checksums, rows, secrets decrypt) before
-    the first write; then upsert pools, variables, connections, paused state, and the marker
-    last (REST is not one transaction: a retry redoes every upsert until the marker exists)."""
+    the first write; then upsert pools, variables, connections, carry each DAG's schedule
+    (mwaa_ops_schedule.py), restore paused state, and write the marker last (REST is not one
+    transaction: a retry redoes every upsert until the marker exists)."""
     import mwaa_ops_rest as r
+    import mwaa_ops_schedule as schedule
 
     location, region = m.require(conf, "manifest"), conf.get("region")
     environment = m.require(conf, "environment")  # InvokeRestApi names the environment it calls
@@ -158,11 +161,14 @@ def run_import_api(conf: dict, version: str) -> dict:
     written = {"slot_pool": len(rest.bulk("/pools", r.pool_entities(tables["slot_pool"]))),
                "variable": len(rest.bulk("/variables", r.variable_entities(tables["variable"]))),
                "connection": len(rest.bulk("/connections", r.connection_entities(tables["connection"])))}
-    missing = []
+    missing, schedules = [], None
+    timeout, poll = float(conf.get("dag_wait_timeout_seconds", 300)), float(conf.get("poll_seconds", 10))
+    wanted = [d["dag_id"] for d in tables["dag"] if d["dag_id"] not in m.OWN_DAGS]
+    present = r.wait_for_dags(rest, wanted, timeout, poll, token.heartbeat)
+    if tables["dag_run"]:  # before any DAG is switched on: none may start over from its start date
+        schedules = schedule.carry_all(rest, tables["dag_run"], present, timeout, poll, token.heartbeat)
+        written["dag_run"] = len(schedules["created"])
     if conf.get("restore_paused", True):  # last of the user's settings: nothing runs before pools exist
-        wanted = [d["dag_id"] for d in tables["dag"] if d["dag_id"] not in m.OWN_DAGS]
-        present = r.wait_for_dags(rest, wanted, float(conf.get("dag_wait_timeout_seconds", 300)),
-                                  float(conf.get("poll_seconds", 10)), token.heartbeat)
         changes, missing = r.paused_changes(tables["dag"], present)
         unaddressed = []
         for paused in (True, False):  # pause first: a DAG meant to stay off never starts meanwhile
@@ -175,7 +181,7 @@ def run_import_api(conf: dict, version: str) -> dict:
     rest.call("POST", "/variables", body={"key": r.marker(manifest["export_id"]), "value": json.dumps(record),
                                           "description": "mwaa-ops: this export was imported"}, allow=(409,))
     output = dict(output, already_imported=False, inserted=sum(written.values()), remapped=0,
-                  written=written, dags_missing=missing)
+                  written=written, dags_missing=missing, schedules=schedules)
     token.success(output)
     return output
 

@@ -14,6 +14,7 @@ import os
 import time
 
 import mwaa_ops_metadata as m
+import mwaa_ops_schedule as s
 
 MAX_PATH = 64  # InvokeRestApi refuses a longer Path: query strings go in QueryParameters
 PAGE = 100  # Airflow 3's default maximum_page_limit
@@ -32,6 +33,7 @@ TABLES = {
     "variable": ["key", "val", "description"],
     "connection": ["conn_id", "conn_type", "description", "host", "schema", "login", "password",
                    "port", "extra"],
+    "dag_run": s.COLUMNS,  # each DAG's latest finished automated run: where its schedule stood
     "dag": ["dag_id", "is_paused"],
 }
 SECRETS = {("connection", "password"), ("connection", "extra"), ("variable", "val")}

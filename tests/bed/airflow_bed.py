@@ -1,4 +1,4 @@
-"""Real Airflow (2.10.3 or 3.0.6; the other 2.x from scripts/metadata-matrix) on a throw-away
+"""Real Airflow (2.10.3, 3.0.6 or 3.2.1; the other 2.x from scripts/metadata-matrix) on a throw-away
 PostgreSQL, for the test bed.
 
 Stdlib only: runs under the bed venv. Airflow itself runs from .bed/airflow-<version>
@@ -28,6 +28,18 @@ ROOT = Path(__file__).resolve().parents[2]
 DAGS = Path(__file__).resolve().parent / "dags"     # the bed's own DAGs
 SUITE_DAGS = ROOT / "infra" / "dags"                # the DAGs the suite ships to environments
 ADMIN = "admin"
+# The Airflow versions MWAA accepts: the suite's one list (the functions embed it too).
+VERSIONS_FILE = ROOT / "functions" / "common" / "airflow-versions.json"
+
+
+def airflow_versions() -> dict:
+    """{"default": newest, "versions": [{"version", "bed"}]}: "bed" is "per-commit" for the
+    versions every bed starts and scripts/test runs, "matrix" for scripts/metadata-matrix."""
+    return json.loads(VERSIONS_FILE.read_text())
+
+
+def per_commit_versions() -> list:
+    return [v["version"] for v in airflow_versions()["versions"] if v["bed"] == "per-commit"]
 
 
 def free_port() -> int:

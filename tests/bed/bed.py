@@ -1,6 +1,6 @@
 """The test bed: moto, PostgreSQL with real Airflows, and the local MWAA control plane.
 
-    bed.py [--airflow 2.10.3,3.0.6] [--workdir DIR]
+    bed.py [--airflow 2.10.3,3.0.6,3.2.1] [--workdir DIR]
 
 Prints one JSON line with the endpoints on stdout, then serves until its standard input
 closes (the test process that started it ended), or SIGINT/SIGTERM. Then it stops every
@@ -106,8 +106,9 @@ class Bed:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--airflow", default="2.10.3,3.0.6",
-                        help="comma-separated Airflow versions to run ('' for none)")
+    parser.add_argument("--airflow", default=",".join(airflow_bed.per_commit_versions()),
+                        help="comma-separated Airflow versions to run ('' for none; default: the "
+                             "per-commit ones of functions/common/airflow-versions.json)")
     parser.add_argument("--workdir", help="where logs and databases go (default: a temp dir)")
     args = parser.parse_args()
     versions = [v for v in args.airflow.split(",") if v]

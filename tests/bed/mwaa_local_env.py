@@ -92,11 +92,14 @@ import time
 import uuid
 from datetime import datetime, timezone
 
+import airflow_bed
+
 log = logging.getLogger("mwaa_local")
 
-AIRFLOW_VERSIONS = ("2.7.2", "2.8.1", "2.9.2", "2.10.1", "2.10.3", "2.11.0", "3.0.6")
+_VERSIONS = airflow_bed.airflow_versions()  # the suite's one list of versions
+AIRFLOW_VERSIONS = tuple(v["version"] for v in _VERSIONS["versions"])
 # The API reference: "If no value is specified, it defaults to the latest version."
-DEFAULT_AIRFLOW_VERSION = "3.0.6"
+DEFAULT_AIRFLOW_VERSION = _VERSIONS["default"]
 ENVIRONMENT_CLASSES = (
     "mw1.micro", "mw1.small", "mw1.medium", "mw1.large", "mw1.xlarge", "mw1.2xlarge",
 )

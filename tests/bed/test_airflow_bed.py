@@ -1,4 +1,4 @@
-"""The real-Airflow part of the bed works: both versions start on PostgreSQL, answer the
+"""The real-Airflow part of the bed works: every per-commit version starts on PostgreSQL, answer the
 REST API the way MWAA's InvokeRestApi will relay it, run a task, and stop cleanly.
 
 Run: .bed/venv/bin/python -m pytest tests/bed/test_airflow_bed.py   (needs scripts/install)
@@ -15,7 +15,7 @@ import airflow_bed as ab
 pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1",
                                 reason="MWAA_OPS_SKIP_AIRFLOW=1")
 
-VERSIONS = ["2.10.3", "3.0.6"]
+VERSIONS = ab.per_commit_versions()
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
-"""Pause and resume, end to end, on Airflow 3.0.6: the production state machines
+"""Pause and resume, end to end, on Airflow 3.0.6 and 3.2.1: the production state machines
 (infra/statemachines) in moto's Step Functions, their Lambda tasks served by the real Rust
-handlers (step-worker), the local MWAA control plane, and a real Airflow 3.0.6 on PostgreSQL
+handlers (step-worker), the local MWAA control plane, and a real Airflow 3 on PostgreSQL
 running the export and import DAGs. On 3.x the DAGs reach their settings through MWAA
 InvokeRestApi (forwarded by the control plane: the tasks find it through AWS_ENDPOINT_URL_MWAA)
 and the task SDK; variables, connections, pools and paused state carry over, run history does
 not (infra/dags/README.md, "Airflow 3").
 
-One scenario per module (one Airflow at a time on this machine), in this order:
+One scenario per Airflow 3 version (one Airflow at a time on this machine), in this order:
   1. settings: a pool, default_pool's size, variables (one sensitive), connections (a password,
      a sensitive key in extra), a DAG switched on, a DAG switched off, a DAG whose id is too long
      for an InvokeRestApi path switched on
@@ -20,6 +20,7 @@ import gzip
 import json
 import os
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -35,20 +36,41 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1", reason="MWAA_OPS_SKIP_AIRFLOW=1")
-VERSION = "3.0.6"
+# Every Airflow 3 the per-commit bed runs (3.0.6, 3.2.1): the whole scenario once per version.
+VERSIONS = [v for v in ab.per_commit_versions() if v.startswith("3.")]
 ENV = "prod-af3"
 ON, OFF = "mwaa_ops_af3_on", "mwaa_ops_af3_off"
 LONG = "mwaa_ops_af3_long_id_past_the_invoke_rest_api_path_limit_of_64"  # /dags/<it> > 64
+HOURLY = "mwaa_ops_af3_hourly"  # catchup from 30 days back: must not start over after the resume
+DONE_BEFORE_PAUSE = 3  # scheduled runs the source finishes before the pause
 ROUTES = [{"name": "landing", "bucket": LANDING, "prefix": "in/", "environment": ENV, "dag": ON}]
 
 
-def start_airflow(pg, folder, workdir, cycle):
-    airflow = ab.Airflow(VERSION, pg, folder, workdir)
+def start_airflow(version, pg, folder, workdir, cycle):
+    airflow = ab.Airflow(version, pg, folder, workdir)
     info = airflow.start()
     cycle.admin("airflows", [info])  # InvokeRestApi on ENV now reaches this Airflow
-    for dag in ("mwaa_ops_export", "mwaa_ops_import", ON, OFF, LONG):
+    for dag in ("mwaa_ops_export", "mwaa_ops_import", ON, OFF, LONG, HOURLY):
         airflow.wait_for_dag(dag)
     return airflow, info
+
+
+def hourly_runs(info, newest_first=False):
+    """HOURLY's first (or last) 100 runs: [{dag_run_id, run_type, state, logical_date}]."""
+    order = "-logical_date" if newest_first else "logical_date"
+    runs = mb.call(info, "GET", f"/dags/{HOURLY}/dagRuns?limit=100&order_by={order}")["dag_runs"]
+    return [{k: r[k] for k in ("dag_run_id", "run_type", "state", "logical_date")} for r in runs]
+
+
+def wait_scheduled_runs(info, count, timeout=120):
+    """HOURLY's runs once `count` scheduled ones have finished (or at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = hourly_runs(info)
+        done = [r for r in runs if r["run_type"] == "scheduled" and r["state"] == "success"]
+        if len(done) >= count or time.monotonic() > deadline:
+            return runs
+        time.sleep(1)
 
 
 def execution(cycle, arn):
@@ -66,12 +88,13 @@ def suite_objects(cycle):
     return out
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pause-resume-af3")
+@pytest.fixture(scope="module", params=VERSIONS)
+def scenario(request, tmp_path_factory):
+    version = request.param
+    tmp = tmp_path_factory.mktemp(f"pause-resume-af3-{version}")
     moto, pg, airflow, plane, cycle = Moto(tmp), ab.Postgres(), None, None, None
     saved = dict(os.environ)
-    out = {}
+    out = {"version": version}
     t_start = time.monotonic()
     try:
         moto.start()
@@ -85,14 +108,17 @@ def scenario(tmp_path_factory):
         cycle = shared.Cycle(moto.url, plane.url, tmp, ENV)
         cycle.deploy(ROUTES)
         pg.start(tmp / "pg")
-        folder = ab.dags_folder(tmp / "dags", (ab.SUITE_DAGS, ROOT / "tests" / "metadata" / "dags3"))
-        airflow, source = start_airflow(pg, folder, tmp / "source", cycle)
+        folder = ab.dags_folder(tmp / "dags", (ab.SUITE_DAGS, ROOT / "tests" / "metadata" / "dags3",
+                                                HERE / "dags3"))
+        airflow, source = start_airflow(version, pg, folder, tmp / "source", cycle)
 
         # 1. the environment and its settings
-        cycle.create_environment(VERSION)
+        cycle.create_environment(version)
         out["before"] = cycle.mwaa.get_environment(Name=ENV)["Environment"]
         mb.seed_af3(source, on=ON, off=OFF, long=LONG)
-        out["source"] = mb.settings_af3(source, VERSION)
+        out["source"] = mb.settings_af3(source, version)
+        mb.call(source, "PATCH", f"/dags/{HOURLY}", {"is_paused": False})
+        wait_scheduled_runs(source, DONE_BEFORE_PAUSE)
 
         # 2. pause
         out["pause"] = cycle.run("pause")
@@ -100,24 +126,27 @@ def scenario(tmp_path_factory):
         out["after_pause"] = cycle.status()
         out["snapshot"] = json.loads(cycle.s3.get_object(Bucket=SUITE, Key=f"snapshots/{ENV}/latest.json")["Body"].read())
         out["objects"] = suite_objects(cycle)
-        out["source_after_pause"] = mb.settings_af3(source, VERSION)
+        out["source_after_pause"] = mb.settings_af3(source, version)
+        out["source_runs"] = hourly_runs(source, newest_first=True)
 
         # 3. the environment is gone, and its Airflow with it: a new, empty one takes its place
         airflow.stop()
-        airflow, target = start_airflow(pg, folder, tmp / "target", cycle)
+        airflow, target = start_airflow(version, pg, folder, tmp / "target", cycle)
         out["fernet_changed"] = target["fernet_key"] != source["fernet_key"]
-        out["fresh"] = mb.settings_af3(target, VERSION)
+        out["fresh"] = mb.settings_af3(target, version)
 
         # 4. resume
         out["resume"] = cycle.run("resume")
         out["resume_output"], out["resume_steps"] = execution(cycle, out["resume"][3])
         out["after"] = cycle.mwaa.get_environment(Name=ENV)["Environment"]
-        out["target"] = mb.settings_af3(target, VERSION)
+        out["target"] = mb.settings_af3(target, version)
+        # switched on again by the resume: let the scheduler create what it means to run next
+        out["target_runs"] = wait_scheduled_runs(target, 1)
 
         # 5. resume again
         out["resume_again"] = cycle.run("resume")
         out["resume_again_output"], _ = execution(cycle, out["resume_again"][3])
-        out["target_again"] = mb.settings_af3(target, VERSION)
+        out["target_again"] = mb.settings_af3(target, version)
 
         out["calls"] = cycle.admin("calls")
         out["events"] = cycle.suite_events()
@@ -162,18 +191,18 @@ def test_the_pause_saves_exports_verifies_then_deletes(scenario):
 def test_the_pause_saved_the_configuration(scenario):
     saved = json.loads(scenario["objects"][f"configurations/{ENV}/latest.json"])
     text = json.dumps(saved)
-    assert ENV in text and '"3.0.6"' in text, text[:500]
+    assert ENV in text and f'"{scenario["version"]}"' in text, text[:500]
     assert "core.default_task_retries" in text and "subnet-0b2" in text
 
 
 def test_the_export_is_an_api_export_and_was_verified(scenario):
     output = scenario["pause_output"]
     export, snapshot = output["export"], scenario["snapshot"]
-    assert export["source"] == "api" and export["airflow_version"] == VERSION
+    assert export["source"] == "api" and export["airflow_version"] == scenario["version"]
     assert snapshot["manifest"] == export["manifest"] and snapshot["manifest"].startswith(f"s3://{SUITE}/metadata/")
-    assert sorted(snapshot["active_dags"]) == sorted([ON, LONG]), "the DAGs on before the export paused them"
+    assert sorted(snapshot["active_dags"]) == sorted([ON, LONG, HOURLY]), "the DAGs on before the export paused them"
     manifest = json.loads(scenario["objects"][export["manifest_key"]])
-    assert [e["table"] for e in manifest["tables"]] == ["slot_pool", "variable", "connection", "dag"]
+    assert [e["table"] for e in manifest["tables"]] == ["slot_pool", "variable", "connection", "dag_run", "dag"]
     verified = output["verified"]["result"]
     assert verified["verified"] is True and verified["manifest"] == export["manifest"], verified
     # the export paused every DAG of the environment (it is about to be deleted)
@@ -197,7 +226,7 @@ def test_the_resume_recreates_the_same_configuration(scenario):
     before = {k: v for k, v in scenario["before"].items() if k not in SERVER_ASSIGNED}
     after = {k: v for k, v in scenario["after"].items() if k not in SERVER_ASSIGNED}
     assert after == before
-    assert after["AirflowVersion"] == VERSION and scenario["after"]["Status"] == "AVAILABLE"
+    assert after["AirflowVersion"] == scenario["version"] and scenario["after"]["Status"] == "AVAILABLE"
     steps = scenario["resume_steps"]
     order = ["CreateEnvironment", "ReadEnvironment", "RunImport", "EnableDags", "ReplayHeldArrivals", "EmitResumed"]
     assert all(steps.index(a) < steps.index(b) for a, b in zip(order, order[1:])), steps
@@ -225,16 +254,41 @@ def test_the_resume_restores_each_dags_paused_state(scenario):
     output = scenario["resume_output"]
     assert output["import"]["already_imported"] is False and output["import"]["dags_missing"] == []
     enabled = output["enabled"]["result"]
-    assert enabled["enabled"] == [ON] and enabled["missing"] == [], enabled
+    assert sorted(enabled["enabled"]) == sorted([ON, HOURLY]) and enabled["missing"] == [], enabled
     # too long for /dags/{id}: enable-dags says so; the import switched it on by pattern
     assert [d["dag"] for d in enabled["not_addressable"]] == [LONG], enabled
 
 
+def test_a_catchup_dag_goes_on_from_where_it_stood_before_the_pause(scenario):
+    """Hourly, catchup, start date 30 days back: after the resume not one interval before the
+    pause runs again; the first scheduled run is the interval right after the last one done."""
+    done = [r for r in scenario["source_runs"] if r["run_type"] == "scheduled" and r["state"] in ("success", "failed")]
+    assert len(done) >= DONE_BEFORE_PAUSE, scenario["source_runs"]
+    last = max(r["logical_date"] for r in done)
+    runs = scenario["target_runs"]
+    carried = [r for r in runs if r["run_type"] == "backfill"]
+    assert [r["logical_date"] for r in carried] == [last], runs
+    assert carried[0]["state"] == "failed", "the carried run ended without running a task"
+    scheduled = [r for r in runs if r["run_type"] == "scheduled"]
+    assert scheduled, f"the scheduler ran nothing after the resume: {runs}"
+    repeated = [r for r in runs if r["run_type"] != "backfill" and ab_time(r["logical_date"]) <= ab_time(last)]
+    assert repeated == [], f"{len(repeated)} runs of intervals done before the pause"
+    first = min(ab_time(r["logical_date"]) for r in scheduled)
+    assert first == ab_time(last) + timedelta(hours=1), (first, last)
+    schedules = scenario["resume_output"]["import"]["schedules"]
+    assert schedules["created"] == [HOURLY] and schedules["refused"] == {}, schedules
+
+
+def ab_time(value):
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def test_the_dags_reached_airflow_3_through_invoke_rest_api(scenario):
     calls = [c for c in scenario["calls"] if c.get("operation") == "InvokeRestApi"]
-    assert calls and {c.get("airflow") for c in calls} == {VERSION}
+    assert calls and {c.get("airflow") for c in calls} == {scenario["version"]}
     paths = {(c.get("method"), c.get("path")) for c in calls}
-    assert {("PATCH", "/pools"), ("PATCH", "/variables"), ("PATCH", "/connections")} <= paths  # the import
+    assert {("PATCH", "/pools"), ("PATCH", "/variables"), ("PATCH", "/connections"),
+            ("POST", "/backfills")} <= paths  # the import
     assert ("POST", "/dags/mwaa_ops_export/dagRuns") in paths and ("POST", "/dags/mwaa_ops_import/dagRuns") in paths
 
 

@@ -19,8 +19,22 @@ pub mod template;
 
 pub use airflow::AirflowInfo;
 
-/// Airflow versions a bed starts, unless `MWAA_OPS_BED_AIRFLOW` names others ("" for none).
-pub const DEFAULT_AIRFLOWS: &str = "2.10.3,3.0.6";
+/// The Airflow versions a bed starts unless `MWAA_OPS_BED_AIRFLOW` names others ("" for
+/// none): the per-commit ones of `functions/common/airflow-versions.json`, the suite's one list
+/// of versions (the functions embed it, the control plane and `tests/bed/bed.py` read it).
+pub fn default_airflows() -> Vec<String> {
+    let path = repo_root().join("functions/common/airflow-versions.json");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let list: Value = serde_json::from_str(&text).expect("airflow-versions.json is JSON");
+    list["versions"]
+        .as_array()
+        .expect("airflow-versions.json has versions")
+        .iter()
+        .filter(|v| v["bed"] == "per-commit")
+        .map(|v| v["version"].as_str().expect("a version string").to_owned())
+        .collect()
+}
 
 /// Where the bed's services listen.
 #[derive(Debug, Deserialize)]
@@ -106,7 +120,7 @@ pub async fn session_without_airflow() -> Session {
 impl Bed {
     fn start() -> Bed {
         let airflows =
-            std::env::var("MWAA_OPS_BED_AIRFLOW").unwrap_or_else(|_| DEFAULT_AIRFLOWS.into());
+            std::env::var("MWAA_OPS_BED_AIRFLOW").unwrap_or_else(|_| default_airflows().join(","));
         let mut child = Command::new(bed_python())
             .arg(repo_root().join("tests/bed/bed.py"))
             .args(["--airflow", &airflows])

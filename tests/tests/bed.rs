@@ -74,6 +74,11 @@ async fn the_mwaa_sdk_starts_a_run_in_a_real_airflow_3() {
 }
 
 #[tokio::test]
+async fn the_mwaa_sdk_starts_a_run_in_a_real_airflow_3_2() {
+    dag_run_round_trip("3.2.1").await;
+}
+
+#[tokio::test]
 async fn s3_arrivals_reach_the_templates_rule_and_others_do_not() {
     let bed = session().await;
     let config = bed.aws_config().await;

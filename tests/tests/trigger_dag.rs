@@ -105,6 +105,11 @@ async fn airflow_3_an_arrival_starts_one_run_for_three_deliveries() {
 }
 
 #[tokio::test]
+async fn airflow_3_2_an_arrival_starts_one_run_for_three_deliveries() {
+    an_arrival_starts_one_run_for_three_deliveries("3.2.1").await;
+}
+
+#[tokio::test]
 async fn a_paused_dag_still_gets_its_run_queued() {
     let bed = session().await;
     available(&bed, "td-paused", "3.0.6").await;
@@ -200,7 +205,7 @@ async fn arrivals_while_the_environment_is_away_are_held_then_replayed_once() {
     // Being created: still held.
     bed.control("config", json!({"create_delay": 4})).await;
     let mwaa = bed.mwaa().await;
-    NewEnvironment::new("td-resume", "3.0.6")
+    NewEnvironment::new("td-resume", "3.2.1")
         .create(&mwaa)
         .await;
     arrivals.put("orders/dawn.csv", "x").await;
@@ -224,7 +229,7 @@ async fn arrivals_while_the_environment_is_away_are_held_then_replayed_once() {
     assert_eq!(again["replayed"], 0);
 
     let (_, runs) = bed
-        .airflow("3.0.6")
+        .airflow("3.2.1")
         .get("/dags/bed_smoke/dagRuns?limit=100")
         .await;
     let ours: Vec<&Value> = runs["dag_runs"]

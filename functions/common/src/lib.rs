@@ -15,6 +15,7 @@ pub mod runtime;
 pub mod status_change;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod versions;
 
 pub use deadline::Deadline;
 pub use environment::{Availability, EnvironmentName, Status};

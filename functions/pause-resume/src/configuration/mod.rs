@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_mwaa::types::{Environment, ModuleLoggingConfiguration};
 use serde::{Deserialize, Serialize};
 
-use common::{Error, ErrorKind};
+use common::{versions, Error, ErrorKind};
 
 mod request;
 
@@ -134,6 +134,18 @@ impl SavedConfiguration {
         }
         if network_configuration.security_group_ids.is_empty() {
             missing.push("NetworkConfiguration.SecurityGroupIds");
+        }
+        if !airflow_version.is_empty() && !versions::is_supported(&airflow_version) {
+            // The export/import DAGs and the resume are tested on these versions only: an
+            // environment on another one is not deleted on the hope that it comes back.
+            return Err(Error::new(
+                ErrorKind::ConfigurationInvalid,
+                format!(
+                    "environment {name} runs Airflow {airflow_version}, which mwaa-ops does not support \
+                     (supported: {}): it is not paused",
+                    versions::listed()
+                ),
+            ));
         }
         if !missing.is_empty() {
             return Err(Error::new(

@@ -288,6 +288,23 @@ fn missing_required_fields_are_named_together() {
     assert!(!err.to_string().contains("AirflowVersion"), "{err}");
 }
 
+#[test]
+fn an_airflow_version_the_suite_does_not_support_is_not_saved() {
+    for version in ["3.3.1", "2.6.3"] {
+        let env = creatable("dev-analytics").airflow_version(version).build();
+        let err = SavedConfiguration::from_environment(&env).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
+        assert!(err.to_string().contains(version), "{err}");
+        assert!(err.to_string().contains("dev-analytics"), "{err}");
+        assert!(err.to_string().contains("3.2.1"), "{err}");
+    }
+    for version in ["2.7.2", "3.2.1"] {
+        let env = creatable("dev-analytics").airflow_version(version).build();
+        let saved = SavedConfiguration::from_environment(&env).unwrap();
+        assert_eq!(saved.airflow_version, version);
+    }
+}
+
 /// The saved file uses CreateEnvironment's member names: `Name` (in the request's
 /// path) and the body members the SDK serializes (aws-sdk-mwaa
 /// `protocol_serde/shape_create_environment_input.rs`).
