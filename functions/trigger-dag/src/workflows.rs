@@ -49,11 +49,20 @@ pub fn arrival_workflow_runs(arrival: &Arrival, routes: &[Route]) -> Vec<Workflo
                     arn,
                     &route.name,
                 ),
-                parameters: arrival_conf(route, arrival),
+                parameters: override_parameters(route, arrival),
             }),
             Destination::Dag { .. } => None,
         })
         .collect()
+}
+
+/// The conf a DAG run would get, less the facts S3 did not give (`version_id` on an
+/// unversioned bucket): `OverrideParameters` is a map that is not sparse, so a null value is
+/// not a value AWS promises to take.
+fn override_parameters(route: &Route, arrival: &Arrival) -> Map<String, Value> {
+    let mut parameters = arrival_conf(route, arrival);
+    parameters.retain(|_, v| !v.is_null());
+    parameters
 }
 
 impl<O: Ops> TriggerDag<O> {

@@ -28,9 +28,15 @@ fn with_missing_workflow(fake: Fake) -> Fake {
 #[tokio::test]
 async fn three_deliveries_start_one_workflow_run_with_the_arrivals_facts() {
     let f = serverless(available(&["dev-a"]));
+    // An unversioned bucket: S3 gives no version id, the sequencer names the write.
+    let mut unversioned = arrival("in/a.csv");
+    unversioned["detail"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("version-id");
     let mut reports = vec![];
     for _ in 0..3 {
-        reports.push(f.run(arrival("in/a.csv")).await.unwrap());
+        reports.push(f.run(unversioned.clone()).await.unwrap());
     }
     let runs = f.ops.workflow_runs.lock().unwrap().clone();
     assert_eq!(runs.len(), 1, "one client token for the three deliveries");
@@ -40,6 +46,16 @@ async fn three_deliveries_start_one_workflow_run_with_the_arrivals_facts() {
     assert_eq!(parameters["bucket"], "landing");
     assert_eq!(parameters["key"], "in/a.csv");
     assert!(parameters.get("event_id").is_some());
+    assert!(
+        parameters
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| !v.is_null()),
+        "no null in a map that is not sparse: {parameters}"
+    );
+    assert!(parameters.get("version_id").is_none());
+    assert_eq!(parameters["sequencer"], "00617F08299329D189");
     for report in &reports {
         let workflow = &report["runs"][1];
         assert_eq!(workflow["workflow_arn"], ETL);
