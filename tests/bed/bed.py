@@ -1,4 +1,5 @@
-"""The test bed: moto, PostgreSQL with real Airflows, and the local MWAA control plane.
+"""The test bed: moto, PostgreSQL with real Airflows, the local MWAA control plane and the
+local MWAA Serverless control plane.
 
     bed.py [--airflow 2.10.3,3.0.6,3.2.1] [--workdir DIR]
 
@@ -21,6 +22,7 @@ from pathlib import Path
 # folder on sys.path, so its neighbours import by name.
 import airflow_bed
 import mwaa_local
+import mwaa_serverless_local
 from moto_bed import Moto
 
 REGION = "us-east-1"
@@ -44,6 +46,7 @@ class Bed:
         self.postgres = None
         self.airflows = []
         self.control_plane = None
+        self.serverless = None
 
     def start(self):
         t0 = time.time()
@@ -85,16 +88,20 @@ class Bed:
         self.control_plane = mwaa_local.serve(
             moto_url=self.moto.url, airflows=[af.info() for af in self.airflows],
             region=REGION, account=ACCOUNT)
-        log(f"MWAA control plane at {self.control_plane.url}; bed up in {time.time() - t0:.1f}s")
+        self.serverless = mwaa_serverless_local.serve(region=REGION, account=ACCOUNT)
+        log(f"MWAA control plane at {self.control_plane.url}, MWAA Serverless at "
+            f"{self.serverless.url}; bed up in {time.time() - t0:.1f}s")
 
     def endpoints(self):
         return {"moto_url": self.moto.url, "mwaa_url": self.control_plane.url,
+                "serverless_url": self.serverless.url,
                 "region": REGION, "account": ACCOUNT,
                 "airflows": [af.info() for af in self.airflows], "workdir": str(self.workdir)}
 
     def stop(self):
         # Each part is stopped even when another one fails to: nothing may be left running.
         parts = ([self.control_plane.shutdown] if self.control_plane else []) + \
+            ([self.serverless.shutdown] if self.serverless else []) + \
             [af.stop for af in self.airflows] + \
             ([self.postgres.stop] if self.postgres else []) + [self.moto.stop]
         for stop in parts:

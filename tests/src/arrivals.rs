@@ -89,6 +89,7 @@ impl Arrivals {
         let function = TriggerDag {
             ops: AwsOps {
                 mwaa: bed.mwaa().await,
+                serverless: bed.mwaa_serverless().await,
                 s3: s3.clone(),
                 events: aws_sdk_eventbridge::Client::new(&config),
                 bucket: SUITE_BUCKET.into(),

@@ -41,6 +41,8 @@ pub fn default_airflows() -> Vec<String> {
 pub struct Bed {
     pub moto_url: String,
     pub mwaa_url: String,
+    /// The local MWAA Serverless control plane (tests/bed/mwaa_serverless_local.py).
+    pub serverless_url: String,
     pub region: String,
     pub account: String,
     pub airflows: Vec<AirflowInfo>,
@@ -163,6 +165,7 @@ impl Bed {
                             "lambda": {"use_docker": false}})),
             ),
             (format!("{}/_bed/reset", self.mwaa_url), None),
+            (format!("{}/_bed/reset", self.serverless_url), None),
         ] {
             let mut request = http.post(&url);
             if let Some(body) = body {
@@ -252,6 +255,33 @@ impl Bed {
             .endpoint_url(&self.mwaa_url)
             .build();
         common::aws::mwaa_client(&config)
+    }
+
+    /// The MWAA Serverless client trigger-dag uses, pointed at the local control plane.
+    pub async fn mwaa_serverless(&self) -> aws_sdk_mwaaserverless::Client {
+        let config = self
+            .aws_config()
+            .await
+            .into_builder()
+            .endpoint_url(&self.serverless_url)
+            .build();
+        trigger_dag::ops::serverless_client(&config)
+    }
+
+    /// Makes the MWAA Serverless control plane fail the calls `rules` match.
+    pub async fn inject_serverless_faults(&self, rules: Value) {
+        let url = format!("{}/_bed/faults", self.serverless_url);
+        let response = reqwest::Client::new()
+            .post(&url)
+            .json(&rules)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(
+            response.status().is_success(),
+            "{url}: {}",
+            response.status()
+        );
     }
 }
 

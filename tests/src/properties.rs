@@ -6,6 +6,7 @@
 //! JSON) and panics when a property is broken — a panic is what the fuzzer reports.
 
 use serde_json::{json, Value};
+use trigger_dag::routes::{is_workflow_arn, Destination};
 
 /// SNS refuses messages over 256 KiB.
 const SNS_MAX_MESSAGE: usize = 256 * 1024;
@@ -91,7 +92,12 @@ pub fn routes_document(data: &[u8]) -> bool {
         Ok(routes) => {
             for route in &routes {
                 assert!(!route.name.is_empty(), "a route without a name");
-                assert!(common::environment::is_valid_name(&route.environment));
+                match &route.destination {
+                    Destination::Dag { environment, .. } => {
+                        assert!(common::environment::is_valid_name(environment))
+                    }
+                    Destination::Workflow { arn } => assert!(is_workflow_arn(arn)),
+                }
                 // Matching never panics, whatever the key (globs, unicode, 2 KiB).
                 for key in ["", "/", "a/b/c.csv", &"☃/".repeat(700)] {
                     let _ = route.matches(&route.bucket, key);

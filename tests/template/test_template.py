@@ -122,6 +122,18 @@ def test_trigger_dag_reads_the_routes_files_under_the_prefix_it_is_given_and_no_
     assert [as_list(st["Action"]) for st in routes_statement] == [["s3:GetObject"]], "read only"
 
 
+def test_trigger_dag_starts_runs_of_the_prefixed_serverless_workflows_only(cfn):
+    statements = [st for role, st in iam_statements(cfn) if role == "TriggerDagFunctionRole"]
+    serverless = [st for role, st in iam_statements(cfn)
+                  if any(a.startswith("airflow-serverless:") for a in as_list(st.get("Action", [])))]
+    assert len(serverless) == 1 and serverless[0] in statements, "trigger-dag's role only"
+    st = serverless[0]
+    assert as_list(st["Action"]) == ["airflow-serverless:StartWorkflowRun"]
+    # Workflows named with the deployment's prefix, in its account and region only.
+    assert st["Resource"] == "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/dev-*"
+    assert "Condition" not in st
+
+
 def test_rejected_routes_files_reach_notify():
     patterns = template.rule_patterns(PARAMS)
     assert patterns["NotifyFunctionRoutesRejected"] == {

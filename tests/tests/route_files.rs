@@ -134,6 +134,7 @@ async fn a_changed_routes_file_is_used_within_the_period_and_a_broken_one_keeps_
     let cold = TriggerDag {
         ops: AwsOps {
             mwaa: bed.mwaa().await,
+            serverless: bed.mwaa_serverless().await,
             s3: arrivals.s3.clone(),
             events: aws_sdk_eventbridge::Client::new(&config),
             bucket: SUITE_BUCKET.into(),

@@ -7,7 +7,7 @@ use common::airflow::{dag_runs_path, AirflowMajor, DagRun};
 use common::{Availability, Error};
 
 use crate::event::{Arrival, ScheduleFiring};
-use crate::routes::Route;
+use crate::routes::{Destination, Route};
 use crate::run_id::{arrival_run_id, schedule_run_id};
 
 /// One run to start in one environment, and where it came from.
@@ -31,44 +31,54 @@ impl Target {
     }
 }
 
-/// The runs an arrival starts: one per matching route (none: logged and ignored).
-/// `conf` is the route's static conf with the arrival's facts on top.
-pub fn arrival_targets(arrival: &Arrival, routes: &[Route]) -> Vec<Target> {
-    // S3 gives a version id on versioned buckets and a sequencer on every write;
-    // a redelivery of the same event keeps its event id.
-    let identity = arrival
+/// What an arrival's run is derived from, so that a redelivery names the same run: S3 gives
+/// a version id on versioned buckets and a sequencer on every write; a redelivery of the
+/// same event keeps its event id.
+pub fn arrival_identity(arrival: &Arrival) -> String {
+    arrival
         .version_id
         .as_deref()
         .or(arrival.sequencer.as_deref())
         .map(str::to_owned)
-        .unwrap_or_else(|| format!("event:{}", arrival.event_id));
-    let run_id = arrival_run_id(&arrival.bucket, &arrival.key, &identity);
+        .unwrap_or_else(|| format!("event:{}", arrival.event_id))
+}
+
+/// A route's static conf with the arrival's facts on top (the facts win).
+pub fn arrival_conf(route: &Route, arrival: &Arrival) -> Map<String, Value> {
+    let mut conf = route.conf.clone();
+    let facts = [
+        ("bucket", Value::from(arrival.bucket.clone())),
+        ("key", Value::from(arrival.key.clone())),
+        ("size", arrival.size.map(Value::from).unwrap_or(Value::Null)),
+        ("etag", opt(&arrival.etag)),
+        ("version_id", opt(&arrival.version_id)),
+        ("sequencer", opt(&arrival.sequencer)),
+        ("event_time", opt(&arrival.time)),
+        ("event_id", Value::from(arrival.event_id.clone())),
+    ];
+    for (k, v) in facts {
+        conf.insert(k.to_owned(), v);
+    }
+    conf
+}
+
+/// The DAG runs an arrival starts: one per matching DAG route (workflow routes: see
+/// workflows.rs; no route at all: logged and ignored).
+pub fn arrival_targets(arrival: &Arrival, routes: &[Route]) -> Vec<Target> {
+    let run_id = arrival_run_id(&arrival.bucket, &arrival.key, &arrival_identity(arrival));
     routes
         .iter()
         .filter(|r| r.matches(&arrival.bucket, &arrival.key))
-        .map(|route| {
-            let mut conf = route.conf.clone();
-            let facts = [
-                ("bucket", Value::from(arrival.bucket.clone())),
-                ("key", Value::from(arrival.key.clone())),
-                ("size", arrival.size.map(Value::from).unwrap_or(Value::Null)),
-                ("etag", opt(&arrival.etag)),
-                ("version_id", opt(&arrival.version_id)),
-                ("sequencer", opt(&arrival.sequencer)),
-                ("event_time", opt(&arrival.time)),
-                ("event_id", Value::from(arrival.event_id.clone())),
-            ];
-            for (k, v) in facts {
-                conf.insert(k.to_owned(), v);
-            }
-            Target {
-                environment: route.environment.to_string(),
+        .filter_map(|route| match &route.destination {
+            Destination::Dag { environment, dag } => Some(Target {
+                environment: environment.to_string(),
                 route: route.name.clone(),
                 event_id: arrival.event_id.clone(),
-                dag_id: route.dag.clone(),
+                dag_id: dag.clone(),
                 run_id: run_id.clone(),
-                conf: Value::Object(conf),
-            }
+                conf: Value::Object(arrival_conf(route, arrival)),
+            }),
+            Destination::Workflow { .. } => None,
         })
         .collect()
 }

@@ -12,6 +12,7 @@ pub mod ops;
 pub mod route_files;
 pub mod routes;
 pub mod run_id;
+pub mod workflows;
 
 use serde_json::{json, Value};
 
@@ -26,6 +27,7 @@ use decide::{arrival_targets, decide, schedule_target, Action, Target};
 use environments::KnownEnvironments;
 use event::{parse_input, Input};
 use ops::Ops;
+use workflows::arrival_workflow_runs;
 
 /// The function's state for its lifetime: clients and routes, built once per cold start
 /// (the routes files are re-read when they change, see catalog.rs), and the environments
@@ -64,17 +66,18 @@ impl<O: Ops> TriggerDag<O> {
     pub async fn handle(&self, event: Value, deadline: Deadline) -> Result<Value, Error> {
         let input = parse_input(&event)?;
         let arrival = matches!(input, Input::Arrival(_));
-        let targets = match input {
+        let (targets, workflow_runs) = match input {
             Input::Arrival(arrival) => {
                 let routes = self.load_routes(deadline).await?;
                 let targets = arrival_targets(&arrival, &routes);
-                if targets.is_empty() {
+                let workflow_runs = arrival_workflow_runs(&arrival, &routes);
+                if targets.is_empty() && workflow_runs.is_empty() {
                     tracing::info!(event_id = %arrival.event_id, bucket = %arrival.bucket, key = %arrival.key,
                         "no route matches this arrival; ignored");
                 }
-                targets
+                (targets, workflow_runs)
             }
-            Input::Schedule(firing) => vec![schedule_target(&event_id(&event), &firing)?],
+            Input::Schedule(firing) => (vec![schedule_target(&event_id(&event), &firing)?], vec![]),
             Input::Replay(replay) => return self.replay(&replay.environment, deadline).await,
         };
         let mut report = vec![];
@@ -93,6 +96,18 @@ impl<O: Ops> TriggerDag<O> {
                 ),
                 Err(err) => {
                     self.report_failure(target, &err).await;
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        for run in &workflow_runs {
+            match self.start_workflow(run, deadline).await {
+                // MWAA Serverless answers a repeated token with the same run: it cannot tell
+                // a first start from a redelivery, so neither can we.
+                Ok(run_id) => report.push(json!({"workflow_arn": run.workflow_arn,
+                    "run_id": run_id, "client_token": run.client_token, "outcome": "started"})),
+                Err(err) => {
+                    self.report_workflow_failure(run, &err).await;
                     first_error.get_or_insert(err);
                 }
             }

@@ -33,6 +33,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let function = TriggerDag {
                 ops: AwsOps {
                     mwaa: common::aws::mwaa_client(&config),
+                    serverless: trigger_dag::ops::serverless_client(&config),
                     s3: aws_sdk_s3::Client::new(&config),
                     events: aws_sdk_eventbridge::Client::new(&config),
                     bucket,

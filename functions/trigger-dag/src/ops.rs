@@ -11,6 +11,7 @@ use common::{Availability, Error};
 
 use crate::decide::Target;
 use crate::route_files::Listed;
+use crate::workflows::WorkflowRun;
 
 pub trait Ops: AirflowRest {
     /// Whether the environment can run DAGs now, and which Airflow it runs.
@@ -27,6 +28,11 @@ pub trait Ops: AirflowRest {
         target: &Target,
         reason: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// StartWorkflowRun with the run's client token and parameters; MWAA Serverless's run id.
+    fn start_workflow_run(
+        &self,
+        run: &WorkflowRun,
+    ) -> impl Future<Output = Result<String, Error>> + Send;
     /// The objects under `prefix` in the suite bucket (routes files), every page.
     fn list_route_files(
         &self,
@@ -45,9 +51,25 @@ pub trait Ops: AirflowRest {
 /// The real thing.
 pub struct AwsOps {
     pub mwaa: aws_sdk_mwaa::Client,
+    pub serverless: aws_sdk_mwaaserverless::Client,
     pub s3: aws_sdk_s3::Client,
     pub events: aws_sdk_eventbridge::Client,
     pub bucket: String,
+}
+
+/// The MWAA Serverless client (endpoint override: `AWS_ENDPOINT_URL_MWAA_SERVERLESS`), each
+/// attempt bounded like MWAA's calls ([`common::aws::MWAA_ATTEMPT_TIMEOUT`]): a hung call
+/// is tried again, and the client token makes that safe.
+pub fn serverless_client(config: &common::aws::SdkConfig) -> aws_sdk_mwaaserverless::Client {
+    let timeouts = aws_sdk_mwaaserverless::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_millis(3100))
+        .operation_attempt_timeout(common::aws::MWAA_ATTEMPT_TIMEOUT)
+        .build();
+    aws_sdk_mwaaserverless::Client::from_conf(
+        aws_sdk_mwaaserverless::config::Builder::from(config)
+            .timeout_config(timeouts)
+            .build(),
+    )
 }
 
 /// `held/<environment>/<dag>/<run id>.json`: one object per run, so holding twice is harmless.
@@ -126,6 +148,25 @@ impl Ops for AwsOps {
             .await
             .map_err(|e| Error::aws("S3", "PutObject", &e))?;
         self.release(target).await
+    }
+
+    async fn start_workflow_run(&self, run: &WorkflowRun) -> Result<String, Error> {
+        let parameters = run
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), common::document::to_document(v)))
+            .collect();
+        let out = self
+            .serverless
+            .start_workflow_run()
+            .workflow_arn(&run.workflow_arn)
+            .client_token(&run.client_token)
+            .set_override_parameters(Some(parameters))
+            .send()
+            .await
+            .map_err(|e| Error::aws("MWAA Serverless", "StartWorkflowRun", &e))?;
+        // The model makes RunId optional; an answer without one still started the run.
+        Ok(out.run_id().unwrap_or_default().to_owned())
     }
 
     async fn list_route_files(&self, prefix: &str) -> Result<Vec<Listed>, Error> {

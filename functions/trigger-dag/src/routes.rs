@@ -18,10 +18,37 @@ struct RouteSpec {
     prefix: Option<String>,
     suffix: Option<String>,
     glob: Option<String>,
-    environment: EnvironmentName,
-    dag: String,
+    environment: Option<EnvironmentName>,
+    dag: Option<String>,
+    workflow_arn: Option<String>,
     #[serde(default)]
     conf: Map<String, Value>,
+}
+
+/// Where a route's arrivals go: a DAG in an MWAA environment, or an MWAA Serverless
+/// workflow (which has no environment to be away, so its runs are never held).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Dag {
+        environment: EnvironmentName,
+        dag: String,
+    },
+    Workflow {
+        arn: String,
+    },
+}
+
+/// botocore's `WorkflowArn` pattern (mwaa-serverless 2024-07-26), matched whole: a
+/// `<name>-<10 characters>` workflow in a partition, region and account.
+const WORKFLOW_ARN_PATTERN: &str = r"^arn:aws(?:-(?:cn|us-gov|iso|iso-b|iso-e|iso-f))?:airflow-serverless:[a-z]{2}-(?:[a-z]+-)+[0-9]:[0-9]{12}:workflow/[a-zA-Z0-9][a-zA-Z0-9.\-_]{0,254}-[a-zA-Z0-9]{10}$";
+
+/// Whether MWAA Serverless would take `arn` as a `WorkflowArn` (1..2048 characters).
+pub fn is_workflow_arn(arn: &str) -> bool {
+    static PATTERN: std::sync::OnceLock<regex_lite::Regex> = std::sync::OnceLock::new();
+    (1..=2048).contains(&arn.len())
+        && PATTERN
+            .get_or_init(|| regex_lite::Regex::new(WORKFLOW_ARN_PATTERN).expect("a valid pattern"))
+            .is_match(arn)
 }
 
 /// A checked route, ready to match object keys.
@@ -34,12 +61,19 @@ pub struct Route {
     prefix: Option<String>,
     suffix: Option<String>,
     glob: Option<GlobMatcher>,
-    pub environment: EnvironmentName,
-    pub dag: String,
+    pub destination: Destination,
     pub conf: Map<String, Value>,
 }
 
 impl Route {
+    /// The environment of a DAG route (`None`: a workflow route).
+    pub fn environment(&self) -> Option<&str> {
+        match &self.destination {
+            Destination::Dag { environment, .. } => Some(environment.as_str()),
+            Destination::Workflow { .. } => None,
+        }
+    }
+
     /// Whether an object in `bucket` at `key` arrives on this route (all given filters hold).
     pub fn matches(&self, bucket: &str, key: &str) -> bool {
         self.bucket == bucket
@@ -147,24 +181,51 @@ fn check(index: usize, raw: &Value) -> Result<Route, Problem> {
             format!("{:?} is not an S3 bucket name", spec.bucket),
         ));
     }
-    dag_runs_path(&spec.environment, &spec.dag).map_err(|e| bad("dag", e.to_string()))?;
+    let destination = destination(&spec).map_err(|(field, reason)| bad(field, reason))?;
     let glob = match &spec.glob {
         Some(pattern) => Some(compile_glob(pattern).map_err(|e| bad("glob", e))?),
         None => None,
     };
+    let default_name = match &destination {
+        Destination::Dag { environment, dag } => format!("{environment}/{dag}"),
+        Destination::Workflow { arn } => arn.clone(),
+    };
     Ok(Route {
         named: spec.name.is_some(),
-        name: spec
-            .name
-            .unwrap_or_else(|| format!("{}/{}", spec.environment, spec.dag)),
+        name: spec.name.unwrap_or(default_name),
         bucket: spec.bucket,
         prefix: spec.prefix,
         suffix: spec.suffix,
         glob,
-        environment: spec.environment,
-        dag: spec.dag,
+        destination,
         conf: spec.conf,
     })
+}
+
+/// Exactly one of the two forms: `environment` + `dag`, or `workflow_arn`.
+fn destination(spec: &RouteSpec) -> Result<Destination, (&'static str, String)> {
+    match (&spec.environment, &spec.dag, &spec.workflow_arn) {
+        (Some(environment), Some(dag), None) => {
+            dag_runs_path(environment, dag).map_err(|e| ("dag", e.to_string()))?;
+            Ok(Destination::Dag {
+                environment: environment.clone(),
+                dag: dag.clone(),
+            })
+        }
+        (None, None, Some(arn)) if is_workflow_arn(arn) => {
+            Ok(Destination::Workflow { arn: arn.clone() })
+        }
+        (None, None, Some(arn)) => Err((
+            "workflow_arn",
+            format!("{arn:?} is not an MWAA Serverless workflow ARN (arn:aws:airflow-serverless:<region>:<account>:workflow/<name>-<10 characters>)"),
+        )),
+        (_, _, Some(_)) => Err((
+            "workflow_arn",
+            "a route names either a workflow (workflow_arn) or an environment and a DAG, not both".into(),
+        )),
+        (None, _, None) => Err(("environment", "missing: give environment and dag, or workflow_arn".into())),
+        (Some(_), None, None) => Err(("dag", "missing: give environment and dag, or workflow_arn".into())),
+    }
 }
 
 /// `*` and `?` stay within one path segment; `**` crosses `/`.
@@ -266,6 +327,79 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("ROUTES"));
+    }
+
+    const ARN: &str =
+        "arn:aws:airflow-serverless:eu-west-1:123456789012:workflow/etl.v2_x-A1b2C3d4E5";
+
+    #[test]
+    fn a_route_may_name_a_workflow_instead_of_an_environment_and_a_dag() {
+        let r = &routes(&format!(
+            r#"[{{"bucket":"landing","prefix":"in/","workflow_arn":"{ARN}"}}]"#
+        ))[0];
+        assert_eq!(r.destination, Destination::Workflow { arn: ARN.into() });
+        assert_eq!((r.name.as_str(), r.environment()), (ARN, None));
+        assert!(r.matches("landing", "in/x.csv"));
+        for arn in [
+            "arn:aws-us-gov:airflow-serverless:us-gov-west-1:123456789012:workflow/a-0123456789",
+            "arn:aws:airflow-serverless:ap-southeast-2:123456789012:workflow/a-b-c-0123456789",
+        ] {
+            assert!(is_workflow_arn(arn), "{arn}");
+        }
+        for arn in [
+            "",
+            "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/etl",
+            "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/etl-012345678",
+            "arn:aws:airflow-serverless:us-east-1:12345678901:workflow/etl-0123456789",
+            "arn:aws:airflow:us-east-1:123456789012:environment/etl-0123456789",
+            "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/-x-0123456789",
+            "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/etl-0123456789/x",
+            "xarn:aws:airflow-serverless:us-east-1:123456789012:workflow/etl-0123456789",
+        ] {
+            assert!(!is_workflow_arn(arn), "{arn}");
+        }
+    }
+
+    #[test]
+    fn a_route_names_exactly_one_destination() {
+        let cases = [
+            (
+                format!(r#"[{{"bucket":"ok-bucket","workflow_arn":"{ARN}","environment":"e","dag":"d"}}]"#),
+                "routes[0]: field `workflow_arn`: a route names either a workflow",
+            ),
+            (
+                format!(r#"[{{"bucket":"ok-bucket","workflow_arn":"{ARN}","dag":"d"}}]"#),
+                "routes[0]: field `workflow_arn`: a route names either",
+            ),
+            (
+                r#"[{"name":"w","bucket":"ok-bucket","workflow_arn":"arn:aws:airflow-serverless:us-east-1:1:workflow/x"}]"#.into(),
+                "routes[0] (\"w\"): field `workflow_arn`: \"arn:aws:airflow-serverless:us-east-1:1:workflow/x\" is not an MWAA Serverless workflow ARN",
+            ),
+            (
+                r#"[{"bucket":"ok-bucket","dag":"d"}]"#.into(),
+                "routes[0]: field `environment`: missing",
+            ),
+            (
+                r#"[{"bucket":"ok-bucket","environment":"e"}]"#.into(),
+                "routes[0]: field `dag`: missing",
+            ),
+            (
+                r#"[{"bucket":"ok-bucket"}]"#.into(),
+                "routes[0]: field `environment`: missing: give environment and dag, or workflow_arn",
+            ),
+            (
+                format!(r#"[{{"bucket":"ok-bucket","workflow_arn":"{ARN}","workflow":"x"}}]"#),
+                "routes[0]: field `workflow`: unknown field",
+            ),
+            (
+                r#"[{"bucket":"ok-bucket","workflow_arn":7}]"#.into(),
+                "routes[0]: field `workflow_arn`",
+            ),
+        ];
+        for (json, expected) in cases {
+            let err = parse_routes(&json).unwrap_err().to_string();
+            assert!(err.contains(expected), "{json}\n -> {err}");
+        }
     }
 
     #[test]

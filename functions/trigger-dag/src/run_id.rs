@@ -33,6 +33,24 @@ pub fn schedule_run_id(environment: &str, dag: &str, scheduled_time: &str) -> St
     )
 }
 
+/// The MWAA Serverless `ClientToken` of one object version started by one route on one
+/// workflow: `s3-` and the SHA-256 (64 hex digits) of bucket, key, version id or sequencer,
+/// workflow ARN and route name. A redelivery gives the same token, hence the same run; two
+/// routes to one workflow are two runs. 67 characters of `[0-9a-z-]`, within the model's
+/// `IdempotencyTokenString` (1..128 characters of `[\x21-\x7E]`).
+pub fn arrival_client_token(
+    bucket: &str,
+    key: &str,
+    version: &str,
+    workflow_arn: &str,
+    route: &str,
+) -> String {
+    format!(
+        "s3-{}",
+        sha256_hex(&[bucket, key, version, workflow_arn, route])
+    )
+}
+
 fn readable(text: &str) -> String {
     text.chars()
         .map(|c| {
@@ -47,13 +65,17 @@ fn readable(text: &str) -> String {
 }
 
 fn digest(parts: &[&str]) -> String {
+    sha256_hex(parts)[..HASH_HEX].to_owned()
+}
+
+fn sha256_hex(parts: &[&str]) -> String {
     let mut hash = Sha256::new();
     for part in parts {
         // Length-prefixed, so ("ab","c") and ("a","bc") differ.
         hash.update((part.len() as u64).to_be_bytes());
         hash.update(part.as_bytes());
     }
-    hex::encode(hash.finalize())[..HASH_HEX].to_owned()
+    hex::encode(hash.finalize())
 }
 
 #[cfg(test)]
@@ -85,6 +107,20 @@ mod tests {
         ) {
             prop_assume!(v1 != v2);
             prop_assert_ne!(arrival_run_id("b-1", &key, &v1), arrival_run_id("b-1", &key, &v2));
+        }
+
+        #[test]
+        fn client_tokens_fit_the_idempotency_token_string_and_follow_the_version(
+            key in "\\PC{1,1024}", v1 in "[A-Za-z0-9]{1,32}", v2 in "[A-Za-z0-9]{1,32}",
+        ) {
+            let arn = "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/etl-abcdef0123";
+            let token = arrival_client_token("b-1", &key, &v1, arn, "r");
+            prop_assert_eq!(&token, &arrival_client_token("b-1", &key, &v1, arn, "r"));
+            prop_assert!((1..=128).contains(&token.len()), "{}", token);
+            prop_assert!(token.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{}", token);
+            prop_assume!(v1 != v2);
+            prop_assert_ne!(token.clone(), arrival_client_token("b-1", &key, &v2, arn, "r"));
+            prop_assert_ne!(token, arrival_client_token("b-1", &key, &v1, arn, "other-route"));
         }
 
         #[test]

@@ -13,6 +13,8 @@ mod errors;
 mod known_environments;
 /// Routes files in the suite bucket: read, re-read when changed, rejected when broken.
 mod reload;
+/// Routes to MWAA Serverless workflows: one run per arrival, retried, refused, never held.
+mod workflows;
 
 /// Environments, the held store and the bus in memory, around the shared Airflow fake.
 #[derive(Default)]
@@ -35,6 +37,24 @@ struct Fake {
     route_calls: Mutex<Vec<String>>,
     /// Every S3 call for routes files fails with this (retryable) error.
     route_files_down: bool,
+    /// MWAA Serverless as AWS documents it: client token -> (workflow ARN, parameters, run id).
+    workflow_runs: Mutex<BTreeMap<String, (String, Value, String)>>,
+    /// Workflows MWAA Serverless does not know (ResourceNotFoundException).
+    missing_workflows: Vec<String>,
+    /// Answers StartWorkflowRun gives first, one per call, before doing anything.
+    workflow_faults: Mutex<std::collections::VecDeque<Error>>,
+    /// StartWorkflowRun calls made.
+    workflow_calls: Mutex<u32>,
+}
+
+/// What the SDK's error becomes when MWAA Serverless refuses a call (4xx, not retried).
+fn serverless_refused(code: &str) -> Error {
+    Error::Aws {
+        service: "MWAA Serverless",
+        operation: "StartWorkflowRun",
+        message: format!("{code}: refused"),
+        retryable: false,
+    }
 }
 
 /// What the SDK's error becomes when S3 answers 503 SlowDown.
@@ -99,6 +119,30 @@ impl Ops for Fake {
             .unwrap()
             .push(format!("{}: {reason}", t.dag_id));
         self.release(t).await
+    }
+    async fn start_workflow_run(
+        &self,
+        run: &crate::workflows::WorkflowRun,
+    ) -> Result<String, Error> {
+        *self.workflow_calls.lock().unwrap() += 1;
+        if let Some(fault) = self.workflow_faults.lock().unwrap().pop_front() {
+            return Err(fault);
+        }
+        if self.missing_workflows.contains(&run.workflow_arn) {
+            return Err(serverless_refused("ResourceNotFoundException"));
+        }
+        let parameters = Value::Object(run.parameters.clone());
+        let mut runs = self.workflow_runs.lock().unwrap();
+        let next = format!("run{}", runs.len() + 1);
+        let (arn, known, run_id) = runs.entry(run.client_token.clone()).or_insert((
+            run.workflow_arn.clone(),
+            parameters.clone(),
+            next,
+        ));
+        if *arn != run.workflow_arn || *known != parameters {
+            return Err(serverless_refused("ConflictException"));
+        }
+        Ok(run_id.clone())
     }
     async fn list_route_files(
         &self,

@@ -99,6 +99,7 @@ async fn main() {
         trigger: TriggerDag {
             ops: TriggerOps {
                 mwaa: mwaa.clone(),
+                serverless: trigger_dag::ops::serverless_client(&config),
                 s3: s3.clone(),
                 events: aws_sdk_eventbridge::Client::new(&config),
                 bucket: bucket.clone(),

@@ -110,10 +110,7 @@ fn a_broken_version_keeps_the_last_good_routes_and_names_file_route_and_field() 
         Some("e2"),
         "not fetched again until it changes"
     );
-    assert_eq!(
-        state.good.as_ref().unwrap()[0].environment.as_str(),
-        "dev-a"
-    );
+    assert_eq!(state.good.as_ref().unwrap()[0].environment(), Some("dev-a"));
 
     let detail = rejection.detail("suite-bucket");
     assert_eq!(detail["file"], "s3://suite-bucket/routes/sales.json");
@@ -135,10 +132,8 @@ fn a_broken_version_keeps_the_last_good_routes_and_names_file_route_and_field() 
     )
     .is_none());
     assert_eq!(
-        files["routes/sales.json"].good.as_ref().unwrap()[0]
-            .environment
-            .as_str(),
-        "dev-b"
+        files["routes/sales.json"].good.as_ref().unwrap()[0].environment(),
+        Some("dev-b")
     );
 }
 
@@ -227,7 +222,7 @@ fn the_parameter_wins_then_files_in_key_order() {
     let (routes, rejected) = merge(&parameter, &files, &report);
     let used: Vec<(&str, &str)> = routes
         .iter()
-        .map(|r| (r.name.as_str(), r.environment.as_str()))
+        .map(|r| (r.name.as_str(), r.environment().unwrap()))
         .collect();
     assert_eq!(
         used,

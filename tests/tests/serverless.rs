@@ -1,0 +1,194 @@
+//! trigger-dag routing arrivals to MWAA Serverless workflows on the bed: S3 PutObject in moto
+//! -> the template's rule -> the real handler -> StartWorkflowRun on the local MWAA
+//! Serverless control plane (tests/bed/mwaa_serverless_local.py). No Airflow needed.
+
+use mwaa_ops_tests::arrivals::{Arrivals, LANDING};
+use mwaa_ops_tests::{session_without_airflow, Session};
+use serde_json::{json, Value};
+
+async fn create_workflow(bed: &Session, name: &str) -> String {
+    let definition = aws_sdk_mwaaserverless::types::DefinitionS3Location::builder()
+        .bucket("dags")
+        .object_key(format!("{name}.yaml"))
+        .build()
+        .unwrap();
+    bed.mwaa_serverless()
+        .await
+        .create_workflow()
+        .name(name)
+        .role_arn("arn:aws:iam::123456789012:role/workflow-role")
+        .definition_s3_location(definition)
+        .send()
+        .await
+        .expect("CreateWorkflow")
+        .workflow_arn()
+        .to_owned()
+}
+
+fn route_to(workflow_arn: &str) -> Value {
+    json!([{"name": "orders", "bucket": LANDING, "prefix": "orders/",
+            "workflow_arn": workflow_arn, "conf": {"team": "sales"}}])
+}
+
+/// The runs MWAA Serverless has for the workflow (ListWorkflowRuns).
+async fn runs(bed: &Session, workflow_arn: &str) -> Vec<String> {
+    bed.mwaa_serverless()
+        .await
+        .list_workflow_runs()
+        .workflow_arn(workflow_arn)
+        .send()
+        .await
+        .expect("ListWorkflowRuns")
+        .workflow_runs()
+        .iter()
+        .map(|r| r.run_id().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// StartWorkflowRun calls the control plane served: (client token, fault).
+async fn start_calls(bed: &Session) -> Vec<(String, Option<String>)> {
+    let calls: Vec<Value> = reqwest::get(format!("{}/_bed/calls", bed.serverless_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    calls
+        .iter()
+        .filter(|c| c["operation"] == "StartWorkflowRun")
+        .map(|c| {
+            (
+                c["client_token"].as_str().unwrap_or_default().to_owned(),
+                c["fault"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_arrival_routed_to_a_serverless_workflow_delivered_three_times_is_one_run() {
+    let bed = session_without_airflow().await;
+    let arn = create_workflow(&bed, "ingest-orders").await;
+    let arrivals = Arrivals::deploy(&bed, route_to(&arn)).await;
+    let key = "orders/2026/ünïcode orders+1%.csv";
+    arrivals.put(key, "id,amount\n1,2\n").await;
+
+    let results = arrivals.deliver(1, 3).await;
+    let run_ids: Vec<&str> = results
+        .iter()
+        .map(|r| {
+            let report = r.as_ref().expect("the invocation succeeded");
+            assert_eq!(report["runs"][0]["outcome"], "started");
+            report["runs"][0]["run_id"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(run_ids[0], run_ids[1]);
+    assert_eq!(run_ids[1], run_ids[2]);
+    assert_eq!(runs(&bed, &arn).await, [run_ids[0]], "one workflow run");
+
+    let run = bed
+        .mwaa_serverless()
+        .await
+        .get_workflow_run()
+        .workflow_arn(&arn)
+        .run_id(run_ids[0])
+        .send()
+        .await
+        .expect("GetWorkflowRun");
+    let parameters: std::collections::HashMap<String, Value> = run
+        .override_parameters()
+        .expect("the arrival's facts")
+        .iter()
+        .map(|(k, v)| (k.clone(), common::document::to_json(v)))
+        .collect();
+    assert_eq!(parameters["bucket"], LANDING);
+    assert_eq!(parameters["key"], key);
+    assert_eq!(parameters["size"], 14);
+    assert_eq!(parameters["team"], "sales");
+    assert!(parameters["version_id"].is_string(), "{parameters:?}");
+
+    let calls = start_calls(&bed).await;
+    assert_eq!(calls.len(), 3);
+    assert!(
+        calls.iter().all(|(token, _)| *token == calls[0].0),
+        "{calls:?}"
+    );
+
+    // The same key written again is a new version: a second run.
+    arrivals.put(key, "id,amount\n1,3\n").await;
+    arrivals.deliver(1, 1).await[0].as_ref().unwrap();
+    assert_eq!(runs(&bed, &arn).await.len(), 2);
+    let published = arrivals
+        .suite_events
+        .take(4, std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(published.len(), 4);
+    assert!(published
+        .iter()
+        .all(|e| e["detail-type"] == "Workflow Run Started"));
+}
+
+#[tokio::test]
+async fn a_throttled_start_and_a_lost_answer_are_retried_into_one_run() {
+    let bed = session_without_airflow().await;
+    let arn = create_workflow(&bed, "throttled").await;
+    let arrivals = Arrivals::deploy(&bed, route_to(&arn)).await;
+    arrivals.put("orders/t.csv", "x").await;
+    bed.inject_serverless_faults(json!([
+        {"operation": "StartWorkflowRun", "kind": "throttle", "count": 2},
+        {"operation": "StartWorkflowRun", "kind": "server_error", "after": true},
+    ]))
+    .await;
+
+    let results = arrivals.deliver(1, 1).await;
+    assert_eq!(
+        results[0].as_ref().expect("retried until it worked")["runs"][0]["outcome"],
+        "started"
+    );
+    assert_eq!(
+        runs(&bed, &arn).await.len(),
+        1,
+        "the lost answer's run is the one"
+    );
+    let faults: Vec<Option<String>> = start_calls(&bed).await.into_iter().map(|c| c.1).collect();
+    // The SDK retries throttling itself first, so count only what the bed served.
+    assert!(
+        faults
+            .iter()
+            .filter(|f| f.as_deref() == Some("throttle"))
+            .count()
+            == 2
+            && faults
+                .iter()
+                .filter(|f| f.as_deref() == Some("server_error"))
+                .count()
+                == 1
+            && faults.last() == Some(&None),
+        "{faults:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_workflow_fails_the_arrival_and_nothing_is_held() {
+    let bed = session_without_airflow().await;
+    let missing = "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/gone-0123456789";
+    let arrivals = Arrivals::deploy(&bed, route_to(missing)).await;
+    arrivals.put("orders/u.csv", "x").await;
+
+    let results = arrivals.deliver(1, 1).await;
+    let err = results[0].as_ref().unwrap_err();
+    assert_eq!(err.kind(), common::ErrorKind::OperationFailed, "{err}");
+    assert!(
+        err.to_string().contains("ResourceNotFoundException"),
+        "{err}"
+    );
+    assert_eq!(start_calls(&bed).await.len(), 1, "a refusal is not retried");
+    assert!(arrivals.held_keys().await.is_empty());
+    let published = arrivals
+        .suite_events
+        .take(1, std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(published[0]["detail-type"], "Arrival Failed");
+    assert_eq!(published[0]["detail"]["target"]["workflow_arn"], missing);
+    assert_eq!(published[0]["detail"]["retryable"], false);
+}
