@@ -100,7 +100,6 @@ import json
 import logging
 import re
 import secrets
-import signal
 import socket
 import threading
 import time
@@ -417,15 +416,7 @@ class Handler(BaseHTTPRequestHandler):
         log.debug("%s " + fmt, self.address_string(), *args)
 
     def _send(self, status: int, body, error_type: str | None = None):
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        if error_type:
-            self.send_header("x-amzn-errortype", error_type)
-        self.end_headers()
-        self.wfile.write(raw)
+        model.send_json(self, status, body, error_type)
 
     def _body(self, any_json: bool = False):
         length = int(self.headers.get("Content-Length") or 0)
@@ -675,12 +666,7 @@ def main(argv=None):
             airflows = airflows.get("airflows", [])
     handle = serve(args.host, args.port, args.moto_url, airflows, args.region, args.account,
                    {k: getattr(args, k) for k in model.DEFAULT_CONFIG})
-    print(f"READY {handle.url}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    handle.shutdown()
+    model.serve_until_signalled(handle)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,32 @@ PATTERNS = {
 ENV_ARN_RE = r"^arn:aws(-[a-z]+)?:airflow:([a-z0-9\-]+):(\d{12}):environment/([a-zA-Z][0-9a-zA-Z-_]*)$"
 
 
+def send_json(handler, status: int, body, error_type: str | None = None,
+              content_type: str = "application/json") -> None:
+    """Answers a request of ``handler`` (a BaseHTTPRequestHandler) with JSON, as AWS does."""
+    raw = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(raw)))
+    handler.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+    if error_type:
+        handler.send_header("x-amzn-errortype", error_type)
+    handler.end_headers()
+    handler.wfile.write(raw)
+
+
+def serve_until_signalled(handle) -> None:
+    """Prints ``READY <url>`` for the process that started a control plane, serves until
+    SIGTERM or SIGINT, then shuts ``handle`` down."""
+    import signal
+    print(f"READY {handle.url}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    handle.shutdown()
+
+
 class ApiError(Exception):
     """An AWS error: type (x-amzn-errortype), HTTP status, JSON body."""
 
@@ -160,16 +186,16 @@ def _constraint(value, member: str, what: str) -> ApiError:
 # ---------------------------------------------------------------------------
 # Validation against botocore's MWAA model (the constraints AWS's framework enforces)
 # ---------------------------------------------------------------------------
-_MODEL = None
+_MODELS: dict = {}
 
 
-def service_model():
-    """botocore's MWAA service model (the bed's botocore, 1.44.x)."""
-    global _MODEL
-    if _MODEL is None:
+def service_model(service: str = "mwaa"):
+    """botocore's model of a service (the bed's botocore, 1.44.x): MWAA by default; the
+    local MWAA Serverless asks for "mwaa-serverless"."""
+    if service not in _MODELS:
         import botocore.session
-        _MODEL = botocore.session.get_session().get_service_model("mwaa")
-    return _MODEL
+        _MODELS[service] = botocore.session.get_session().get_service_model(service)
+    return _MODELS[service]
 
 
 def pattern_matches(pattern: str, value: str) -> bool:

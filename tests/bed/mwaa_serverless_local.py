@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import signal
 import string
 import threading
 import time
@@ -53,7 +52,8 @@ import uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from mwaa_local_env import shape_errors
+import mwaa_local_env
+from mwaa_local_env import send_json, shape_errors
 
 TARGET_PREFIX = "AmazonMWAAServerless."
 OPERATIONS = ("CreateWorkflow", "StartWorkflowRun", "GetWorkflowRun", "ListWorkflowRuns")
@@ -64,16 +64,9 @@ STATUS = {"ValidationException": 400, "AccessDeniedException": 403,
           "SerializationException": 400}
 FAULTS = {"throttle": "ThrottlingException", "server_error": "InternalServerException",
           "timeout": "OperationTimeoutException", "access_denied": "AccessDeniedException"}
-_MODEL = None
-
-
 def service_model():
     """botocore's MWAA Serverless model (the bed's botocore)."""
-    global _MODEL
-    if _MODEL is None:
-        import botocore.session
-        _MODEL = botocore.session.get_session().get_service_model("mwaa-serverless")
-    return _MODEL
+    return mwaa_local_env.service_model("mwaa-serverless")
 
 
 class ApiError(Exception):
@@ -233,15 +226,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body, error_type: str | None = None):
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/x-amz-json-1.0")
-        self.send_header("Content-Length", str(len(raw)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        if error_type:
-            self.send_header("x-amzn-errortype", error_type)
-        self.end_headers()
-        self.wfile.write(raw)
+        send_json(self, status, body, error_type, "application/x-amz-json-1.0")
 
     def _error(self, err: ApiError):
         self._send(STATUS[err.code], {"__type": err.code, **err.members}, err.code)
@@ -386,12 +371,7 @@ def main(argv=None):
     ap.add_argument("--account", default="123456789012")
     args = ap.parse_args(argv)
     handle = serve("127.0.0.1", args.port, args.region, args.account)
-    print(f"READY {handle.url}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    handle.shutdown()
+    mwaa_local_env.serve_until_signalled(handle)
 
 
 if __name__ == "__main__":

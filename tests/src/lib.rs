@@ -185,19 +185,7 @@ impl Bed {
 
     /// Posts to the control plane's admin API (`/_bed/...`): faults, delays, failures.
     pub async fn control(&self, path: &str, body: Value) -> Value {
-        let url = format!("{}/_bed/{path}", self.mwaa_url);
-        let response = reqwest::Client::new()
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        assert!(
-            response.status().is_success(),
-            "{url}: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(Value::Null)
+        admin_post(format!("{}/_bed/{path}", self.mwaa_url), body).await
     }
 
     /// Makes the control plane fail the calls `rules` match (`POST /_bed/faults`).
@@ -248,41 +236,43 @@ impl Bed {
 
     /// The MWAA client the functions use, pointed at the local control plane.
     pub async fn mwaa(&self) -> aws_sdk_mwaa::Client {
-        let config = self
-            .aws_config()
+        common::aws::mwaa_client(&self.aws_config_at(&self.mwaa_url).await)
+    }
+
+    /// [`Bed::aws_config`] with its endpoint at `url` (a local control plane).
+    async fn aws_config_at(&self, url: &str) -> SdkConfig {
+        self.aws_config()
             .await
             .into_builder()
-            .endpoint_url(&self.mwaa_url)
-            .build();
-        common::aws::mwaa_client(&config)
+            .endpoint_url(url)
+            .build()
     }
 
     /// The MWAA Serverless client trigger-dag uses, pointed at the local control plane.
     pub async fn mwaa_serverless(&self) -> aws_sdk_mwaaserverless::Client {
-        let config = self
-            .aws_config()
-            .await
-            .into_builder()
-            .endpoint_url(&self.serverless_url)
-            .build();
-        trigger_dag::ops::serverless_client(&config)
+        trigger_dag::ops::serverless_client(&self.aws_config_at(&self.serverless_url).await)
     }
 
-    /// Makes the MWAA Serverless control plane fail the calls `rules` match.
+    /// Makes the MWAA Serverless control plane fail the calls `rules` match (`/_bed/faults`).
     pub async fn inject_serverless_faults(&self, rules: Value) {
-        let url = format!("{}/_bed/faults", self.serverless_url);
-        let response = reqwest::Client::new()
-            .post(&url)
-            .json(&rules)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        assert!(
-            response.status().is_success(),
-            "{url}: {}",
-            response.status()
-        );
+        admin_post(format!("{}/_bed/faults", self.serverless_url), rules).await;
     }
+}
+
+/// Posts to a control plane's admin API (`/_bed/...`) and returns its JSON answer.
+async fn admin_post(url: String, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    response.json().await.unwrap_or(Value::Null)
 }
 
 impl Drop for Bed {
