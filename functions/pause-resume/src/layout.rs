@@ -1,11 +1,12 @@
 //! Where the steps keep things in the suite's bucket (`SUITE_BUCKET`). Every key a step reads
-//! or writes is made here, so the layout can be read in one place. The pause state machine
-//! writes and deletes two of them itself (`RecordSnapshot`, `ConsumeSkipMarker`).
+//! or writes is made here, so the layout can be read in one place. The state machines write
+//! and delete three of them themselves (`RecordSnapshot`, `ConsumeSkipMarker`, `RecordRestore`).
 //!
 //! ```text
 //! configurations/<environment>/latest.json               what create-environment reads
 //! configurations/<environment>/<YYYYMMDDTHHMMSSZ>.json   the history of saved copies
 //! snapshots/<environment>/latest.json                    the last verified pause
+//! snapshots/<environment>/restored.json                  the pause the last resume restored
 //! overrides/<environment>/<marker>                       one-time overrides ("skip tonight")
 //! ```
 
@@ -38,6 +39,12 @@ pub fn snapshot_key(environment: &str) -> String {
     format!("snapshots/{environment}/latest.json")
 }
 
+/// What a resume records once it has restored a snapshot (its `RecordRestore` state writes
+/// it): the pause's manifest and execution, so that no later resume restores it again.
+pub fn restored_key(environment: &str) -> String {
+    format!("snapshots/{environment}/restored.json")
+}
+
 /// Where an operator leaves a one-time override for an environment (e.g. "skip tonight":
 /// `overrides/<environment>/skip-next-pause`).
 pub fn override_key(environment: &str, marker: &str) -> String {
@@ -61,6 +68,7 @@ mod tests {
     #[test]
     fn snapshots_and_overrides_are_per_environment() {
         assert_eq!(snapshot_key("dev"), "snapshots/dev/latest.json");
+        assert_eq!(restored_key("dev"), "snapshots/dev/restored.json");
         assert_eq!(
             override_key("dev", "skip-next-pause"),
             "overrides/dev/skip-next-pause"
