@@ -104,6 +104,7 @@ impl Arrivals {
                 ),
                 None => parse_routes(&routes.to_string()).unwrap().into(),
             },
+            environments: Default::default(),
         };
         Arrivals {
             s3,

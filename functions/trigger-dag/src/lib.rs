@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod decide;
+pub mod environments;
 pub mod event;
 pub mod ops;
 pub mod route_files;
@@ -21,14 +22,17 @@ use common::{Availability, Deadline, Error};
 
 use catalog::RouteCatalog;
 use decide::{arrival_targets, decide, schedule_target, Action, Target};
+use environments::KnownEnvironments;
 use event::{parse_input, Input};
 use ops::Ops;
 
 /// The function's state for its lifetime: clients and routes, built once per cold start
-/// (the routes files are re-read when they change, see catalog.rs).
+/// (the routes files are re-read when they change, see catalog.rs), and the environments
+/// known to be AVAILABLE (environments.rs).
 pub struct TriggerDag<O> {
     pub ops: O,
     pub routes: RouteCatalog,
+    pub environments: KnownEnvironments,
 }
 
 /// detail-type of the event that reports a routes file (or route) not used.
@@ -113,15 +117,18 @@ impl<O: Ops> TriggerDag<O> {
 
     /// Starts the target's run, or holds it while its environment cannot run it.
     async fn deliver(&self, target: &Target, deadline: Deadline) -> Result<Outcome, Error> {
-        let availability =
-            with_retries(deadline, || self.ops.environment(&target.environment)).await?;
-        let major = match decide(&availability) {
-            Action::Start(major) => major,
-            Action::Hold { reason } => return self.hold(target, &reason, deadline).await,
+        let environment = target.environment.as_str();
+        let known = self.environments.available(environment);
+        let major = match known {
+            Some(major) => major,
+            None => match decide(&self.look_at(environment, deadline).await?) {
+                Action::Start(major) => major,
+                Action::Hold { reason } => return self.hold(target, &reason, deadline).await,
+            },
         };
         let run = target.dag_run();
         match with_retries(deadline, || {
-            start_dag_run(&self.ops, &target.environment, major, &run)
+            start_dag_run(&self.ops, environment, major, &run)
         })
         .await
         {
@@ -130,7 +137,7 @@ impl<O: Ops> TriggerDag<O> {
                     DagRunOutcome::Started => Outcome::Started,
                     DagRunOutcome::AlreadyExists => Outcome::AlreadyStarted,
                 };
-                tracing::info!(environment = %target.environment, dag_id = %target.dag_id,
+                tracing::info!(environment, dag_id = %target.dag_id,
                     run_id = %target.run_id, event_id = %target.event_id, outcome = outcome.as_str(), "DAG run");
                 self.publish(
                     "DAG Run Started",
@@ -139,12 +146,29 @@ impl<O: Ops> TriggerDag<O> {
                 .await;
                 Ok(outcome)
             }
-            // Deleted between GetEnvironment and the call (a pause began): hold it.
+            // Deleted since it was looked at (a pause began): hold it.
             Err(Error::EnvironmentNotFound(_)) => {
+                self.environments.forget(environment);
                 self.hold(target, "environment disappeared", deadline).await
+            }
+            // Started on what this instance remembered: the environment may have changed
+            // since (a pause, an update), so look again before failing the arrival.
+            Err(err) if known.is_some() => {
+                self.environments.forget(environment);
+                match decide(&self.look_at(environment, deadline).await?) {
+                    Action::Hold { reason } => self.hold(target, &reason, deadline).await,
+                    Action::Start(_) => Err(err),
+                }
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// Asks MWAA whether the environment runs DAGs now, and remembers an AVAILABLE answer.
+    async fn look_at(&self, environment: &str, deadline: Deadline) -> Result<Availability, Error> {
+        let availability = with_retries(deadline, || self.ops.environment(environment)).await?;
+        self.environments.learn(environment, &availability);
+        Ok(availability)
     }
 
     async fn hold(
@@ -164,7 +188,7 @@ impl<O: Ops> TriggerDag<O> {
     /// Starts every run held for `environment`, which must be available. Runs that can
     /// never start (unknown DAG) are set aside under `failed/` and reported, not retried.
     async fn replay(&self, environment: &str, deadline: Deadline) -> Result<Value, Error> {
-        let availability = with_retries(deadline, || self.ops.environment(environment)).await?;
+        let availability = self.look_at(environment, deadline).await?;
         let Availability::Available(major) = availability else {
             return Err(Error::not_available(
                 environment,
