@@ -14,11 +14,11 @@ One scenario, in this order (A after B: B must leave the records as they were):
 
 The DAG side (the real export, the re-enabled DAGs) is in test_pause_resume.py.
 """
+import contextlib
 import datetime as dt
 import gzip
 import hashlib
 import json
-import os
 import time
 
 import pytest
@@ -101,14 +101,12 @@ def pause_answered_with(cycle, export_at):
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pause-proof")
+    stack = contextlib.ExitStack()
     moto, plane, cycle = Moto(tmp), None, None
-    saved = dict(os.environ)
     out = {}
     try:
         moto.start()
-        # The step-worker's clients (the AWS SDK's standard variables), as in Lambda.
-        os.environ.update(AWS_ENDPOINT_URL=moto.url, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-                          AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION)
+        stack.enter_context(shared.aws_variables(moto.url))
         shared.execute_state_machines(moto.url)
         plane = mwaa_local.serve(moto_url=moto.url, airflows=[], region=REGION, account=shared.ACCOUNT)
         cycle = shared.Cycle(moto.url, plane.url, tmp, ENV)
@@ -156,8 +154,7 @@ def scenario(tmp_path_factory):
         if plane:
             plane.shutdown()
         moto.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+        stack.close()
 
 
 def test_a_resume_after_a_skipped_pause_changes_nothing_and_says_why(scenario):

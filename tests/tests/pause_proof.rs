@@ -29,12 +29,7 @@ fn record(name: &str, execution: &str) -> Value {
 #[tokio::test]
 async fn delete_environment_refuses_without_this_executions_verified_snapshot() {
     let bed: Session = session_without_airflow().await;
-    let config = bed.aws_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = bed.s3().await;
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let clients = Clients {
         mwaa: bed.mwaa().await,
