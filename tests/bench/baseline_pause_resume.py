@@ -6,11 +6,13 @@ plain way, so tests/bench/pause_resume.py can compare against them (STEP picks o
 - environment-status: GetEnvironment, and HeadObject of the operator's skip marker;
 - save-configuration: GetEnvironment (must be AVAILABLE), keep the fields CreateEnvironment
   takes, put the JSON twice (a timestamped copy and latest.json);
-- verify-export: read the manifest (check its SHA-256 when given), then stream every table's
-  object: SHA-256 and gunzipped line count against the manifest.
+- verify-export: read the manifest (check its SHA-256 when given; it must name the environment
+  and be written after the pause started), then stream every table's object: SHA-256 and
+  gunzipped line count against the manifest.
 - create-environment: read the snapshot and the saved configuration, GetEnvironment, and
   CreateEnvironment from the configuration unless the environment exists;
-- delete-environment: GetEnvironment, DeleteEnvironment unless it is gone or going;
+- delete-environment: read the snapshot record (this execution's verified export, else
+  refuse), GetEnvironment, DeleteEnvironment unless it is gone or going;
 - run-dag: GetEnvironment, unpause the DAG, start a run named after the task token (409:
   started already) through InvokeRestApi;
 - enable-dags: unpause each DAG through InvokeRestApi.
@@ -88,6 +90,13 @@ def verify_export(event):
         raise RuntimeError("manifest SHA-256 does not match")
     manifest = json.loads(raw)
     problems = []
+    if manifest.get("environment") != event["environment"]:
+        problems.append("the manifest names another environment")
+    created = datetime.datetime.fromisoformat(manifest.get("created_at") or "1970-01-01T00:00:00+00:00")
+    if created < datetime.datetime.fromisoformat(event["execution_started"].replace("Z", "+00:00")):
+        problems.append("the manifest was written before the pause started")
+    if problems:
+        raise RuntimeError("; ".join(problems))
     for t in manifest["tables"]:
         try:
             body = S3.get_object(Bucket=bucket, Key=t["key"])["Body"]
@@ -125,7 +134,12 @@ def create_environment(event):
 
 
 def delete_environment(event):
-    name = event["environment"]
+    name, execution = event["environment"], event["execution"]
+    record = read_json(f"snapshots/{name}/latest.json")
+    verified = record.get("verified") or {}
+    if (record.get("environment"), record.get("execution"), verified.get("environment"),
+            verified.get("execution"), verified.get("verified")) != (name, execution, name, execution, True):
+        raise RuntimeError(f"refusing to delete {name}: no snapshot record of this execution")
     env = environment(name)
     if not env or env["Status"] in ("DELETING", "DELETED"):
         return {"environment": name, "deleted": False}

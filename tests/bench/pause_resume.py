@@ -34,6 +34,9 @@ EXPORT_BUCKET = "mwaa-ops-bench-exports"
 ENVIRONMENT = "bench-pause"
 AIRFLOW_ENVIRONMENT = "bench-airflow"  # backed by the bed's real Airflow (--airflow)
 ACCOUNT = "123456789012"
+# The pause execution the verify-export and delete-environment events belong to.
+EXECUTION = f"arn:aws:states:us-east-1:{ACCOUNT}:execution:mwaa-ops-pause:bench"
+STARTED = "2026-11-21T01:59:00Z"
 TABLES = ("task_instance", "dag_run", "xcom", "log", "job", "task_instance_history",
           "rendered_task_instance_fields", "variable")
 
@@ -97,6 +100,16 @@ def paused(s3, names):
             "paused_at": "2026-11-21T20:00:00Z", "active_dags": ["etl"]}).encode())
 
 
+def proven(s3, names):
+    """What a pause records before it deletes (delete-environment's proof): the snapshot of an
+    export EXECUTION verified."""
+    for name in names:
+        s3.put_object(Bucket=BUCKET, Key=f"snapshots/{name}/latest.json", Body=json.dumps({
+            "environment": name, "execution": EXECUTION, "manifest": "s3://b/m.json",
+            "verified": {"verified": True, "environment": name, "execution": EXECUTION,
+                         "manifest": "s3://b/m.json"}}).encode())
+
+
 def export(s3, rows):
     """Table objects of `rows` lines in all (like a 2.x export: most of them task instances)
     and the manifest; returns (manifest key, its SHA-256, tampered manifest key, MiB)."""
@@ -117,6 +130,7 @@ def export(s3, rows):
                         "sha256": hashlib.sha256(body).hexdigest()})
         size += len(body)
     manifest = {"format": "mwaa-ops-metadata/1", "export_id": "bench", "airflow_version": "2.10.3",
+                "environment": ENVIRONMENT, "created_at": "2026-11-21T02:00:00+00:00",
                 "active_dags": ["etl_1"], "tables": entries}
     raw = json.dumps(manifest, indent=1).encode()
     s3.put_object(Bucket=EXPORT_BUCKET, Key=f"{prefix}/manifest.json", Body=raw)
@@ -163,8 +177,9 @@ def main():
         available(mwaa, [ENVIRONMENT, AIRFLOW_ENVIRONMENT] if args.airflow else [ENVIRONMENT])
         per_function = args.cold + args.warm + 1
         if "delete-environment" in steps:
-            available(mwaa, [f"bench-del-{label}-{i}" for label in ("rust", "python")
-                             for i in range(per_function)])
+            doomed = [f"bench-del-{label}-{i}" for label in ("rust", "python") for i in range(per_function)]
+            available(mwaa, doomed)
+            proven(s3, doomed)
         if "create-environment" in steps:
             paused(s3, [f"bench-new-{label}-{i}" for label in ("rust", "python")
                         for i in range(per_function)])
@@ -177,9 +192,11 @@ def main():
                                                            "skip_marker": "skip-next-pause"},
             "save-configuration": lambda label: lambda i: {"environment": ENVIRONMENT},
             "verify-export": lambda label: lambda i: {"bucket": EXPORT_BUCKET, "manifest_key": manifest,
-                                                      "manifest_sha256": sha},
+                                                      "manifest_sha256": sha, "environment": ENVIRONMENT,
+                                                      "execution": EXECUTION, "execution_started": STARTED},
             "create-environment": lambda label: lambda i: {"environment": f"bench-new-{label}-{i}"},
-            "delete-environment": lambda label: lambda i: {"environment": f"bench-del-{label}-{i}"},
+            "delete-environment": lambda label: lambda i: {"environment": f"bench-del-{label}-{i}",
+                                                           "execution": EXECUTION},
             "run-dag": lambda label: lambda i: {"environment": AIRFLOW_ENVIRONMENT, "dag": "bed_smoke",
                                                 "task_token": f"{token}{label}{i}", "conf": {"bench": i}},
             "enable-dags": lambda label: lambda i: {"environment": AIRFLOW_ENVIRONMENT,
@@ -191,7 +208,7 @@ def main():
                  "save-configuration": {"mwaa": "MWAA", "moto": "S3"},
                  "verify-export": {},
                  "create-environment": {"mwaa": "MWAA", "moto": "S3"},
-                 "delete-environment": {"mwaa": "MWAA"},
+                 "delete-environment": {"mwaa": "MWAA", "moto": "S3"},
                  "run-dag": {"mwaa": "MWAA and Airflow"},
                  "enable-dags": {"mwaa": "MWAA and Airflow"}}
         for step in steps:

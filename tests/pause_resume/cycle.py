@@ -2,6 +2,7 @@
 test_pause_resume_af3.py on 3.0.6): the step-worker, the suite in moto (buckets,
 KMS key, Lambda-task queue, the production state machines, the suite-event queue) and the
 clients and helpers of one scenario."""
+import contextlib
 import json
 import os
 import subprocess
@@ -29,6 +30,20 @@ def worker_binary() -> Path:
     binary = target / "debug" / "step-worker"
     assert binary.exists(), f"{binary} is missing: `cargo test --workspace` builds it (scripts/test does)"
     return binary
+
+
+@contextlib.contextmanager
+def aws_variables(moto_url):
+    """The AWS SDK's standard variables pointing at moto while the block runs (the step-worker
+    started in it builds its clients from them, as in Lambda); the environment as it was after."""
+    saved = dict(os.environ)
+    os.environ.update(AWS_ENDPOINT_URL=moto_url, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+                      AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def execute_state_machines(moto_url):

@@ -8,13 +8,15 @@ One scenario per module (one Airflow at a time on this machine), in this order:
   1. environment not AVAILABLE  -> pause fails at once, nothing exported or deleted
   2. export DAG fails           -> pause fails, environment kept, its DAGs re-enabled
   3. manifest tampered          -> pause fails at VerifyExport, environment kept, DAGs re-enabled
+  3b. the deletion fails        -> pause fails DeletionFailed, environment kept, DAGs re-enabled
   4. pause                      -> configuration saved, export verified, environment DELETED
   5. an arrival while paused    -> held
   6. MWAA's part: the environment's Airflow is gone; a new one, empty, with another Fernet key
   7. CREATE_FAILED              -> resume fails without waiting, configuration and export kept
   7b. an export object damaged  -> resume fails at the import, nothing imported, all kept
   8. resume                     -> same configuration, metadata imported, DAGs on, arrival run once
-  9. resume again               -> succeeds, changes nothing
+  9. resume again               -> succeeds, changes nothing: that snapshot was restored already
+ 10. a DAG paused by its users, the pause skipped, resume -> nothing imported, the DAG stays paused
 The tests below check what each step left behind. Skipped only with MWAA_OPS_SKIP_AIRFLOW=1.
 """
 import json
@@ -165,6 +167,21 @@ def scenario(tmp_path_factory):
         out["tampered_paused"] = mb.call(source, "GET", "/dags/mwaa_ops_history")["is_paused"]
         out["deletes_before_pause"] = len(cycle.deletes())
 
+        # 3b. the deletion fails: the environment leaves DELETING for AVAILABLE again
+        delays = cycle.admin("config")
+        cycle.admin("config", {"delete_delay": 300})
+        execution = cycle.start("pause")
+        t0 = time.monotonic()
+        while cycle.status() != "DELETING":
+            assert time.monotonic() - t0 < 300, "the pause never started the deletion"
+            time.sleep(0.2)
+        cycle.admin("status", {"name": ENV, "status": "AVAILABLE"})
+        cycle.admin("config", {"delete_delay": delays["delete_delay"]})
+        end = mb.wait_execution(cycle.sfn, execution, timeout=120)
+        out["deletion_fails"] = (end["status"], end.get("error"), end.get("cause"), cycle.steps(execution))
+        out["deletion_fails_status"] = cycle.status()
+        out["deletion_fails_paused"] = mb.call(source, "GET", "/dags/mwaa_ops_history")["is_paused"]
+
         # 4. pause, under faults: every MWAA call kind the pause makes is throttled, fails
         # or is slow at least once; some answers are lost after the work was done.
         exports_before = mb.call(source, "GET", "/dags/mwaa_ops_export/dagRuns")["total_entries"]
@@ -234,10 +251,26 @@ def scenario(tmp_path_factory):
         mb.wait_runs(target, "bed_smoke", [r["dag_run_id"] for r in out["replayed_runs"]])
         out["target_dags"] = {d["dag_id"]: d["is_paused"] for d in mb.call(target, "GET", "/dags")["dags"]}
         out["target"] = mb.dump(VERSION, target["database_url"], target["fernet_key"])
+        out["restored"] = json.loads(cycle.s3.get_object(Bucket=SUITE, Key=f"snapshots/{ENV}/restored.json")["Body"].read())
 
         # 9. resume again
         out["resume_again"] = cycle.run("resume")
+        out["resume_again_steps"] = cycle.steps(out["resume_again"][3])
         out["target_again"] = mb.dump(VERSION, target["database_url"], target["fernet_key"])
+
+        # 10. its users pause a DAG during the day; tonight's pause is skipped; the morning's
+        # resume must not switch that DAG back on from the old snapshot
+        mb.call(target, "PATCH", "/dags/mwaa_ops_history", {"is_paused": True})
+        imports_before = mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"]
+        cycle.s3.put_object(Bucket=SUITE, Key=f"overrides/{ENV}/skip-next-pause", Body=b"")
+        out["skipped_again"] = cycle.run("pause")
+        out["after_skip"] = cycle.run("resume")
+        out["after_skip_steps"] = cycle.steps(out["after_skip"][3])
+        out["after_skip_output"] = json.loads(
+            cycle.sfn.describe_execution(executionArn=out["after_skip"][3]).get("output") or "null")
+        out["after_skip_paused"] = mb.call(target, "GET", "/dags/mwaa_ops_history")["is_paused"]
+        out["after_skip_imports"] = mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"] \
+            - imports_before
         out["events"] = cycle.suite_events()
         out["worker_log"] = (tmp / "worker.log").read_text(errors="replace")
         # Every log of the run: the Rust handlers', moto's, both Airflows' (servers and tasks).
@@ -275,6 +308,15 @@ def test_a_failed_export_keeps_the_environment_and_re_enables_its_dags(scenario)
     assert (status, error) == ("FAILED", "MwaaOps.ExportFailed"), scenario["export_fails"]
     assert scenario["export_fails_status"] == "AVAILABLE"
     assert scenario["export_fails_paused"] is False
+
+
+def test_a_failed_deletion_re_enables_the_dags_and_fails_naming_it(scenario):
+    status, error, cause, steps = scenario["deletion_fails"]
+    assert (status, error) == ("FAILED", "MwaaOps.DeletionFailed"), scenario["deletion_fails"]
+    assert "left DELETING for AVAILABLE" in cause, cause
+    assert steps.index("DeleteEnvironment") < steps.index("DeletionFailed") < steps.index("ReenableDags"), steps
+    assert scenario["deletion_fails_status"] == "AVAILABLE"
+    assert scenario["deletion_fails_paused"] is False, "the DAGs the export paused are back on"
 
 
 def test_a_tampered_export_is_caught_before_anything_is_deleted(scenario):
@@ -358,13 +400,34 @@ def test_the_arrival_held_overnight_runs_once_after_resume(scenario):
 def test_resuming_again_changes_nothing(scenario):
     status, error, _, _ = scenario["resume_again"]
     assert status == "SUCCEEDED", error
+    assert "NothingToResume" in scenario["resume_again_steps"], scenario["resume_again_steps"]
+    assert "RunImport" not in scenario["resume_again_steps"] and "EnableDags" not in scenario["resume_again_steps"]
     assert mb.differences(scenario["target"], scenario["target_again"], active=[],
                           ignore=made_after_the_import) == {}
 
 
+def test_each_resume_records_the_pause_it_restored(scenario):
+    restored, snapshot = scenario["restored"], scenario["snapshot"]
+    assert (restored["manifest"], restored["execution"]) == (snapshot["manifest"], scenario["pause"][3])
+    assert restored["resume_execution"] == scenario["resume"][3] and restored["environment"] == ENV
+
+
+def test_a_resume_after_a_skipped_pause_switches_no_dag_back_on(scenario):
+    assert scenario["skipped_again"][0] == "SUCCEEDED"
+    status, error, _, _ = scenario["after_skip"]
+    assert (status, error) == ("SUCCEEDED", None), scenario["after_skip"]
+    steps = scenario["after_skip_steps"]
+    assert "NothingToResume" in steps and not {"RunImport", "EnableDags", "ReplayHeldArrivals"} & set(steps), steps
+    output = scenario["after_skip_output"]
+    assert output["resumed"] is False and "restored already" in output["reason"], output
+    assert scenario["after_skip_paused"] is True, "the DAG its users paused stays paused"
+    assert scenario["after_skip_imports"] == 0
+
+
 def test_the_suite_announces_pause_and_resume(scenario):
     kinds = [e["detail-type"] for e in scenario["events"]]
-    assert kinds.count("Environment Paused") == 1 and kinds.count("Environment Resumed") == 2, kinds
+    assert kinds.count("Environment Paused") == 1 and kinds.count("Environment Resumed") == 1, kinds
+    assert kinds.count("Environment Not Resumed") == 2, kinds
 
 
 def test_no_seeded_secret_reaches_any_log(scenario):

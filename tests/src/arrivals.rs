@@ -54,11 +54,7 @@ impl Arrivals {
     /// under [`ROUTES_PREFIX`] of the suite bucket, looked at again after `period`.
     pub async fn deploy_with_files(bed: &Bed, routes: Value, period: Option<Duration>) -> Arrivals {
         let config = bed.aws_config().await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&config)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = bed.s3().await;
         for bucket in [LANDING, SUITE_BUCKET] {
             s3.create_bucket().bucket(bucket).send().await.unwrap();
         }

@@ -234,6 +234,16 @@ impl Bed {
             .await
     }
 
+    /// An S3 client for moto (path-style addresses: moto serves no bucket subdomains).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let config = self.aws_config().await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
     /// The MWAA client the functions use, pointed at the local control plane.
     pub async fn mwaa(&self) -> aws_sdk_mwaa::Client {
         common::aws::mwaa_client(&self.aws_config_at(&self.mwaa_url).await)

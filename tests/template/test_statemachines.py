@@ -73,6 +73,48 @@ def test_a_pause_never_deletes_an_environment_whose_export_was_not_verified():
     assert states["ReenableDags"]["Next"] == "PauseFailed"
 
 
+def test_the_deletion_is_proven_by_this_executions_record():
+    states = definition("pause.asl.json")["States"]
+    verify = states["VerifyExport"]["Parameters"]["Payload"]
+    assert (verify["environment.$"], verify["execution.$"], verify["execution_started.$"]) == (
+        "$.environment", "$$.Execution.Id", "$$.Execution.StartTime")
+    record = states["SnapshotRecord"]["Parameters"]
+    assert (record["execution.$"], record["verified.$"]) == ("$$.Execution.Id", "$.verified.result")
+    assert states["DeleteEnvironment"]["Parameters"]["Payload"]["execution.$"] == "$$.Execution.Id"
+    assert "DeleteEnvironment" not in reachable(states, "Defaults", avoid={"RecordSnapshot"})
+
+
+def test_a_failed_deletion_re_enables_the_dags(cfn):
+    states = definition("pause.asl.json")["States"]
+    assert states["IsDeleted"]["Default"] == "DeletionFailed"
+    failed = states["DeletionFailed"]
+    assert failed["Type"] == "Pass" and failed["ResultPath"] == "$.failure"
+    assert failed["Parameters"]["Error"] == "MwaaOps.DeletionFailed" and failed["Next"] == "ReenableDags"
+    assert states["PauseFailed"]["ErrorPath"] == "$.failure.Error"
+    # delete-environment reads its proof from the suite bucket.
+    function = cfn["Resources"]["DeleteEnvironmentFunction"]["Properties"]
+    assert "SUITE_BUCKET" in function["Environment"]["Variables"]
+
+
+def test_a_resume_records_what_it_restored_and_says_when_it_does_nothing(cfn):
+    states = definition("resume.asl.json")["States"]
+    assert states["ResumeNeeded"]["Choices"][0]["Next"] == "NothingToResume"
+    said = reachable(states, "NothingToResume")
+    assert said == {"NothingToResume", "EmitNotResumed", "NotResumed"}, said
+    assert states["NothingToResume"]["Parameters"]["reason.$"] == "$.creation.result.reason"
+    order = ["ReplayHeldArrivals", "RestoreRecord", "RecordRestore", "EmitResumed"]
+    assert [states[a]["Next"] for a in order[:-1]] == order[1:]
+    body = states["RestoreRecord"]["Parameters"]
+    assert (body["manifest.$"], body["execution.$"]) == (
+        "$.creation.result.snapshot.manifest", "$.creation.result.snapshot.execution")
+    assert "restored.json" in states["RecordRestore"]["Parameters"]["Key.$"]
+    # The resume may write restore records, never the snapshot records delete-environment trusts.
+    role = cfn["Resources"]["ResumeStateMachineRole"]["Properties"]["Policies"]
+    puts = [r for p in role for st in p["PolicyDocument"]["Statement"] if "s3:PutObject" in str(st["Action"])
+            for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])]
+    assert puts and all(str(r).endswith("/snapshots/*/restored.json") for r in puts), puts
+
+
 def test_resume_notices_create_failed_at_once_and_imports_only_when_available():
     states = definition("resume.asl.json")["States"]
     waiting = {c.get("StringEquals") for c in states["IsAvailable"]["Choices"]

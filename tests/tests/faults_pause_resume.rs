@@ -34,13 +34,9 @@ struct Steps {
 }
 
 async fn steps(bed: &Bed) -> Steps {
-    let config = bed.aws_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = bed.s3().await;
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let config = bed.aws_config().await;
     let config = config.into_builder().endpoint_url(&bed.mwaa_url).build();
     Steps {
         mwaa: common::aws::mwaa_client_with_timeout(&config, ATTEMPT),
@@ -76,6 +72,31 @@ async fn done(bed: &Bed, operation: &str, name: &str) -> usize {
 
 fn input(name: &str) -> Value {
     json!({"environment": name})
+}
+
+/// The pause execution the deletions here belong to.
+const EXECUTION: &str = "arn:aws:states:us-east-1:123456789012:execution:mwaa-ops-pause:faults";
+
+/// What the pause records before it deletes (delete-environment's proof): the snapshot of
+/// an export `EXECUTION` verified.
+async fn record_pause(s: &Steps, name: &str) {
+    let snapshot = json!({"environment": name, "manifest": "s3://b/m.json", "active_dags": [],
+        "paused_at": "2026-01-01T00:00:00+00:00", "execution": EXECUTION,
+        "verified": {"verified": true, "environment": name, "execution": EXECUTION,
+                     "manifest": "s3://b/m.json"}});
+    s.s3.put_object()
+        .bucket(BUCKET)
+        .key(snapshot_key(name))
+        .body(snapshot.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// delete-environment as the pause invokes it.
+async fn delete(s: &Steps, name: &str) -> Result<Value, pause_resume::Error> {
+    let event = json!({"environment": name, "execution": EXECUTION});
+    delete_environment(&s.mwaa, &s.s3, BUCKET, event).await
 }
 
 #[tokio::test]
@@ -166,17 +187,18 @@ async fn faults_status_save_and_delete_retry_and_delete_once() {
 
     // delete-environment: the delete is done, but its answer is lost (500 after the work);
     // the SDK asks again, MWAA refuses (DELETING), the step reads DELETING: done, once.
+    record_pause(&s, name).await;
     bed.inject_faults(
         json!([{"operation": "DeleteEnvironment", "name": name, "kind": "server_error",
                 "after": true}]),
     )
     .await;
-    let out = delete_environment(&s.mwaa, input(name)).await.unwrap();
+    let out = delete(&s, name).await.unwrap();
     assert_eq!(out["status"], "DELETING", "{out}");
     bed.assert_faults_served().await;
     assert_eq!(done(&bed, "DeleteEnvironment", name).await, 1);
     // The state machine's retry of the step (its answer lost too) changes nothing.
-    let again = delete_environment(&s.mwaa, input(name)).await.unwrap();
+    let again = delete(&s, name).await.unwrap();
     assert_eq!(again["deleted"], false);
     assert_eq!(done(&bed, "DeleteEnvironment", name).await, 1);
     let deletes = calls(&bed, "DeleteEnvironment", name).await;
@@ -197,16 +219,8 @@ async fn faults_create_environment_creates_once_when_answers_are_lost_or_slow() 
         save_configuration(&s.mwaa, &s.s3, BUCKET, DateTime::from_secs(0), input(name))
             .await
             .unwrap();
-        let snapshot = json!({"environment": name, "manifest": "s3://b/m.json",
-            "active_dags": [], "paused_at": "2026-01-01T00:00:00+00:00"});
-        s.s3.put_object()
-            .bucket(BUCKET)
-            .key(snapshot_key(name))
-            .body(snapshot.to_string().into_bytes().into())
-            .send()
-            .await
-            .unwrap();
-        delete_environment(&s.mwaa, input(name)).await.unwrap();
+        record_pause(&s, name).await;
+        delete(&s, name).await.unwrap();
     }
     for name in ["dev-lost", "dev-slow"] {
         while s.mwaa.get_environment().name(name).send().await.is_ok() {

@@ -1,11 +1,12 @@
 //! Where the steps keep things in the suite's bucket (`SUITE_BUCKET`). Every key a step reads
-//! or writes is made here, so the layout can be read in one place. The pause state machine
-//! writes and deletes two of them itself (`RecordSnapshot`, `ConsumeSkipMarker`).
+//! or writes is made here, so the layout can be read in one place. The state machines write
+//! and delete three of them themselves (`RecordSnapshot`, `ConsumeSkipMarker`, `RecordRestore`).
 //!
 //! ```text
 //! configurations/<environment>/latest.json               what create-environment reads
 //! configurations/<environment>/<YYYYMMDDTHHMMSSZ>.json   the history of saved copies
 //! snapshots/<environment>/latest.json                    the last verified pause
+//! snapshots/<environment>/restored.json                  the pause the last resume restored
 //! overrides/<environment>/skip-next-pause                "skip tonight" (used up by the pause)
 //! overrides/<environment>/stay-up-until                  "no pause until" an RFC 3339 time
 //! ```
@@ -46,6 +47,12 @@ pub const SKIP_NEXT_PAUSE: &str = "skip-next-pause";
 /// pause: it ends by itself).
 pub const STAY_UP_UNTIL: &str = "stay-up-until";
 
+/// What a resume records once it has restored a snapshot (its `RecordRestore` state writes
+/// it): the pause's manifest and execution, so that no later resume restores it again.
+pub fn restored_key(environment: &str) -> String {
+    format!("snapshots/{environment}/restored.json")
+}
+
 /// Where an operator leaves a one-time override for an environment (e.g. "skip tonight":
 /// `overrides/<environment>/skip-next-pause`).
 pub fn override_key(environment: &str, marker: &str) -> String {
@@ -69,6 +76,7 @@ mod tests {
     #[test]
     fn snapshots_and_overrides_are_per_environment() {
         assert_eq!(snapshot_key("dev"), "snapshots/dev/latest.json");
+        assert_eq!(restored_key("dev"), "snapshots/dev/restored.json");
         assert_eq!(
             override_key("dev", "skip-next-pause"),
             "overrides/dev/skip-next-pause"

@@ -1,18 +1,20 @@
 //! create-environment: `{"environment"}` -> `{"environment", "created", "status",
-//! "resume_needed", "snapshot"}`, where `snapshot` is the last verified pause's record
-//! (manifest, active DAGs) the rest of the resume works from. Without one nothing is
-//! created; `resume_needed` is false for an environment older than the pause.
+//! "resume_needed", "reason"?, "snapshot"}`, where `snapshot` is the last verified pause's
+//! record (manifest, active DAGs) the rest of the resume works from. Without one nothing is
+//! created. `resume_needed` is false, with the `reason`, for an environment that exists and
+//! that pause did not delete: older than the pause, or restored from that snapshot already
+//! (the pause since was skipped or failed).
 
-use aws_sdk_mwaa::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_mwaa::types::Environment;
 use serde_json::{json, Value};
 
 use common::{Error, ErrorKind, Status};
 
 use crate::configuration::SavedConfiguration;
-use crate::layout::{latest_key, snapshot_key};
+use crate::layout::{latest_key, restored_key, snapshot_key};
 use crate::ops::{Created, Environments, Objects};
 use crate::parse_environment;
+use crate::steps::proof::nothing_to_resume;
 
 /// What create-environment does, given what GetEnvironment found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,20 +131,23 @@ async fn load_snapshot(s3: &impl Objects, bucket: &str, name: &str) -> Result<Va
     Ok(snapshot)
 }
 
-/// Whether an environment that exists is the one a resume made after the pause (import and
-/// re-enable DAGs then) or one that was never paused — a pause that was skipped, or that
-/// failed before deleting: importing last night's snapshot over it would overwrite live
-/// state, so the resume stops.
-pub fn resume_needed(env: &Environment, snapshot: &Value) -> Result<bool, Error> {
-    let paused_at = snapshot["paused_at"].as_str().unwrap_or_default();
-    let paused_at =
-        DateTime::from_str(paused_at, DateTimeFormat::DateTimeWithOffset).map_err(|e| {
-            Error::new(
-                ErrorKind::SnapshotNotFound,
-                format!("snapshot field `paused_at` {paused_at:?} is not a time: {e}"),
-            )
-        })?;
-    Ok(env.created_at().is_none_or(|created| *created > paused_at))
+/// The record of the last completed resume, if any (an unreadable one stops the resume: it
+/// could be the record that says "done").
+async fn load_restored(
+    s3: &impl Objects,
+    bucket: &str,
+    name: &str,
+) -> Result<Option<Value>, Error> {
+    let key = restored_key(name);
+    let Some(bytes) = s3.get(bucket, &key).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        Error::new(
+            ErrorKind::ConfigurationInvalid,
+            format!("s3://{bucket}/{key} is not a restore record: {e}"),
+        )
+    })
 }
 
 pub async fn create_environment(
@@ -153,19 +158,24 @@ pub async fn create_environment(
 ) -> Result<Value, Error> {
     let name = parse_environment(&event)?;
     let snapshot = load_snapshot(s3, bucket, &name).await?;
+    let restored = load_restored(s3, bucket, &name).await?;
     let env = mwaa.get(&name).await?;
-    let report = |created: bool, status: &Status, resume_needed: bool| {
+    let report = |created: bool, status: &Status, reason: Option<String>| {
         let status = status.as_str();
-        tracing::info!(environment = %name, created, status, resume_needed, "create-environment");
-        Ok(
-            json!({"environment": name, "created": created, "status": status,
-                  "resume_needed": resume_needed, "snapshot": snapshot}),
-        )
+        let resume_needed = reason.is_none();
+        tracing::info!(environment = %name, created, status, resume_needed, reason, "create-environment");
+        let mut out = json!({"environment": name, "created": created, "status": status,
+                  "resume_needed": resume_needed, "snapshot": snapshot});
+        if let Some(reason) = reason {
+            out["reason"] = json!(reason);
+        }
+        Ok(out)
     };
     match decide_create(env.as_ref()) {
         CreateDecision::Exists(status) => {
-            let needed = resume_needed(env.as_ref().expect("exists"), &snapshot)?;
-            report(false, &status, needed)
+            let created_at = env.as_ref().and_then(|e| e.created_at()).copied();
+            let reason = nothing_to_resume(&name, created_at, &snapshot, restored.as_ref())?;
+            report(false, &status, reason)
         }
         CreateDecision::Deleting => Err(Error::new(
             ErrorKind::EnvironmentDeleting,
@@ -178,9 +188,9 @@ pub async fn create_environment(
         CreateDecision::Create => {
             let configuration = load_configuration(s3, bucket, &name).await?;
             match mwaa.create(&configuration).await? {
-                Created::Created => report(true, &Status::Creating, true),
+                Created::Created => report(true, &Status::Creating, None),
                 Created::AlreadyExists => match mwaa.get(&name).await? {
-                    Some(env) => report(false, &Status::of(Some(&env)), true),
+                    Some(env) => report(false, &Status::of(Some(&env)), None),
                     None => Err(Error::new(
                         ErrorKind::Retryable,
                         format!("MWAA says {name} exists, but GetEnvironment does not find it yet"),

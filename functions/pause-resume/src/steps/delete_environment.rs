@@ -1,13 +1,24 @@
-//! delete-environment: `{"environment"}` -> `{"environment", "deleted", "status"}`. An
-//! environment that is gone or going already is success: the step is retried.
+//! delete-environment: `{"environment", "execution"}` -> `{"environment", "deleted",
+//! "status"}`. Deletes only with proof: the snapshot record of an export verified by the
+//! calling execution (see [`crate::steps::proof`]). An environment that is gone or going
+//! already is success: the step is retried.
 
 use aws_sdk_mwaa::types::Environment;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use common::{Error, Status};
+use common::{EnvironmentName, Error, Status};
 
-use crate::ops::{Deleted, Environments};
-use crate::parse_environment;
+use crate::layout::snapshot_key;
+use crate::ops::{Deleted, Environments, Objects};
+use crate::steps::proof::check_deletion_proof;
+
+/// The pause's environment and its execution (`$$.Execution.Id`).
+#[derive(Debug, Deserialize)]
+pub struct Input {
+    pub environment: EnvironmentName,
+    pub execution: String,
+}
 
 /// What delete-environment does, given what GetEnvironment found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +37,20 @@ pub fn decide_delete(env: Option<&Environment>) -> DeleteDecision {
     }
 }
 
-pub async fn delete_environment(mwaa: &impl Environments, event: Value) -> Result<Value, Error> {
-    let name = parse_environment(&event)?;
+pub async fn delete_environment(
+    mwaa: &impl Environments,
+    s3: &impl Objects,
+    bucket: &str,
+    event: Value,
+) -> Result<Value, Error> {
+    let Input {
+        environment: name,
+        execution,
+    } = crate::parse(&event)?;
+    let key = snapshot_key(&name);
+    let record = s3.get(bucket, &key).await?;
+    let location = format!("s3://{bucket}/{key}");
+    check_deletion_proof(record.as_deref(), &location, &name, &execution)?;
     let report = |deleted: bool, status: &Status| {
         let status = status.as_str();
         tracing::info!(environment = %name, deleted, status, "delete-environment");
@@ -58,25 +81,72 @@ pub async fn delete_environment(mwaa: &impl Environments, event: Value) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{environment, input, FakeMwaa};
+    use crate::fakes::{environment, FakeMwaa, MemoryObjects, BUCKET};
     use aws_sdk_mwaa::types::EnvironmentStatus;
     use common::ErrorKind;
+
+    const EXECUTION: &str = "arn:aws:states:us-east-1:1:execution:mwaa-ops-pause:tonight";
+
+    /// S3 with the snapshot record a pause of `names` wrote in `EXECUTION`.
+    fn proven(names: &[&str]) -> MemoryObjects {
+        let s3 = MemoryObjects::default();
+        for name in names {
+            let record = json!({"environment": name, "execution": EXECUTION, "manifest": "s3://b/m.json",
+                "verified": {"verified": true, "environment": name, "execution": EXECUTION,
+                             "manifest": "s3://b/m.json"}});
+            s3.insert(BUCKET, &snapshot_key(name), record.to_string().into_bytes());
+        }
+        s3
+    }
+
+    async fn delete(mwaa: &FakeMwaa, s3: &MemoryObjects, name: &str) -> Result<Value, Error> {
+        let event = json!({"environment": name, "execution": EXECUTION});
+        delete_environment(mwaa, s3, BUCKET, event).await
+    }
+
+    #[tokio::test]
+    async fn without_this_executions_verified_snapshot_nothing_is_deleted() {
+        let mwaa = FakeMwaa::with(&[environment("dev", EnvironmentStatus::Available, "2.10.3")]);
+        let err = delete(&mwaa, &MemoryObjects::default(), "dev")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::SnapshotNotFound, "{err}");
+        assert!(
+            err.to_string()
+                .contains("s3://suite/snapshots/dev/latest.json"),
+            "{err}"
+        );
+        let last_night = proven(&["dev"]);
+        let event = json!({"environment": "dev", "execution": "arn:another"});
+        let err = delete_environment(&mwaa, &last_night, BUCKET, event)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::SnapshotNotFound, "{err}");
+        let err = delete_environment(&mwaa, &last_night, BUCKET, json!({"environment": "dev"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("execution"), "{err}");
+        assert!(mwaa.deleted.lock().unwrap().is_empty());
+        assert_eq!(mwaa.status("dev").as_deref(), Some("AVAILABLE"));
+    }
 
     #[tokio::test]
     async fn delete_is_done_once_and_a_missing_environment_is_success() {
         let mwaa = FakeMwaa::with(&[environment("dev", EnvironmentStatus::Available, "2.10.3")]);
-        let first = delete_environment(&mwaa, input("dev")).await.unwrap();
+        let s3 = proven(&["dev", "gone"]);
+        let first = delete(&mwaa, &s3, "dev").await.unwrap();
         assert_eq!(
             first,
             json!({"environment": "dev", "deleted": true, "status": "DELETING"})
         );
-        let again = delete_environment(&mwaa, input("dev")).await.unwrap();
+        let again = delete(&mwaa, &s3, "dev").await.unwrap();
         assert_eq!(
             again,
             json!({"environment": "dev", "deleted": false, "status": "DELETING"})
         );
         assert_eq!(mwaa.deleted.lock().unwrap().len(), 1);
-        let gone = delete_environment(&mwaa, input("gone")).await.unwrap();
+        let gone = delete(&mwaa, &s3, "gone").await.unwrap();
         assert_eq!(
             gone,
             json!({"environment": "gone", "deleted": false, "status": "NOT_FOUND"})
@@ -87,7 +157,7 @@ mod tests {
     async fn a_refused_delete_is_an_error_naming_the_status_unless_it_is_going_anyway() {
         let mut mwaa = FakeMwaa::with(&[environment("dev", EnvironmentStatus::Updating, "2.10.3")]);
         mwaa.delete_refusal = Some("Environment is updating".into());
-        let err = delete_environment(&mwaa, input("dev")).await.unwrap_err();
+        let err = delete(&mwaa, &proven(&["dev"]), "dev").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::EnvironmentNotAvailable);
         assert!(err.to_string().contains("UPDATING"), "{err}");
         assert!(err.to_string().contains("Environment is updating"), "{err}");

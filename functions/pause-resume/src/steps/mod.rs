@@ -16,6 +16,7 @@ pub mod create_environment;
 pub mod delete_environment;
 pub mod enable_dags;
 pub mod environment_status;
+pub mod proof;
 pub mod run_dag;
 pub mod save_configuration;
 pub mod verify_export;
@@ -96,12 +97,15 @@ impl Step {
         Step::ALL.into_iter().find(|step| step.name() == name)
     }
 
-    /// Whether it keeps things in the suite's bucket (saved configurations, snapshots,
-    /// overrides): only these get `SUITE_BUCKET`.
+    /// Whether it keeps or reads things in the suite's bucket (saved configurations,
+    /// snapshots, overrides): only these get `SUITE_BUCKET`.
     pub fn uses_bucket(self) -> bool {
         matches!(
             self,
-            Step::EnvironmentStatus | Step::SaveConfiguration | Step::CreateEnvironment
+            Step::EnvironmentStatus
+                | Step::SaveConfiguration
+                | Step::CreateEnvironment
+                | Step::DeleteEnvironment
         )
     }
 
@@ -134,7 +138,9 @@ impl Step {
             Step::CreateEnvironment => {
                 create_environment::create_environment(mwaa, s3, clients.bucket()?, payload).await
             }
-            Step::DeleteEnvironment => delete_environment::delete_environment(mwaa, payload).await,
+            Step::DeleteEnvironment => {
+                delete_environment::delete_environment(mwaa, s3, clients.bucket()?, payload).await
+            }
             Step::RunDag => run_dag::run_dag(mwaa, payload, deadline).await,
             Step::EnableDags => enable_dags::enable_dags(mwaa, payload, deadline).await,
             Step::VerifyExport => verify_export::verify_export(s3, payload).await,

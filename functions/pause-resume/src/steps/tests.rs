@@ -75,14 +75,15 @@ fn throttled_clients() -> Clients {
 fn input(step: Step) -> Value {
     match step {
         Step::EnvironmentStatus => json!({"environment": "dev", "skip_marker": "skip-next-pause"}),
-        Step::SaveConfiguration | Step::CreateEnvironment | Step::DeleteEnvironment => {
-            json!({"environment": "dev"})
-        }
+        Step::SaveConfiguration | Step::CreateEnvironment => json!({"environment": "dev"}),
+        Step::DeleteEnvironment => json!({"environment": "dev", "execution": "arn:pause:1"}),
         Step::RunDag => {
             json!({"environment": "dev", "dag": "mwaa_ops_export", "task_token": "AQCE-token"})
         }
         Step::EnableDags => json!({"environment": "dev", "dags": ["etl"]}),
-        Step::VerifyExport => json!({"bucket": "exports", "manifest_key": "m/manifest.json"}),
+        Step::VerifyExport => json!({"bucket": "exports", "manifest_key": "m/manifest.json",
+            "environment": "dev", "execution": "arn:pause:1",
+            "execution_started": "2026-11-30T01:00:00Z"}),
     }
 }
 

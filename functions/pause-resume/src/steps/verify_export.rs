@@ -8,20 +8,29 @@ use sha2::{Digest, Sha256};
 
 use crate::digest::{Measured, ObjectDigest};
 use crate::ops::Objects;
-use common::{Error, ErrorKind};
+use crate::steps::proof::origin_problems;
+use common::{EnvironmentName, Error, ErrorKind};
 
 /// The manifest formats this step understands (`FORMAT`, `DATABASE_FORMAT` in
 /// mwaa_ops_metadata.py): JSON Lines objects (Airflow 3 REST exports) and PostgreSQL COPY text
 /// objects (Airflow 2 database exports). Both hold one row per line, which is all it counts.
 pub const MANIFEST_FORMATS: [&str; 2] = ["mwaa-ops-metadata/1", "mwaa-ops-metadata/2"];
 
-/// What the export DAG sends to the task token (its other keys are ignored).
+/// What the export DAG sends to the task token (its other keys are ignored), and what the
+/// pause adds: the environment it pauses and its execution.
 #[derive(Debug, Deserialize)]
 pub struct Input {
     pub bucket: String,
     pub manifest_key: String,
     #[serde(default)]
     pub manifest_sha256: Option<String>,
+    /// The manifest must name it.
+    pub environment: EnvironmentName,
+    /// `$$.Execution.Id`: carried into the result, which the snapshot record keeps and
+    /// delete-environment checks.
+    pub execution: String,
+    /// `$$.Execution.StartTime`: the manifest must have been written after it.
+    pub execution_started: String,
 }
 
 /// The parts of the manifest that are checked.
@@ -32,6 +41,10 @@ pub struct Manifest {
     pub export_id: Option<String>,
     #[serde(default)]
     pub active_dags: Option<Vec<String>>,
+    #[serde(default)]
+    pub environment: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
     pub tables: Vec<TableEntry>,
 }
 
@@ -65,8 +78,9 @@ pub fn check_table(entry: &TableEntry, measured: Option<&Measured>) -> Option<St
     }
 }
 
-/// verify-export: `{"bucket", "manifest_key", "manifest_sha256"?}` -> `{"verified": true,
-/// "manifest", "tables", "rows", "export_id"?, "active_dags"?}`.
+/// verify-export: `{"bucket", "manifest_key", "manifest_sha256"?, "environment", "execution",
+/// "execution_started"}` -> `{"verified": true, "manifest", "tables", "rows", "environment",
+/// "execution", "created_at", "export_id"?, "active_dags"?}`.
 pub async fn verify_export(objects: &impl Objects, event: Value) -> Result<Value, Error> {
     let input: Input = crate::parse(&event)?;
     if input.bucket.is_empty() || input.manifest_key.is_empty() {
@@ -105,6 +119,17 @@ pub async fn check_export(objects: &impl Objects, input: &Input) -> Result<Value
     if manifest.tables.is_empty() {
         return Err(not_verified("the manifest lists no tables".into()));
     }
+    // Before any object is read: another environment's or an older night's export is not
+    // this pause's, however valid.
+    let origin = origin_problems(
+        manifest.environment.as_deref(),
+        manifest.created_at.as_deref(),
+        &input.environment,
+        &input.execution_started,
+    )?;
+    if !origin.is_empty() {
+        return Err(not_verified(origin.join("; ")));
+    }
     let (mut problems, mut bytes) = (vec![], 0);
     for entry in &manifest.tables {
         let mut digest = ObjectDigest::default();
@@ -120,7 +145,9 @@ pub async fn check_export(objects: &impl Objects, input: &Input) -> Result<Value
     }
     let rows: u64 = manifest.tables.iter().map(|t| t.rows).sum();
     let mut out = json!({"verified": true, "manifest": location,
-        "tables": manifest.tables.len(), "rows": rows, "bytes": bytes});
+        "tables": manifest.tables.len(), "rows": rows, "bytes": bytes,
+        "environment": input.environment.as_str(), "execution": input.execution,
+        "created_at": manifest.created_at});
     if let Some(id) = manifest.export_id {
         out["export_id"] = json!(id);
     }
@@ -165,6 +192,7 @@ mod tests {
             s3.insert("exports", &key, body);
         }
         let manifest = json!({"format": format, "export_id": "e-1",
+            "environment": "dev", "created_at": "2026-11-03T01:02:03.000004+00:00",
             "active_dags": ["etl"], "tables": tables});
         let body = serde_json::to_vec_pretty(&manifest).unwrap();
         let digest = sha(&body);
@@ -172,11 +200,16 @@ mod tests {
         digest
     }
 
+    const STARTED: &str = "2026-11-03T01:00:00.000Z";
+
     fn input(sha256: Option<String>) -> Input {
         Input {
             bucket: "exports".into(),
             manifest_key: format!("{ROOT}/manifest.json"),
             manifest_sha256: sha256,
+            environment: EnvironmentName::new("dev").unwrap(),
+            execution: "arn:aws:states:us-east-1:1:execution:p:1".into(),
+            execution_started: STARTED.into(),
         }
     }
 
@@ -202,11 +235,36 @@ mod tests {
         );
         assert_eq!(out["export_id"], "e-1");
         assert_eq!(out["active_dags"], json!(["etl"]));
+        assert_eq!(out["environment"], "dev");
+        assert_eq!(out["execution"], "arn:aws:states:us-east-1:1:execution:p:1");
         let digest = export_as(&s3, MANIFEST_FORMATS[0]); // an Airflow 3 export: JSON Lines
         let out = check_export(&s3, &input(Some(digest))).await.unwrap();
         assert_eq!(
             (out["verified"].clone(), out["rows"].clone()),
             (json!(true), json!(3))
+        );
+    }
+
+    #[tokio::test]
+    async fn another_environments_or_an_older_export_is_refused_before_any_object_is_read() {
+        let s3 = MemoryObjects::default();
+        let digest = export(&s3);
+        let other = Input {
+            environment: EnvironmentName::new("prod").unwrap(),
+            ..input(Some(digest.clone()))
+        };
+        let err = check_export(&s3, &other).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ExportNotVerified);
+        assert!(err.to_string().contains("not \"prod\""), "{err}");
+        let later = Input {
+            execution_started: "2026-11-04T01:00:00Z".into(),
+            ..input(Some(digest))
+        };
+        let err = check_export(&s3, &later).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ExportNotVerified);
+        assert!(
+            err.to_string().contains("before this pause started"),
+            "{err}"
         );
     }
 
@@ -217,8 +275,17 @@ mod tests {
         let event = json!({"manifest": format!("s3://exports/{ROOT}/manifest.json"),
             "bucket": "exports", "manifest_key": format!("{ROOT}/manifest.json"),
             "manifest_sha256": digest, "export_id": "e-1", "airflow_version": "2.10.3",
-            "alembic_revision": "5f2621c13b39", "tables": 2, "rows": 3, "active_dags": ["etl"]});
-        assert_eq!(verify_export(&s3, event).await.unwrap()["verified"], true);
+            "alembic_revision": "5f2621c13b39", "tables": 2, "rows": 3, "active_dags": ["etl"],
+            "environment": "dev", "execution": "arn:e", "execution_started": STARTED});
+        assert_eq!(
+            verify_export(&s3, event.clone()).await.unwrap()["verified"],
+            true
+        );
+        let mut without = event;
+        without.as_object_mut().unwrap().remove("execution_started");
+        let err = verify_export(&s3, without).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("execution_started"), "{err}");
         let err = verify_export(&s3, json!({"bucket": "exports"}))
             .await
             .unwrap_err();

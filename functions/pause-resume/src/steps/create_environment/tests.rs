@@ -7,6 +7,7 @@ use crate::fakes::{
 };
 use crate::ops::Objects;
 use crate::steps::save_configuration::save_configuration;
+use aws_sdk_mwaa::primitives::DateTime;
 use aws_sdk_mwaa::types::EnvironmentStatus;
 
 #[test]
@@ -86,11 +87,51 @@ async fn an_environment_older_than_the_pause_is_not_resumed_over() {
         (out["created"].clone(), out["resume_needed"].clone()),
         (json!(false), json!(false))
     );
+    assert!(
+        out["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not delete it"),
+        "{out}"
+    );
     // One the resume created after the pause (a re-run of the resume): go on.
     mwaa.put(available_since(1_795_300_000));
     let out = resume(&mwaa, &s3, "dev").await.unwrap();
     assert_eq!(out["resume_needed"], true);
     assert!(mwaa.created.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_snapshot_restored_already_is_not_restored_again() {
+    let (mwaa, s3) = paused().await;
+    // The resume that created this environment restored the snapshot and recorded it; the
+    // pause since was skipped: the snapshot is the same one.
+    mwaa.put(available_since(1_795_300_000));
+    let record = json!({"environment": "dev", "manifest": "s3://suite/metadata/dev/m.json",
+        "execution": null, "resume_execution": "arn:resume:1", "restored_at": "2026-11-22T06:00:00Z"});
+    s3.insert(
+        BUCKET,
+        &restored_key("dev"),
+        record.to_string().into_bytes(),
+    );
+    let out = resume(&mwaa, &s3, "dev").await.unwrap();
+    assert_eq!(out["resume_needed"], false, "{out}");
+    let reason = out["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("restored already by \"arn:resume:1\""),
+        "{reason}"
+    );
+    // Gone meanwhile (deleted by hand): the snapshot is all there is, so it is created again.
+    mwaa.environments.lock().unwrap().clear();
+    let out = resume(&mwaa, &s3, "dev").await.unwrap();
+    assert_eq!(
+        (out["created"].clone(), out["resume_needed"].clone()),
+        (json!(true), json!(true))
+    );
+    s3.insert(BUCKET, &restored_key("dev"), b"not json".to_vec());
+    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
+    assert!(err.to_string().contains("restored.json"), "{err}");
 }
 
 #[tokio::test]

@@ -1,0 +1,107 @@
+//! delete-environment on the bed, invoked directly as any caller with `lambda:InvokeFunction`
+//! could: it deletes only with the pause's proof, the snapshot record of an export the
+//! calling execution verified (`snapshots/<env>/latest.json`). The state machine cases (an
+//! older export sent to the export's task token, a fresh one verified and deleted) are in
+//! tests/pause_resume/test_pause_proof.py.
+
+use std::time::Duration;
+
+use common::runtime::Invocation;
+use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::{session_without_airflow, Session};
+use pause_resume::layout::snapshot_key;
+use pause_resume::{Clients, ErrorKind, Step};
+use serde_json::{json, Value};
+
+const BUCKET: &str = "mwaa-ops-suite";
+const TONIGHT: &str = "arn:aws:states:us-east-1:123456789012:execution:mwaa-ops-pause:tonight";
+const LAST_NIGHT: &str =
+    "arn:aws:states:us-east-1:123456789012:execution:mwaa-ops-pause:last-night";
+
+/// The snapshot record a pause in `execution` writes once verify-export passed its export.
+fn record(name: &str, execution: &str) -> Value {
+    json!({"environment": name, "execution": execution, "manifest": "s3://b/m.json",
+        "active_dags": [], "paused_at": "2026-11-30T01:00:00+00:00",
+        "verified": {"verified": true, "environment": name, "execution": execution,
+                     "manifest": "s3://b/m.json"}})
+}
+
+#[tokio::test]
+async fn delete_environment_refuses_without_this_executions_verified_snapshot() {
+    let bed: Session = session_without_airflow().await;
+    let s3 = bed.s3().await;
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let clients = Clients {
+        mwaa: bed.mwaa().await,
+        s3: s3.clone(),
+        bucket: Some(BUCKET.into()),
+    };
+    let name = "dev-proof";
+    NewEnvironment::new(name, "2.10.3")
+        .create(&clients.mwaa)
+        .await;
+    wait_for_status(&clients.mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
+    let delete = |execution: &str| {
+        let event = json!({"environment": name, "execution": execution});
+        Step::DeleteEnvironment.run(&clients, Invocation::new(event, Duration::from_secs(60)))
+    };
+    let put_record = |body: Value| {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(snapshot_key(name))
+            .body(body.to_string().into_bytes().into())
+            .send()
+    };
+    let deletes = || async {
+        bed.calls()
+            .await
+            .into_iter()
+            .filter(|c| c["operation"] == "DeleteEnvironment" && c["name"] == name)
+            .count()
+    };
+
+    // No record at all; then last night's, verified by last night's execution; then one
+    // whose verification another execution did.
+    let mut refusals = vec![delete(TONIGHT).await.unwrap_err()];
+    put_record(record(name, LAST_NIGHT)).await.unwrap();
+    refusals.push(delete(TONIGHT).await.unwrap_err());
+    let mut forged = record(name, TONIGHT);
+    forged["verified"]["execution"] = json!(LAST_NIGHT);
+    put_record(forged).await.unwrap();
+    refusals.push(delete(TONIGHT).await.unwrap_err());
+    for err in &refusals {
+        assert_eq!(err.kind(), ErrorKind::SnapshotNotFound, "{err}");
+        assert!(
+            err.to_string().contains("refusing to delete dev-proof"),
+            "{err}"
+        );
+    }
+    assert!(
+        refusals[1].to_string().contains("last-night"),
+        "{}",
+        refusals[1]
+    );
+    assert_eq!(deletes().await, 0, "nothing deleted without proof");
+    let status = clients
+        .mwaa
+        .get_environment()
+        .name(name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status.environment().unwrap().status().unwrap().as_str(),
+        "AVAILABLE"
+    );
+
+    // Tonight's own record: deleted, once, however often the step is retried.
+    put_record(record(name, TONIGHT)).await.unwrap();
+    let out = delete(TONIGHT).await.unwrap();
+    assert_eq!(
+        (out["deleted"].clone(), out["status"].clone()),
+        (json!(true), json!("DELETING"))
+    );
+    let again = delete(TONIGHT).await.unwrap();
+    assert_eq!(again["deleted"], false, "{again}");
+    assert_eq!(deletes().await, 1);
+}
