@@ -119,6 +119,12 @@ def patch_sts() -> None:
         caller_backend = sts_backends[self.current_account]["aws"]
         account, arns, shown = _caller(caller_backend, self.get_access_key(), self.region)
         denied = AccessDeniedError(shown, f"sts:AssumeRole on resource: {role_arn}")
+        # STS (awsQuery) answers <ErrorResponse><Error>...; moto's generic shape nests an
+        # <Errors> that the SDKs do not read as a code and a message.
+        denied.description = (
+            '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+            f"<Type>Sender</Type><Code>AccessDenied</Code><Message>{denied.message}</Message>"
+            "</Error><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ErrorResponse>")
         parts = role_arn.split(":", 5)
         if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
             raise denied
