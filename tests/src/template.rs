@@ -26,3 +26,21 @@ pub fn rule_patterns(params: &[(&str, &str)]) -> serde_json::Map<String, Value> 
         other => panic!("patterns JSON is not an object: {other}"),
     }
 }
+
+/// The translated template (CloudFormation JSON), parameters resolved from `params`.
+pub fn translated(params: &[(&str, &str)]) -> Value {
+    let mut command = Command::new(bed_python());
+    command
+        .arg(repo_root().join("tests/bed/template.py"))
+        .arg("translate");
+    for (name, value) in params {
+        command.arg(format!("{name}={value}"));
+    }
+    let out = command.output().expect("run tests/bed/template.py");
+    assert!(
+        out.status.success(),
+        "template.py translate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("template JSON")
+}

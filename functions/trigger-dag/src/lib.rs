@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod decide;
 pub mod event;
 pub mod ops;
+pub mod replay;
 pub mod route_files;
 pub mod routes;
 pub mod run_id;
@@ -17,7 +18,7 @@ use serde_json::{json, Value};
 use common::airflow::{start_dag_run, DagRunOutcome};
 use common::event::event_id;
 use common::retry::with_retries;
-use common::{Availability, Deadline, Error};
+use common::{Deadline, Error};
 
 use catalog::RouteCatalog;
 use decide::{arrival_targets, decide, schedule_target, Action, Target};
@@ -29,6 +30,8 @@ use ops::Ops;
 pub struct TriggerDag<O> {
     pub ops: O,
     pub routes: RouteCatalog,
+    /// How much one replay invocation does ([`replay::ReplayLimits::default`] in Lambda).
+    pub replay: replay::ReplayLimits,
 }
 
 /// detail-type of the event that reports a routes file (or route) not used.
@@ -161,53 +164,7 @@ impl<O: Ops> TriggerDag<O> {
         Ok(Outcome::Held)
     }
 
-    /// Starts every run held for `environment`, which must be available. Runs that can
-    /// never start (unknown DAG) are set aside under `failed/` and reported, not retried.
-    async fn replay(&self, environment: &str, deadline: Deadline) -> Result<Value, Error> {
-        let availability = with_retries(deadline, || self.ops.environment(environment)).await?;
-        let Availability::Available(major) = availability else {
-            return Err(Error::not_available(
-                environment,
-                availability.status().as_str(),
-                "cannot replay held arrivals",
-            ));
-        };
-        let held = with_retries(deadline, || self.ops.held(environment)).await?;
-        let (mut started, mut already, mut set_aside) = (0, 0, 0);
-        for target in &held {
-            let run = target.dag_run();
-            match with_retries(deadline, || {
-                start_dag_run(&self.ops, environment, major, &run)
-            })
-            .await
-            {
-                Ok(DagRunOutcome::Started) => started += 1,
-                Ok(DagRunOutcome::AlreadyExists) => already += 1,
-                Err(err) if !err.is_retryable() => {
-                    let reason = err.to_string();
-                    with_retries(deadline, || self.ops.set_aside(target, &reason)).await?;
-                    self.report_failure(target, &err).await;
-                    set_aside += 1;
-                    continue;
-                }
-                Err(err) => return Err(err),
-            }
-            with_retries(deadline, || self.ops.release(target)).await?;
-        }
-        tracing::info!(
-            environment,
-            started,
-            already,
-            set_aside,
-            "held arrivals replayed"
-        );
-        Ok(
-            json!({"environment": environment, "replayed": started, "already_started": already,
-                  "set_aside": set_aside}),
-        )
-    }
-
-    async fn report_failure(&self, target: &Target, err: &Error) {
+    pub(crate) async fn report_failure(&self, target: &Target, err: &Error) {
         tracing::error!(environment = %target.environment, dag_id = %target.dag_id,
             run_id = %target.run_id, event_id = %target.event_id, error = %err, "arrival failed");
         self.publish(

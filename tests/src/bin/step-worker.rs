@@ -95,6 +95,7 @@ async fn main() {
     let bucket = setting("SUITE_BUCKET");
     let functions = std::sync::Arc::new(Functions {
         trigger: TriggerDag {
+            replay: Default::default(),
             ops: TriggerOps {
                 mwaa: mwaa.clone(),
                 s3: s3.clone(),

@@ -2,11 +2,12 @@
 //! runs it. The Lambda binaries (`src/bin/`) and the bed's step-worker both serve steps
 //! from here, so a new step is added in this file (plus its binary and Cargo `[[bin]]`).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use common::runtime::Invocation;
+use common::aws::LONGEST_MWAA_CALL;
+use common::runtime::{Invocation, MARGIN};
 use common::Error;
 
 use crate::Clients;
@@ -70,6 +71,22 @@ impl Step {
             self,
             Step::EnvironmentStatus | Step::SaveConfiguration | Step::CreateEnvironment
         )
+    }
+
+    /// The longest one invocation can take, which the template's `Timeout` must allow:
+    /// its MWAA calls one after another, each at worst [`LONGEST_MWAA_CALL`] (run-dag and
+    /// enable-dags: their REST retry budget, then the call still in flight), plus the
+    /// [`MARGIN`] kept for reporting. `None`: bounded by the data, not the code (verify-export
+    /// streams the whole export; it gets Lambda's maximum).
+    pub fn longest(self) -> Option<Duration> {
+        let calls = |n: u32| LONGEST_MWAA_CALL * n + MARGIN;
+        match self {
+            Step::EnvironmentStatus | Step::SaveConfiguration => Some(calls(1)),
+            // GetEnvironment, the create or delete, GetEnvironment again after a refusal.
+            Step::CreateEnvironment | Step::DeleteEnvironment => Some(calls(3)),
+            Step::RunDag | Step::EnableDags => Some(enable_dags::REST_RETRY_BUDGET + calls(1)),
+            Step::VerifyExport => None,
+        }
     }
 
     /// Runs one invocation of the step.

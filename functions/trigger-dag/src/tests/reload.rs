@@ -33,6 +33,7 @@ fn with_files(fake: Fake, period: Duration) -> TriggerDag<Fake> {
     TriggerDag {
         ops: fake,
         routes: RouteCatalog::with_files(parameter, settings),
+        replay: Default::default(),
     }
 }
 
