@@ -269,3 +269,33 @@ def test_worker_processes_give_the_same_csv_in_the_same_order(tmp_path):
         parts = iter(lambda: source.read(c.CHUNK), b"")
         pooled = b"".join(parts)
     assert source.rows == 40_000 and pooled == alone and alone.count(b"\n") == 40_000
+
+
+def test_the_token_beats_while_work_runs_and_a_task_given_up_commits_nothing():
+    import time
+    from botocore.exceptions import ClientError
+
+    class Sfn:
+        def __init__(self, refuse_after):
+            self.beats, self.refuse_after = 0, refuse_after
+
+        def send_task_heartbeat(self, taskToken):
+            self.beats += 1
+            if self.beats > self.refuse_after:
+                raise ClientError({"Error": {"Code": "TaskTimedOut", "Message": "timed out"}},
+                                  "SendTaskHeartbeat")
+
+    token = m.TaskToken("tok", every=0.02)
+    token._sfn = Sfn(refuse_after=1000)
+    with token.beating():
+        time.sleep(0.3)  # one long statement: no heartbeat() call from the work itself
+        token.check_alive()
+    assert token._sfn.beats >= 5 and token.gone is None
+
+    token = m.TaskToken("tok", every=0.02)
+    token._sfn = Sfn(refuse_after=2)
+    with token.beating():
+        time.sleep(0.3)
+        with pytest.raises(m.Refused, match="no longer waits.*TaskTimedOut.*nothing was committed"):
+            token.check_alive()
+    assert token._sfn.beats == 3, "beating stops once Step Functions gave up"

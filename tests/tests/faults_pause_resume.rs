@@ -148,9 +148,16 @@ async fn faults_status_save_and_delete_retry_and_delete_once() {
         json!([{"operation": "GetEnvironment", "name": name, "kind": "throttle", "count": 3}]),
     )
     .await;
-    let err = save_configuration(&s.mwaa, &s.s3, BUCKET, DateTime::from_secs(0), input(name))
-        .await
-        .unwrap_err();
+    let err = save_configuration(
+        &s.mwaa,
+        &s.s3,
+        BUCKET,
+        &[],
+        DateTime::from_secs(0),
+        input(name),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
     bed.assert_faults_served().await;
     assert!(
@@ -194,9 +201,16 @@ async fn faults_create_environment_creates_once_when_answers_are_lost_or_slow() 
     for name in ["dev-lost", "dev-slow"] {
         NewEnvironment::new(name, "2.10.3").create(&s.mwaa).await;
         wait_for_status(&s.mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
-        save_configuration(&s.mwaa, &s.s3, BUCKET, DateTime::from_secs(0), input(name))
-            .await
-            .unwrap();
+        save_configuration(
+            &s.mwaa,
+            &s.s3,
+            BUCKET,
+            &[],
+            DateTime::from_secs(0),
+            input(name),
+        )
+        .await
+        .unwrap();
         let snapshot = json!({"environment": name, "manifest": "s3://b/m.json",
             "active_dags": [], "paused_at": "2026-01-01T00:00:00+00:00"});
         s.s3.put_object()

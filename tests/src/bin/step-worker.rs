@@ -110,6 +110,10 @@ async fn main() {
             mwaa,
             s3,
             bucket: Some(bucket),
+            // As the template passes AllowLosingSettings.
+            may_lose_settings: pause_resume::steps::save_configuration::allowed_losses(
+                &std::env::var("ALLOW_LOSING_SETTINGS").unwrap_or_default(),
+            ),
         },
     });
     let sqs = aws_sdk_sqs::Client::new(&config);

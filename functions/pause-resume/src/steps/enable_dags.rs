@@ -92,7 +92,11 @@ pub async fn enable_dags(
         .collect();
     let (mut enabled, mut missing, mut not_addressable) = (vec![], vec![], vec![]);
     let mut next = input.start.min(dags.len());
-    while next < dags.len() && next - input.start < ENABLE_BATCH && !deadline.passed() {
+    // The first DAG of a batch is always tried: every batch moves on, or fails.
+    while next < dags.len()
+        && next - input.start < ENABLE_BATCH
+        && (next == input.start || !deadline.passed())
+    {
         let dag = dags[next];
         match unpause(api, environment, dag, deadline).await {
             Ok(true) => enabled.push(dag),
@@ -188,19 +192,20 @@ mod tests {
     #[tokio::test]
     async fn a_batch_out_of_time_hands_on_where_it_stopped() {
         let mwaa = knowing_all();
-        let input = json!({"environment": "dev", "dags": ["a", "b"], "start": 1});
+        let input = json!({"environment": "dev", "dags": ["a", "b", "c"], "start": 1});
         let spent = Deadline::after(Duration::ZERO);
         let out = enable_dags(&mwaa, input.clone(), spent).await.unwrap();
         assert_eq!(
             (out["enabled"].clone(), out["next"].clone()),
-            (json!([]), json!(1))
+            (json!(["b"]), json!(2))
         );
+        let input = json!({"environment": "dev", "dags": ["a", "b", "c"], "start": 2});
         let out = enable_dags(&mwaa, input, crate::fakes::budget())
             .await
             .unwrap();
         assert_eq!(
             (out["enabled"].clone(), out["next"].clone()),
-            (json!(["b"]), Value::Null)
+            (json!(["c"]), Value::Null)
         );
     }
 }

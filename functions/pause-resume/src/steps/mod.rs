@@ -101,8 +101,16 @@ impl Step {
             }
             Step::SaveConfiguration => {
                 let now = SystemTime::now().into();
-                save_configuration::save_configuration(mwaa, s3, clients.bucket()?, now, payload)
-                    .await
+                let allowed = &clients.may_lose_settings;
+                save_configuration::save_configuration(
+                    mwaa,
+                    s3,
+                    clients.bucket()?,
+                    allowed,
+                    now,
+                    payload,
+                )
+                .await
             }
             Step::CreateEnvironment => {
                 create_environment::create_environment(mwaa, s3, clients.bucket()?, payload).await
