@@ -225,6 +225,19 @@ impl Bed {
             .await
     }
 
+    /// An S3 client on moto (path-style) and a new `bucket` there, e.g. the suite bucket the
+    /// pause/resume steps keep things in.
+    pub async fn s3_with_bucket(&self, bucket: &str) -> aws_sdk_s3::Client {
+        let config = self.aws_config().await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+        s3
+    }
+
     /// The MWAA client the functions use, pointed at the local control plane.
     pub async fn mwaa(&self) -> aws_sdk_mwaa::Client {
         let config = self

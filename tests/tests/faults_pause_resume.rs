@@ -34,14 +34,13 @@ struct Steps {
 }
 
 async fn steps(bed: &Bed) -> Steps {
-    let config = bed.aws_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let config = config.into_builder().endpoint_url(&bed.mwaa_url).build();
+    let s3 = bed.s3_with_bucket(BUCKET).await;
+    let config = bed
+        .aws_config()
+        .await
+        .into_builder()
+        .endpoint_url(&bed.mwaa_url)
+        .build();
     Steps {
         mwaa: common::aws::mwaa_client_with_timeout(&config, ATTEMPT),
         s3,

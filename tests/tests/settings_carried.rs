@@ -21,14 +21,7 @@ use serde_json::{json, Value};
 const BUCKET: &str = "mwaa-ops-suite";
 
 async fn clients(bed: &Bed) -> (aws_sdk_mwaa::Client, aws_sdk_s3::Client) {
-    let config = bed.aws_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    (bed.mwaa().await, s3)
+    (bed.mwaa().await, bed.s3_with_bucket(BUCKET).await)
 }
 
 /// CreateEnvironment as a client that models Teams sends it (boto3 does; the Rust SDK
