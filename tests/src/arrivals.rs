@@ -105,6 +105,7 @@ impl Arrivals {
                 ),
                 None => parse_routes(&routes.to_string()).unwrap().into(),
             },
+            environments: Default::default(),
         };
         Arrivals {
             s3,

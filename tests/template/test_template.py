@@ -110,6 +110,8 @@ def test_trigger_dag_reads_the_routes_files_under_the_prefix_it_is_given_and_no_
     function = cfn["Resources"]["TriggerDagFunction"]["Properties"]["Environment"]["Variables"]
     prefix = function["ROUTES_PREFIX"]
     assert prefix == "routes/" and int(function["ROUTES_RELOAD_SECONDS"]) <= 60
+    # An AVAILABLE answer is trusted for less than a minute (then read again).
+    assert 0 < int(function["ENVIRONMENT_CACHE_SECONDS"]) <= 60
     statements = [st for role, st in iam_statements(cfn) if role == "TriggerDagFunctionRole"]
     lists = [st for st in statements if "s3:ListBucket" in as_list(st["Action"])]
     assert len(lists) == 1 and lists[0]["Resource"] == {"Fn::GetAtt": ["SuiteBucket", "Arn"]}

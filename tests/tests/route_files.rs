@@ -147,6 +147,7 @@ async fn a_changed_routes_file_is_used_within_the_period_and_a_broken_one_keeps_
                 period: PERIOD,
             },
         ),
+        environments: Default::default(),
     };
     let arrivals = Arrivals {
         function: cold,

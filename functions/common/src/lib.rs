@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod retry;
 pub mod runtime;
+pub mod status_change;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 

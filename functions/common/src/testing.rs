@@ -133,3 +133,15 @@ impl AirflowRest for FakeAirflow {
         Ok(response)
     }
 }
+
+/// Asserts that `err` reaches Lambda as `InvalidInput` and that its message names each of
+/// `mentions` (the fields at fault and the event id), the contract every function keeps for
+/// bad input.
+pub fn assert_invalid_input(err: Error, mentions: &[&str]) {
+    let diagnostic = lambda_runtime::Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "InvalidInput");
+    let message = diagnostic.error_message;
+    for mention in mentions {
+        assert!(message.contains(mention), "{mention:?} not in: {message}");
+    }
+}

@@ -8,7 +8,7 @@ use aws_lambda_events::sqs::SqsMessage;
 use common::environment::{MWAA_SOURCE, MWAA_STATUS_CHANGE, SUITE_SOURCE};
 use common::event::{event_id, nested, parse};
 use common::{Error, Status};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Source and detail-type of Step Functions' execution status changes.
@@ -88,50 +88,13 @@ pub struct EnvironmentStatus {
     pub status: Option<Status>,
 }
 
-/// The detail fields seen in use; none is documented, so none is required.
-#[derive(Deserialize)]
-struct EnvironmentDetail {
-    name: Option<String>,
-    #[serde(default, deserialize_with = "status")]
-    status: Option<Status>,
-}
-
-/// Any status string is read: MWAA adds statuses, and an unknown one is "not a failure".
-fn status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Status>, D::Error> {
-    Option::<String>::deserialize(deserializer)
-        .map(|status| status.filter(|s| !s.is_empty()).map(|s| Status::parse(&s)))
-}
-
-fn environment_status(id: String, event: &Value) -> Result<EnvironmentStatus, Error> {
-    let missing = Value::Object(Default::default());
-    let detail = event.get("detail").unwrap_or(&missing);
-    let detail: EnvironmentDetail = parse(&id, detail).map_err(|e| nested("detail", e))?;
-    let from_arn = || {
-        event
-            .get("resources")
-            .and_then(Value::as_array)?
-            .iter()
-            .filter_map(Value::as_str)
-            .find_map(|r| r.split_once(":environment/").map(|(_, name)| name))
-            .filter(|name| !name.is_empty())
-            .map(str::to_owned)
-    };
-    let Some(name) = detail.name.filter(|n| !n.is_empty()).or_else(from_arn) else {
-        return Err(Error::InvalidEvent {
-            event_id: id,
-            field: "detail.name".into(),
-            reason: "missing field `name`, and no environment ARN in `resources` either".into(),
-        });
-    };
+fn environment_status(event: &Value) -> Result<EnvironmentStatus, Error> {
+    let change = common::status_change::parse_status_change(event)?;
     Ok(EnvironmentStatus {
-        time: event
-            .get("time")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        event_id: id,
-        name,
-        status: detail.status,
+        event_id: change.event_id,
+        time: change.time.unwrap_or_default(),
+        name: change.name.into(),
+        status: change.status,
     })
 }
 
@@ -220,9 +183,7 @@ pub fn parse_failure(event: &Value) -> Result<Failure, Error> {
             ended.event_id = id;
             Ok(Failure::Execution(ended))
         }
-        (MWAA_SOURCE, MWAA_STATUS_CHANGE) => {
-            environment_status(id, event).map(Failure::Environment)
-        }
+        (MWAA_SOURCE, MWAA_STATUS_CHANGE) => environment_status(event).map(Failure::Environment),
         (SUITE_SOURCE, ROUTES_REJECTED) => Ok(Failure::RoutesRejected {
             event_id: id,
             detail: detail()?.clone(),

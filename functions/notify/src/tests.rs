@@ -128,6 +128,19 @@ impl Notify<Fake> {
     }
 }
 
+/// analytics-shared (PENDING since 07:14:05) is watched by a schedule that calls this
+/// function back.
+fn assert_watched_back_to_this_function(n: &Notify<Fake>) {
+    assert_eq!(
+        n.ops.watches.lock().unwrap().as_slice(),
+        [(
+            "analytics-shared".into(),
+            "2026-11-21T07:14:05Z".into(),
+            OWN_ARN.into()
+        )]
+    );
+}
+
 fn sample(text: &str) -> Value {
     serde_json::from_str(text).unwrap()
 }
@@ -231,14 +244,7 @@ async fn pending_is_watched_with_a_schedule_back_to_this_function_then_checked()
     let pending = sample(include_str!("../../../events/mwaa-status-pending.json"));
     let answer = n.run(pending).await.unwrap();
     assert_eq!(answer, json!({"watching": "analytics-shared"}));
-    assert_eq!(
-        n.ops.watches.lock().unwrap().as_slice(),
-        [(
-            "analytics-shared".into(),
-            "2026-11-21T07:14:05Z".into(),
-            OWN_ARN.into()
-        )]
-    );
+    assert_watched_back_to_this_function(&n);
     let check = sample(include_str!("../../../events/pending-check.json"));
     n.ops.environments.lock().unwrap().insert(
         "analytics-shared".into(),

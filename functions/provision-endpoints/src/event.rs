@@ -4,23 +4,19 @@
 //! else from the environment ARN in the envelope's `resources`; the status from
 //! `detail.status`, else (the handler) from GetEnvironment.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
-use common::environment::{MWAA_SOURCE, MWAA_STATUS_CHANGE};
-use common::event::{event_id, nested, parse};
+use common::event::{nested, parse};
 use common::{EnvironmentName, Error, Status};
 
-/// `detail` of the status-change event, camelCase as seen in use (none of it documented, so
-/// all of it optional): the name and status, and what GetEnvironment can no longer tell
-/// once the environment is DELETED (its queue and subnets). Endpoint services, access mode and security groups come from
-/// GetEnvironment, the truth, so the event's copies are not read.
+/// What provision-endpoints reads of `detail` beyond the name and status (none of it
+/// documented, so all of it optional): what GetEnvironment can no longer tell once the
+/// environment is DELETED (its queue and subnets). Endpoint services, access mode and security
+/// groups come from GetEnvironment, the truth, so the event's copies are not read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusDetail {
-    pub name: Option<String>,
-    pub status: Option<String>,
     pub celery_executor_queue: Option<String>,
     pub network_configuration: Option<NetworkDetail>,
 }
@@ -53,59 +49,15 @@ pub struct StatusChange {
 /// Parses one EventBridge event; anything that is not an MWAA status change of a named
 /// environment is an error naming the field and the event id.
 pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
-    let id = event_id(event);
-    let bad = |field: &str, reason: String| Error::InvalidEvent {
-        event_id: id.clone(),
-        field: field.to_owned(),
-        reason,
-    };
-    let envelope: EventBridgeEvent<Value> = parse(&id, event)?;
-    if envelope.source != MWAA_SOURCE {
-        return Err(bad(
-            "source",
-            format!("expected {MWAA_SOURCE:?}, got {:?}", envelope.source),
-        ));
-    }
-    if envelope.detail_type != MWAA_STATUS_CHANGE {
-        return Err(bad(
-            "detail-type",
-            format!(
-                "expected {MWAA_STATUS_CHANGE:?}, got {:?}",
-                envelope.detail_type
-            ),
-        ));
-    }
-    let detail: StatusDetail = parse(&id, &envelope.detail).map_err(|e| nested("detail", e))?;
-    let arn = envelope
-        .resources
-        .unwrap_or_default()
-        .into_iter()
-        .find(|r| r.starts_with("arn:") && r.contains(":environment/"));
-    // The name is checked once, here, naming the field it came from.
-    let name = match (detail.name.as_deref().filter(|n| !n.is_empty()), &arn) {
-        (Some(name), _) => EnvironmentName::parse(&id, "detail.name", name)?,
-        (None, Some(arn)) => {
-            let name = arn.rsplit_once(":environment/").map_or("", |(_, n)| n);
-            EnvironmentName::parse(&id, "resources", name)?
-        }
-        (None, None) => {
-            return Err(bad(
-                "detail.name",
-                "missing, and no environment ARN in `resources` either".into(),
-            ))
-        }
-    };
-    let status = match detail.status.as_deref().map(str::trim) {
-        None => None,
-        Some("") => return Err(bad("detail.status", "empty".into())),
-        Some(status) => Some(Status::parse(status)),
-    };
+    let change = common::status_change::parse_status_change(event)?;
+    let detail: StatusDetail =
+        parse(&change.event_id, &change.detail).map_err(|e| nested("detail", e))?;
     Ok(StatusChange {
-        event_id: id.clone(),
-        name,
-        arn,
-        account: envelope.account,
-        status,
+        event_id: change.event_id,
+        name: change.name,
+        arn: change.arn,
+        account: change.account,
+        status: change.status,
         celery_queue: detail.celery_executor_queue.filter(|q| !q.is_empty()),
         subnets: detail
             .network_configuration

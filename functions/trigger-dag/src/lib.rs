@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod decide;
+pub mod environments;
 pub mod event;
 pub mod ops;
 pub mod replay;
@@ -18,18 +19,21 @@ use serde_json::{json, Value};
 use common::airflow::{start_dag_run, DagRunOutcome};
 use common::event::event_id;
 use common::retry::with_retries;
-use common::{Deadline, Error};
+use common::{Availability, Deadline, Error};
 
 use catalog::RouteCatalog;
 use decide::{arrival_targets, decide, schedule_target, Action, Target};
+use environments::KnownEnvironments;
 use event::{parse_input, Input};
 use ops::Ops;
 
 /// The function's state for its lifetime: clients and routes, built once per cold start
-/// (the routes files are re-read when they change, see catalog.rs).
+/// (the routes files are re-read when they change, see catalog.rs), and the environments
+/// known to be AVAILABLE (environments.rs).
 pub struct TriggerDag<O> {
     pub ops: O,
     pub routes: RouteCatalog,
+    pub environments: KnownEnvironments,
     /// How much one replay invocation does ([`replay::ReplayLimits::default`] in Lambda).
     pub replay: replay::ReplayLimits,
 }
@@ -116,15 +120,18 @@ impl<O: Ops> TriggerDag<O> {
 
     /// Starts the target's run, or holds it while its environment cannot run it.
     async fn deliver(&self, target: &Target, deadline: Deadline) -> Result<Outcome, Error> {
-        let availability =
-            with_retries(deadline, || self.ops.environment(&target.environment)).await?;
-        let major = match decide(&availability) {
-            Action::Start(major) => major,
-            Action::Hold { reason } => return self.hold(target, &reason, deadline).await,
+        let environment = target.environment.as_str();
+        let known = self.environments.available(environment);
+        let major = match known {
+            Some(major) => major,
+            None => match decide(&self.look_at(environment, deadline).await?) {
+                Action::Start(major) => major,
+                Action::Hold { reason } => return self.hold(target, &reason, deadline).await,
+            },
         };
         let run = target.dag_run();
         match with_retries(deadline, || {
-            start_dag_run(&self.ops, &target.environment, major, &run)
+            start_dag_run(&self.ops, environment, major, &run)
         })
         .await
         {
@@ -133,7 +140,7 @@ impl<O: Ops> TriggerDag<O> {
                     DagRunOutcome::Started => Outcome::Started,
                     DagRunOutcome::AlreadyExists => Outcome::AlreadyStarted,
                 };
-                tracing::info!(environment = %target.environment, dag_id = %target.dag_id,
+                tracing::info!(environment, dag_id = %target.dag_id,
                     run_id = %target.run_id, event_id = %target.event_id, outcome = outcome.as_str(), "DAG run");
                 self.publish(
                     "DAG Run Started",
@@ -142,12 +149,33 @@ impl<O: Ops> TriggerDag<O> {
                 .await;
                 Ok(outcome)
             }
-            // Deleted between GetEnvironment and the call (a pause began): hold it.
+            // Deleted since it was looked at (a pause began): hold it.
             Err(Error::EnvironmentNotFound(_)) => {
+                self.environments.forget(environment);
                 self.hold(target, "environment disappeared", deadline).await
+            }
+            // Started on what this instance remembered: the environment may have changed
+            // since (a pause, an update), so look again before failing the arrival.
+            Err(err) if known.is_some() => {
+                self.environments.forget(environment);
+                match decide(&self.look_at(environment, deadline).await?) {
+                    Action::Hold { reason } => self.hold(target, &reason, deadline).await,
+                    Action::Start(_) => Err(err),
+                }
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// Asks MWAA whether the environment runs DAGs now, and remembers an AVAILABLE answer.
+    pub(crate) async fn look_at(
+        &self,
+        environment: &str,
+        deadline: Deadline,
+    ) -> Result<Availability, Error> {
+        let availability = with_retries(deadline, || self.ops.environment(environment)).await?;
+        self.environments.learn(environment, &availability);
+        Ok(availability)
     }
 
     async fn hold(

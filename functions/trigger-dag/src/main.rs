@@ -3,6 +3,7 @@ use std::time::Duration;
 use common::Deadline;
 
 use trigger_dag::catalog::{FileSettings, RouteCatalog, DEFAULT_PERIOD};
+use trigger_dag::environments::{self, KnownEnvironments};
 use trigger_dag::ops::AwsOps;
 use trigger_dag::routes::parse_routes;
 use trigger_dag::TriggerDag;
@@ -24,7 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     FileSettings {
                         bucket: bucket.clone(),
                         prefix,
-                        period: reload_period()?,
+                        period: seconds("ROUTES_RELOAD_SECONDS", DEFAULT_PERIOD)?,
                     },
                 ),
                 _ => RouteCatalog::from(parameter),
@@ -37,6 +38,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     bucket,
                 },
                 routes,
+                environments: KnownEnvironments::new(seconds(
+                    "ENVIRONMENT_CACHE_SECONDS",
+                    environments::DEFAULT_TRUST,
+                )?),
                 replay: Default::default(),
             };
             // Read the routes files now (cold start); if S3 cannot be read within the init
@@ -55,14 +60,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// `ROUTES_RELOAD_SECONDS`: how often a warm instance looks for changed routes files.
-fn reload_period() -> Result<Duration, common::Error> {
-    match std::env::var("ROUTES_RELOAD_SECONDS") {
+/// A setting in whole seconds: `ROUTES_RELOAD_SECONDS` (how often a warm instance looks for
+/// changed routes files), `ENVIRONMENT_CACHE_SECONDS` (how long it trusts an AVAILABLE answer).
+fn seconds(name: &str, default: Duration) -> Result<Duration, common::Error> {
+    match std::env::var(name) {
         Ok(text) if !text.is_empty() => text.parse::<u64>().map(Duration::from_secs).map_err(|e| {
-            common::Error::Config(format!(
-                "ROUTES_RELOAD_SECONDS: {text:?} is not a number of seconds: {e}"
-            ))
+            common::Error::Config(format!("{name}: {text:?} is not a number of seconds: {e}"))
         }),
-        _ => Ok(DEFAULT_PERIOD),
+        _ => Ok(default),
     }
 }

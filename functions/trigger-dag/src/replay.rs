@@ -95,7 +95,7 @@ impl<O: Ops> TriggerDag<O> {
         environment: &str,
         deadline: Deadline,
     ) -> Result<Value, Error> {
-        let availability = with_retries(deadline, || self.ops.environment(environment)).await?;
+        let availability = self.look_at(environment, deadline).await?;
         let Availability::Available(major) = availability else {
             return Err(Error::not_available(
                 environment,

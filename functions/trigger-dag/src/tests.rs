@@ -10,6 +10,8 @@ use std::sync::Mutex;
 
 /// What Lambda and the resume workflow see when an invocation fails.
 mod errors;
+/// A warm instance trusts an AVAILABLE answer for a while: one MWAA call per arrival.
+mod known_environments;
 /// Routes files in the suite bucket: read, re-read when changed, rejected when broken.
 mod reload;
 
@@ -20,6 +22,8 @@ struct Fake {
     environments: Mutex<HashMap<String, Availability>>,
     /// GetEnvironment is throttled on every call.
     get_environment_throttled: bool,
+    /// GetEnvironment calls made.
+    environment_reads: Mutex<u32>,
     held: Mutex<BTreeMap<String, Target>>,
     set_aside: Mutex<Vec<String>>,
     published: Mutex<Vec<String>>,
@@ -57,6 +61,7 @@ impl AirflowRest for Fake {
 
 impl Ops for Fake {
     async fn environment(&self, name: &str) -> Result<Availability, Error> {
+        *self.environment_reads.lock().unwrap() += 1;
         if self.get_environment_throttled {
             return Err(throttled("GetEnvironment"));
         }
@@ -160,6 +165,9 @@ fn function(fake: Fake) -> TriggerDag<Fake> {
     TriggerDag {
         ops: fake,
         routes: routes.into(),
+        // Asks MWAA every time, as these tests change environments between arrivals;
+        // tests/known_environments.rs covers what a warm instance remembers.
+        environments: KnownEnvironments::new(std::time::Duration::ZERO),
         replay: Default::default(),
     }
 }

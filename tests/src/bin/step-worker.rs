@@ -105,6 +105,7 @@ async fn main() {
             routes: parse_routes(&std::env::var("ROUTES").unwrap_or_else(|_| "[]".into()))
                 .expect("ROUTES")
                 .into(),
+            environments: Default::default(),
         },
         steps: Clients {
             mwaa,

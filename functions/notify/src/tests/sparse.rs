@@ -49,14 +49,7 @@ async fn a_pending_status_read_from_get_environment_is_watched() {
     let n = notify_with(Some(Status::Pending), None);
     let answer = n.run(sparse()).await.unwrap();
     assert_eq!(answer, json!({"watching": "analytics-shared"}));
-    assert_eq!(
-        n.ops.watches.lock().unwrap().as_slice(),
-        [(
-            "analytics-shared".into(),
-            "2026-11-21T07:14:05Z".into(),
-            OWN_ARN.into()
-        )]
-    );
+    assert_watched_back_to_this_function(&n);
 }
 
 #[tokio::test]
@@ -121,16 +114,13 @@ async fn a_sparse_event_without_an_environment_arn_names_the_field_and_the_event
     event["resources"] = json!(["arn:aws:airflow:us-east-1:210987654321:environment/"]);
     let n = notify_with(Some(Status::CreateFailed), None);
     let err = n.run(event).await.unwrap_err();
-    let diagnostic = lambda_runtime::Diagnostic::from(err);
-    assert_eq!(diagnostic.error_type, "InvalidInput");
-    let message = diagnostic.error_message;
-    assert!(
-        message.contains("detail.name") && message.contains("resources"),
-        "{message}"
-    );
-    assert!(
-        message.contains("b3c6d4e5-9a2f-4d7b-8e3c-2f4a6b8c0d1e"),
-        "{message}"
+    common::testing::assert_invalid_input(
+        err,
+        &[
+            "detail.name",
+            "resources",
+            "b3c6d4e5-9a2f-4d7b-8e3c-2f4a6b8c0d1e",
+        ],
     );
     assert_eq!(*n.ops.environment_reads.lock().unwrap(), 0);
 }

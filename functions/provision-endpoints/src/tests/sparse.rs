@@ -113,15 +113,12 @@ async fn a_sparse_event_without_an_environment_arn_names_the_field_and_the_event
         .run(event)
         .await
         .unwrap_err();
-    let diagnostic = lambda_runtime::Diagnostic::from(err);
-    assert_eq!(diagnostic.error_type, "InvalidInput");
-    let message = diagnostic.error_message;
-    assert!(
-        message.contains("detail.name") && message.contains("resources"),
-        "{message}"
-    );
-    assert!(
-        message.contains("b3c6d4e5-9a2f-4d7b-8e3c-2f4a6b8c0d1e"),
-        "{message}"
+    common::testing::assert_invalid_input(
+        err,
+        &[
+            "detail.name",
+            "resources",
+            "b3c6d4e5-9a2f-4d7b-8e3c-2f4a6b8c0d1e",
+        ],
     );
 }

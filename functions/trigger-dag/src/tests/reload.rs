@@ -33,8 +33,21 @@ fn with_files(fake: Fake, period: Duration) -> TriggerDag<Fake> {
     TriggerDag {
         ops: fake,
         routes: RouteCatalog::with_files(parameter, settings),
+        environments: Default::default(),
         replay: Default::default(),
     }
+}
+
+/// trigger-dag with one routes file, `routes/sales.json` sending `sales/` to dev-b (etag e1).
+fn with_sales_file(environments: &[&str], period: Duration) -> TriggerDag<Fake> {
+    let fake = available(environments);
+    put(
+        &fake,
+        "routes/sales.json",
+        "e1",
+        &json!([route("sales", "sales/", "dev-b")]),
+    );
+    with_files(fake, period)
 }
 
 /// The environments each run of an arrival went to.
@@ -64,14 +77,7 @@ fn rejections(f: &TriggerDag<Fake>) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_changed_file_is_used_after_the_period_and_read_once() {
-    let fake = available(&["dev-a", "dev-b", "dev-c"]);
-    put(
-        &fake,
-        "routes/sales.json",
-        "e1",
-        &json!([route("sales", "sales/", "dev-b")]),
-    );
-    let f = with_files(fake, Duration::ZERO);
+    let f = with_sales_file(&["dev-a", "dev-b", "dev-c"], Duration::ZERO);
     assert_eq!(routed(&f, "sales/1.csv").await, ["dev-b"]);
     assert_eq!(
         routed(&f, "in/1.csv").await,
@@ -100,14 +106,7 @@ async fn a_changed_file_is_used_after_the_period_and_read_once() {
 
 #[tokio::test]
 async fn within_the_period_arrivals_make_no_s3_call() {
-    let fake = available(&["dev-a", "dev-b"]);
-    put(
-        &fake,
-        "routes/sales.json",
-        "e1",
-        &json!([route("sales", "sales/", "dev-b")]),
-    );
-    let f = with_files(fake, Duration::from_secs(3600));
+    let f = with_sales_file(&["dev-a", "dev-b"], Duration::from_secs(3600));
     for i in 0..5 {
         assert_eq!(routed(&f, &format!("sales/{i}.csv")).await, ["dev-b"]);
     }
@@ -126,14 +125,7 @@ async fn within_the_period_arrivals_make_no_s3_call() {
 
 #[tokio::test]
 async fn a_broken_file_keeps_its_last_good_routes_and_is_reported_once() {
-    let fake = available(&["dev-a", "dev-b"]);
-    put(
-        &fake,
-        "routes/sales.json",
-        "e1",
-        &json!([route("sales", "sales/", "dev-b")]),
-    );
-    let f = with_files(fake, Duration::ZERO);
+    let f = with_sales_file(&["dev-a", "dev-b"], Duration::ZERO);
     assert_eq!(routed(&f, "sales/1.csv").await, ["dev-b"]);
 
     put(
@@ -158,21 +150,14 @@ async fn a_broken_file_keeps_its_last_good_routes_and_is_reported_once() {
 
 #[tokio::test]
 async fn at_cold_start_a_broken_file_is_skipped_and_the_others_used() {
-    let fake = available(&["dev-a", "dev-b"]);
+    let f = with_sales_file(&["dev-a", "dev-b"], Duration::ZERO);
     put(
-        &fake,
+        &f.ops,
         "routes/a-typo.json",
         "e1",
         &json!([{"name": "x", "bucket": "landing", "prefx": "x/",
         "environment": "dev-a", "dag": "ingest"}]),
     );
-    put(
-        &fake,
-        "routes/sales.json",
-        "e1",
-        &json!([route("sales", "sales/", "dev-b")]),
-    );
-    let f = with_files(fake, Duration::ZERO);
     assert_eq!(routed(&f, "sales/1.csv").await, ["dev-b"]);
     let rejected = rejections(&f);
     assert_eq!(rejected.len(), 1);
@@ -210,14 +195,7 @@ async fn routes_files_that_cannot_be_read_at_cold_start_fail_the_arrival_as_retr
 
 #[tokio::test]
 async fn once_read_an_s3_outage_keeps_the_routes_in_use() {
-    let fake = available(&["dev-a", "dev-b"]);
-    put(
-        &fake,
-        "routes/sales.json",
-        "e1",
-        &json!([route("sales", "sales/", "dev-b")]),
-    );
-    let mut f = with_files(fake, Duration::ZERO);
+    let mut f = with_sales_file(&["dev-a", "dev-b"], Duration::ZERO);
     assert_eq!(routed(&f, "sales/1.csv").await, ["dev-b"]);
     f.ops.route_files_down = true;
     assert_eq!(routed(&f, "sales/2.csv").await, ["dev-b"]);
