@@ -70,17 +70,17 @@ def run_import(conf: dict) -> dict:
         raise m.Refused(f"KMS refused the export's data key: {e}") from e
     envelope = m.Envelope(data_key["Plaintext"])
 
-    with tempfile.TemporaryDirectory(prefix="mwaa-ops-import-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mwaa-ops-import-") as tmp, token.beating():
         files = {}
         for entry in manifest["tables"]:  # streamed later: here only counted
             files[entry["table"]], _ = _verified_object(s3, bucket, entry, tmp, m.count_lines)
-            token.heartbeat()
 
         with engine.begin() as conn:  # one transaction: all of it or nothing
             before = db.imported_before(conn, manifest["export_id"])
             stats = before["tables"] if before else db.import_tables(
                 conn, schema, manifest, files, get_fernet(), envelope,
-                restore_paused=conf.get("restore_paused", True), heartbeat=token.heartbeat)
+                restore_paused=conf.get("restore_paused", True))
+            token.check_alive()  # raising here rolls the transaction back
     output = {"manifest": location, "export_id": manifest["export_id"], "already_imported": bool(before),
               "rows": sum(e["rows"] for e in manifest["tables"]),
               "inserted": sum(s["inserted"] for s in stats.values()),

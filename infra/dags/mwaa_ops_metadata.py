@@ -7,12 +7,14 @@ tests run without Airflow. See README.md next to this file for what is moved and
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import gzip
 import hashlib
 import json
 import os
+import threading
 import uuid
 
 # Manifest formats. /1: gzip JSON Lines objects -- the Airflow 3 REST API exports, and database
@@ -263,6 +265,10 @@ def client(service: str, region: str | None = None):
     return boto3.client(service, region_name=region) if region else boto3.client(service)
 
 
+# Heartbeat refusals that no retry mends: the task is over for Step Functions.
+GONE = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
+
+
 class TaskToken:
     """Step Functions callback for a run started with .waitForTaskToken; every call is skipped
     when the run was triggered without a token (by hand, in tests). Heartbeats are throttled."""
@@ -270,6 +276,7 @@ class TaskToken:
     def __init__(self, token: str | None, region: str | None = None, every: float = 60):
         self.token, self.region, self.every, self._last = token, region, every, 0.0
         self._sfn = None
+        self.gone = None  # why Step Functions refused a heartbeat for good
 
     def _client(self):
         if self._sfn is None:
@@ -281,6 +288,42 @@ class TaskToken:
         if self.token and time.monotonic() - self._last >= self.every:
             self._client().send_task_heartbeat(taskToken=self.token)
             self._last = time.monotonic()
+
+    @contextlib.contextmanager
+    def beating(self):
+        """Heartbeats the token from a thread every `every` seconds while the block runs, also
+        inside one long statement (a table of millions of rows), so the state machine's
+        HeartbeatSeconds never lapses on a working import. A heartbeat Step Functions refuses
+        for good (the task timed out or was stopped) ends the beating; `check_alive` then
+        raises, so work the state machine no longer waits for is not committed."""
+        if not self.token:
+            yield self
+            return
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(self.every):
+                try:
+                    self._client().send_task_heartbeat(taskToken=self.token)
+                except Exception as e:  # noqa: BLE001 - transient ones: the next beat tries again
+                    code = getattr(e, "response", {}).get("Error", {}).get("Code", "")
+                    if code in GONE:
+                        self.gone = f"{code}: {e}"
+                        return
+
+        thread = threading.Thread(target=beat, name="task-token-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+
+    def check_alive(self) -> None:
+        """Raises Refused when Step Functions no longer waits for this token."""
+        if self.gone:
+            raise Refused(f"the state machine no longer waits for this run ({self.gone}): "
+                          "nothing was committed")
 
     def success(self, output: dict) -> None:
         if self.token:

@@ -268,3 +268,33 @@ def test_import_rows_of_a_table_without_secrets_are_the_objects_bytes(tmp_path):
     with c.Rows(str(path), "task_instance", ["a", "b", "c"], None, None) as rows:
         assert b"".join(iter(lambda: rows.read(c.CHUNK), b"")) == body
     assert rows.rows == 50_000
+
+
+def test_the_token_beats_while_work_runs_and_a_task_given_up_commits_nothing():
+    import time
+    from botocore.exceptions import ClientError
+
+    class Sfn:
+        def __init__(self, refuse_after):
+            self.beats, self.refuse_after = 0, refuse_after
+
+        def send_task_heartbeat(self, taskToken):
+            self.beats += 1
+            if self.beats > self.refuse_after:
+                raise ClientError({"Error": {"Code": "TaskTimedOut", "Message": "timed out"}},
+                                  "SendTaskHeartbeat")
+
+    token = m.TaskToken("tok", every=0.02)
+    token._sfn = Sfn(refuse_after=1000)
+    with token.beating():
+        time.sleep(0.3)  # one long statement: no heartbeat() call from the work itself
+        token.check_alive()
+    assert token._sfn.beats >= 5 and token.gone is None
+
+    token = m.TaskToken("tok", every=0.02)
+    token._sfn = Sfn(refuse_after=2)
+    with token.beating():
+        time.sleep(0.3)
+        with pytest.raises(m.Refused, match="no longer waits.*TaskTimedOut.*nothing was committed"):
+            token.check_alive()
+    assert token._sfn.beats == 3, "beating stops once Step Functions gave up"

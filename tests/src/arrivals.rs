@@ -83,6 +83,7 @@ impl Arrivals {
             .pattern_to_queue("suite-events", &json!({"source": ["mwaa-ops"]}))
             .await;
         let function = TriggerDag {
+            replay: Default::default(),
             ops: AwsOps {
                 mwaa: bed.mwaa().await,
                 serverless: bed.mwaa_serverless().await,

@@ -244,6 +244,14 @@ impl Bed {
         )
     }
 
+    /// An S3 client on moto (path-style) and a new `bucket` there, e.g. the suite bucket the
+    /// pause/resume steps keep things in.
+    pub async fn s3_with_bucket(&self, bucket: &str) -> aws_sdk_s3::Client {
+        let s3 = self.s3().await;
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+        s3
+    }
+
     /// The MWAA client the functions use, pointed at the local control plane.
     pub async fn mwaa(&self) -> aws_sdk_mwaa::Client {
         common::aws::mwaa_client(&self.aws_config_at(&self.mwaa_url).await)

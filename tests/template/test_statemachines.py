@@ -70,7 +70,34 @@ def test_a_pause_never_deletes_an_environment_whose_export_was_not_verified():
         assert "DeleteEnvironment" not in reachable(states, "Defaults", avoid={gate}), gate
     # A failed verification re-enables the DAGs the export paused, then fails.
     assert states["VerifyExport"]["Catch"][0]["Next"] == "ReenableDags"
-    assert states["ReenableDags"]["Next"] == "PauseFailed"
+    after = reachable(states, "ReenableDags")
+    assert "PauseFailed" in after and "DeleteEnvironment" not in after
+
+
+@pytest.mark.parametrize("name,first,task,more,start", [
+    ("pause.asl.json", "ReenableDags", "ReenableDagsBatch", "MoreDagsToReenable", "$.reenabled.result.next"),
+    ("resume.asl.json", "StartEnablingDags", "EnableDags", "MoreDagsToEnable", "$.enabled.result.next"),
+])
+def test_dags_are_enabled_in_batches_the_state_machine_loops_over(name, first, task, more, start):
+    states = definition(name)["States"]
+    assert states[first]["Result"] == {"result": {"next": 0}} and states[first]["Next"] == task
+    assert states[task]["Parameters"]["Payload"]["start.$"] == start
+    assert states[task]["ResultSelector"] == {"result.$": "$.Payload"} and states[task]["Next"] == more
+    loop = states[more]["Choices"]
+    assert loop == [{"Variable": start, "IsNull": False, "Next": task}], loop
+
+
+def test_held_arrivals_are_replayed_in_batches_until_none_is_left():
+    states = definition("resume.asl.json")["States"]
+    assert states["StartReplay"]["Next"] == "ReplayHeldArrivals"
+    assert states["ReplayHeldArrivals"]["Next"] == "CountReplayed"
+    assert states["CountReplayed"]["Next"] == "MoreHeldArrivals"
+    assert states["MoreHeldArrivals"]["Choices"] == [
+        {"Variable": "$.replay_batch.batch.more", "BooleanEquals": True, "Next": "ReplayHeldArrivals"}]
+    counts = states["CountReplayed"]["Parameters"]
+    assert set(counts) == {f"{k}.$" for k in states["StartReplay"]["Result"]}
+    detail = states["EmitResumed"]["Parameters"]["Entries"][0]["Detail"]
+    assert detail["replayed.$"] == "$.replayed"
 
 
 def test_the_deletion_is_proven_by_this_executions_record():

@@ -34,10 +34,13 @@ struct Steps {
 }
 
 async fn steps(bed: &Bed) -> Steps {
-    let s3 = bed.s3().await;
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let config = bed.aws_config().await;
-    let config = config.into_builder().endpoint_url(&bed.mwaa_url).build();
+    let s3 = bed.s3_with_bucket(BUCKET).await;
+    let config = bed
+        .aws_config()
+        .await
+        .into_builder()
+        .endpoint_url(&bed.mwaa_url)
+        .build();
     Steps {
         mwaa: common::aws::mwaa_client_with_timeout(&config, ATTEMPT),
         s3,
@@ -169,9 +172,16 @@ async fn faults_status_save_and_delete_retry_and_delete_once() {
         json!([{"operation": "GetEnvironment", "name": name, "kind": "throttle", "count": 3}]),
     )
     .await;
-    let err = save_configuration(&s.mwaa, &s.s3, BUCKET, DateTime::from_secs(0), input(name))
-        .await
-        .unwrap_err();
+    let err = save_configuration(
+        &s.mwaa,
+        &s.s3,
+        BUCKET,
+        &[],
+        DateTime::from_secs(0),
+        input(name),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
     bed.assert_faults_served().await;
     assert!(
@@ -216,9 +226,16 @@ async fn faults_create_environment_creates_once_when_answers_are_lost_or_slow() 
     for name in ["dev-lost", "dev-slow"] {
         NewEnvironment::new(name, "2.10.3").create(&s.mwaa).await;
         wait_for_status(&s.mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
-        save_configuration(&s.mwaa, &s.s3, BUCKET, DateTime::from_secs(0), input(name))
-            .await
-            .unwrap();
+        save_configuration(
+            &s.mwaa,
+            &s.s3,
+            BUCKET,
+            &[],
+            DateTime::from_secs(0),
+            input(name),
+        )
+        .await
+        .unwrap();
         record_pause(&s, name).await;
         delete(&s, name).await.unwrap();
     }

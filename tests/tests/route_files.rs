@@ -132,6 +132,7 @@ async fn a_changed_routes_file_is_used_within_the_period_and_a_broken_one_keeps_
         .await;
     let config = bed.aws_config().await;
     let cold = TriggerDag {
+        replay: Default::default(),
         ops: AwsOps {
             mwaa: bed.mwaa().await,
             serverless: bed.mwaa_serverless().await,

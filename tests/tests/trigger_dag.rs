@@ -352,3 +352,62 @@ async fn arrivals_while_the_environment_flaps_end_as_exactly_one_run_each() {
         "exactly one run per arrival: none lost, none doubled"
     );
 }
+
+/// The resume's loop (MoreHeldArrivals) on the bed: batches of one listing page each, until
+/// a batch says nothing is left; every held arrival one run. The page is 25 here so that 60
+/// arrivals take three batches (in Lambda it is 500; the 10,000-arrival replay is measured
+/// by `scripts/bench replay`).
+#[tokio::test]
+async fn held_arrivals_replay_in_bounded_batches_until_none_is_left() {
+    let bed = session().await;
+    let mut arrivals = Arrivals::deploy(&bed, routes_to("td-batches", "bed_smoke")).await;
+    arrivals.function.replay = trigger_dag::replay::ReplayLimits {
+        page: 25,
+        ..Default::default()
+    };
+    for i in 0..60 {
+        arrivals.put(&format!("orders/batch-{i:02}.csv"), "x").await;
+    }
+    let held = arrivals.deliver(60, 1).await;
+    assert!(outcomes(&held).iter().all(|o| o == "held"));
+    assert_eq!(arrivals.held_keys().await.len(), 60);
+    available(&bed, "td-batches", "2.10.3").await;
+
+    let replay = json!({"replay": {"environment": "td-batches"}});
+    let mut batches = vec![];
+    loop {
+        let report = arrivals
+            .function
+            .handle(replay.clone(), common::Deadline::after(BUDGET))
+            .await
+            .unwrap();
+        batches.push((report["replayed"].as_u64().unwrap(), report["more"].clone()));
+        if report["more"] != json!(true) || batches.len() > 5 {
+            break;
+        }
+    }
+    assert_eq!(
+        batches,
+        [(25, json!(true)), (25, json!(true)), (10, json!(false))]
+    );
+    assert!(arrivals.held_keys().await.is_empty());
+    let (_, runs) = bed
+        .airflow("2.10.3")
+        .get("/dags/bed_smoke/dagRuns?limit=100")
+        .await;
+    let mut keys: Vec<&str> = runs["dag_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["conf"]["key"].as_str())
+        .filter(|k| k.starts_with("orders/batch-"))
+        .collect();
+    let runs = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        (runs, keys.len()),
+        (60, 60),
+        "one run per held arrival, none lost"
+    );
+}

@@ -41,6 +41,11 @@ fn mwaa_endpoint_overridden(config: &SdkConfig) -> bool {
 /// "already exists", a second delete "DELETING", a second DAG run start 409).
 pub const MWAA_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The longest one MWAA call can take: each of the SDK's attempts (3 in its standard retry
+/// mode) hanging until [`MWAA_ATTEMPT_TIMEOUT`]. A retry loop stopped by a deadline may still
+/// be inside such a call; a function's timeout leaves room for it.
+pub const LONGEST_MWAA_CALL: Duration = MWAA_ATTEMPT_TIMEOUT.saturating_mul(3);
+
 /// The MWAA client. Against AWS it is the plain SDK client. Against a local endpoint the SDK
 /// would still prefix the host (`api.` / `env.`) and fail DNS, so the prefix is dropped then.
 /// Each attempt is bounded by [`MWAA_ATTEMPT_TIMEOUT`].

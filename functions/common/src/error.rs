@@ -22,6 +22,11 @@ pub enum ErrorKind {
     SnapshotNotFound,
     /// The saved configuration (or the environment to save) lacks what CreateEnvironment needs.
     ConfigurationInvalid,
+    /// The environment has settings the resume could not create again (and losing them was
+    /// not allowed for it): the pause stops before it changes anything.
+    SettingsNotCarried,
+    /// MWAA refuses the saved configuration's Airflow version (it was retired meanwhile).
+    AirflowVersionRefused,
     /// The metadata export does not match its manifest (missing object, checksum, row count).
     ExportNotVerified,
     /// Airflow does not know the DAG.
@@ -33,7 +38,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::InvalidInput,
         ErrorKind::Configuration,
         ErrorKind::EnvironmentNotAvailable,
@@ -42,6 +47,8 @@ impl ErrorKind {
         ErrorKind::ConfigurationNotFound,
         ErrorKind::SnapshotNotFound,
         ErrorKind::ConfigurationInvalid,
+        ErrorKind::SettingsNotCarried,
+        ErrorKind::AirflowVersionRefused,
         ErrorKind::ExportNotVerified,
         ErrorKind::DagNotFound,
         ErrorKind::Retryable,
@@ -58,6 +65,8 @@ impl ErrorKind {
             ErrorKind::ConfigurationNotFound => "ConfigurationNotFound",
             ErrorKind::SnapshotNotFound => "SnapshotNotFound",
             ErrorKind::ConfigurationInvalid => "ConfigurationInvalid",
+            ErrorKind::SettingsNotCarried => "SettingsNotCarried",
+            ErrorKind::AirflowVersionRefused => "AirflowVersionRefused",
             ErrorKind::ExportNotVerified => "ExportNotVerified",
             ErrorKind::DagNotFound => "DagNotFound",
             ErrorKind::Retryable => "Retryable",

@@ -15,7 +15,7 @@ use common::testing::FakeAirflow;
 
 use crate::configuration::SavedConfiguration;
 use crate::digest::ObjectDigest;
-use crate::ops::{Created, Deleted, Environments, Objects};
+use crate::ops::{Created, Deleted, Described, Environments, Objects};
 use common::{Deadline, Error};
 
 /// MWAA environments in memory, with the Airflow their REST calls reach.
@@ -30,6 +30,10 @@ pub struct FakeMwaa {
     pub delete_refusal: Option<String>,
     /// The Airflow of every environment (what a REST call reaches once MWAA knows the name).
     pub airflow: FakeAirflow,
+    /// Members GetEnvironment's raw answer has beyond `Name` (those the SDK does not model).
+    pub raw_members: Mutex<BTreeMap<String, serde_json::Map<String, Value>>>,
+    /// CreateEnvironment refuses with this ValidationException message.
+    pub create_refusal: Option<String>,
 }
 
 /// `dev` in `status`, its Airflow knowing the export DAG and `etl`.
@@ -136,7 +140,32 @@ impl Environments for FakeMwaa {
         Ok(self.environments.lock().unwrap().get(name).cloned())
     }
 
+    async fn describe(&self, name: &str) -> Result<Option<Described>, Error> {
+        let Some(environment) = self.get(name).await? else {
+            return Ok(None);
+        };
+        let mut members = serde_json::Map::new();
+        members.insert("Name".into(), json!(name));
+        members.extend(
+            self.raw_members
+                .lock()
+                .unwrap()
+                .get(name)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        Ok(Some(Described {
+            environment,
+            members,
+        }))
+    }
+
     async fn create(&self, configuration: &SavedConfiguration) -> Result<Created, Error> {
+        if let Some(message) = &self.create_refusal {
+            let (name, version) = (&configuration.name, &configuration.airflow_version);
+            return Err(crate::ops::version_refused(name, version, message)
+                .unwrap_or_else(|| Error::new(common::ErrorKind::OperationFailed, message)));
+        }
         if self.create_races {
             self.put(environment(
                 &configuration.name,

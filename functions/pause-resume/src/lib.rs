@@ -46,6 +46,9 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     /// The suite's bucket (`SUITE_BUCKET`), for the steps that keep things there.
     pub bucket: Option<String>,
+    /// Environments whose pause may drop settings the resume cannot create again
+    /// (`ALLOW_LOSING_SETTINGS`, comma-separated; save-configuration).
+    pub may_lose_settings: Vec<String>,
 }
 
 impl Clients {
@@ -57,10 +60,14 @@ impl Clients {
         } else {
             None
         };
+        let may_lose_settings = steps::save_configuration::allowed_losses(
+            &std::env::var("ALLOW_LOSING_SETTINGS").unwrap_or_default(),
+        );
         Ok(Clients {
             mwaa: common::aws::mwaa_client(config),
             s3: aws_sdk_s3::Client::new(config),
             bucket,
+            may_lose_settings,
         })
     }
 

@@ -3,6 +3,7 @@
 //! API is `common::airflow::AirflowRest`, which the MWAA client implements already.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_mwaa::error::ProvideErrorMetadata;
 use aws_sdk_mwaa::operation::create_environment::CreateEnvironmentError;
@@ -10,8 +11,14 @@ use aws_sdk_mwaa::operation::delete_environment::DeleteEnvironmentError;
 use aws_sdk_mwaa::types::Environment;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::types::ServerSideEncryption;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde_json::{Map, Value};
 
-use common::Error;
+use common::{Error, ErrorKind};
 
 use crate::configuration::SavedConfiguration;
 use crate::digest::ObjectDigest;
@@ -33,10 +40,21 @@ pub enum Deleted {
     Refused(String),
 }
 
+/// GetEnvironment's answer both ways: as the SDK reads it, and every member of the raw
+/// `Environment` (members the SDK does not model included).
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub environment: Environment,
+    pub members: Map<String, Value>,
+}
+
 /// MWAA's environment calls.
 pub trait Environments: Send + Sync {
     /// GetEnvironment; `None` when MWAA does not know the environment.
     fn get(&self, name: &str) -> impl Future<Output = Result<Option<Environment>, Error>> + Send;
+    /// GetEnvironment, with the raw answer's members; `None` when MWAA does not know it.
+    fn describe(&self, name: &str)
+        -> impl Future<Output = Result<Option<Described>, Error>> + Send;
     /// CreateEnvironment with every field of the saved configuration.
     fn create(
         &self,
@@ -77,6 +95,56 @@ impl Environments for aws_sdk_mwaa::Client {
         common::aws::get_environment(self, name).await
     }
 
+    async fn describe(&self, name: &str) -> Result<Option<Described>, Error> {
+        use aws_sdk_mwaa::operation::get_environment::GetEnvironmentError;
+        let raw = RawAnswer::default();
+        let answer = self
+            .get_environment()
+            .name(name)
+            .customize()
+            .config_override(aws_sdk_mwaa::config::Builder::default().interceptor(raw.clone()))
+            .send()
+            .await;
+        let environment = match answer {
+            Ok(out) => out.environment,
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(GetEnvironmentError::ResourceNotFoundException(_))
+                ) =>
+            {
+                None
+            }
+            Err(e) => return Err(Error::aws("MWAA", "GetEnvironment", &e)),
+        };
+        let Some(environment) = environment else {
+            return Ok(None);
+        };
+        let body = raw
+            .0
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .unwrap_or_default();
+        let members = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(mut answer)) => match answer.remove("Environment") {
+                Some(Value::Object(members)) => members,
+                _ => Map::new(),
+            },
+            _ => Map::new(),
+        };
+        if members.is_empty() {
+            return Err(Error::Unreadable {
+                what: format!("GetEnvironment's answer for {name}"),
+                reason: "its members could not be read as JSON".into(),
+            });
+        }
+        Ok(Some(Described {
+            environment,
+            members,
+        }))
+    }
+
     async fn create(&self, configuration: &SavedConfiguration) -> Result<Created, Error> {
         match configuration.apply(self.create_environment()).send().await {
             Ok(_) => Ok(Created::Created),
@@ -86,8 +154,16 @@ impl Environments for aws_sdk_mwaa::Client {
                         || matches!(e, CreateEnvironmentError::ValidationException(v)
                             if v.message().is_some_and(|m| m.to_ascii_lowercase().contains("already exists")))
                 });
+                let refusal = match err.as_service_error() {
+                    Some(CreateEnvironmentError::ValidationException(v)) => v.message(),
+                    _ => None,
+                };
                 if exists {
                     Ok(Created::AlreadyExists)
+                } else if let Some(refused) = refusal.and_then(|m| {
+                    version_refused(&configuration.name, &configuration.airflow_version, m)
+                }) {
+                    Err(refused)
                 } else {
                     Err(Error::aws("MWAA", "CreateEnvironment", &err))
                 }
@@ -163,6 +239,51 @@ impl Objects for aws_sdk_s3::Client {
             digest.update(&chunk);
         }
         Ok(true)
+    }
+}
+
+/// MWAA's ValidationException about the Airflow version, as the error a person acts on: the
+/// version, the versions MWAA offers (as its message lists them), and what stays.
+pub fn version_refused(environment: &str, version: &str, message: &str) -> Option<Error> {
+    let lower = message.to_ascii_lowercase();
+    if !(lower.contains("airflowversion") || lower.contains("airflow version")) {
+        return None;
+    }
+    let choices = message
+        .split_once("Valid values:")
+        .map(|(_, list)| list.trim().trim_end_matches('.').to_owned())
+        .unwrap_or_else(|| "not listed in MWAA's answer (see the MWAA versions page)".into());
+    Some(Error::new(
+        ErrorKind::AirflowVersionRefused,
+        format!(
+            "MWAA refuses to create environment {environment} with Airflow {version} (its saved \
+             configuration): {message}. Versions MWAA offers: {choices}. Nothing was created; the \
+             saved configuration and the export stay. The import needs the export's Airflow \
+             version: create the environment at a version MWAA offers and import by hand, or \
+             upgrade before the next pause."
+        ),
+    ))
+}
+
+/// Keeps the body of the answer it sees (one call's: it is installed per call).
+#[derive(Debug, Clone, Default)]
+struct RawAnswer(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl Intercept for RawAnswer {
+    fn name(&self) -> &'static str {
+        "RawAnswer"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(bytes) = context.response().body().bytes() {
+            *self.0.lock().expect("not poisoned") = Some(bytes.to_vec());
+        }
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ pub mod decide;
 pub mod environments;
 pub mod event;
 pub mod ops;
+pub mod replay;
 pub mod route_files;
 pub mod routes;
 pub mod run_id;
@@ -36,6 +37,8 @@ pub struct TriggerDag<O> {
     pub ops: O,
     pub routes: RouteCatalog,
     pub environments: KnownEnvironments,
+    /// How much one replay invocation does ([`replay::ReplayLimits::default`] in Lambda).
+    pub replay: replay::ReplayLimits,
 }
 
 /// detail-type of the event that reports a routes file (or route) not used.
@@ -190,7 +193,11 @@ impl<O: Ops> TriggerDag<O> {
     }
 
     /// Asks MWAA whether the environment runs DAGs now, and remembers an AVAILABLE answer.
-    async fn look_at(&self, environment: &str, deadline: Deadline) -> Result<Availability, Error> {
+    pub(crate) async fn look_at(
+        &self,
+        environment: &str,
+        deadline: Deadline,
+    ) -> Result<Availability, Error> {
         let availability = with_retries(deadline, || self.ops.environment(environment)).await?;
         self.environments.learn(environment, &availability);
         Ok(availability)
@@ -210,62 +217,7 @@ impl<O: Ops> TriggerDag<O> {
         Ok(Outcome::Held)
     }
 
-    /// Starts every run held for `environment`, which must be available. Runs that can
-    /// never start (unknown DAG) are set aside under `failed/` and reported, not retried.
-    async fn replay(&self, environment: &str, deadline: Deadline) -> Result<Value, Error> {
-        let availability = self.look_at(environment, deadline).await?;
-        let Availability::Available(major) = availability else {
-            return Err(Error::not_available(
-                environment,
-                availability.status().as_str(),
-                "cannot replay held arrivals",
-            ));
-        };
-        let held = with_retries(deadline, || self.ops.held(environment)).await?;
-        let (mut started, mut already, mut set_aside) = (0, 0, 0);
-        for target in &held {
-            let run = target.dag_run();
-            match with_retries(deadline, || {
-                start_dag_run(&self.ops, environment, major, &run)
-            })
-            .await
-            {
-                Ok(DagRunOutcome::Started) => started += 1,
-                Ok(DagRunOutcome::AlreadyExists) => already += 1,
-                Err(err) if !err.is_retryable() => {
-                    let reason = err.to_string();
-                    with_retries(deadline, || self.ops.set_aside(target, &reason)).await?;
-                    self.report_failure(target, &err).await;
-                    set_aside += 1;
-                    continue;
-                }
-                Err(err) => return Err(err),
-            }
-            with_retries(deadline, || self.ops.release(target)).await?;
-        }
-        tracing::info!(
-            environment,
-            started,
-            already,
-            set_aside,
-            "held arrivals replayed"
-        );
-        common::metrics::emit(
-            "trigger-dag",
-            environment,
-            &[
-                (metrics::ARRIVALS_REPLAYED, started as f64),
-                (metrics::RUNS_ALREADY_STARTED, already as f64),
-                (metrics::ARRIVALS_SET_ASIDE, set_aside as f64),
-            ],
-        );
-        Ok(
-            json!({"environment": environment, "replayed": started, "already_started": already,
-                  "set_aside": set_aside}),
-        )
-    }
-
-    async fn report_failure(&self, target: &Target, err: &Error) {
+    pub(crate) async fn report_failure(&self, target: &Target, err: &Error) {
         tracing::error!(environment = %target.environment, dag_id = %target.dag_id,
             run_id = %target.run_id, event_id = %target.event_id, error = %err, "arrival failed");
         self.publish(

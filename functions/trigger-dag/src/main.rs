@@ -43,6 +43,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     "ENVIRONMENT_CACHE_SECONDS",
                     environments::DEFAULT_TRUST,
                 )?),
+                replay: Default::default(),
             };
             // Read the routes files now (cold start); if S3 cannot be read within the init
             // budget, the first arrival reads them (and fails, to be retried, if it cannot).

@@ -18,8 +18,12 @@ pub trait Ops: AirflowRest {
     fn environment(&self, name: &str) -> impl Future<Output = Result<Availability, Error>> + Send;
     /// Keeps a target until its environment is back (same target twice: one record).
     fn hold(&self, target: &Target) -> impl Future<Output = Result<(), Error>> + Send;
-    /// The targets held for an environment.
-    fn held(&self, environment: &str) -> impl Future<Output = Result<Vec<Target>, Error>> + Send;
+    /// Up to `limit` of the targets held for an environment (one listing page).
+    fn held(
+        &self,
+        environment: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<HeldPage, Error>> + Send;
     /// Forgets a held target once its run exists.
     fn release(&self, target: &Target) -> impl Future<Output = Result<(), Error>> + Send;
     /// Moves a held target that can never run aside (kept, with the reason), for people to look at.
@@ -46,6 +50,14 @@ pub trait Ops: AirflowRest {
         detail_type: &str,
         detail: Value,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// One page of held targets.
+#[derive(Debug, Default)]
+pub struct HeldPage {
+    pub targets: Vec<Target>,
+    /// More records were held than the page holds.
+    pub more: bool,
 }
 
 /// The real thing.
@@ -106,20 +118,32 @@ impl Ops for AwsOps {
         Ok(())
     }
 
-    async fn held(&self, environment: &str) -> Result<Vec<Target>, Error> {
+    async fn held(&self, environment: &str, limit: usize) -> Result<HeldPage, Error> {
+        let page = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(format!("held/{environment}/"))
+            .max_keys(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| Error::aws("S3", "ListObjectsV2", &e))?;
         let mut targets = vec![];
-        for object in self.list(&format!("held/{environment}/")).await? {
+        for object in page.contents().iter().filter_map(|o| o.key()) {
             // Gone between the listing and the read: a concurrent replay released it.
-            let Some(bytes) = self.read(&object.key).await? else {
+            let Some(bytes) = self.read(object).await? else {
                 continue;
             };
             let target = serde_json::from_slice(&bytes).map_err(|e| Error::Unreadable {
-                what: format!("held arrival s3://{}/{}", self.bucket, object.key),
+                what: format!("held arrival s3://{}/{object}", self.bucket),
                 reason: e.to_string(),
             })?;
             targets.push(target);
         }
-        Ok(targets)
+        Ok(HeldPage {
+            targets,
+            more: page.is_truncated().unwrap_or(false),
+        })
     }
 
     async fn release(&self, target: &Target) -> Result<(), Error> {

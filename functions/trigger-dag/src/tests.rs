@@ -4,6 +4,7 @@
 use super::*;
 use common::airflow::{AirflowMajor, AirflowRest, RestRequest, RestResponse};
 use common::testing::FakeAirflow;
+use common::Availability;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -99,15 +100,19 @@ impl Ops for Fake {
             .insert(ops::held_key(t), t.clone());
         Ok(())
     }
-    async fn held(&self, env: &str) -> Result<Vec<Target>, Error> {
-        Ok(self
+    async fn held(&self, env: &str, limit: usize) -> Result<ops::HeldPage, Error> {
+        let held: Vec<Target> = self
             .held
             .lock()
             .unwrap()
             .values()
             .filter(|t| t.environment == env)
             .cloned()
-            .collect())
+            .collect();
+        Ok(ops::HeldPage {
+            more: held.len() > limit,
+            targets: held.into_iter().take(limit).collect(),
+        })
     }
     async fn release(&self, t: &Target) -> Result<(), Error> {
         self.held.lock().unwrap().remove(&ops::held_key(t));
@@ -207,6 +212,7 @@ fn function(fake: Fake) -> TriggerDag<Fake> {
         // Asks MWAA every time, as these tests change environments between arrivals;
         // tests/known_environments.rs covers what a warm instance remembers.
         environments: KnownEnvironments::new(std::time::Duration::ZERO),
+        replay: Default::default(),
     }
 }
 
@@ -329,4 +335,71 @@ async fn arrivals_without_a_route_are_ignored() {
     let report = f.run(arrival("elsewhere/a.csv")).await.unwrap();
     assert_eq!(report["runs"], json!([]));
     assert!(f.ops.airflow.runs.lock().unwrap().is_empty());
+}
+
+/// `n` runs held for `environment`, as arrivals while it was away leave them.
+fn holding(environment: &str, n: usize) -> Fake {
+    let fake = Fake::default();
+    for i in 0..n {
+        let target = Target {
+            environment: environment.into(),
+            route: "orders".into(),
+            event_id: format!("e{i}"),
+            dag_id: "ingest".into(),
+            run_id: format!("s3__night-{i:05}"),
+            conf: json!({"key": format!("night/{i}.csv")}),
+        };
+        fake.held
+            .lock()
+            .unwrap()
+            .insert(ops::held_key(&target), target);
+    }
+    fake
+}
+
+#[tokio::test]
+async fn ten_thousand_held_arrivals_replay_in_bounded_batches_each_run_once() {
+    let fake = holding("dev-a", 10_000);
+    fake.set_environment("dev-a", Availability::Available(AirflowMajor::V2));
+    let f = function(fake);
+    let (mut batches, mut replayed) = (0, 0);
+    loop {
+        let report = f.run(replay("dev-a")).await.unwrap();
+        batches += 1;
+        let batch = report["replayed"].as_u64().unwrap();
+        assert!(batch <= replay::REPLAY_PAGE as u64, "{report}");
+        replayed += batch;
+        if report["more"] == json!(false) {
+            break;
+        }
+        assert!(batches < 100, "the replay made no progress: {report}");
+    }
+    assert_eq!(replayed, 10_000);
+    assert_eq!(batches, 10_000 / replay::REPLAY_PAGE);
+    assert!(f.ops.held.lock().unwrap().is_empty());
+    let runs = f.ops.airflow.runs.lock().unwrap();
+    let ids: std::collections::HashSet<_> = runs.iter().map(|(_, id, _)| id.clone()).collect();
+    assert_eq!((runs.len(), ids.len()), (10_000, 10_000), "each run once");
+}
+
+#[tokio::test]
+async fn a_batch_out_of_time_leaves_the_rest_held_and_asks_for_more() {
+    let fake = holding("dev-a", 3);
+    fake.set_environment("dev-a", Availability::Available(AirflowMajor::V2));
+    let f = function(fake);
+    // No time left to start a run: nothing is started, nothing released, more to do.
+    let report = f
+        .run_within(std::time::Duration::ZERO, replay("dev-a"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report["replayed"].clone(), report["more"].clone()),
+        (json!(0), json!(true))
+    );
+    assert_eq!(f.ops.held.lock().unwrap().len(), 3);
+    let report = f.run(replay("dev-a")).await.unwrap();
+    assert_eq!(
+        (report["replayed"].clone(), report["more"].clone()),
+        (json!(3), json!(false))
+    );
 }

@@ -97,6 +97,7 @@ async fn main() {
     let bucket = setting("SUITE_BUCKET");
     let functions = std::sync::Arc::new(Functions {
         trigger: TriggerDag {
+            replay: Default::default(),
             ops: TriggerOps {
                 mwaa: mwaa.clone(),
                 serverless: trigger_dag::ops::serverless_client(&config),
@@ -113,6 +114,10 @@ async fn main() {
             mwaa,
             s3,
             bucket: Some(bucket),
+            // As the template passes AllowLosingSettings.
+            may_lose_settings: pause_resume::steps::save_configuration::allowed_losses(
+                &std::env::var("ALLOW_LOSING_SETTINGS").unwrap_or_default(),
+            ),
         },
     });
     if let Ok(address) = std::env::var("LAMBDA_API") {

@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use common::{versions, Error, ErrorKind};
 
+mod members;
 mod request;
+
+pub use members::not_carried;
 
 /// Tag keys with this prefix (any case) are AWS's own; CreateEnvironment refuses them.
 const RESERVED_TAG_PREFIX: &str = "aws:";

@@ -2,12 +2,13 @@
 //! runs it. The Lambda binaries (`src/bin/`) and the bed's step-worker both serve steps
 //! from here, so a new step is added in this file (plus its binary and Cargo `[[bin]]`).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use common::aws::LONGEST_MWAA_CALL;
 use common::metrics::{self, Metric};
-use common::runtime::Invocation;
+use common::runtime::{Invocation, MARGIN};
 use common::Error;
 
 use crate::Clients;
@@ -109,6 +110,22 @@ impl Step {
         )
     }
 
+    /// The longest one invocation can take, which the template's `Timeout` must allow:
+    /// its MWAA calls one after another, each at worst [`LONGEST_MWAA_CALL`] (run-dag and
+    /// enable-dags: their REST retry budget, then the call still in flight), plus the
+    /// [`MARGIN`] kept for reporting. `None`: bounded by the data, not the code (verify-export
+    /// streams the whole export; it gets Lambda's maximum).
+    pub fn longest(self) -> Option<Duration> {
+        let calls = |n: u32| LONGEST_MWAA_CALL * n + MARGIN;
+        match self {
+            Step::EnvironmentStatus | Step::SaveConfiguration => Some(calls(1)),
+            // GetEnvironment, the create or delete, GetEnvironment again after a refusal.
+            Step::CreateEnvironment | Step::DeleteEnvironment => Some(calls(3)),
+            Step::RunDag | Step::EnableDags => Some(enable_dags::REST_RETRY_BUDGET + calls(1)),
+            Step::VerifyExport => None,
+        }
+    }
+
     /// Runs one invocation of the step and reports its metrics.
     pub async fn run(self, clients: &Clients, invocation: Invocation) -> Result<Value, Error> {
         let started = std::time::Instant::now();
@@ -132,8 +149,16 @@ impl Step {
             }
             Step::SaveConfiguration => {
                 let now = SystemTime::now().into();
-                save_configuration::save_configuration(mwaa, s3, clients.bucket()?, now, payload)
-                    .await
+                let allowed = &clients.may_lose_settings;
+                save_configuration::save_configuration(
+                    mwaa,
+                    s3,
+                    clients.bucket()?,
+                    allowed,
+                    now,
+                    payload,
+                )
+                .await
             }
             Step::CreateEnvironment => {
                 create_environment::create_environment(mwaa, s3, clients.bucket()?, payload).await

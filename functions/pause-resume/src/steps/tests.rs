@@ -68,6 +68,7 @@ fn throttled_clients() -> Clients {
         mwaa: common::aws::mwaa_client(&config),
         s3: aws_sdk_s3::Client::new(&config),
         bucket: Some("suite".into()),
+        may_lose_settings: vec![],
     }
 }
 

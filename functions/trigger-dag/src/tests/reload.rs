@@ -34,6 +34,7 @@ fn with_files(fake: Fake, period: Duration) -> TriggerDag<Fake> {
         ops: fake,
         routes: RouteCatalog::with_files(parameter, settings),
         environments: Default::default(),
+        replay: Default::default(),
     }
 }
 

@@ -44,9 +44,16 @@ fn create_decisions_follow_the_status() {
 async fn paused() -> (FakeMwaa, MemoryObjects) {
     let mwaa = FakeMwaa::with(&[saveable("dev")]);
     let s3 = MemoryObjects::default();
-    save_configuration(&mwaa, &s3, BUCKET, DateTime::from_secs(0), input("dev"))
-        .await
-        .unwrap();
+    save_configuration(
+        &mwaa,
+        &s3,
+        BUCKET,
+        &[],
+        DateTime::from_secs(0),
+        input("dev"),
+    )
+    .await
+    .unwrap();
     mwaa.environments.lock().unwrap().clear();
     for name in ["dev", "other", "copy"] {
         let snapshot = SNAPSHOT.replace("\"dev\"", &format!("\"{name}\""));
@@ -228,4 +235,32 @@ async fn a_configuration_saved_for_another_name_or_unreadable_is_refused() {
     let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
     assert!(mwaa.created.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_airflow_version_mwaa_refuses_is_named_with_the_choices_and_nothing_is_lost() {
+    let (mut mwaa, s3) = paused().await;
+    mwaa.create_refusal =
+        Some("Invalid AirflowVersion: 2.10.3. Valid values: 2.11.0, 3.0.6".into());
+    let kept = s3.keys();
+    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AirflowVersionRefused);
+    let message = err.to_string();
+    for says in [
+        "dev",
+        "Airflow 2.10.3",
+        "Versions MWAA offers: 2.11.0, 3.0.6",
+        "stay",
+    ] {
+        assert!(message.contains(says), "{message}");
+    }
+    assert_eq!(s3.keys(), kept, "configuration and snapshot stay");
+
+    mwaa.create_refusal = Some("Invalid EnvironmentClass: mw1.huge".into());
+    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::OperationFailed,
+        "other refusals stay what they were"
+    );
 }
