@@ -29,12 +29,12 @@ fn record(name: &str, execution: &str) -> Value {
 #[tokio::test]
 async fn delete_environment_refuses_without_this_executions_verified_snapshot() {
     let bed: Session = session_without_airflow().await;
-    let s3 = bed.s3().await;
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let s3 = bed.s3_with_bucket(BUCKET).await;
     let clients = Clients {
         mwaa: bed.mwaa().await,
         s3: s3.clone(),
         bucket: Some(BUCKET.into()),
+        may_lose_settings: vec![],
     };
     let name = "dev-proof";
     NewEnvironment::new(name, "2.10.3")

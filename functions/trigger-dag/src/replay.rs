@@ -143,18 +143,12 @@ impl<O: Ops> TriggerDag<O> {
             "trigger-dag",
             environment,
             &[
-                (
-                    common::metrics::ARRIVALS_REPLAYED,
-                    report.replayed as f64,
-                ),
+                (common::metrics::ARRIVALS_REPLAYED, report.replayed as f64),
                 (
                     common::metrics::RUNS_ALREADY_STARTED,
                     report.already_started as f64,
                 ),
-                (
-                    common::metrics::ARRIVALS_SET_ASIDE,
-                    report.set_aside as f64,
-                ),
+                (common::metrics::ARRIVALS_SET_ASIDE, report.set_aside as f64),
             ],
         );
         Ok(

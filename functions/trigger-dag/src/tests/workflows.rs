@@ -15,6 +15,7 @@ fn serverless(fake: Fake) -> TriggerDag<Fake> {
         ops: fake,
         routes: routes.into(),
         environments: KnownEnvironments::new(std::time::Duration::ZERO),
+        replay: Default::default(),
     }
 }
 
