@@ -129,7 +129,9 @@ def test_a_resume_records_what_it_restored_and_says_when_it_does_nothing(cfn):
     said = reachable(states, "NothingToResume")
     assert said == {"NothingToResume", "EmitNotResumed", "NotResumed"}, said
     assert states["NothingToResume"]["Parameters"]["reason.$"] == "$.creation.result.reason"
-    order = ["ReplayHeldArrivals", "RestoreRecord", "RecordRestore", "EmitResumed"]
+    # The replay loop ends (no more held arrivals) in the record, then the event.
+    assert states["MoreHeldArrivals"]["Default"] == "RestoreRecord"
+    order = ["RestoreRecord", "RecordRestore", "EmitResumed"]
     assert [states[a]["Next"] for a in order[:-1]] == order[1:]
     body = states["RestoreRecord"]["Parameters"]
     assert (body["manifest.$"], body["execution.$"]) == (

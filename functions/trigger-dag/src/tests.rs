@@ -201,11 +201,16 @@ impl Ops for Fake {
 }
 
 fn function(fake: Fake) -> TriggerDag<Fake> {
-    let routes = routes::parse_routes(
+    with_routes(
+        fake,
         r#"[{"bucket":"landing","prefix":"in/","environment":"dev-a","dag":"ingest"},
             {"bucket":"landing","prefix":"in/","environment":"dev-b","dag":"gone"}]"#,
     )
-    .unwrap();
+}
+
+/// trigger-dag with these routes (the `Routes` parameter's JSON).
+fn with_routes(fake: Fake, routes: &str) -> TriggerDag<Fake> {
+    let routes = routes::parse_routes(routes).unwrap();
     TriggerDag {
         ops: fake,
         routes: routes.into(),

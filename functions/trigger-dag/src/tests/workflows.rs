@@ -5,18 +5,14 @@ const MISSING: &str = "arn:aws:airflow-serverless:us-east-1:123456789012:workflo
 
 /// A DAG route and a workflow route on the same prefix, and a workflow that does not exist.
 fn serverless(fake: Fake) -> TriggerDag<Fake> {
-    let routes = routes::parse_routes(&format!(
-        r#"[{{"bucket":"landing","prefix":"in/","environment":"dev-a","dag":"ingest"}},
+    with_routes(
+        fake,
+        &format!(
+            r#"[{{"bucket":"landing","prefix":"in/","environment":"dev-a","dag":"ingest"}},
             {{"name":"etl","bucket":"landing","prefix":"in/","workflow_arn":"{ETL}","conf":{{"team":"sales"}}}},
             {{"bucket":"landing","prefix":"gone/","workflow_arn":"{MISSING}"}}]"#
-    ))
-    .unwrap();
-    TriggerDag {
-        ops: fake,
-        routes: routes.into(),
-        environments: KnownEnvironments::new(std::time::Duration::ZERO),
-        replay: Default::default(),
-    }
+        ),
+    )
 }
 
 fn with_missing_workflow(fake: Fake) -> Fake {
