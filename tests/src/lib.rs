@@ -156,7 +156,6 @@ impl Bed {
 
     /// Forgets every resource and fault of earlier tests.
     pub async fn reset(&self) {
-        let http = reqwest::Client::new();
         for (url, body) in [
             (format!("{}/moto-api/reset", self.moto_url), None),
             (
@@ -167,25 +166,13 @@ impl Bed {
             (format!("{}/_bed/reset", self.mwaa_url), None),
             (format!("{}/_bed/reset", self.serverless_url), None),
         ] {
-            let mut request = http.post(&url);
-            if let Some(body) = body {
-                request = request.json(&body);
-            }
-            let response = request
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{url}: {e}"));
-            assert!(
-                response.status().is_success(),
-                "{url}: {}",
-                response.status()
-            );
+            admin_post(url, body).await;
         }
     }
 
     /// Posts to the control plane's admin API (`/_bed/...`): faults, delays, failures.
     pub async fn control(&self, path: &str, body: Value) -> Value {
-        admin_post(format!("{}/_bed/{path}", self.mwaa_url), body).await
+        admin_post(format!("{}/_bed/{path}", self.mwaa_url), Some(body)).await
     }
 
     /// Makes the control plane fail the calls `rules` match (`POST /_bed/faults`).
@@ -273,15 +260,18 @@ impl Bed {
 
     /// Makes the MWAA Serverless control plane fail the calls `rules` match (`/_bed/faults`).
     pub async fn inject_serverless_faults(&self, rules: Value) {
-        admin_post(format!("{}/_bed/faults", self.serverless_url), rules).await;
+        admin_post(format!("{}/_bed/faults", self.serverless_url), Some(rules)).await;
     }
 }
 
-/// Posts to a control plane's admin API (`/_bed/...`) and returns its JSON answer.
-async fn admin_post(url: String, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .post(&url)
-        .json(&body)
+/// Posts to a bed server's admin API (moto's `/moto-api/...`, a control plane's `/_bed/...`),
+/// with a JSON body when there is one, and returns its JSON answer.
+async fn admin_post(url: String, body: Option<Value>) -> Value {
+    let mut request = reqwest::Client::new().post(&url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
         .send()
         .await
         .unwrap_or_else(|e| panic!("{url}: {e}"));

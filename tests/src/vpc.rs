@@ -1,5 +1,8 @@
 //! A VPC in moto the way an MWAA environment needs one: two subnets in two zones and a
-//! security group for the workers.
+//! security group for the workers; and what tests read back of its endpoints.
+
+use aws_sdk_ec2::types::{Filter, VpcEndpoint};
+use serde_json::Value;
 
 /// What [`private_network`] made.
 pub struct PrivateNetwork {
@@ -49,4 +52,29 @@ pub async fn private_network(ec2: &aws_sdk_ec2::Client, region: &str, octet: u8)
         subnets,
         security_group,
     }
+}
+
+/// Every endpoint in `vpc`, deleted ones included (moto keeps them a while, as EC2 does).
+pub async fn endpoints_in(ec2: &aws_sdk_ec2::Client, vpc: &str) -> Vec<VpcEndpoint> {
+    ec2.describe_vpc_endpoints()
+        .filters(Filter::builder().name("vpc-id").values(vpc).build())
+        .send()
+        .await
+        .expect("DescribeVpcEndpoints")
+        .vpc_endpoints
+        .unwrap_or_default()
+}
+
+/// The policy document of one endpoint, parsed.
+pub async fn endpoint_policy(ec2: &aws_sdk_ec2::Client, endpoint: &str) -> Value {
+    let out = ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(endpoint)
+        .send()
+        .await
+        .expect("DescribeVpcEndpoints");
+    let document = out.vpc_endpoints()[0]
+        .policy_document()
+        .expect("an endpoint policy");
+    serde_json::from_str(document).expect("the policy is JSON")
 }

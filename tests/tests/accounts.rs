@@ -10,12 +10,12 @@
 
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{Filter, VpcEndpointType};
+use aws_sdk_ec2::types::VpcEndpointType;
 use aws_sdk_mwaa::types::{EndpointManagement, WebserverAccessMode};
 use mwaa_ops_tests::accounts::{AccountsSetUp, SharedVpcAccounts};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::rules::RuleQueue;
-use mwaa_ops_tests::vpc::private_network;
+use mwaa_ops_tests::vpc::{endpoint_policy, endpoints_in, private_network};
 use mwaa_ops_tests::{session_without_airflow, Session};
 use provision_endpoints::accounts::Accounts;
 use provision_endpoints::decide::{ACCOUNT_KEY, ENVIRONMENT_KEY};
@@ -154,13 +154,6 @@ impl Owner {
 
     /// Our live endpoints in the owner's VPC: (account tag, environment tag, service).
     async fn ours(&self) -> Vec<(String, String, String)> {
-        let out = self
-            .ec2
-            .describe_vpc_endpoints()
-            .filters(Filter::builder().name("vpc-id").values(&self.vpc).build())
-            .send()
-            .await
-            .unwrap();
         let tag = |e: &aws_sdk_ec2::types::VpcEndpoint, key: &str| {
             e.tags()
                 .iter()
@@ -169,8 +162,8 @@ impl Owner {
                 .unwrap_or_default()
                 .to_owned()
         };
-        let mut ours: Vec<_> = out
-            .vpc_endpoints()
+        let mut ours: Vec<_> = endpoints_in(&self.ec2, &self.vpc)
+            .await
             .iter()
             .filter(|e| e.state().map(|s| s.as_str()) != Some("deleted"))
             .filter(|e| !tag(e, ENVIRONMENT_KEY).is_empty())
@@ -187,15 +180,7 @@ impl Owner {
     }
 
     async fn policy_resources(&self) -> Value {
-        let out = self
-            .ec2
-            .describe_vpc_endpoints()
-            .vpc_endpoint_ids(&self.sqs_endpoint)
-            .send()
-            .await
-            .unwrap();
-        let policy: Value =
-            serde_json::from_str(out.vpc_endpoints()[0].policy_document().unwrap()).unwrap();
+        let policy = endpoint_policy(&self.ec2, &self.sqs_endpoint).await;
         policy["Statement"][0]["Resource"].clone()
     }
 }

@@ -102,6 +102,20 @@ async fn delete(s: &Steps, name: &str) -> Result<Value, pause_resume::Error> {
     delete_environment(&s.mwaa, &s.s3, BUCKET, event).await
 }
 
+/// save-configuration as the pause invokes it: no settings allowed to be lost, the
+/// execution started at the epoch.
+async fn save(s: &Steps, name: &str) -> Result<Value, pause_resume::Error> {
+    save_configuration(
+        &s.mwaa,
+        &s.s3,
+        BUCKET,
+        &[],
+        DateTime::from_secs(0),
+        input(name),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn faults_status_save_and_delete_retry_and_delete_once() {
     let bed: Session = session_without_airflow().await;
@@ -172,16 +186,7 @@ async fn faults_status_save_and_delete_retry_and_delete_once() {
         json!([{"operation": "GetEnvironment", "name": name, "kind": "throttle", "count": 3}]),
     )
     .await;
-    let err = save_configuration(
-        &s.mwaa,
-        &s.s3,
-        BUCKET,
-        &[],
-        DateTime::from_secs(0),
-        input(name),
-    )
-    .await
-    .unwrap_err();
+    let err = save(&s, name).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
     bed.assert_faults_served().await;
     assert!(
@@ -226,16 +231,7 @@ async fn faults_create_environment_creates_once_when_answers_are_lost_or_slow() 
     for name in ["dev-lost", "dev-slow"] {
         NewEnvironment::new(name, "2.10.3").create(&s.mwaa).await;
         wait_for_status(&s.mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
-        save_configuration(
-            &s.mwaa,
-            &s.s3,
-            BUCKET,
-            &[],
-            DateTime::from_secs(0),
-            input(name),
-        )
-        .await
-        .unwrap();
+        save(&s, name).await.unwrap();
         record_pause(&s, name).await;
         delete(&s, name).await.unwrap();
     }

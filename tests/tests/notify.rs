@@ -372,14 +372,7 @@ async fn a_failing_environment_email_says_why_and_pending_is_watched_then_alerte
     let queues = rules(&bed).await;
     let mwaa = bed.mwaa().await;
     // CREATE_FAILED, as the control plane emits it on moto's bus.
-    bed.control(
-        "fail",
-        json!({"name": "dev-broken", "status": "CREATE_FAILED"}),
-    )
-    .await;
-    NewEnvironment::new("dev-broken", "2.10.3")
-        .create(&mwaa)
-        .await;
+    create_failing(&bed, &mwaa, "dev-broken").await;
     wait_for_status(
         &mwaa,
         "dev-broken",
@@ -448,6 +441,13 @@ async fn a_failing_environment_email_says_why_and_pending_is_watched_then_alerte
     );
 }
 
+/// Creates `name` on the control plane, told to end its creation in CREATE_FAILED.
+async fn create_failing(bed: &Session, mwaa: &aws_sdk_mwaa::Client, name: &str) {
+    bed.control("fail", json!({"name": name, "status": "CREATE_FAILED"}))
+        .await;
+    NewEnvironment::new(name, "2.10.3").create(mwaa).await;
+}
+
 /// The status change as AWS documents it (the bed's default): no detail, the environment
 /// ARN in `resources`. notify reads each status, and why it failed, from GetEnvironment.
 #[tokio::test]
@@ -456,21 +456,12 @@ async fn sparse_status_changes_are_read_from_get_environment() {
     let alerts = deploy(&bed).await;
     let queues = rules(&bed).await;
     let mwaa = bed.mwaa().await;
-    bed.control(
-        "fail",
-        json!({"name": "dev-sparse-broken", "status": "CREATE_FAILED"}),
-    )
-    .await;
-    NewEnvironment::new("dev-sparse-broken", "2.10.3")
-        .create(&mwaa)
-        .await;
+    create_failing(&bed, &mwaa, "dev-sparse-broken").await;
     let mut shared = NewEnvironment::new("dev-sparse-shared", "2.10.3");
     shared.endpoint_management = EndpointManagement::Customer;
     shared.create(&mwaa).await;
     // Outside the prefix: routed by the rule, ignored by notify before any read.
-    bed.control("fail", json!({"name": "prod-x", "status": "CREATE_FAILED"}))
-        .await;
-    NewEnvironment::new("prod-x", "2.10.3").create(&mwaa).await;
+    create_failing(&bed, &mwaa, "prod-x").await;
     for (name, status) in [
         ("dev-sparse-broken", "CREATE_FAILED"),
         ("dev-sparse-shared", "PENDING"),

@@ -14,7 +14,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VpcEndpoin
 use aws_sdk_mwaa::types::{EndpointManagement, WebserverAccessMode};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::rules::RuleQueue;
-use mwaa_ops_tests::vpc::{private_network, PrivateNetwork};
+use mwaa_ops_tests::vpc::{endpoint_policy, endpoints_in, private_network, PrivateNetwork};
 use mwaa_ops_tests::{session_without_airflow, Session};
 use provision_endpoints::accounts::Accounts;
 use provision_endpoints::decide::{ENVIRONMENT_KEY, MANAGED_BY_KEY, QUEUE_KEY};
@@ -222,14 +222,7 @@ impl Case {
     }
 
     async fn policy(&self, endpoint: &str) -> Value {
-        let out = self
-            .ec2
-            .describe_vpc_endpoints()
-            .vpc_endpoint_ids(endpoint)
-            .send()
-            .await
-            .unwrap();
-        serde_json::from_str(out.vpc_endpoints()[0].policy_document().unwrap()).unwrap()
+        endpoint_policy(&self.ec2, endpoint).await
     }
 }
 
@@ -613,14 +606,8 @@ async fn service_managed_environments_are_not_the_rules_business() {
             .unwrap();
         assert_eq!(report["action"], "ignored", "{report}");
     }
-    let in_vpc = case
-        .ec2
-        .describe_vpc_endpoints()
-        .filters(Filter::builder().name("vpc-id").values(&case.vpc).build())
-        .send()
-        .await
-        .unwrap();
-    assert!(in_vpc.vpc_endpoints().is_empty(), "{in_vpc:?}");
+    let in_vpc = endpoints_in(&case.ec2, &case.vpc).await;
+    assert!(in_vpc.is_empty(), "{in_vpc:?}");
 }
 
 /// The loop on the event as AWS documents it: no detail, the environment ARN in

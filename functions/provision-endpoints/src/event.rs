@@ -36,7 +36,8 @@ pub struct StatusChange {
     pub name: EnvironmentName,
     /// `arn:aws:airflow:REGION:ACCOUNT:environment/NAME` when the event carries it.
     pub arn: Option<String>,
-    /// The account the environment lives in (the event's `account`).
+    /// The account the environment lives in: the envelope's `account`, which EventBridge
+    /// documents on every event; should one come without it, the account of the ARN.
     pub account: Option<String>,
     /// The status the event claims (`detail.status`); `None` for the sparse event AWS
     /// documents, and then GetEnvironment tells.
@@ -52,11 +53,14 @@ pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
     let change = common::status_change::parse_status_change(event)?;
     let detail: StatusDetail =
         parse(&change.event_id, &change.detail).map_err(|e| nested("detail", e))?;
+    let account = change
+        .account
+        .or_else(|| change.arn.as_deref().and_then(account_of));
     Ok(StatusChange {
         event_id: change.event_id,
         name: change.name,
         arn: change.arn,
-        account: change.account,
+        account,
         status: change.status,
         celery_queue: detail.celery_executor_queue.filter(|q| !q.is_empty()),
         subnets: detail
@@ -64,6 +68,12 @@ pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
             .map(|n| n.subnet_ids)
             .unwrap_or_default(),
     })
+}
+
+/// The account of `arn:PARTITION:airflow:REGION:ACCOUNT:environment/NAME`.
+fn account_of(arn: &str) -> Option<String> {
+    let account = arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then(|| account.into())
 }
 
 #[cfg(test)]

@@ -66,6 +66,38 @@ async fn a_participants_environment_is_read_through_its_role_and_its_endpoints_n
         .all(|e| e.tags.get(ACCOUNT_KEY).map(String::as_str) == Some(SAMPLE_ACCOUNT)));
 }
 
+/// EventBridge documents `account` on every event; one without it is still read in the
+/// account its environment ARN names, never as the owner's (where a participant's
+/// environment would look gone and its endpoints be cleaned up).
+#[tokio::test]
+async fn an_event_without_account_is_read_in_the_account_of_its_environment_arn() {
+    let function = as_participant(Fake::pending("PRIVATE_ONLY"));
+    let mut sparse = event("sparse");
+    sparse.as_object_mut().unwrap().remove("account");
+    let report = function.run(sparse).await.unwrap();
+    assert_eq!(report["action"], "provisioned", "{report}");
+    assert_eq!(report["account"], SAMPLE_ACCOUNT, "{report}");
+    assert_eq!(*function.ops.readers.lock().unwrap(), [participant()]);
+
+    // Neither `account` nor a resource ARN: the name comes from the detail, the owner reads.
+    let owner = ProvisionEndpoints {
+        ops: Fake::pending("PRIVATE_ONLY"),
+        environment_prefix: PREFIX.into(),
+        accounts: accounts::Accounts::owner_only(OWNER),
+    };
+    let mut bare = event("pending");
+    bare.as_object_mut().unwrap().remove("account");
+    bare["resources"] = json!([]);
+    let report = owner.run(bare).await.unwrap();
+    assert_eq!(report["action"], "provisioned", "{report}");
+    assert_eq!(
+        *owner.ops.readers.lock().unwrap(),
+        [Reader::Own {
+            account: OWNER.into()
+        }]
+    );
+}
+
 #[tokio::test]
 async fn the_clean_up_of_one_account_leaves_the_same_name_of_another_alone() {
     let function = as_participant(Fake::pending("PUBLIC_ONLY"));
