@@ -72,6 +72,10 @@ def main(url, fernet_key):
                 if table == "log_template":  # migration writes its own: matched by content
                     row.pop("created_at")
                 ident = {c: row[c] for c in JOB_IDENTITY} if table == "job" else row
+                if table == "trigger":  # whose triggerer runs it is not what the trigger is
+                    ident = {c: v for c, v in row.items() if c != "triggerer_id"}
+                if table == "dag_run":  # a run still going changes (its scheduling): not what it is
+                    ident = {c: row[c] for c in ("dag_id", "run_id")}
                 if rid is not None:
                     identity[table][rid] = json.dumps(ident, sort_keys=True)
                 rows.append(json.dumps(row, sort_keys=True))
