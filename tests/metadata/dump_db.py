@@ -58,6 +58,8 @@ def main(url, fernet_key):
                 if row.get("dag_id") in OWN or row.get("dag_run_id") in own_runs:
                     continue
                 for (tab, col), flag in m.SECRET_COLUMNS.items():
+                    if tab == table and isinstance(row.get(col), dict):  # a json column (trigger.kwargs < 2.9)
+                        row[col] = json.dumps(row[col], sort_keys=True)
                     if tab == table and row.get(col) is not None and (row[flag] if flag else not row[col].startswith("{")):
                         row[col] = fernet.decrypt(row[col].encode()).decode()
                 rid = row.pop("id", None) if schema[table]["serial"] else None
