@@ -128,7 +128,7 @@ def _select(conn, schema, table, active, where) -> str:
     exprs = []
     for c in m.exported_columns(schema, table):
         col = f"t.{_q(conn, c)}"
-        if c in to_null:  # e.g. note.user_id -> ab_user, which is not moved
+        if c in to_null or (table, c) in m.PROCESS_COLUMNS:  # e.g. note.user_id -> ab_user, not moved
             col = "NULL"
         elif table == "dag" and c == "is_paused" and active:  # the state before the export paused it
             ids = ", ".join("'" + d.replace("'", "''") + "'" for d in active)
@@ -187,11 +187,13 @@ BULK_ROWS = int(os.environ.get("MWAA_OPS_BULK_ROWS") or 10_000)
 class Rows:
     """File-like source of `COPY ... FROM STDIN`: the object's bytes as exported (PostgreSQL's
     text format), gunzipped a chunk at a time, counting rows. Secret values are opened and
-    encrypted again with this environment's Fernet key here, in memory (few rows)."""
+    encrypted again with this environment's Fernet key here, in memory (few rows), unless
+    Airflow `airflow_version` keeps that column as plain JSON (trigger kwargs before 2.9)."""
 
-    def __init__(self, path, table, columns, fernet, envelope):
+    def __init__(self, path, table, columns, fernet, envelope, airflow_version):
         self.path, self.table, self.columns = path, table, list(columns)
-        self.secrets = _secret_fields(table, self.columns)
+        self.secrets = [(at, flag, flag is not None or m.fernet_encrypted(table, self.columns[at], airflow_version))
+                        for at, flag in _secret_fields(table, self.columns)]
         self.fernet, self.envelope = fernet, envelope
         self.rows, self.file, self.rest, self.buf = 0, None, b"", b""
 
@@ -204,10 +206,10 @@ class Rows:
 
     def _reseal(self, line: bytes) -> bytes:
         fields = line.split(b"\t")
-        for at, flag in self.secrets:
+        for at, flag, encrypt in self.secrets:
             if fields[at] != NULL:
                 secret = self.envelope.decrypt(unescape(fields[at]), f"{self.table}.{self.columns[at]}")
-                fields[at] = escape(self.fernet.encrypt(secret.encode()).decode())
+                fields[at] = escape(self.fernet.encrypt(secret.encode()).decode() if encrypt else secret)
                 if flag is not None:
                     fields[flag] = b"t" if self.fernet.is_encrypted else b"f"
         return b"\t".join(fields)

@@ -11,7 +11,11 @@ import sqlalchemy as sa
 import mwaa_ops_copy as c
 import mwaa_ops_metadata as m
 
-BUSY_STATES = ("running", "queued", "deferred", "restarting")  # still working: wait for them
+# Still working: the export waits for them. A deferred task is not among them: all of it is in
+# the database (its task instance's next_method / next_kwargs, its trigger row), so it is moved
+# as it is and the new environment's triggerer resumes it -- waiting instead could take as long
+# as the trigger does (a sensor waiting for tomorrow's file), past any pause window.
+BUSY_STATES = ("running", "queued", "restarting")
 
 
 def reflect(conn):
@@ -128,7 +132,8 @@ def import_tables(conn, schema, manifest, files, fernet, envelope, restore_pause
         table = entry["table"]
         _move_sequence(conn, schema, table, entry)
         stats[table] = _merge(conn, schema, table, entry["rows"], maps, paused, table in bulk,
-                              lambda: c.Rows(files[table], table, entry["columns"], fernet, envelope))
+                              lambda: c.Rows(files[table], table, entry["columns"], fernet, envelope,
+                                             manifest["airflow_version"]))
         heartbeat()
     for dag_id, is_paused in paused if restore_paused else ():  # last: nothing may run before pools and history are in
         conn.execute(sa.text("UPDATE dag SET is_paused = :p WHERE dag_id = :d"), {"p": is_paused, "d": dag_id})

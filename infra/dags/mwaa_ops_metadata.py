@@ -35,6 +35,12 @@ SECRET_COLUMNS = {("connection", "password"): "is_encrypted",
                   ("connection", "extra"): "is_extra_encrypted",
                   ("variable", "val"): "is_encrypted",
                   ("trigger", "kwargs"): None}
+# Secret columns without a flag that Airflow encrypts only from some version on: before it they
+# hold JSON text that the version reads as such, and the import writes them back that way.
+ENCRYPTED_FROM = {("trigger", "kwargs"): (2, 9)}
+# Columns naming a process of the exported environment, which the new one does not have: the
+# export clears them (a trigger with no triggerer is picked up by the new environment's at once).
+PROCESS_COLUMNS = {("trigger", "triggerer_id")}
 # Integer references without a foreign key in the schema (xcom.dag_run_id has none in 2.x).
 LOGICAL_REFS = {"job_id": "job", "queued_by_job_id": "job", "creating_job_id": "job",
                 "triggerer_id": "job", "dag_run_id": "dag_run"}
@@ -90,6 +96,13 @@ def exported_columns(schema: dict, table: str) -> dict:
     left the database's columns in (Athena reads the fields by position)."""
     kinds = schema[table]["columns"]
     return {c: kinds[c] for c in sorted(kinds)}
+
+
+def fernet_encrypted(table: str, column: str, airflow_version: str) -> bool:
+    """Whether Airflow `airflow_version` keeps this unflagged secret column Fernet-encrypted."""
+    since = ENCRYPTED_FROM.get((table, column))
+    version = tuple(int(p) for p in airflow_version.split(".")[:2])
+    return since is None or version >= since
 
 
 def natural_key(schema: dict, table: str):

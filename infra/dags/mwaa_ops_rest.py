@@ -25,7 +25,8 @@ BULK = 50  # entities per bulk PATCH: keeps one InvokeRestApi body small
 ATTEMPTS = 5
 TRANSIENT = ("ThrottlingException", "InternalServerException", "ServiceUnavailableException")
 SOURCE = "api"  # manifest["source"] of a 3.x export (2.x exports have no such key)
-BUSY_STATES = ("running", "queued", "deferred", "restarting")  # same as the 2.x export waits on
+# The 2.x export's, and deferred: a 3.x export moves no trigger, so a deferred task must finish first.
+BUSY_STATES = ("running", "queued", "deferred", "restarting")
 # The tables of a 3.x export: named and shaped like the 2.x tables they stand for, so the layout
 # (and Athena) stays the same. Order = import order: pools before anything may run, paused last.
 TABLES = {

@@ -266,8 +266,13 @@ def boto_shim(workdir: Path) -> Path:
 
 
 class Airflow:
-    def __init__(self, version: str, postgres: Postgres, dags_folder: Path, workdir: Path):
+    """triggerer: also run `airflow triggerer` (MWAA runs one; deferred tasks need it). Off by
+    default: ~0.15 GB more, and only the tests of deferred tasks need it."""
+
+    def __init__(self, version: str, postgres: Postgres, dags_folder: Path, workdir: Path,
+                 triggerer: bool = False):
         self.version, self.major = version, int(version.split(".")[0])
+        self.triggerer = triggerer
         self.postgres, self.dags_folder, self.workdir = postgres, Path(dags_folder), Path(workdir)
         self.airflow = ROOT / ".bed" / f"airflow-{version}" / "bin" / "airflow"
         self.procs = []
@@ -365,6 +370,8 @@ class Airflow:
                           "users.log")
                 self._spawn(["webserver"], "webserver.log")
                 self._spawn(["scheduler", "--skip-serve-logs"], "scheduler.log")  # serve-logs binds 0.0.0.0
+                if self.triggerer:
+                    self._spawn(["triggerer", "--skip-serve-logs"], "triggerer.log")
             else:
                 # The simple auth manager keeps its passwords in this file and only generates
                 # one for a user missing from it: writing it first sets the admin's password.
@@ -372,6 +379,8 @@ class Airflow:
                 self._spawn(["api-server"], "api-server.log")
                 self._spawn(["scheduler", "--skip-serve-logs"], "scheduler.log")
                 self._spawn(["dag-processor"], "dag-processor.log")
+                if self.triggerer:
+                    self._spawn(["triggerer", "--skip-serve-logs"], "triggerer.log")
             self._info = {
                 "version": self.version, "major": self.major,
                 "base_url": f"http://127.0.0.1:{port}",

@@ -58,6 +58,8 @@ def main(url, fernet_key):
                 if row.get("dag_id") in OWN or row.get("dag_run_id") in own_runs:
                     continue
                 for (tab, col), flag in m.SECRET_COLUMNS.items():
+                    if tab == table and isinstance(row.get(col), dict):  # a json column (trigger.kwargs < 2.9)
+                        row[col] = json.dumps(row[col], sort_keys=True)
                     if tab == table and row.get(col) is not None and (row[flag] if flag else not row[col].startswith("{")):
                         row[col] = fernet.decrypt(row[col].encode()).decode()
                 rid = row.pop("id", None) if schema[table]["serial"] else None
@@ -72,6 +74,10 @@ def main(url, fernet_key):
                 if table == "log_template":  # migration writes its own: matched by content
                     row.pop("created_at")
                 ident = {c: row[c] for c in JOB_IDENTITY} if table == "job" else row
+                if table == "trigger":  # whose triggerer runs it is not what the trigger is
+                    ident = {c: v for c, v in row.items() if c != "triggerer_id"}
+                if table == "dag_run":  # a run still going changes (its scheduling): not what it is
+                    ident = {c: row[c] for c in ("dag_id", "run_id")}
                 if rid is not None:
                     identity[table][rid] = json.dumps(ident, sort_keys=True)
                 rows.append(json.dumps(row, sort_keys=True))

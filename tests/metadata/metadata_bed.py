@@ -17,6 +17,7 @@ SECRETS = {  # plaintexts that must never appear in an exported object
     "conn_password": "pw-s3cr3t-7f2a",
     "conn_extra_token": "extra-t0ken-91bd",
     "var_secret": "var-v@lue-5c1e",
+    "trigger_token": "trigger-t0ken-4d8e",  # in the kwargs of mwaa_ops_deferred's trigger
 }
 
 
@@ -40,6 +41,25 @@ def wait_runs(info, dag_id, run_ids, timeout=240):
             return states
         time.sleep(1)
     raise TimeoutError(f"{dag_id} runs not finished: {states}")
+
+
+def wait_task(info, dag_id, run_id, task_id, until, timeout=120):
+    """The task instance (REST) once until(ti) holds."""
+    deadline, ti = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        ti = call(info, "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+        if until(ti):
+            return ti
+        time.sleep(1)
+    raise TimeoutError(f"{dag_id}/{run_id}/{task_id}: {ti}")
+
+
+def defer_task(info, release, run_id="d0"):
+    """A run of mwaa_ops_deferred whose task is deferred and its trigger taken by the triggerer
+    (it fires once the file `release` exists); returns the task instance (REST)."""
+    trigger(info, "mwaa_ops_deferred", run_id, {"release": str(release)})
+    return wait_task(info, "mwaa_ops_deferred", run_id, "wait",
+                     lambda ti: ti["state"] == "deferred" and ti.get("triggerer_job"))
 
 
 def make_history(info, runs=3):
@@ -153,7 +173,25 @@ def expected_target(source, active):
                            for r in map(json.loads, tables["dag"]))
     for table in ("dag_run_note", "task_instance_note"):  # user ids point at ab_user: not moved
         tables[table] = sorted(json.dumps(dict(r, user_id=None), sort_keys=True) for r in map(json.loads, tables[table]))
+    # The source's triggerers do not exist in the target: the export clears whose a trigger was.
+    tables["trigger"] = unassigned(tables.get("trigger", []))
     return tables
+
+
+def unassigned(rows):
+    """trigger rows without the triggerer that runs them (the target's own takes them on)."""
+    return sorted(json.dumps(dict(r, triggerer_id=None), sort_keys=True) for r in map(json.loads, rows))
+
+
+def scheduled(run):
+    """A dag_run row without the scheduler's bookkeeping if the run is still going."""
+    going = run["state"] in ("queued", "running")
+    return {c: v for c, v in run.items() if not (going and c in ("last_scheduling_decision", "updated_at"))}
+
+
+def triggerers(tables):
+    """The triggerer job (normalised, as dump_db names it) of each trigger row."""
+    return [json.loads(r)["triggerer_id"] for r in tables.get("trigger", [])]
 
 
 def differences(source, target, active, ignore=lambda table, row: False):
@@ -164,6 +202,12 @@ def differences(source, target, active, ignore=lambda table, row: False):
     expected, got = expected_target(source, active), copy.deepcopy(target["tables"])
     for tables in (expected, got):  # the import's own marker (a source may be an import's target)
         tables["variable"] = [r for r in tables["variable"] if not json.loads(r)["key"].startswith("mwaa_ops.imported.")]
+    taken = [t for t in triggerers(got) if t is not None]  # by the target's triggerer, not the source's
+    assert all(json.loads(t)["job_type"] == "TriggererJob" and t not in triggerers(source["tables"])
+               for t in taken), taken
+    got["trigger"] = unassigned(got.get("trigger", []))
+    for tables in (expected, got):  # the target's scheduler goes on with runs still going
+        tables["dag_run"] = sorted(json.dumps(scheduled(r), sort_keys=True) for r in map(json.loads, tables["dag_run"]))
     for table in list(got):  # only rows the source did not have can be the caller's own
         known = set(expected.get(table, []))
         got[table] = [r for r in got[table] if r in known or not ignore(table, json.loads(r))]

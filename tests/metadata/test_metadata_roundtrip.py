@@ -2,9 +2,11 @@
 The version is MWAA_OPS_AIRFLOW_VERSION (default 2.10.3, the per-commit bed's; the others come
 from scripts/metadata-matrix, which makes .bed/airflow-<version> first).
 
-One scenario, run once per module (one Airflow at a time): history in a source environment ->
-export (and a failing export) -> source stopped -> a fresh environment with another Fernet key ->
-refused imports (tampered, missing object, wrong version) -> import -> import again.
+One scenario, run once per module (one Airflow at a time): history in a source environment, and
+a task deferred (its trigger running in the source's triggerer) -> export (and a failing export)
+-> source stopped -> a fresh environment with another Fernet key -> refused imports (tampered,
+missing object, wrong version) -> import -> import again -> the deferred task's trigger fires in
+the new environment and the task resumes there.
 The tests below check what each step left behind. Skipped only with MWAA_OPS_SKIP_AIRFLOW=1.
 """
 import copy
@@ -33,8 +35,9 @@ OTHER_VERSION = "2.9.2" if VERSION != "2.9.2" else "2.10.3"
 # task_instance_history (one row per earlier try) came with 2.10.0.
 HISTORY_TABLES = ("dag_run", "task_instance", "xcom", "task_fail", "log", "job", "connection", "variable",
                   "slot_pool", "dataset_event", "dag_run_note", "task_instance_note",
-                  "rendered_task_instance_fields", "dag_tag") + (("task_instance_history",) if V >= (2, 10) else ())
+                  "rendered_task_instance_fields", "dag_tag", "trigger") + (("task_instance_history",) if V >= (2, 10) else ())
 BUCKET = "mwaa-ops-exports"
+ACTIVE = ["mwaa_ops_deferred", "mwaa_ops_history"]  # the DAGs on at export time
 
 
 def run_dag(info, dag_id, conf, sfn=None, sqs=None):
@@ -76,25 +79,29 @@ def scenario(tmp_path_factory):
         folder = ab.dags_folder(tmp / "dags", (ab.SUITE_DAGS, HERE / "dags"))
 
         # -- source environment: history, a failing export, the export
-        af = ab.Airflow(VERSION, pg, folder, tmp / "source")
+        af = ab.Airflow(VERSION, pg, folder, tmp / "source", triggerer=True)
         src = af.start()
         af.wait_for_dag("mwaa_ops_history")
         t0 = time.monotonic()
         out["history_states"] = mb.make_history(src)
         out["history_seconds"] = time.monotonic() - t0
+        af.wait_for_dag("mwaa_ops_deferred")
+        release = out["release"] = tmp / "release-d0"
+        out["deferred_ti"] = mb.defer_task(src, release)
         conf = {"bucket": BUCKET, "environment": "env-a", "kms_key_id": kms_key, "poll_seconds": 1}
         out["bad_export"] = run_dag(src, "mwaa_ops_export", dict(conf, kms_key_id="alias/no-such-key"), sfn, sqs)
         out["paused_after_bad_export"] = mb.call(src, "GET", "/dags/mwaa_ops_history")["is_paused"]
         t0 = time.monotonic()
         out["export"] = run_dag(src, "mwaa_ops_export", conf, sfn, sqs)
         out["export_seconds"] = time.monotonic() - t0
+        out["deferred_after_export"] = mb.call(src, "GET", "/dags/mwaa_ops_deferred/dagRuns/d0/taskInstances/wait")
         af.stop()
         out["source"] = mb.dump(VERSION, src["database_url"], src["fernet_key"])
 
         # -- target environment: refusals first (nothing may be written), then the import, twice
         manifest_uri = json.loads(out["export"][1]["output"])["manifest"]
         out["manifest_uri"] = manifest_uri
-        af = ab.Airflow(VERSION, pg, folder, tmp / "target")
+        af = ab.Airflow(VERSION, pg, folder, tmp / "target", triggerer=True)
         dst = af.start()
         af.wait_for_dag("mwaa_ops_import")
         out["refused"] = {}
@@ -112,6 +119,11 @@ def scenario(tmp_path_factory):
         out["reimport"] = run_dag(dst, "mwaa_ops_import", {"manifest": manifest_uri}, sfn, sqs)
         out["after_reimport"] = mb.dump(VERSION, dst["database_url"], dst["fernet_key"])
         out["target_dags"] = {d["dag_id"]: d["is_paused"] for d in mb.call(dst, "GET", "/dags")["dags"]}
+
+        # -- the deferred task goes on in the target: its trigger fires once the file exists
+        release.write_text("go")
+        out["resumed_run"] = mb.wait_runs(dst, "mwaa_ops_deferred", ["d0"])["d0"]
+        out["resumed_ti"] = mb.call(dst, "GET", "/dags/mwaa_ops_deferred/dagRuns/d0/taskInstances/wait")
         yield out
     finally:
         if af:
@@ -175,7 +187,7 @@ def test_export_sends_manifest_to_step_functions(scenario):
     state, execution = scenario["export"]
     assert state == "success" and execution["status"] == "SUCCEEDED"
     output = json.loads(execution["output"])
-    assert output["active_dags"] == ["mwaa_ops_history"]
+    assert output["active_dags"] == ACTIVE
     assert output["airflow_version"] == VERSION
     s3, uri = scenario["s3"], scenario["manifest_uri"]
     bucket, key = uri[5:].split("/", 1)
@@ -184,7 +196,7 @@ def test_export_sends_manifest_to_step_functions(scenario):
     manifest = json.loads(body)
     import hashlib
     assert hashlib.sha256(body).hexdigest() == output["manifest_sha256"]
-    assert manifest["active_dags"] == ["mwaa_ops_history"]
+    assert manifest["active_dags"] == ACTIVE
     source = scenario["source"]["tables"]
     for entry in manifest["tables"]:
         data = s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read()
@@ -258,7 +270,7 @@ def test_import_reports_to_step_functions(scenario):
 def test_round_trip_is_identical_except_documented_differences(scenario):
     source, target = scenario["source"], scenario["after_import"]
     assert target["sequences_behind"] == {}
-    assert mb.differences(source, target, active=["mwaa_ops_history"]) == {}
+    assert mb.differences(source, target, active=ACTIVE) == {}
 
 
 def test_the_import_leaves_every_index_and_constraint_as_it_found_them(scenario):
@@ -294,6 +306,54 @@ def test_importing_twice_duplicates_nothing(scenario):
     assert state == "success" and json.loads(execution["output"])["already_imported"] is True
     first, second = scenario["after_import"]["tables"], scenario["after_reimport"]["tables"]
     for table in first:
-        if table not in ("job", "log"):  # the target's own scheduler/API keep writing those
+        if table not in ("job", "log", "trigger", "dag_run"):  # the target's own scheduler/API keep writing those
             assert first[table] == second[table], table
-    assert len(second["dag_run"]) == len(scenario["history_states"])
+    assert mb.unassigned(first["trigger"]) == mb.unassigned(second["trigger"])  # its triggerer may take it meanwhile
+    runs = lambda tables: [mb.scheduled(json.loads(r)) for r in tables["dag_run"]]
+    assert runs(first) == runs(second)  # the deferred task's run goes on being scheduled
+    assert len(second["dag_run"]) == len(scenario["history_states"]) + 1  # and the deferred task's
+
+
+# ---------------------------------------------------------------- a task deferred at export time
+
+def _rows(dump, table, **match):
+    return [r for r in map(json.loads, dump["tables"][table]) if all(r.get(k) == v for k, v in match.items())]
+
+
+def test_export_does_not_wait_for_a_deferred_task_and_moves_it_as_it_is(scenario):
+    """The export ran while the task was deferred (its trigger taken by the source's triggerer)
+    and left it so; the exported task instance names its trigger, its method and kwargs."""
+    assert scenario["deferred_ti"]["triggerer_job"]  # the source's triggerer had taken it
+    assert scenario["deferred_after_export"]["state"] == "deferred"
+    [ti] = _rows(scenario["source"], "task_instance", dag_id="mwaa_ops_deferred")
+    assert ti["state"] == "deferred" and ti["next_method"] == "resume"
+    kwargs = json.loads(ti["next_kwargs"]) if isinstance(ti["next_kwargs"], str) else ti["next_kwargs"]
+    assert kwargs["__var"]["started"]  # BaseSerialization's form of the task's kwargs
+    [trigger] = _rows(scenario["source"], "trigger")
+    assert trigger["classpath"] == "mwaa_ops_deferred.ReleaseTrigger" and ti["trigger_id"] is not None
+    assert mb.SECRETS["trigger_token"] in trigger["kwargs"]  # dump_db decrypted it with the source's key
+
+
+def test_deferred_task_instance_and_its_trigger_round_trip_table_by_table(scenario):
+    """task_instance.next_method / next_kwargs / trigger_id and the trigger row (kwargs decrypted
+    with the target's Fernet key; plain JSON before 2.9) are the source's, the trigger free for
+    the target's triggerer (the source's is gone)."""
+    source, target = scenario["source"], scenario["after_import"]
+    assert _rows(target, "task_instance", dag_id="mwaa_ops_deferred") == \
+        _rows(source, "task_instance", dag_id="mwaa_ops_deferred")  # trigger_id: the same trigger
+    assert mb.unassigned(target["tables"]["trigger"]) == mb.unassigned(source["tables"]["trigger"])
+    [moved] = _rows(target, "trigger")
+    assert moved["triggerer_id"] is None or json.loads(moved["triggerer_id"])["job_type"] == "TriggererJob"
+    assert moved["triggerer_id"] not in mb.triggerers(source["tables"])
+
+
+def test_deferred_task_resumes_in_the_new_environment_without_starting_over(scenario):
+    """The target's triggerer ran the moved trigger (its secret kwarg intact), and the task went
+    on with the method and kwargs it deferred with: execute ran once, in the source."""
+    assert scenario["resumed_run"] == "success" and scenario["resumed_ti"]["state"] == "success"
+    release = scenario["release"]
+    executions = release.with_name(release.name + ".executions").read_text().split()
+    result = json.loads(release.with_name(release.name + ".result").read_text())
+    assert len(executions) == 1, executions
+    assert result == {"event": {"released": release.name, "token_ok": True},
+                      "started_kwarg": executions[0], "started_xcom": executions[0]}

@@ -250,7 +250,8 @@ def test_import_rows_reseal_secrets_and_count_lines(tmp_path):
     path = tmp_path / "variable.tsv.gz"
     with gzip.open(path, "wb") as f:
         f.write(b"\n".join(lines) + b"\n")
-    with c.Rows(str(path), "variable", ["id", "key", "val", "is_encrypted"], FakeFernet(), envelope) as rows:
+    with c.Rows(str(path), "variable", ["id", "key", "val", "is_encrypted"], FakeFernet(), envelope,
+                "2.10.3") as rows:
         data = b"".join(iter(lambda: rows.read(8192), b""))
     assert rows.rows == 3
     out = [line.split(b"\t") for line in data.split(b"\n")[:-1]]
@@ -259,13 +260,32 @@ def test_import_rows_reseal_secrets_and_count_lines(tmp_path):
     assert c.unescape(out[2][2]) == "fernet:" + long_secret and out[2][3] == b"t"
 
 
+@pytest.mark.parametrize("version,encrypted", [("2.7.2", False), ("2.8.1", False), ("2.9.2", True),
+                                               ("2.10.3", True), ("2.11.0", True)])
+def test_trigger_kwargs_are_fernet_encrypted_on_import_only_where_airflow_encrypts_them(tmp_path, version,
+                                                                                       encrypted):
+    """Airflow < 2.9 keeps a trigger's kwargs as JSON text and would fail to parse a Fernet
+    token there: the import writes the plain JSON back. From 2.9 on they are encrypted."""
+    import mwaa_ops_copy as c
+    envelope, kwargs = m.Envelope(os.urandom(32)), '{"__var": {"token": "t\tok"}, "__type": "dict"}'
+    path = tmp_path / "trigger.tsv.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b"\t".join([b"7", b"mod.Trigger", c.escape(envelope.encrypt(kwargs, "trigger.kwargs")), b"\\N"]) + b"\n")
+    with c.Rows(str(path), "trigger", ["id", "classpath", "kwargs", "triggerer_id"], FakeFernet(), envelope,
+                version) as rows:
+        [line] = b"".join(iter(lambda: rows.read(8192), b"")).splitlines()
+    field = c.unescape(line.split(b"\t")[2])
+    assert field == ("fernet:" + kwargs[::-1] if encrypted else kwargs)
+    assert field.startswith("{") is not encrypted  # how Airflow 2.9+ tells the two apart
+
+
 def test_import_rows_of_a_table_without_secrets_are_the_objects_bytes(tmp_path):
     import mwaa_ops_copy as c
     body = b"".join(b"%d\tline\\nof %d\t\\N\n" % (i, i) for i in range(50_000))
     path = tmp_path / "task_instance.tsv.gz"
     with gzip.open(path, "wb") as f:
         f.write(body)
-    with c.Rows(str(path), "task_instance", ["a", "b", "c"], None, None) as rows:
+    with c.Rows(str(path), "task_instance", ["a", "b", "c"], None, None, "2.10.3") as rows:
         assert b"".join(iter(lambda: rows.read(c.CHUNK), b"")) == body
     assert rows.rows == 50_000
 
