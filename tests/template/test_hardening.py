@@ -261,3 +261,66 @@ def test_dead_letters_of_the_schedules_come_through_their_own_roles(cfn):
 
 def as_list(value):
     return value if isinstance(value, list) else [value]
+
+
+def allowed(statements):
+    """(action, resource) pairs an Allow grants, resources as JSON text."""
+    pairs = set()
+    for st in statements:
+        if st.get("Effect") != "Allow":
+            continue
+        for action in as_list(st["Action"]):
+            for resource in as_list(st["Resource"]):
+                pairs.add((action, json.dumps(resource)))
+    return pairs
+
+
+def test_the_state_machines_invoke_their_own_steps_and_write_only_their_records(cfn):
+    steps = {
+        "PauseStateMachineRole": {"EnvironmentStatusFunction", "SaveConfigurationFunction",
+                                  "RunDagFunction", "VerifyExportFunction",
+                                  "DeleteEnvironmentFunction", "EnableDagsFunction"},
+        "ResumeStateMachineRole": {"EnvironmentStatusFunction", "CreateEnvironmentFunction",
+                                   "RunDagFunction", "EnableDagsFunction", "TriggerDagFunction"},
+        "ScheduleStateMachineRole": set(),
+    }
+    writes = {
+        "PauseStateMachineRole": {("s3:PutObject", '"${SuiteBucket.Arn}/snapshots/*"'),
+                                  ("s3:DeleteObject", '"${SuiteBucket.Arn}/overrides/*"')},
+        "ResumeStateMachineRole": {("s3:PutObject", '"${SuiteBucket.Arn}/snapshots/*/restored.json"')},
+        "ScheduleStateMachineRole": set(),
+    }
+    for role, functions in steps.items():
+        pairs = allowed(role_statements(cfn, role))
+        invoked = {json.loads(r)["Fn::Sub"][1]["functionName"]["Ref"]
+                   for a, r in pairs if a == "lambda:InvokeFunction"}
+        assert invoked == functions, role
+        s3 = {(a, r) for a, r in pairs if a.startswith("s3:")}
+        assert s3 == writes[role], role
+        services = {a.split(":")[0] for a, _ in pairs}
+        assert services <= {"lambda", "s3", "kms", "events", "logs", "states"}, (role, services)
+    schedule = allowed(role_statements(cfn, "ScheduleStateMachineRole"))
+    assert {(a, r) for a, r in schedule if a.startswith("states:")} == {
+        ("states:StartExecution", '{"Ref": "PauseStateMachine"}'),
+        ("states:StartExecution", '{"Ref": "ResumeStateMachine"}')}
+
+
+def test_an_operator_steers_but_reads_no_export_configuration_or_held_arrival(cfn):
+    policy = cfn["Resources"]["OperatorPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    pairs = allowed(policy)
+    s3 = {(a, r) for a, r in pairs if a.startswith("s3:")}
+    assert s3 == {("s3:GetObject", '"${SuiteBucket.Arn}/overrides/*"'),
+                  ("s3:PutObject", '"${SuiteBucket.Arn}/overrides/*"'),
+                  ("s3:DeleteObject", '"${SuiteBucket.Arn}/overrides/*"'),
+                  ("s3:GetObject", '"${SuiteBucket.Arn}/snapshots/*"'),
+                  ("s3:ListBucket", '{"Fn::GetAtt": ["SuiteBucket", "Arn"]}')}
+    [listing] = [st for st in policy if st.get("Sid") == "ListHeldAndSnapshots"]
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == ["held/*", "snapshots/*", "overrides/*"]
+    assert {(a, r) for a, r in pairs if a.startswith("lambda:")} == {
+        ("lambda:InvokeFunction", '{"Fn::GetAtt": ["TriggerDagFunction", "Arn"]}')}
+    assert {a for a, _ in pairs if a.startswith("states:")} == {
+        "states:StartExecution", "states:ListExecutions", "states:DescribeExecution"}
+    services = {a.split(":")[0] for a, _ in pairs}
+    assert services == {"cloudformation", "airflow", "states", "s3", "kms", "lambda"}
+    assert not any(a.startswith(("iam:", "airflow:Create", "airflow:Delete", "airflow:Update",
+                                 "sqs:", "sns:")) for a, _ in pairs)
