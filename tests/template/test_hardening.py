@@ -181,3 +181,146 @@ def test_the_failed_events_queue_takes_dead_letters_from_the_suites_rules_only(c
         assert len(rule["Properties"]["Name"]) <= 64
     assert not fnmatch.fnmatchcase("arn:aws:events:us-east-1:123456789012:rule/someone-elses",
                                    pattern)
+
+
+def role_statements(cfn, role):
+    for policy in cfn["Resources"][role]["Properties"].get("Policies", []):
+        yield from policy["PolicyDocument"]["Statement"]
+
+
+def test_each_function_may_log_only_to_its_own_group(cfn):
+    # SAM attaches AWSLambdaBasicExecutionRole (logs on "*") to every role it makes; an
+    # explicit deny outside the function's own group takes that back.
+    resources = cfn["Resources"]
+    functions = {n: r for n, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    for name, fn in functions.items():
+        role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+        group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        denies = [st for st in role_statements(cfn, role) if st.get("Effect") == "Deny"
+                  and "logs:PutLogEvents" in st.get("Action", [])]
+        assert len(denies) == 1, name
+        [deny] = denies
+        assert set(deny["Action"]) == {"logs:CreateLogGroup", "logs:CreateLogStream",
+                                       "logs:PutLogEvents"}, name
+        assert "Resource" not in deny, name
+        # Only the function's own group (its streams and the group itself) stays allowed.
+        assert deny["NotResource"][0] == {"Fn::GetAtt": [group, "Arn"]}, name
+        assert json.dumps(deny["NotResource"]).count("log-group:") == 1, name
+        assert f"${{{group}}}" in deny["NotResource"][1], name
+        others = [g for g in resources if resources[g]["Type"] == "AWS::Logs::LogGroup" and g != group]
+        assert not any(g in json.dumps(deny["NotResource"]) for g in others), name
+
+
+def context_conditions(st):
+    return {key: value for block in st.get("Condition", {}).values()
+            for key, value in block.items() if key.startswith("kms:EncryptionContext:")}
+
+
+def test_the_suite_key_is_used_only_for_the_suites_own_bucket_queue_and_topic(cfn):
+    # Each service passes the resource it encrypts for as encryption context: with a
+    # condition on it, a stolen role cannot use the key through S3 (or SQS, SNS) for a
+    # bucket (queue, topic) of its own choosing.
+    expected = {
+        "s3": ("kms:EncryptionContext:aws:s3:arn",
+               [{"Fn::GetAtt": ["SuiteBucket", "Arn"]}, "${SuiteBucket.Arn}/*"]),
+        "sqs": ("kms:EncryptionContext:aws:sqs:arn", {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}),
+        "sns": ("kms:EncryptionContext:aws:sns:topicArn", {"Ref": "AlertTopic"}),
+    }
+    statements = list(suite_key_statements(cfn))
+    statements += [("OperatorPolicy", None, st) for st in
+                   cfn["Resources"]["OperatorPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+                   if "SuiteKey" in json.dumps(st.get("Resource"))]
+    seen = set()
+    for role, _, st in statements:
+        [via] = st["Condition"]["StringEquals"]["kms:ViaService"]
+        service = via.split(".")[0]
+        key, value = expected[service]
+        assert context_conditions(st) == {key: value}, (role, st)
+        seen.add(service)
+    assert seen == {"s3", "sqs", "sns"}
+
+
+def test_dead_letters_of_the_schedules_come_through_their_own_roles(cfn):
+    # EventBridge Scheduler sends a schedule's dead letters with the schedule's execution role
+    # (no resource-policy grant); the queue's policy lets in no service but EventBridge for
+    # the suite's rules.
+    resources = cfn["Resources"]
+    schedules = [r for r in resources.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert len(schedules) == 2
+    roles = {s["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"][0] for s in schedules}
+    roles.add("NotifySchedulerRole")  # the pending-alert schedules notify creates
+    for role in roles:
+        trust = resources[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert [st["Principal"] for st in trust] == [{"Service": "scheduler.amazonaws.com"}], role
+        assert trust[0]["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012", role
+        sends = [st for st in role_statements(cfn, role) if "sqs:SendMessage" in as_list(st["Action"])]
+        assert [st["Resource"] for st in sends] == [{"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}], role
+    policy = resources["FailedEventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert [st["Principal"] for st in policy] == [{"Service": "events.amazonaws.com"}]
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def allowed(statements):
+    """(action, resource) pairs an Allow grants, resources as JSON text."""
+    pairs = set()
+    for st in statements:
+        if st.get("Effect") != "Allow":
+            continue
+        for action in as_list(st["Action"]):
+            for resource in as_list(st["Resource"]):
+                pairs.add((action, json.dumps(resource)))
+    return pairs
+
+
+def test_the_state_machines_invoke_their_own_steps_and_write_only_their_records(cfn):
+    steps = {
+        "PauseStateMachineRole": {"EnvironmentStatusFunction", "SaveConfigurationFunction",
+                                  "RunDagFunction", "VerifyExportFunction",
+                                  "DeleteEnvironmentFunction", "EnableDagsFunction"},
+        "ResumeStateMachineRole": {"EnvironmentStatusFunction", "CreateEnvironmentFunction",
+                                   "RunDagFunction", "EnableDagsFunction", "TriggerDagFunction"},
+        "ScheduleStateMachineRole": set(),
+    }
+    writes = {
+        "PauseStateMachineRole": {("s3:PutObject", '"${SuiteBucket.Arn}/snapshots/*"'),
+                                  ("s3:DeleteObject", '"${SuiteBucket.Arn}/overrides/*"')},
+        "ResumeStateMachineRole": {("s3:PutObject", '"${SuiteBucket.Arn}/snapshots/*/restored.json"')},
+        "ScheduleStateMachineRole": set(),
+    }
+    for role, functions in steps.items():
+        pairs = allowed(role_statements(cfn, role))
+        invoked = {json.loads(r)["Fn::Sub"][1]["functionName"]["Ref"]
+                   for a, r in pairs if a == "lambda:InvokeFunction"}
+        assert invoked == functions, role
+        s3 = {(a, r) for a, r in pairs if a.startswith("s3:")}
+        assert s3 == writes[role], role
+        services = {a.split(":")[0] for a, _ in pairs}
+        assert services <= {"lambda", "s3", "kms", "events", "logs", "states"}, (role, services)
+    schedule = allowed(role_statements(cfn, "ScheduleStateMachineRole"))
+    assert {(a, r) for a, r in schedule if a.startswith("states:")} == {
+        ("states:StartExecution", '{"Ref": "PauseStateMachine"}'),
+        ("states:StartExecution", '{"Ref": "ResumeStateMachine"}')}
+
+
+def test_an_operator_steers_but_reads_no_export_configuration_or_held_arrival(cfn):
+    policy = cfn["Resources"]["OperatorPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    pairs = allowed(policy)
+    s3 = {(a, r) for a, r in pairs if a.startswith("s3:")}
+    assert s3 == {("s3:GetObject", '"${SuiteBucket.Arn}/overrides/*"'),
+                  ("s3:PutObject", '"${SuiteBucket.Arn}/overrides/*"'),
+                  ("s3:DeleteObject", '"${SuiteBucket.Arn}/overrides/*"'),
+                  ("s3:GetObject", '"${SuiteBucket.Arn}/snapshots/*"'),
+                  ("s3:ListBucket", '{"Fn::GetAtt": ["SuiteBucket", "Arn"]}')}
+    [listing] = [st for st in policy if st.get("Sid") == "ListHeldAndSnapshots"]
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == ["held/*", "snapshots/*", "overrides/*"]
+    assert {(a, r) for a, r in pairs if a.startswith("lambda:")} == {
+        ("lambda:InvokeFunction", '{"Fn::GetAtt": ["TriggerDagFunction", "Arn"]}')}
+    assert {a for a, _ in pairs if a.startswith("states:")} == {
+        "states:StartExecution", "states:ListExecutions", "states:DescribeExecution"}
+    services = {a.split(":")[0] for a, _ in pairs}
+    assert services == {"cloudformation", "airflow", "states", "s3", "kms", "lambda"}
+    assert not any(a.startswith(("iam:", "airflow:Create", "airflow:Delete", "airflow:Update",
+                                 "sqs:", "sns:")) for a, _ in pairs)

@@ -281,6 +281,42 @@ async fn a_schedule_firing_starts_one_run_per_scheduled_time() {
 }
 
 #[tokio::test]
+async fn a_schedule_firing_for_dag_dot_dot_is_refused_and_nothing_is_started_or_held() {
+    let bed = session().await;
+    available(&bed, "td-dots", "2.10.3").await;
+    let arrivals = Arrivals::deploy(&bed, json!([])).await;
+    for dots in [".", ".."] {
+        // `/dags/../dagRuns` would address another REST resource of the environment.
+        let firing = json!({"id": "sched-dots", "environment": "td-dots", "dag": dots,
+            "time": "2026-11-21T06:13:00Z"});
+        let err = arrivals
+            .function
+            .handle(firing, common::Deadline::after(BUDGET))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), common::ErrorKind::InvalidInput);
+        let text = err.to_string();
+        assert!(
+            text.contains("sched-dots") && text.contains("`dag`") && text.contains("path segment"),
+            "{text}"
+        );
+    }
+    let held = arrivals.held_keys().await;
+    assert!(
+        !held.iter().any(|key| key.starts_with("held/td-dots/")),
+        "nothing held: {held:?}"
+    );
+    let (status, runs) = bed.airflow("2.10.3").get("/dags/~/dagRuns?limit=100").await;
+    assert_eq!(status, 200, "{runs}");
+    let started = runs["dag_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|run| run["conf"]["scheduled_time"] == "2026-11-21T06:13:00Z");
+    assert_eq!(started.count(), 0, "no run started: {runs}");
+}
+
+#[tokio::test]
 async fn arrivals_while_the_environment_flaps_end_as_exactly_one_run_each() {
     let bed = session().await;
     available(&bed, "td-flap", "2.10.3").await;

@@ -142,17 +142,25 @@ pub fn dag_path(environment: &str, dag_id: &str) -> Result<String, Error> {
     dag_subpath(environment, dag_id, "")
 }
 
-fn dag_subpath(environment: &str, dag_id: &str, suffix: &str) -> Result<String, Error> {
-    // `.` and `..` are DAG ids by Airflow's character rule, but as a path segment they name
-    // the folder or its parent: `/dags/..` would reach another resource.
-    let valid = !matches!(dag_id, "" | "." | "..")
+/// Why `dag_id` cannot name a DAG in a REST path, if it cannot. `.` and `..` are DAG ids by
+/// Airflow's character rule, but as a path segment they name the folder or its parent:
+/// `/dags/..` would reach another resource.
+pub fn dag_id_problem(dag_id: &str) -> Option<&'static str> {
+    if matches!(dag_id, "." | "..") {
+        return Some("is a path segment (`.` or `..`), not a DAG id");
+    }
+    let valid = !dag_id.is_empty()
         && dag_id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !valid {
+    (!valid).then_some("is not a valid Airflow DAG id ([A-Za-z0-9_.-]+)")
+}
+
+fn dag_subpath(environment: &str, dag_id: &str, suffix: &str) -> Result<String, Error> {
+    if let Some(why) = dag_id_problem(dag_id) {
         return Err(Error::InvalidRequest {
             environment: environment.to_owned(),
-            reason: format!("DAG id {dag_id:?} is not a valid Airflow DAG id ([A-Za-z0-9_.-]+)"),
+            reason: format!("DAG id {dag_id:?} {why}"),
         });
     }
     let path = format!("/dags/{dag_id}{suffix}");
@@ -252,7 +260,13 @@ mod tests {
         assert!(dag_runs_path("e", "..").is_err());
         assert!(dag_path("e", ".").is_err());
         assert!(dag_path("e", "..").is_err());
+        let dots = dag_runs_path("env1", "..").unwrap_err().to_string();
+        assert!(
+            dots.contains("env1") && dots.contains("path segment"),
+            "{dots}"
+        );
         assert!(dag_path("e", "...").is_ok());
+        assert!(dag_path("e", ".hidden").is_ok());
         assert_eq!(dag_path("e", "a.b").unwrap(), "/dags/a.b");
         assert!(dag_path("e", &"x".repeat(58)).is_ok());
         assert!(dag_path("e", &"x".repeat(59)).is_err());

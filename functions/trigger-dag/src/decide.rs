@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use common::airflow::{dag_runs_path, AirflowMajor, DagRun};
+use common::airflow::{AirflowMajor, DagRun};
 use common::{Availability, Error};
 
 use crate::event::{Arrival, ScheduleFiring};
@@ -87,20 +87,15 @@ fn opt(value: &Option<String>) -> Value {
     value.clone().map(Value::from).unwrap_or(Value::Null)
 }
 
-/// The run a schedule firing starts; its fields are checked like a route's (the environment
-/// name was checked when the firing was parsed).
+/// The run a schedule firing starts (its environment and DAG were checked when the firing
+/// was parsed, the DAG like a route's).
 pub fn schedule_target(event_id: &str, firing: &ScheduleFiring) -> Result<Target, Error> {
-    let bad = |field: &str, reason: String| Error::InvalidEvent {
-        event_id: event_id.to_owned(),
-        field: field.to_owned(),
-        reason,
-    };
-    dag_runs_path(&firing.environment, &firing.dag).map_err(|e| bad("dag", e.to_string()))?;
     if firing.time.trim().is_empty() {
-        return Err(bad(
-            "time",
-            "empty: use <aws.scheduler.scheduled-time>".into(),
-        ));
+        return Err(Error::InvalidEvent {
+            event_id: event_id.to_owned(),
+            field: "time".into(),
+            reason: "empty: use <aws.scheduler.scheduled-time>".into(),
+        });
     }
     let mut conf: Map<String, Value> = firing.conf.clone();
     conf.insert("scheduled_time".into(), Value::from(firing.time.clone()));
@@ -211,14 +206,20 @@ mod tests {
             schedule_target("other-delivery", &firing).unwrap().run_id
         );
         assert_eq!(t.conf["scheduled_time"], "2026-11-21T06:00:00Z");
-        let bad = ScheduleFiring {
-            dag: "not a dag".into(),
-            ..firing.clone()
-        };
-        assert!(schedule_target("ev-9", &bad)
-            .unwrap_err()
-            .to_string()
-            .contains("ev-9"));
+        let bad = serde_json::json!({"id": "ev-9", "environment": "dev-a", "dag": "not a dag",
+            "time": firing.time});
+        let err = parse_input(&bad).unwrap_err().to_string();
+        assert!(err.contains("ev-9") && err.contains("`dag`"), "{err}");
+        // `..` as a path segment would make `/dags/../dagRuns` reach another resource.
+        for dots in [".", ".."] {
+            let event = serde_json::json!({"id": "ev-7", "environment": "dev-a", "dag": dots,
+                "time": firing.time});
+            let err = parse_input(&event).unwrap_err().to_string();
+            assert!(
+                err.contains("ev-7") && err.contains("`dag`") && err.contains("path segment"),
+                "{err}"
+            );
+        }
         // A bad environment name cannot make a firing: parsing refuses it, naming the field.
         let bad = serde_json::json!({"environment": "9x", "dag": "daily", "time": firing.time});
         let err = parse_input(&bad).unwrap_err();

@@ -5,6 +5,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use common::airflow::dag_runs_path;
 use common::event::{event_id, nested, parse};
 use common::{EnvironmentName, Error};
 
@@ -80,7 +81,14 @@ pub fn parse_input(event: &Value) -> Result<Input, Error> {
             .map_err(|e| nested("replay", e));
     }
     if event.get("detail-type").is_none() {
-        return parse(&id, event).map(Input::Schedule);
+        let firing: ScheduleFiring = parse(&id, event)?;
+        // Checked like a route's DAG (`..` as a path segment would reach another resource).
+        dag_runs_path(&firing.environment, &firing.dag).map_err(|e| Error::InvalidEvent {
+            event_id: id,
+            field: "dag".into(),
+            reason: e.to_string(),
+        })?;
+        return Ok(Input::Schedule(firing));
     }
     let envelope: EventBridgeEvent<Value> = parse(&id, event)?;
     if envelope.source != "aws.s3" || envelope.detail_type != "Object Created" {

@@ -299,6 +299,14 @@ mod tests {
                 "routes[0]: field `dag`",
             ),
             (
+                r#"[{"bucket":"ok-bucket","environment":"e","dag":".."}]"#,
+                "routes[0]: field `dag`: invalid request for environment e: DAG id \"..\" is a path segment",
+            ),
+            (
+                r#"[{"bucket":"ok-bucket","environment":"e","dag":"."}]"#,
+                "routes[0]: field `dag`",
+            ),
+            (
                 r#"[{"bucket":"ok-bucket","environment":"e","dag":"d","glob":"a[b"}]"#,
                 "routes[0]: field `glob`",
             ),

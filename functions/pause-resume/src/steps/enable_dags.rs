@@ -133,6 +133,12 @@ mod tests {
         assert_eq!(request.body, Some(json!({"is_paused": false})));
         let err = unpause_request("dev", "a/b").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        // `PATCH /dags/..` would address the folder's parent, not a DAG.
+        for dots in [".", ".."] {
+            let err = unpause_request("dev", dots).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("path segment"), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -66,7 +66,8 @@ pub async fn run_dag(
         return Err(Error::invalid_input("field `task_token`: empty"));
     }
     let (environment, dag) = (input.environment.as_str(), input.dag.as_str());
-    dag_runs_path(environment, dag)?;
+    dag_runs_path(environment, dag)
+        .map_err(|e| Error::invalid_input(format!("field `dag`: {e}")))?;
     let deadline = deadline.at_most(REST_RETRY_BUDGET);
     let env = mwaa.get(environment).await?;
     let major = match Availability::of(environment, env.as_ref()) {
@@ -222,6 +223,22 @@ mod tests {
         let err = run_dag(&mwaa, bad_conf, budget()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(err.to_string().contains("conf"), "{err}");
+
+        for dots in [".", ".."] {
+            let mut path_segment = run_input();
+            path_segment["dag"] = json!(dots);
+            let err = run_dag(&mwaa, path_segment, budget()).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            let text = err.to_string();
+            assert!(
+                text.contains("field `dag`") && text.contains("path segment"),
+                "{text}"
+            );
+        }
+        assert!(
+            mwaa.airflow.runs.lock().unwrap().is_empty(),
+            "nothing started"
+        );
 
         let updating = fake(EnvironmentStatus::Updating, "2.10.3");
         let err = run_dag(&updating, run_input(), budget()).await.unwrap_err();
