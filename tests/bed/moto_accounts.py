@@ -230,15 +230,19 @@ def refused_events_app(app):
 
 
 def main(argv=None) -> None:
+    import iam_moto  # identity policies of the template's roles (README "How the bed ...")
+
     patch_sts()
     patch_events()
+    iam_moto.patch_moto()
     from moto import server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     init = DomainDispatcherApplication.__call__
 
     def call(self, environ, start_response):
-        return refused_events_app(lambda e, s: init(self, e, s))(environ, start_response)
+        inner = refused_events_app(lambda e, s: init(self, e, s))
+        return iam_moto.admin_app(inner)(environ, start_response)
 
     DomainDispatcherApplication.__call__ = call
     server.main(argv if argv is not None else sys.argv[1:])
