@@ -6,7 +6,8 @@ actions, ``*`` for ListEnvironments, ``role/NAME/AIRFLOW_ROLE`` for InvokeRestAp
 CreateWebLoginToken (the call is allowed when the policy grants any Airflow role of the
 environment: Admin, Op, User, Viewer or Public). CreateEnvironment and UpdateEnvironment
 also pass the execution role (``iam:PassRole``, ``iam:PassedToService`` airflow.amazonaws.com);
-CreateEnvironment and TagResource carry ``aws:RequestTag/*`` and ``aws:TagKeys``.
+CreateEnvironment and TagResource carry ``aws:RequestTag/*`` and ``aws:TagKeys``. MWAA
+Serverless (mwaa_serverless_local.py): ``airflow-serverless:ACTION`` on the ``WorkflowArn``.
 """
 from __future__ import annotations
 
@@ -56,13 +57,27 @@ def checks(region: str, account: str, operation: str, name: str | None, body: di
     return [found]
 
 
-def refusal(moto_url, authorization, region, account, operation, name, body) -> str | None:
+def serverless_checks(region: str, account: str, operation: str, body: dict,
+                      principal: dict) -> list[list[iam_policy.Check]]:
+    """MWAA Serverless: its runs are authorised on their workflow's ARN."""
+    ctx = {"aws:PrincipalAccount": principal["account"], "aws:RequestedRegion": region,
+           "aws:SecureTransport": "true"}
+    resource = body.get("WorkflowArn") or "*"
+    if operation == "CreateWorkflow":
+        resource = f"arn:aws:airflow-serverless:{region}:{account}:workflow/{body.get('Name')}"
+    return [[iam_policy.Check(f"airflow-serverless:{operation}", resource, ctx)]]
+
+
+def refusal(moto_url, authorization, region, account, operation, name, body,
+            serverless=False) -> str | None:
     """IAM's message when the caller's role may not make this call, else None."""
     principal = role_of(moto_url, authorization)
     if principal is None:
         return None
     first = None
-    for alternative in checks(region, account, operation, name, body or {}, principal):
+    found = serverless_checks(region, account, operation, body or {}, principal) if serverless \
+        else checks(region, account, operation, name, body or {}, principal)
+    for alternative in found:
         refused = iam_policy.first_refused(principal["statements"], alternative)
         if refused is None:
             return None

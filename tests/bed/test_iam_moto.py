@@ -166,3 +166,44 @@ def test_a_missing_key_is_403_without_list_bucket_and_404_with_it(moto):
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     blind.put_object(Bucket=BUCKET, Key="alerts/sent/one", Body=b"")
     blind.head_object(Bucket=BUCKET, Key="alerts/sent/one")
+
+
+def test_mwaa_control_planes_hold_a_role_to_its_statements(moto):
+    import mwaa_local
+    import mwaa_serverless_local
+    from botocore.config import Config
+
+    plane = mwaa_local.serve(moto_url=moto.url, region=REGION, account=ACCOUNT)
+    serverless = mwaa_serverless_local.serve(region=REGION, account=ACCOUNT, moto_url=moto.url)
+    try:
+        role = register(moto, "TriggerDagFunctionRole", {"SuiteBucket": BUCKET})
+        mwaa = boto3.client("mwaa", endpoint_url=plane.url,
+                            config=Config(inject_host_prefix=False), **role)
+        # Inside EnvironmentNamePrefix (local*) IAM allows; MWAA then says what it knows.
+        with pytest.raises(ClientError) as e:
+            mwaa.get_environment(Name="local-a")
+        assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        with pytest.raises(ClientError) as e:
+            mwaa.invoke_rest_api(Name="local-a", Path="/dags/x/dagRuns", Method="POST")
+        assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        for call in (lambda: mwaa.get_environment(Name="prod-a"),
+                     lambda: mwaa.invoke_rest_api(Name="prod-a", Path="/dags", Method="GET"),
+                     lambda: mwaa.list_environments()):
+            with pytest.raises(ClientError) as e:
+                call()
+            assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+            assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        flows = boto3.client("mwaa-serverless", endpoint_url=serverless.url, **role)
+        with pytest.raises(ClientError) as e:
+            flows.start_workflow_run(
+                WorkflowArn=f"arn:aws:airflow-serverless:{REGION}:{ACCOUNT}:workflow/prod-x-0123456789",
+                ClientToken="t1")
+        assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+        with pytest.raises(ClientError) as e:
+            flows.start_workflow_run(
+                WorkflowArn=f"arn:aws:airflow-serverless:{REGION}:{ACCOUNT}:workflow/local-x-0123456789",
+                ClientToken="t2")
+        assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    finally:
+        plane.shutdown()
+        serverless.shutdown()
