@@ -17,6 +17,7 @@ operator not listed, a ``Principal`` in an identity policy, policy variables suc
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -36,10 +37,15 @@ def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
+@functools.lru_cache(maxsize=4096)
+def _compiled(pattern: str, ignore_case: bool) -> re.Pattern:
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(regex, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
 def _glob(pattern: str, text: str, ignore_case=False) -> bool:
     """IAM's wildcards: ``*`` any run of characters, ``?`` one; nothing else is special."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, text, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+    return _compiled(pattern, ignore_case).fullmatch(text) is not None
 
 
 def action_matches(pattern: str, action: str) -> bool:
