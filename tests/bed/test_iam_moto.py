@@ -6,33 +6,16 @@ Run: .bed/venv/bin/python -m pytest tests/bed/test_iam_moto.py
 from __future__ import annotations
 
 import json
-import tempfile
 import urllib.request
-from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from moto_bed import Moto
+# The same moto under moto_accounts.py as the accounts tests, reset before each test.
+from test_accounts import OWNER as ACCOUNT, REGION, TESTING as ADMIN, fresh, moto  # noqa: F401
 
-REGION, ACCOUNT = "us-east-1", "123456789012"
 BUCKET = "mwaa-ops-suite"
-ADMIN = {"region_name": REGION, "aws_access_key_id": "testing",
-         "aws_secret_access_key": "testing"}
-
-
-@pytest.fixture(scope="module")
-def moto():
-    m = Moto(Path(tempfile.mkdtemp(prefix="mwaa-ops-iam-")))
-    m.start()
-    yield m
-    m.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh(moto):
-    moto.reset()
 
 
 def register(moto, role, resources=None, without=None):
