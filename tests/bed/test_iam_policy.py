@@ -137,3 +137,34 @@ def test_statements_the_evaluator_cannot_read_never_allow():
     assert decision == IMPLICIT_DENY and "DateLessThan" in notes[0]
     odd["Effect"] = "Deny"
     assert decide([allow("*", "*"), odd], Check("s3:GetObject", "o"))[0] == EXPLICIT_DENY
+
+
+def test_every_role_of_the_template_is_one_the_evaluator_reads_whole():
+    """Each role's statements, resolved with a name for every resource of the template,
+    use only what the evaluator understands: a statement added to the template later is
+    enforced on the bed, not silently never matching."""
+    import iam_roles
+    from iam_policy import Unsupported, _conditions_hold, statement_applies
+
+    cfn = iam_roles.translated()
+    arn = "arn:aws:{}:us-east-1:123456789012:{}"
+    resources = {name: {"Ref": arn.format("bed", name), "Arn": arn.format("bed", name)}
+                 for name in cfn["Resources"]}
+    resources["SuiteBucket"] = "mwaa-ops-suite"
+    roles = [n for n, r in cfn["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+    assert "TriggerDagFunctionRole" in roles and "NotifyFunctionRole" in roles
+    for role in roles:
+        statements = iam_roles.statements(role, {
+            "EnvironmentNamePrefix": "local",
+            "EnvironmentExecutionRoles": "arn:aws:iam::123456789012:role/exec"}, resources)
+        assert statements, role
+        for statement in statements:
+            if "Principal" in statement:
+                continue
+            action = (statement.get("Action") or statement.get("NotAction"))
+            action = (action if isinstance(action, str) else action[0]).replace("*", "A")
+            try:
+                statement_applies({**statement, "Condition": None}, Check(action, "x"))
+                _conditions_hold(statement.get("Condition"), {})
+            except Unsupported as e:
+                raise AssertionError(f"{role} {statement.get('Sid')}: {e}") from None

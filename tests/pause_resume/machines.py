@@ -60,7 +60,8 @@ def deploy(sfn, region: str, account: str, queue_url: str, bucket: str, key_arn:
     return arns
 
 
-def role_keys(moto_url: str, bucket: str, key_arn: str, prefix: str) -> dict:
+def role_keys(moto_url: str, bucket: str, key_arn: str, prefix: str,
+              account: str = "123456789012") -> dict:
     """An access key per function, naming its role of the template: the step-worker signs
     each function's calls with it (ROLE_KEYS) and the bed holds them to that role's IAM
     statements (README "How the bed holds us to AWS's rules"). `prefix`:
@@ -69,7 +70,11 @@ def role_keys(moto_url: str, bucket: str, key_arn: str, prefix: str) -> dict:
     keys = {}
     for function in FUNCTIONS.values():
         role = "".join(part.title() for part in function.split("-")) + "FunctionRole"
-        body = {"role": role, "parameters": {"EnvironmentNamePrefix": prefix},
+        # The execution role the bed's environments use (tests/src/environments.rs, cycle.py):
+        # the resume may pass only it (EnvironmentExecutionRoles).
+        body = {"role": role, "parameters": {
+                    "EnvironmentNamePrefix": prefix,
+                    "EnvironmentExecutionRoles": f"arn:aws:iam::{account}:role/mwaa-exec"},
                 "resources": {"SuiteBucket": bucket, "SuiteKey": key_arn}}
         request = urllib.request.Request(f"{moto_url}/moto-api/bed-iam/roles",
                                          data=json.dumps(body).encode(), method="POST")
