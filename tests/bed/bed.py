@@ -88,7 +88,8 @@ class Bed:
         self.control_plane = mwaa_local.serve(
             moto_url=self.moto.url, airflows=[af.info() for af in self.airflows],
             region=REGION, account=ACCOUNT)
-        self.serverless = mwaa_serverless_local.serve(region=REGION, account=ACCOUNT)
+        self.serverless = mwaa_serverless_local.serve(region=REGION, account=ACCOUNT,
+                                                      moto_url=self.moto.url)
         log(f"MWAA control plane at {self.control_plane.url}, MWAA Serverless at "
             f"{self.serverless.url}; bed up in {time.time() - t0:.1f}s")
 

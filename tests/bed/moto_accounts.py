@@ -17,8 +17,8 @@ provision-endpoints depends on both, so this launcher adds them before starting 
    any other condition (``aws:PrincipalOrgID`` included: the bed has no Organizations) does
    not hold, so the bed refuses rather than allow what AWS might not. Refusals are AWS's
    ``AccessDenied`` (403) with IAM's wording. The caller's own identity policy
-   (``sts:AssumeRole`` on the role) is not evaluated: the bed does not enforce identity
-   policies (see README "The test bed").
+   (``sts:AssumeRole`` on the role) is evaluated only for callers signing with a key of a
+   template role (iam_moto.py, README "How the bed holds us to AWS's rules").
 2. **Delivered events name their account** (moto's SQS delivery leaves ``account`` out).
 3. **A rule forwarding to another account's bus keeps the event.** AWS delivers the event
    as it was (its ``account``, ``resources``, ``time`` and ``id`` those of the sender), and
@@ -230,15 +230,19 @@ def refused_events_app(app):
 
 
 def main(argv=None) -> None:
+    import iam_moto  # identity policies of the template's roles (README "How the bed ...")
+
     patch_sts()
     patch_events()
+    iam_moto.patch_moto()
     from moto import server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     init = DomainDispatcherApplication.__call__
 
     def call(self, environ, start_response):
-        return refused_events_app(lambda e, s: init(self, e, s))(environ, start_response)
+        inner = refused_events_app(lambda e, s: init(self, e, s))
+        return iam_moto.admin_app(inner)(environ, start_response)
 
     DomainDispatcherApplication.__call__ = call
     server.main(argv if argv is not None else sys.argv[1:])

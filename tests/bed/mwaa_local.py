@@ -111,6 +111,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # Found beside this file: run as a script, Python puts its folder on sys.path; under pytest,
 # tests/pytest.ini does; bed.py runs from this folder.
+import iam_mwaa
 import mwaa_local_env as model
 from airflow_bed import LoginRefused, auth_headers
 from mwaa_local_accounts import AccountStores
@@ -457,6 +458,11 @@ class Handler(BaseHTTPRequestHandler):
             body = self._body()
             if operation == "InvokeRestApi":  # also for calls a fault keeps from Airflow
                 call.update(path=body.get("Path"), method=body.get("Method"))
+            # IAM decides before anything else does (a refused call never reaches a fault).
+            denied = iam_mwaa.refusal(self.plane.moto_url, self.headers.get("Authorization"),
+                                      self.plane.region, call["account"], operation, name, body)
+            if denied:
+                raise ApiError("AccessDeniedException", 403, body={"Message": denied})
             fault = self.plane.take_fault(operation, name, body)
             if fault and fault.get("after"):
                 # The work is done; only its answer is lost.

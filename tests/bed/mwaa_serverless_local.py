@@ -52,6 +52,7 @@ import uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import iam_mwaa
 import mwaa_local_env
 from mwaa_local_env import send_json, shape_errors
 
@@ -95,6 +96,7 @@ def now() -> str:
 class ControlPlane:
     def __init__(self, region: str, account: str):
         self.region, self.account = region, account
+        self.moto_url = None  # set by serve(): where callers' roles are registered
         self.lock = threading.Lock()
         self.reset()
 
@@ -260,6 +262,11 @@ class Handler(BaseHTTPRequestHandler):
         call = {"operation": operation, "workflow_arn": body.get("WorkflowArn"),
                 "client_token": body.get("ClientToken"), "at": time.time()}
         try:
+            denied = iam_mwaa.refusal(plane.moto_url, self.headers.get("Authorization"),
+                                      plane.region, plane.account, operation, None, body,
+                                      serverless=True)
+            if denied:  # IAM decides before anything else does
+                raise ApiError("AccessDeniedException", denied)
             fault = plane.take_fault(operation)
             if fault and fault["kind"] == "access_denied":
                 raise ApiError("AccessDeniedException",
@@ -355,10 +362,12 @@ class Handle:
 
 
 def serve(host: str = "127.0.0.1", port: int = 0, region: str = "us-east-1",
-          account: str = "123456789012") -> Handle:
+          account: str = "123456789012", moto_url: str | None = None) -> Handle:
+    """``moto_url``: where callers' roles are registered (IAM enforced, iam_mwaa.py)."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("the local MWAA Serverless binds to the loopback interface only")
     plane = ControlPlane(region, account)
+    plane.moto_url = moto_url
     server = ThreadingHTTPServer((host, port), type("BoundHandler", (Handler,), {"plane": plane}))
     server.daemon_threads = True
     return Handle(server, plane)

@@ -81,7 +81,13 @@ class Cycle:
         self.worker = subprocess.Popen(
             [str(worker_binary())], stdout=open(self.tmp / "worker.log", "wb"), stderr=subprocess.STDOUT,
             env=dict(os.environ, AWS_ENDPOINT_URL_MWAA=self.plane_url, TASKS_QUEUE_URL=self.tasks,
-                     SUITE_BUCKET=SUITE, ROUTES=json.dumps(routes), HOLD_DIR=str(self.hold), RUST_LOG="warn"))
+                     SUITE_BUCKET=SUITE, ROUTES=json.dumps(routes), HOLD_DIR=str(self.hold), RUST_LOG="warn",
+                     ROLE_KEYS=json.dumps(self.role_keys())))
+
+    def role_keys(self):
+        """Each function acting as its role of the template, for environments named like
+        this one."""
+        return machines.role_keys(self.moto_url, SUITE, self.key_arn, self.env.split("-")[0])
 
     def stop_worker(self):
         if self.worker:

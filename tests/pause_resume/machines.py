@@ -60,10 +60,33 @@ def deploy(sfn, region: str, account: str, queue_url: str, bucket: str, key_arn:
     return arns
 
 
+def role_keys(moto_url: str, bucket: str, key_arn: str, prefix: str,
+              account: str = "123456789012") -> dict:
+    """An access key per function, naming its role of the template: the step-worker signs
+    each function's calls with it (ROLE_KEYS) and the bed holds them to that role's IAM
+    statements (README "How the bed holds us to AWS's rules"). `prefix`:
+    EnvironmentNamePrefix."""
+    import urllib.request
+    keys = {}
+    for function in FUNCTIONS.values():
+        role = "".join(part.title() for part in function.split("-")) + "FunctionRole"
+        # The execution role the bed's environments use (tests/src/environments.rs, cycle.py):
+        # the resume may pass only it (EnvironmentExecutionRoles).
+        body = {"role": role, "parameters": {
+                    "EnvironmentNamePrefix": prefix,
+                    "EnvironmentExecutionRoles": f"arn:aws:iam::{account}:role/mwaa-exec"},
+                "resources": {"SuiteBucket": bucket, "SuiteKey": key_arn}}
+        request = urllib.request.Request(f"{moto_url}/moto-api/bed-iam/roles",
+                                         data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request) as answer:
+            keys[function] = json.loads(answer.read())["access_key"]
+    return keys
+
+
 def main(argv=None):
     """`machines.py MOTO_URL BUCKET`: deploys both state machines into moto for the local
     suite (scripts/local-up), with a KMS key and the Lambda-task queue, and prints
-    {"pause", "resume", "queue_url", "key_arn"} as one JSON line."""
+    {"pause", "resume", "queue_url", "key_arn", "role_keys"} as one JSON line."""
     import argparse
     import boto3
     ap = argparse.ArgumentParser(description=main.__doc__)
@@ -71,6 +94,8 @@ def main(argv=None):
     ap.add_argument("bucket")
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--account", default="123456789012")
+    ap.add_argument("--environment-prefix", default="local",
+                    help="EnvironmentNamePrefix the functions' roles are scoped to")
     args = ap.parse_args(argv)
     kw = dict(endpoint_url=args.moto_url, region_name=args.region,
               aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -78,7 +103,9 @@ def main(argv=None):
     queue_url = sqs.create_queue(QueueName="lambda-tasks")["QueueUrl"]
     key_arn = kms.create_key(Description="mwaa-ops suite key (local)")["KeyMetadata"]["Arn"]
     arns = deploy(sfn, args.region, args.account, queue_url, args.bucket, key_arn)
-    print(json.dumps(dict(arns, queue_url=queue_url, key_arn=key_arn)), flush=True)
+    keys = role_keys(args.moto_url, args.bucket, key_arn, args.environment_prefix)
+    print(json.dumps(dict(arns, queue_url=queue_url, key_arn=key_arn, role_keys=keys)),
+          flush=True)
 
 
 if __name__ == "__main__":

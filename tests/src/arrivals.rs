@@ -10,8 +10,16 @@ use trigger_dag::ops::AwsOps;
 use trigger_dag::routes::parse_routes;
 use trigger_dag::TriggerDag;
 
+use crate::iam::Role;
 use crate::rules::RuleQueue;
 use crate::Bed;
+
+/// trigger-dag's role of the template, for environments whose names start with `prefix`.
+pub fn trigger_dag_role(prefix: &str) -> Role {
+    Role::new("TriggerDagFunctionRole")
+        .parameter("EnvironmentNamePrefix", prefix)
+        .resource("SuiteBucket", SUITE_BUCKET.into())
+}
 
 pub const LANDING: &str = "landing-zone";
 pub const SUITE_BUCKET: &str = "mwaa-ops-suite";
@@ -53,7 +61,22 @@ impl Arrivals {
     /// Deploys the arrival path with `routes` and, when `period` is given, the routes files
     /// under [`ROUTES_PREFIX`] of the suite bucket, looked at again after `period`.
     pub async fn deploy_with_files(bed: &Bed, routes: Value, period: Option<Duration>) -> Arrivals {
-        let config = bed.aws_config().await;
+        Self::deploy_as(bed, routes, period, None).await
+    }
+
+    /// Deploys the arrival path with trigger-dag held to its role of the template (IAM
+    /// enforced by the bed), for environments whose names start with `prefix`.
+    pub async fn deploy_enforced(bed: &Bed, routes: Value, prefix: &str) -> Arrivals {
+        Self::deploy_as(bed, routes, None, Some(trigger_dag_role(prefix))).await
+    }
+
+    /// Deploys the arrival path; trigger-dag acts as `role` when given, else unchecked.
+    pub async fn deploy_as(
+        bed: &Bed,
+        routes: Value,
+        period: Option<Duration>,
+        role: Option<Role>,
+    ) -> Arrivals {
         let s3 = bed.s3().await;
         for bucket in [LANDING, SUITE_BUCKET] {
             s3.create_bucket().bucket(bucket).send().await.unwrap();
@@ -82,15 +105,28 @@ impl Arrivals {
         let suite_events = bed
             .pattern_to_queue("suite-events", &json!({"source": ["mwaa-ops"]}))
             .await;
-        let function = TriggerDag {
-            replay: Default::default(),
-            ops: AwsOps {
+        let ops = match role {
+            Some(role) => {
+                let as_role = bed.as_role(&role).await;
+                AwsOps {
+                    mwaa: as_role.mwaa(),
+                    serverless: trigger_dag::ops::serverless_client(&as_role.serverless),
+                    s3: as_role.s3(),
+                    events: aws_sdk_eventbridge::Client::new(&as_role.aws),
+                    bucket: SUITE_BUCKET.into(),
+                }
+            }
+            None => AwsOps {
                 mwaa: bed.mwaa().await,
                 serverless: bed.mwaa_serverless().await,
                 s3: s3.clone(),
-                events: aws_sdk_eventbridge::Client::new(&config),
+                events: aws_sdk_eventbridge::Client::new(&bed.aws_config().await),
                 bucket: SUITE_BUCKET.into(),
             },
+        };
+        let function = TriggerDag {
+            replay: Default::default(),
+            ops,
             routes: match period {
                 Some(period) => RouteCatalog::with_files(
                     parse_routes(&routes.to_string()).unwrap(),

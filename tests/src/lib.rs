@@ -299,6 +299,7 @@ pub mod arrivals;
 pub mod environments;
 pub mod fault_proxy;
 pub mod http;
+pub mod iam;
 pub mod lambda_api;
 pub mod rules;
 pub mod suite;

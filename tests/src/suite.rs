@@ -20,7 +20,7 @@ pub const TRIGGER_DAG: &str = "trigger-dag";
 
 /// The deployed state machines and the process serving their functions.
 pub struct PauseResume {
-    /// `{"pause", "resume", "queue_url", "key_arn"}` (tests/pause_resume/machines.py).
+    /// `{"pause", "resume", "queue_url", "key_arn", "role_keys"}` (tests/pause_resume/machines.py).
     pub machines: Value,
     pub worker: Child,
     /// Where step-worker answers Lambda's Invoke API (`AWS_ENDPOINT_URL_LAMBDA`).
@@ -101,6 +101,8 @@ pub fn deploy_pause_resume(bed: &Bed, routes: &Value) -> PauseResume {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", &bed.region)
         .env("TASKS_QUEUE_URL", machines["queue_url"].as_str().unwrap())
+        // Each function signs with its role's key: IAM enforced from the template.
+        .env("ROLE_KEYS", machines["role_keys"].to_string())
         .env("SUITE_BUCKET", SUITE_BUCKET)
         .env("ROUTES", routes.to_string())
         .env("LAMBDA_API", &address)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_mwaa::types::EndpointManagement;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::iam::Role;
 use mwaa_ops_tests::rules::{sqs_batch, RuleQueue};
 use mwaa_ops_tests::{session_without_airflow, Bed, Session};
 use notify::decide::Settings;
@@ -63,17 +64,27 @@ async fn deploy(bed: &Bed) -> Alerts {
         .unwrap()
         .topic_arn
         .unwrap();
+    // notify acts as its role of the template: the bed refuses what that role may not do.
+    let scheduler_role = "arn:aws:iam::123456789012:role/mwaa-ops-scheduler";
+    let dead_letters = "arn:aws:sqs:us-east-1:123456789012:failed-events";
+    let role = Role::new("NotifyFunctionRole")
+        .parameter("EnvironmentNamePrefix", PARAMS[0].1)
+        .resource("SuiteBucket", SUITE_BUCKET.into())
+        .resource("AlertTopic", topic_arn.as_str().into())
+        .resource("NotifySchedulerRole", scheduler_role.into())
+        .resource("FailedEventsQueue", dead_letters.into());
+    let as_role = bed.as_role(&role).await;
     let function = Notify {
         ops: AwsOps {
-            sns,
-            s3,
-            sfn: aws_sdk_sfn::Client::new(&config),
-            mwaa: bed.mwaa().await,
-            scheduler: aws_sdk_scheduler::Client::new(&config),
+            sns: aws_sdk_sns::Client::new(&as_role.aws),
+            s3: as_role.s3(),
+            sfn: aws_sdk_sfn::Client::new(&as_role.aws),
+            mwaa: as_role.mwaa(),
+            scheduler: aws_sdk_scheduler::Client::new(&as_role.aws),
             topic_arn: topic_arn.clone(),
             bucket: SUITE_BUCKET.into(),
-            scheduler_role_arn: "arn:aws:iam::123456789012:role/mwaa-ops-scheduler".into(),
-            dead_letter_arn: Some("arn:aws:sqs:us-east-1:123456789012:failed-events".into()),
+            scheduler_role_arn: scheduler_role.into(),
+            dead_letter_arn: Some(dead_letters.into()),
         },
         settings: Settings {
             region: bed.region.clone(),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VpcEndpointType};
 use aws_sdk_mwaa::types::{EndpointManagement, WebserverAccessMode};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::iam::Role;
 use mwaa_ops_tests::rules::RuleQueue;
 use mwaa_ops_tests::vpc::{endpoint_policy, endpoints_in, private_network, PrivateNetwork};
 use mwaa_ops_tests::{session_without_airflow, Session};
@@ -69,11 +70,15 @@ async fn case_as_aws_sends(bed: &Session) -> Case {
         )
         .await;
     let mwaa = bed.mwaa().await;
+    // The function acts as its role of the template: the bed refuses what it may not do.
+    let role =
+        Role::new("ProvisionEndpointsFunctionRole").parameter("EnvironmentNamePrefix", "pe-");
+    let as_role = bed.as_role(&role).await;
     let function = ProvisionEndpoints {
         ops: AwsOps {
-            mwaa: mwaa.clone(),
-            ec2: ec2.clone(),
-            participants: Participants::new(&config, &config, "unused"),
+            mwaa: as_role.mwaa(),
+            ec2: aws_sdk_ec2::Client::new(&as_role.aws),
+            participants: Participants::new(&as_role.aws, &as_role.aws, "unused"),
         },
         environment_prefix: "pe-".into(),
         accounts: Accounts::owner_only(&bed.account),

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use mwaa_ops_tests::arrivals::{Arrivals, LANDING, ROUTES_PREFIX, SUITE_BUCKET};
+use mwaa_ops_tests::arrivals::{trigger_dag_role, Arrivals, LANDING, ROUTES_PREFIX, SUITE_BUCKET};
 use mwaa_ops_tests::session_without_airflow;
 use serde_json::{json, Value};
 use trigger_dag::catalog::{FileSettings, RouteCatalog};
@@ -52,7 +52,9 @@ async fn rejected(arrivals: &Arrivals) -> Vec<Value> {
 #[tokio::test]
 async fn a_changed_routes_file_is_used_within_the_period_and_a_broken_one_keeps_the_old_routes() {
     let bed = session_without_airflow().await;
-    let arrivals = Arrivals::deploy_with_files(&bed, json!([]), Some(PERIOD)).await;
+    // trigger-dag held to its role (IAM enforced), for the environments named rf-*.
+    let role = trigger_dag_role("rf");
+    let arrivals = Arrivals::deploy_as(&bed, json!([]), Some(PERIOD), Some(role)).await;
     let notify_rule = bed
         .rule_to_queue(
             "NotifyFunctionRoutesRejected",

@@ -68,8 +68,8 @@ async fn start_calls(bed: &Session) -> Vec<(String, Option<String>)> {
 #[tokio::test]
 async fn an_arrival_routed_to_a_serverless_workflow_delivered_three_times_is_one_run() {
     let bed = session_without_airflow().await;
-    let arn = create_workflow(&bed, "ingest-orders").await;
-    let arrivals = Arrivals::deploy(&bed, route_to(&arn)).await;
+    let arn = create_workflow(&bed, "wf-ingest-orders").await;
+    let arrivals = Arrivals::deploy_enforced(&bed, route_to(&arn), "wf").await;
     let key = "orders/2026/ünïcode orders+1%.csv";
     arrivals.put(key, "id,amount\n1,2\n").await;
 
@@ -131,8 +131,8 @@ async fn an_arrival_routed_to_a_serverless_workflow_delivered_three_times_is_one
 #[tokio::test]
 async fn a_throttled_start_and_a_lost_answer_are_retried_into_one_run() {
     let bed = session_without_airflow().await;
-    let arn = create_workflow(&bed, "throttled").await;
-    let arrivals = Arrivals::deploy(&bed, route_to(&arn)).await;
+    let arn = create_workflow(&bed, "wf-throttled").await;
+    let arrivals = Arrivals::deploy_enforced(&bed, route_to(&arn), "wf").await;
     arrivals.put("orders/t.csv", "x").await;
     bed.inject_serverless_faults(json!([
         {"operation": "StartWorkflowRun", "kind": "throttle", "count": 2},
@@ -171,8 +171,8 @@ async fn a_throttled_start_and_a_lost_answer_are_retried_into_one_run() {
 #[tokio::test]
 async fn an_unknown_workflow_fails_the_arrival_and_nothing_is_held() {
     let bed = session_without_airflow().await;
-    let missing = "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/gone-0123456789";
-    let arrivals = Arrivals::deploy(&bed, route_to(missing)).await;
+    let missing = "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/wf-gone-0123456789";
+    let arrivals = Arrivals::deploy_enforced(&bed, route_to(missing), "wf").await;
     arrivals.put("orders/u.csv", "x").await;
 
     let results = arrivals.deliver(1, 1).await;

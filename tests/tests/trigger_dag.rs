@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mwaa_ops_tests::arrivals::{Arrivals, BUDGET, LANDING};
+use mwaa_ops_tests::arrivals::{trigger_dag_role, Arrivals, BUDGET, LANDING};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::{session, Session};
 use serde_json::{json, Value};
@@ -45,7 +45,7 @@ async fn an_arrival_starts_one_run_for_three_deliveries(version: &str) {
     let bed = session().await;
     let env = format!("td-{}", version.replace('.', "-"));
     available(&bed, &env, version).await;
-    let arrivals = Arrivals::deploy(&bed, routes_to(&env, "bed_smoke")).await;
+    let arrivals = Arrivals::deploy_enforced(&bed, routes_to(&env, "bed_smoke"), "td").await;
     let key = format!("orders/{version}/ünïcode orders+1%.csv");
     arrivals.put(&key, "id,amount\n1,2\n").await;
 
@@ -113,7 +113,8 @@ async fn airflow_3_2_an_arrival_starts_one_run_for_three_deliveries() {
 async fn a_paused_dag_still_gets_its_run_queued() {
     let bed = session().await;
     available(&bed, "td-paused", "3.0.6").await;
-    let arrivals = Arrivals::deploy(&bed, routes_to("td-paused", "bed_paused")).await;
+    let arrivals =
+        Arrivals::deploy_enforced(&bed, routes_to("td-paused", "bed_paused"), "td").await;
     arrivals.put("orders/p.csv", "x").await;
     let results = arrivals.deliver(1, 1).await;
     assert_eq!(outcomes(&results), ["started"]);
@@ -130,7 +131,8 @@ async fn a_paused_dag_still_gets_its_run_queued() {
 async fn an_unknown_dag_fails_clearly_and_is_reported() {
     let bed = session().await;
     available(&bed, "td-unknown", "2.10.3").await;
-    let arrivals = Arrivals::deploy(&bed, routes_to("td-unknown", "no_such_dag")).await;
+    let arrivals =
+        Arrivals::deploy_enforced(&bed, routes_to("td-unknown", "no_such_dag"), "td").await;
     arrivals.put("orders/u.csv", "x").await;
     let results = arrivals.deliver(1, 1).await;
     let err = results[0].as_ref().unwrap_err();
@@ -146,11 +148,39 @@ async fn an_unknown_dag_fails_clearly_and_is_reported() {
     assert_eq!(published[0]["detail"]["target"]["dag_id"], "no_such_dag");
 }
 
+/// The bed holds trigger-dag to its role: without the statement granting
+/// `airflow:InvokeRestApi` the call is refused as AWS refuses it, and no run is started.
+#[tokio::test]
+async fn without_its_invoke_rest_api_statement_the_run_is_refused_by_iam() {
+    let bed = session().await;
+    available(&bed, "td-denied", "2.10.3").await;
+    let role = trigger_dag_role("td").without("StartDagRuns");
+    let arrivals =
+        Arrivals::deploy_as(&bed, routes_to("td-denied", "bed_smoke"), None, Some(role)).await;
+    arrivals.put("orders/denied.csv", "x").await;
+    let results = arrivals.deliver(1, 1).await;
+    let text = results[0].as_ref().unwrap_err().to_string();
+    assert!(text.contains("AccessDenied"), "{text}");
+    let refused: Vec<_> = bed
+        .calls()
+        .await
+        .into_iter()
+        .filter(|c| c["operation"] == "InvokeRestApi")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["error"], "AccessDeniedException");
+    assert_eq!(refused[0]["status"], 403);
+    assert!(
+        refused[0].get("forwarded").is_none_or(|f| f != true),
+        "{refused:?}"
+    );
+}
+
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried_and_the_run_created_once() {
     let bed = session().await;
     available(&bed, "td-faults", "2.10.3").await;
-    let arrivals = Arrivals::deploy(&bed, routes_to("td-faults", "bed_smoke")).await;
+    let arrivals = Arrivals::deploy_enforced(&bed, routes_to("td-faults", "bed_smoke"), "td").await;
     bed.control(
         "faults",
         json!([
@@ -185,7 +215,7 @@ async fn throttling_and_server_errors_are_retried_and_the_run_created_once() {
 #[tokio::test]
 async fn arrivals_while_the_environment_is_away_are_held_then_replayed_once() {
     let bed = session().await;
-    let arrivals = Arrivals::deploy(&bed, routes_to("td-resume", "bed_smoke")).await;
+    let arrivals = Arrivals::deploy_enforced(&bed, routes_to("td-resume", "bed_smoke"), "td").await;
     for i in 0..3 {
         arrivals.put(&format!("orders/night-{i}.csv"), "x").await;
     }
@@ -252,7 +282,7 @@ async fn arrivals_while_the_environment_is_away_are_held_then_replayed_once() {
 async fn a_schedule_firing_starts_one_run_per_scheduled_time() {
     let bed = session().await;
     available(&bed, "td-schedule", "2.10.3").await;
-    let arrivals = Arrivals::deploy(&bed, json!([])).await;
+    let arrivals = Arrivals::deploy_enforced(&bed, json!([]), "td").await;
     let firing: Value =
         serde_json::from_str(include_str!("../../events/schedule-firing.json")).unwrap();
     let mut firing = firing;
@@ -320,7 +350,7 @@ async fn a_schedule_firing_for_dag_dot_dot_is_refused_and_nothing_is_started_or_
 async fn arrivals_while_the_environment_flaps_end_as_exactly_one_run_each() {
     let bed = session().await;
     available(&bed, "td-flap", "2.10.3").await;
-    let arrivals = Arrivals::deploy(&bed, routes_to("td-flap", "bed_smoke")).await;
+    let arrivals = Arrivals::deploy_enforced(&bed, routes_to("td-flap", "bed_smoke"), "td").await;
     const N: usize = 8;
     for i in 0..N {
         arrivals.put(&format!("orders/flap-{i}.csv"), "x").await;
@@ -396,7 +426,8 @@ async fn arrivals_while_the_environment_flaps_end_as_exactly_one_run_each() {
 #[tokio::test]
 async fn held_arrivals_replay_in_bounded_batches_until_none_is_left() {
     let bed = session().await;
-    let mut arrivals = Arrivals::deploy(&bed, routes_to("td-batches", "bed_smoke")).await;
+    let mut arrivals =
+        Arrivals::deploy_enforced(&bed, routes_to("td-batches", "bed_smoke"), "td").await;
     arrivals.function.replay = trigger_dag::replay::ReplayLimits {
         page: 25,
         ..Default::default()

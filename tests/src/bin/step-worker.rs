@@ -16,7 +16,10 @@
 //! writes `<function>.waiting` then), so a test can act between two steps; and
 //! EXIT_WITH_STDIN=1: exit when standard input closes (the local suite that started it ended);
 //! and LAMBDA_API=127.0.0.1:PORT: also serve Lambda's Invoke API there
-//! (mwaa_ops_tests::lambda_api), so a Lambda client can invoke these functions directly.
+//! (mwaa_ops_tests::lambda_api), so a Lambda client can invoke these functions directly;
+//! and ROLE_KEYS={"<function>": "<access key>", ...}: that function signs its calls with the
+//! key of its role of the template, so the bed holds it to that role's IAM statements
+//! (mwaa_ops_tests::iam); a function not listed signs with AWS_ACCESS_KEY_ID (unchecked).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,15 +37,36 @@ const BUDGET: Duration = Duration::from_secs(120);
 
 struct Functions {
     steps: Clients,
+    /// Steps acting as their own role (ROLE_KEYS), by function name.
+    roles: std::collections::HashMap<String, Clients>,
     trigger: TriggerDag<TriggerOps>,
+}
+
+/// `config` signing with `access_key` (a role registered with the bed).
+fn as_key(config: &SdkConfig, access_key: &str) -> SdkConfig {
+    config
+        .clone()
+        .into_builder()
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            aws_sdk_s3::config::Credentials::new(access_key, "unchecked", None, None, "bed-role"),
+        ))
+        .build()
+}
+
+fn path_style_s3(config: &SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    )
 }
 
 impl Functions {
     /// Runs one function; the error is `(errorType, errorMessage)` as Lambda reports them.
     async fn invoke(&self, function: &str, payload: Value) -> Result<Value, (String, String)> {
         let outcome = if let Some(step) = Step::named(function) {
-            step.run(&self.steps, Invocation::new(payload, BUDGET))
-                .await
+            let clients = self.roles.get(function).unwrap_or(&self.steps);
+            step.run(clients, Invocation::new(payload, BUDGET)).await
         } else if function == "trigger-dag" {
             self.trigger
                 .handle(payload, common::Deadline::after(Duration::from_secs(30)))
@@ -88,21 +112,42 @@ async fn main() {
     }
     let hold_dir = std::env::var_os("HOLD_DIR").map(PathBuf::from);
     let config: SdkConfig = common::aws::load_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = path_style_s3(&config);
     let mwaa = common::aws::mwaa_client(&config);
     let bucket = setting("SUITE_BUCKET");
+    let role_keys: std::collections::HashMap<String, String> =
+        serde_json::from_str(&std::env::var("ROLE_KEYS").unwrap_or_else(|_| "{}".into()))
+            .expect("ROLE_KEYS is a JSON object of strings");
+    let trigger_config = match role_keys.get("trigger-dag") {
+        Some(key) => as_key(&config, key),
+        None => config.clone(),
+    };
+    let may_lose_settings = pause_resume::steps::save_configuration::allowed_losses(
+        &std::env::var("ALLOW_LOSING_SETTINGS").unwrap_or_default(),
+    );
+    let roles = role_keys
+        .iter()
+        .filter(|(function, _)| Step::named(function).is_some())
+        .map(|(function, key)| {
+            let config = as_key(&config, key);
+            let clients = Clients {
+                mwaa: common::aws::mwaa_client(&config),
+                s3: path_style_s3(&config),
+                bucket: Some(bucket.clone()),
+                may_lose_settings: may_lose_settings.clone(),
+            };
+            (function.clone(), clients)
+        })
+        .collect();
     let functions = std::sync::Arc::new(Functions {
+        roles,
         trigger: TriggerDag {
             replay: Default::default(),
             ops: TriggerOps {
-                mwaa: mwaa.clone(),
-                serverless: trigger_dag::ops::serverless_client(&config),
-                s3: s3.clone(),
-                events: aws_sdk_eventbridge::Client::new(&config),
+                mwaa: common::aws::mwaa_client(&trigger_config),
+                serverless: trigger_dag::ops::serverless_client(&trigger_config),
+                s3: path_style_s3(&trigger_config),
+                events: aws_sdk_eventbridge::Client::new(&trigger_config),
                 bucket: bucket.clone(),
             },
             routes: parse_routes(&std::env::var("ROUTES").unwrap_or_else(|_| "[]".into()))
@@ -115,9 +160,7 @@ async fn main() {
             s3,
             bucket: Some(bucket),
             // As the template passes AllowLosingSettings.
-            may_lose_settings: pause_resume::steps::save_configuration::allowed_losses(
-                &std::env::var("ALLOW_LOSING_SETTINGS").unwrap_or_default(),
-            ),
+            may_lose_settings,
         },
     });
     if let Ok(address) = std::env::var("LAMBDA_API") {
