@@ -77,12 +77,6 @@ pub const ENVIRONMENT_AVAILABLE: Metric =
 /// Rows and bytes of a verified export (the pause's verify-export).
 pub const EXPORT_ROWS: Metric = metric("ExportRows", Unit::Count, "pause-resume");
 pub const EXPORT_BYTES: Metric = metric("ExportBytes", Unit::Bytes, "pause-resume");
-/// Every MWAA API call a function made, and those MWAA answered with ThrottlingException
-/// (counted by common::aws's interceptor on every MWAA client, per invocation).
-pub const MWAA_CALLS: Metric = metric("MwaaCalls", Unit::Count, "every function");
-pub const MWAA_THROTTLES: Metric = metric("MwaaThrottles", Unit::Count, "every function");
-/// MWAA Serverless workflow runs trigger-dag started (StartWorkflowRun answered).
-pub const WORKFLOW_RUNS_STARTED: Metric = metric("WorkflowRunsStarted", Unit::Count, "trigger-dag");
 /// Hours an environment was deleted overnight, and what that saved in USD at the digest's
 /// prices (the morning digest, once per morning).
 pub const HOURS_PAUSED: Metric = metric("HoursPaused", Unit::None, "notify");
@@ -106,9 +100,6 @@ pub const CATALOG: &[Metric] = &[
     ENVIRONMENT_AVAILABLE,
     EXPORT_ROWS,
     EXPORT_BYTES,
-    MWAA_CALLS,
-    MWAA_THROTTLES,
-    WORKFLOW_RUNS_STARTED,
     HOURS_PAUSED,
     ESTIMATED_SAVING,
 ];
