@@ -173,8 +173,8 @@ def test_the_failed_events_queue_takes_dead_letters_from_the_suites_rules_only(c
     dead_lettering = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"
                       and any("DeadLetterConfig" in t for t in r["Properties"]["Targets"])]
     # arrival, status change and reconcile schedule (provision-endpoints), notify's four
-    # (one: Routes Rejected)
-    assert len(dead_lettering) == 7
+    # (one: Routes Rejected), and the morning digest's resume-succeeded rule
+    assert len(dead_lettering) == 8
     for rule in dead_lettering:
         arn = f"arn:aws:events:us-east-1:123456789012:rule/{rule['Properties']['Name']}"
         assert fnmatch.fnmatchcase(arn, pattern), (arn, pattern)

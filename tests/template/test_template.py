@@ -189,7 +189,37 @@ def test_notify_drains_the_failed_events_queue_and_keeps_what_it_could_not_send(
     rules = {n for n, r in res.items() if r["Type"] == "AWS::Events::Rule"
              and any(t["Arn"] == {"Fn::GetAtt": ["NotifyFunction", "Arn"]} for t in r["Properties"]["Targets"])}
     assert rules == {"NotifyFunctionExecutionEnded", "NotifyFunctionEnvironmentStatus",
-                     "NotifyFunctionMetadataFailed", "NotifyFunctionRoutesRejected"}
+                     "NotifyFunctionMetadataFailed", "NotifyFunctionRoutesRejected",
+                     "NotifyFunctionResumeSucceeded"}
+
+
+def test_the_morning_digest_hears_every_resume_end_and_reads_only_what_it_needs(cfn):
+    res = cfn["Resources"]
+    resume = "arn:aws:states:us-east-1:123456789012:stateMachine:mwaa-ops-resume"
+    pattern = res["NotifyFunctionResumeSucceeded"]["Properties"]["EventPattern"]
+    assert pattern["detail"] == {"status": ["SUCCEEDED"], "stateMachineArn": [resume]}
+    ended = res["NotifyFunctionExecutionEnded"]["Properties"]["EventPattern"]["detail"]
+    assert set(ended["status"]) == {"FAILED", "TIMED_OUT", "ABORTED"}, "failed resumes reach the digest there"
+    variables = res["NotifyFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["RESUME_STATE_MACHINE_ARN"] == resume
+    # DigestTopicArn or else the alert topic; notify may publish to both, to nothing else.
+    chosen = variables["DIGEST_TOPIC_ARN"]["Fn::If"]
+    assert (chosen[0], chosen[2]) == ("HasDigestTopic", variables["TOPIC_ARN"])
+    assert cfn["Conditions"]["HasDigestTopic"] == {"Fn::Not": [{"Fn::Equals": [chosen[1], ""]}]}
+    assert "DIGEST_PRICES" in variables
+    statements = {s["Sid"]: s for p in res["NotifyFunctionRole"]["Properties"]["Policies"]
+                  for s in p["PolicyDocument"]["Statement"] if "Sid" in s}
+    send = statements["SendAlerts"]["Resource"]["Fn::If"]
+    assert send == ["HasDigestTopic", [variables["TOPIC_ARN"], chosen[1]], variables["TOPIC_ARN"]]
+    assert (statements["ReadTheMorningsResumes"]["Action"], statements["ReadTheMorningsResumes"]["Resource"]) == \
+        ("states:ListExecutions", resume)
+    assert statements["ReadResumesAndPauses"]["Action"] == "states:DescribeExecution"
+    assert statements["ReadResumesAndPauses"]["Resource"] == [
+        "arn:aws:states:us-east-1:123456789012:execution:mwaa-ops-resume:*",
+        "arn:aws:states:us-east-1:123456789012:execution:mwaa-ops-pause:*"]
+    assert statements["ReadSnapshotRecords"]["Action"] == "s3:GetObject"
+    assert statements["ReadSnapshotRecords"]["Resource"].endswith("/snapshots/*/latest.json")
+    assert statements["RememberSentDigests"]["Resource"].endswith("/digests/*")
 
 
 def test_what_notify_cannot_report_moves_on_to_an_alarmed_queue(cfn):
@@ -262,7 +292,7 @@ def emitted_metrics():
 def test_the_dashboard_references_only_metrics_the_functions_emit(cfn):
     import re
     emitted, catalog = emitted_metrics()
-    assert len(catalog) == 16 and emitted == catalog, f"in the catalog but emitted by no function: {catalog - emitted}"
+    assert len(catalog) == 18 and emitted == catalog, f"in the catalog but emitted by no function: {catalog - emitted}"
     dashboards = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
     assert len(dashboards) == 1, "one dashboard per stack"
     body = json.loads(dashboards[0]["Properties"]["DashboardBody"])

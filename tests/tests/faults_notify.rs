@@ -82,6 +82,7 @@ async fn deploy(bed: &Bed, proxy: &FaultProxy) -> Alerts {
             environment_prefix: "dev-".into(),
         },
         window: Duration::from_secs(3600),
+        digest: None,
     };
     Alerts {
         function,

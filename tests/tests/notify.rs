@@ -92,6 +92,7 @@ async fn deploy(bed: &Bed) -> Alerts {
             environment_prefix: "dev-".into(),
         },
         window: Duration::from_secs(3600),
+        digest: None,
     };
     Alerts {
         topic_arn,

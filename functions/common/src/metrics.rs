@@ -22,6 +22,8 @@ pub enum Unit {
     Count,
     Seconds,
     Bytes,
+    /// A plain number (hours, dollars: CloudWatch has no unit for either).
+    None,
 }
 
 impl Unit {
@@ -30,6 +32,7 @@ impl Unit {
             Unit::Count => "Count",
             Unit::Seconds => "Seconds",
             Unit::Bytes => "Bytes",
+            Unit::None => "None",
         }
     }
 }
@@ -74,6 +77,10 @@ pub const ENVIRONMENT_AVAILABLE: Metric =
 /// Rows and bytes of a verified export (the pause's verify-export).
 pub const EXPORT_ROWS: Metric = metric("ExportRows", Unit::Count, "pause-resume");
 pub const EXPORT_BYTES: Metric = metric("ExportBytes", Unit::Bytes, "pause-resume");
+/// Hours an environment was deleted overnight, and what that saved in USD at the digest's
+/// prices (the morning digest, once per morning).
+pub const HOURS_PAUSED: Metric = metric("HoursPaused", Unit::None, "notify");
+pub const ESTIMATED_SAVING: Metric = metric("EstimatedSavingUsd", Unit::None, "notify");
 
 /// Every metric the suite emits.
 pub const CATALOG: &[Metric] = &[
@@ -93,6 +100,8 @@ pub const CATALOG: &[Metric] = &[
     ENVIRONMENT_AVAILABLE,
     EXPORT_ROWS,
     EXPORT_BYTES,
+    HOURS_PAUSED,
+    ESTIMATED_SAVING,
 ];
 
 /// The EMF document for `values` of one function and environment at `timestamp_ms`;

@@ -93,6 +93,10 @@ pub fn not_ours(failure: &Failure, settings: &Settings) -> Option<String> {
                 status.name, settings.environment_prefix
             ))
         }
+        // The resume's success reaches notify for the morning digest; it is no failure.
+        Failure::Execution(ended) if ended.status == "SUCCEEDED" => {
+            Some(format!("{} succeeded", ended.execution_arn))
+        }
         _ => None,
     }
 }

@@ -9,6 +9,7 @@ pub mod event;
 #[cfg(test)]
 mod fixtures;
 pub mod message;
+pub mod morning;
 pub mod ops;
 
 use std::time::{Duration, SystemTime};
@@ -30,6 +31,8 @@ pub struct Notify<O> {
     pub settings: Settings,
     /// The same failure within this window sends one email.
     pub window: Duration,
+    /// The morning digest (off when `None`).
+    pub digest: Option<morning::DigestSettings>,
 }
 
 /// What became of one failure.
@@ -41,7 +44,7 @@ pub enum Outcome {
     Ignored { reason: String },
 }
 
-impl<O: Ops> Notify<O> {
+impl<O: Ops + morning::ops::DigestOps> Notify<O> {
     /// Handles one invocation. `own_arn` is this function's ARN (the target of the
     /// PENDING re-check schedule); `deadline` ends retries of transient failures.
     ///
@@ -70,14 +73,25 @@ impl<O: Ops> Notify<O> {
                 Ok(serde_json::to_value(response).unwrap_or(Value::Null))
             }
             Input::One(failure) => {
+                let ended = match &failure {
+                    Failure::Execution(ended) => Some(ended.clone()),
+                    _ => None,
+                };
                 let outcome = self.report(failure, own_arn, deadline).await?;
                 tracing::info!(?outcome, "reported");
-                Ok(match outcome {
+                let mut answer = match outcome {
                     Outcome::Sent { subject } => json!({"sent": subject}),
                     Outcome::Duplicate { subject } => json!({"duplicate": subject}),
                     Outcome::Watching { environment } => json!({"watching": environment}),
                     Outcome::Ignored { reason } => json!({"ignored": reason}),
-                })
+                };
+                // A resume that ended (whatever its status) may be the morning's last.
+                if let Some(ended) = ended {
+                    if let Some(digest) = self.morning_digest(&ended, deadline).await? {
+                        answer["morning_digest"] = digest;
+                    }
+                }
+                Ok(answer)
             }
         }
     }

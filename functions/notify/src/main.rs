@@ -3,6 +3,8 @@ use std::time::Duration;
 use common::runtime::setting;
 use common::Error;
 use notify::decide::Settings;
+use notify::morning::prices::Prices;
+use notify::morning::DigestSettings;
 use notify::ops::AwsOps;
 use notify::Notify;
 
@@ -15,6 +17,22 @@ fn minutes(name: &str, default: u64) -> Result<u64, Error> {
         }),
         Err(_) => Ok(default),
     }
+}
+
+/// The morning digest's settings: on when `RESUME_STATE_MACHINE_ARN` is set; it goes to
+/// `DIGEST_TOPIC_ARN` (else the alert topic) with the region's prices and `DIGEST_PRICES`.
+fn digest_settings(config: &common::aws::SdkConfig) -> Result<Option<DigestSettings>, Error> {
+    let Ok(resume) = setting("RESUME_STATE_MACHINE_ARN") else {
+        return Ok(None);
+    };
+    let region = config.region().map(|r| r.to_string()).unwrap_or_default();
+    let prices = Prices::for_region(&region, &std::env::var("DIGEST_PRICES").unwrap_or_default())
+        .map_err(Error::Config)?;
+    Ok(Some(DigestSettings {
+        resume_state_machine_arn: resume,
+        topic_arn: setting("DIGEST_TOPIC_ARN").or_else(|_| setting("TOPIC_ARN"))?,
+        prices,
+    }))
 }
 
 #[tokio::main]
@@ -40,6 +58,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     environment_prefix: setting("ENVIRONMENT_NAME_PREFIX")?,
                 },
                 window: Duration::from_secs(60 * minutes("ALERT_WINDOW_MINUTES", 60)?),
+                digest: digest_settings(&config)?,
             })
         },
         |function, invocation| async move {

@@ -2,6 +2,7 @@
 //! What Lambda is told when an invocation fails is in errors.rs.
 
 mod errors;
+mod morning;
 mod sparse;
 
 use std::collections::HashMap;
@@ -10,6 +11,8 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::morning::ops::DigestOps;
+use crate::morning::{ResumeRun, RunDetail};
 use crate::ops::{EnvironmentNow, FailedStep};
 
 const BUDGET: Duration = Duration::from_millis(300);
@@ -28,6 +31,48 @@ struct Fake {
     environment_reads: Mutex<u32>,
     mwaa_throttled: Mutex<bool>,
     watches: Mutex<Vec<(String, String, String)>>,
+    /// The morning digest's world: resume executions, their details, bucket records,
+    /// digests sent (topic, subject, body) and their markers.
+    runs: Mutex<Vec<ResumeRun>>,
+    details: Mutex<HashMap<String, RunDetail>>,
+    records: Mutex<HashMap<String, Value>>,
+    digests: Mutex<Vec<(String, String, String)>>,
+    digest_markers: Mutex<Vec<String>>,
+}
+
+impl DigestOps for Fake {
+    async fn resume_runs(&self, _arn: &str, since_ms: i64) -> Result<Vec<ResumeRun>, Error> {
+        let runs = self.runs.lock().unwrap();
+        Ok(runs
+            .iter()
+            .filter(|r| r.started_ms >= since_ms)
+            .cloned()
+            .collect())
+    }
+    async fn run_detail(&self, execution_arn: &str) -> Result<RunDetail, Error> {
+        let details = self.details.lock().unwrap();
+        Ok(details.get(execution_arn).cloned().unwrap_or_default())
+    }
+    async fn record(&self, key: &str) -> Result<Option<Value>, Error> {
+        Ok(self.records.lock().unwrap().get(key).cloned())
+    }
+    async fn digest_sent(&self, date: &str) -> Result<bool, Error> {
+        Ok(self
+            .digest_markers
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|d| d == date))
+    }
+    async fn mark_digest(&self, date: &str, _subject: &str) -> Result<(), Error> {
+        self.digest_markers.lock().unwrap().push(date.into());
+        Ok(())
+    }
+    async fn publish_digest(&self, topic: &str, subject: &str, body: &str) -> Result<(), Error> {
+        let mut digests = self.digests.lock().unwrap();
+        digests.push((topic.into(), subject.into(), body.into()));
+        Ok(())
+    }
 }
 
 impl Ops for Fake {
@@ -117,6 +162,7 @@ fn notify(window: Duration) -> Notify<Fake> {
             environment_prefix: String::new(),
         },
         window,
+        digest: None,
     }
 }
 

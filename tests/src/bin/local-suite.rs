@@ -55,6 +55,7 @@ async fn deploy_alerts(bed: &Bed) -> (Notify<notify::ops::AwsOps>, Vec<RuleQueue
             environment_prefix: "local".into(),
         },
         window: Duration::from_secs(3600),
+        digest: None,
     };
     let params = [("EnvironmentNamePrefix", "local")];
     let mut rules = vec![];
