@@ -380,7 +380,9 @@ async fn ten_thousand_held_arrivals_replay_in_bounded_batches_each_run_once() {
         assert!(batches < 100, "the replay made no progress: {report}");
     }
     assert_eq!(replayed, 10_000);
-    assert_eq!(batches, 10_000 / replay::REPLAY_PAGE);
+    // A full page per batch unless a batch reached its work budget first (a loaded
+    // machine): then more batches, never fewer.
+    assert!(batches >= 10_000 / replay::REPLAY_PAGE, "{batches} batches");
     assert!(f.ops.held.lock().unwrap().is_empty());
     let runs = f.ops.airflow.runs.lock().unwrap();
     let ids: std::collections::HashSet<_> = runs.iter().map(|(_, id, _)| id.clone()).collect();
