@@ -81,6 +81,37 @@ def _secret_fields(table, columns) -> list:
             for (tab, col), flag in m.SECRET_COLUMNS.items() if tab == table and col in columns]
 
 
+def _sealed_as(table, columns, fields, at) -> str:
+    """The associated data of the secret at `at` in this row: the row key as exported."""
+    key = fields[columns.index(m.ROW_KEYS[table])]
+    return m.sealed_as(table, columns[at], "" if key == NULL else unescape(key))
+
+
+def open_sealed(path, table, columns, envelope) -> int:
+    """Opens every sealed value of an object (tables with secrets are a handful of rows) before
+    anything is written: one that does not open here (another key, column or row: swapped
+    between rows) is Refused naming table, column and row number, never the value. Returns
+    the values opened."""
+    columns = list(columns)
+    secrets, opened = _secret_fields(table, columns), 0
+    if not secrets:
+        return 0
+    with gzip.open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            fields = line.rstrip(b"\n").split(b"\t")
+            for at, _ in secrets:
+                if fields[at] == NULL:
+                    continue
+                try:
+                    envelope.decrypt(unescape(fields[at]), _sealed_as(table, columns, fields, at))
+                except Exception as e:  # noqa: BLE001 - InvalidTag says nothing more
+                    raise m.Refused(f"table {table}, column {columns[at]}, row {number}: the sealed value "
+                                    f"does not open in this row ({type(e).__name__}: sealed for another "
+                                    "row, column or export)") from None
+                opened += 1
+    return opened
+
+
 # ---------------------------------------------------------------- export
 
 class _Sink:
@@ -163,7 +194,7 @@ def export_table(conn, schema, table, active, dropped, fernet, envelope, out) ->
                 value = unescape(fields[at])
                 encrypted = fields[flag] == b"t" if flag is not None else not value.startswith("{")
                 plain = fernet.decrypt(value.encode()).decode() if encrypted else value
-                fields[at] = escape(envelope.encrypt(plain, f"{table}.{columns[at]}"))
+                fields[at] = escape(envelope.encrypt(plain, _sealed_as(table, columns, fields, at)))
         return b"\t".join(fields)
     sink = _Sink(out, seal if secrets else None)
     query = _select(conn, schema, table, active, where)
@@ -208,7 +239,8 @@ class Rows:
         fields = line.split(b"\t")
         for at, flag, encrypt in self.secrets:
             if fields[at] != NULL:
-                secret = self.envelope.decrypt(unescape(fields[at]), f"{self.table}.{self.columns[at]}")
+                secret = self.envelope.decrypt(unescape(fields[at]),
+                                               _sealed_as(self.table, self.columns, fields, at))
                 fields[at] = escape(self.fernet.encrypt(secret.encode()).decode() if encrypt else secret)
                 if flag is not None:
                     fields[flag] = b"t" if self.fernet.is_encrypted else b"f"

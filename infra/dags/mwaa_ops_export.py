@@ -41,31 +41,36 @@ def _airflow2():
     return airflow.__version__
 
 
-def _destination(kms_key, region, prefix, environment):
+def _destination(kms_key, region, prefix, environment, export_id):
     """Where an export goes and how it is sealed: (S3 client, one KMS data key per export, its
-    envelope, the SSE-KMS arguments, the time, the date-partitioned root)."""
+    envelope, the SSE-KMS arguments, the time, the date-partitioned root). The data key is
+    sealed to this environment and this export (KMS encryption context)."""
     kms, s3 = m.client("kms", region), m.client("s3", region)
-    data_key = kms.generate_data_key(KeyId=kms_key, KeySpec="AES_256")
+    data_key = kms.generate_data_key(KeyId=kms_key, KeySpec="AES_256",
+                                     EncryptionContext=m.encryption_context(environment, export_id))
     now = dt.datetime.now(dt.timezone.utc)
     return (s3, data_key, m.Envelope(data_key["Plaintext"]),
             {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}, now,
             m.export_root(prefix, environment, now))
 
 
-def _sealed_key(data_key) -> dict:
+def _sealed_key(data_key, environment, export_id) -> dict:
     """The manifest's data key: only KMS's ciphertext of it (the plaintext never leaves memory)."""
     return {"kms_key_id": data_key["KeyId"], "ciphertext": base64.b64encode(data_key["CiphertextBlob"]).decode(),
-            "algorithm": "AES-256-GCM", "aad": "<table>.<column>"}
+            "encryption_context": m.encryption_context(environment, export_id),
+            "algorithm": "AES-256-GCM", "aad": "<table>.<column>.<row key>", "row_keys": m.ROW_KEYS}
 
 
 def _publish(s3, bucket, root, sse, manifest) -> dict:
     """Writes the manifest, last of the export; returns what Step Functions is sent."""
     body = json.dumps(manifest, indent=1).encode()
     key = f"{root}/manifest.json"
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **sse)
+    put = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **sse)
     entries = manifest["tables"]
+    # The version and the SHA-256 go into the snapshot record: the import reads exactly this.
     return {"manifest": manifest["location"], "bucket": bucket, "manifest_key": key,
-            "manifest_sha256": hashlib.sha256(body).hexdigest(), "export_id": manifest["export_id"],
+            "manifest_sha256": hashlib.sha256(body).hexdigest(),
+            "manifest_version_id": put.get("VersionId"), "export_id": manifest["export_id"],
             "airflow_version": manifest["airflow_version"], "alembic_revision": manifest["alembic_revision"],
             "tables": len(entries), "rows": sum(e["rows"] for e in entries),
             "active_dags": manifest["active_dags"]}
@@ -76,29 +81,31 @@ def export(ti=None, dag_run=None, **_):
     try:
         return _export(conf, ti)
     except BaseException as e:  # the failure task reports it and re-enables the DAGs
-        ti.xcom_push(key="error", value=f"{type(e).__name__}: {e}")
+        ti.xcom_push(key="error", value=m.failure_text(e))
         raise
 
 
 def _export(conf: dict, ti) -> dict:
-    bucket, environment = m.require(conf, "bucket"), m.require(conf, "environment")
+    bucket, environment = m.require(conf, "bucket"), m.own_environment(conf)
     kms_key = m.require(conf, "kms_key_id")  # secrets are never written without it
     prefix, region = conf.get("prefix", "mwaa-ops/metadata"), conf.get("region")
+    token = m.TaskToken(conf.get("task_token"), region)
+    token.verify()  # before any DAG is paused: only the pause starts an export
     if _major() >= 3:
-        return _export_api(conf, ti, bucket, environment, kms_key, prefix, region)
+        return _export_api(conf, ti, bucket, environment, kms_key, prefix, region, token)
     version = _airflow2()
     from airflow.models.crypto import get_fernet
     from airflow.settings import engine
     import mwaa_ops_db as db
 
-    token = m.TaskToken(conf.get("task_token"), region)
     with engine.begin() as conn:
         active = db.pause_active_dags(conn)
     ti.xcom_push(key="paused_dags", value=active)  # at once: the failure task needs it
     db.wait_until_idle(engine, float(conf.get("wait_timeout_seconds", 1800)),
                        float(conf.get("poll_seconds", 10)), token.heartbeat)
 
-    s3, data_key, envelope, sse, now, root = _destination(kms_key, region, prefix, environment)
+    export_id = str(uuid.uuid4())
+    s3, data_key, envelope, sse, now, root = _destination(kms_key, region, prefix, environment, export_id)
     fernet = get_fernet()
 
     with tempfile.TemporaryDirectory(prefix="mwaa-ops-export-") as tmp:
@@ -123,11 +130,11 @@ def _export(conf: dict, ti) -> dict:
                 entries = db.export_tables(conn, schema, fernet, envelope, active, write_table)
 
     manifest = {
-        "format": m.DATABASE_FORMAT, "export_id": str(uuid.uuid4()), "environment": environment,
+        "format": m.DATABASE_FORMAT, "export_id": export_id, "environment": environment,
         "created_at": now.isoformat(), "airflow_version": version, "alembic_revision": revision,
         "location": f"s3://{bucket}/{root}/manifest.json",
         "active_dags": active, "excluded_tables": sorted(t for t in schema if m.excluded(t)),
-        "data_key": _sealed_key(data_key),
+        "data_key": _sealed_key(data_key, environment, export_id),
         "secret_columns": sorted(f"{t}.{c}" for t, c in m.SECRET_COLUMNS),
         "tables": entries,
     }
@@ -136,7 +143,7 @@ def _export(conf: dict, ti) -> dict:
     return output
 
 
-def _export_api(conf, ti, bucket, environment, kms_key, prefix, region) -> dict:
+def _export_api(conf, ti, bucket, environment, kms_key, prefix, region, token) -> dict:
     """Airflow 3: the environment's REST API (through MWAA InvokeRestApi) lists and pauses;
     the task SDK reads the real secret values the REST API masks."""
     import airflow
@@ -144,7 +151,6 @@ def _export_api(conf, ti, bucket, environment, kms_key, prefix, region) -> dict:
     import mwaa_ops_rest as r
     import mwaa_ops_schedule as schedule
 
-    token = m.TaskToken(conf.get("task_token"), region)
     rest = r.Rest(environment, r.mwaa_client(region))
     dags = r.list_dags(rest)
     active = r.active_dags(dags)
@@ -154,7 +160,8 @@ def _export_api(conf, ti, bucket, environment, kms_key, prefix, region) -> dict:
     r.wait_until_idle(rest, float(conf.get("wait_timeout_seconds", 1800)),
                       float(conf.get("poll_seconds", 10)), token.heartbeat)
 
-    s3, data_key, envelope, sse, now, root = _destination(kms_key, region, prefix, environment)
+    export_id = str(uuid.uuid4())
+    s3, data_key, envelope, sse, now, root = _destination(kms_key, region, prefix, environment, export_id)
     tables = {"slot_pool": r.pool_rows(rest),
               "variable": r.variable_rows(rest, Variable.get, envelope),
               "connection": r.connection_rows(rest, Connection.get, envelope),
@@ -174,14 +181,14 @@ def _export_api(conf, ti, bucket, environment, kms_key, prefix, region) -> dict:
 
     version = airflow.__version__
     manifest = {
-        "format": m.FORMAT, "source": r.SOURCE, "export_id": str(uuid.uuid4()), "environment": environment,
+        "format": m.FORMAT, "source": r.SOURCE, "export_id": export_id, "environment": environment,
         "created_at": now.isoformat(), "airflow_version": version,
         "alembic_revision": None, "alembic_revision_note": r.NO_REVISION,
         "location": f"s3://{bucket}/{root}/manifest.json", "active_dags": active,
         "excluded_tables": [],  # the rest of the database is out of reach, see not_moved
         "not_moved": "run and task instance history (but each DAG's latest finished scheduled run: "
                      "where its schedule stood), XComs, logs, jobs, triggers, asset events, notes",
-        "data_key": _sealed_key(data_key),
+        "data_key": _sealed_key(data_key, environment, export_id),
         "secret_columns": sorted(f"{t}.{c}" for t, c in r.SECRETS),
         "tables": entries,
     }
@@ -222,6 +229,7 @@ def on_failure(ti=None, dag_run=None, **_):
 
 with DAG(DAG_ID, schedule=None, start_date=datetime(2024, 1, 1), catchup=False, max_active_runs=1,
          is_paused_upon_creation=False, tags=["mwaa-ops"], default_args={"retries": 0},
+         access_control=m.admin_only(),
          doc_md=__doc__):
     run = PythonOperator(task_id="export", python_callable=export)
     PythonOperator(task_id="on_failure", python_callable=on_failure, trigger_rule="one_failed") << run

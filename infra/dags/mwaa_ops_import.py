@@ -1,8 +1,11 @@
 """mwaa_ops_import: verify an export made by mwaa_ops_export and merge it into this environment's
 metadata database in one transaction; secrets re-encrypted with this environment's Fernet key.
 
-conf: manifest ("s3://bucket/.../manifest.json", required); task_token, region,
-restore_paused (true: DAGs get the paused state they had before the export). See README.md.
+conf (from the resume state machine's snapshot record; all required): manifest
+("s3://bucket/.../manifest.json"), manifest_version_id, manifest_sha256, export_id,
+environment, task_token (Step Functions must know it: a run triggered by hand reads nothing);
+optional: region, restore_paused (true: DAGs get the paused state they had before the
+export). See README.md.
 On Airflow 3 it imports a 3.x REST API export (pools, variables, connections, where each DAG's
 schedule stood, paused state)
 through the environment's REST API (MWAA InvokeRestApi): upserts, not one transaction.
@@ -31,13 +34,40 @@ def import_(ti=None, dag_run=None, **_):
     try:
         return run_import(conf)
     except BaseException as e:
-        ti.xcom_push(key="error", value=f"{type(e).__name__}: {e}")
+        ti.xcom_push(key="error", value=m.failure_text(e))
         raise
 
 
 def _missing(e) -> bool:
     code = getattr(e, "response", {}).get("Error", {}).get("Code", "")
     return code in ("404", "NoSuchKey", "NotFound")
+
+
+def _bound_export(conf: dict) -> tuple:
+    """(token, S3 client, bucket, location, manifest, envelope) of the export the pause
+    recorded, or Refused: the task token first (nothing is read for a run Step Functions does
+    not wait for), then exactly the recorded version of the manifest, its SHA-256, its
+    environment and export id, and the data key, which KMS opens only under this
+    environment's and this export's encryption context."""
+    region = conf.get("region")
+    token = m.TaskToken(conf.get("task_token"), region)
+    token.verify()
+    environment, location = m.own_environment(conf), m.require(conf, "manifest")
+    version = m.require(conf, "manifest_version_id")
+    bucket, key = m.parse_s3_uri(location)
+    s3, kms = m.client("s3", region), m.client("kms", region)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"].read()
+    except Exception as e:
+        raise m.Refused(f"manifest {location} (version {version}) unreadable: {e}") from None
+    manifest = m.bound_manifest(body, conf, environment)
+    try:
+        data_key = kms.decrypt(CiphertextBlob=base64.b64decode(manifest["data_key"]["ciphertext"]),
+                               EncryptionContext=m.encryption_context(environment, manifest["export_id"]))
+    except Exception as e:
+        raise m.Refused(f"KMS refused the export's data key for environment {environment!r}, export "
+                        f"{manifest['export_id']!r}: {e}") from None
+    return token, s3, bucket, location, manifest, m.Envelope(data_key["Plaintext"])
 
 
 def run_import(conf: dict) -> dict:
@@ -47,16 +77,10 @@ def run_import(conf: dict) -> dict:
         return run_import_api(conf, airflow.__version__)
     from airflow.models.crypto import get_fernet
     from airflow.settings import engine
+    import mwaa_ops_copy as c
     import mwaa_ops_db as db
 
-    location, region = m.require(conf, "manifest"), conf.get("region")
-    bucket, key = m.parse_s3_uri(location)
-    token = m.TaskToken(conf.get("task_token"), region)
-    s3, kms = m.client("s3", region), m.client("kms", region)
-    try:
-        manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except Exception as e:
-        raise m.Refused(f"manifest {location} unreadable: {e}") from e
+    token, s3, bucket, location, manifest, envelope = _bound_export(conf)
     with engine.connect() as conn:
         schema, _ = db.reflect(conn)
         revision = db.alembic_revision(conn)
@@ -64,16 +88,12 @@ def run_import(conf: dict) -> dict:
     if [e["table"] for e in manifest["tables"]] != [t for t in m.table_order(schema) if t in
                                                       {e["table"] for e in manifest["tables"]}]:
         raise m.Refused("manifest tables are not in dependency order")
-    try:
-        data_key = kms.decrypt(CiphertextBlob=base64.b64decode(manifest["data_key"]["ciphertext"]))
-    except Exception as e:
-        raise m.Refused(f"KMS refused the export's data key: {e}") from e
-    envelope = m.Envelope(data_key["Plaintext"])
 
     with tempfile.TemporaryDirectory(prefix="mwaa-ops-import-") as tmp, token.beating():
         files = {}
         for entry in manifest["tables"]:  # streamed later: here only counted
             files[entry["table"]], _ = _verified_object(s3, bucket, entry, tmp, m.count_lines)
+            c.open_sealed(files[entry["table"]], entry["table"], entry["columns"], envelope)
 
         with engine.begin() as conn:  # one transaction: all of it or nothing
             before = db.imported_before(conn, manifest["export_id"])
@@ -88,14 +108,6 @@ def run_import(conf: dict) -> dict:
               "active_dags": manifest["active_dags"]}
     token.success(output)
     return output
-
-
-def _read_manifest(s3, location):
-    bucket, key = m.parse_s3_uri(location)
-    try:
-        return bucket, json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except Exception as e:
-        raise m.Refused(f"manifest {location} unreadable: {e}") from e
 
 
 def _verified_object(s3, bucket, entry, tmp, read) -> tuple:
@@ -130,17 +142,9 @@ def run_import_api(conf: dict, version: str) -> dict:
     import mwaa_ops_rest as r
     import mwaa_ops_schedule as schedule
 
-    location, region = m.require(conf, "manifest"), conf.get("region")
-    environment = m.require(conf, "environment")  # InvokeRestApi names the environment it calls
-    token = m.TaskToken(conf.get("task_token"), region)
-    s3, kms = m.client("s3", region), m.client("kms", region)
-    bucket, manifest = _read_manifest(s3, location)
+    token, s3, bucket, location, manifest, envelope = _bound_export(conf)
+    environment, region = conf["environment"], conf.get("region")  # InvokeRestApi names it
     r.check_manifest(manifest, version)
-    try:
-        data_key = kms.decrypt(CiphertextBlob=base64.b64decode(manifest["data_key"]["ciphertext"]))
-    except Exception as e:
-        raise m.Refused(f"KMS refused the export's data key: {e}") from e
-    envelope = m.Envelope(data_key["Plaintext"])
     tables = {}
     with tempfile.TemporaryDirectory(prefix="mwaa-ops-import-") as tmp:
         for entry in manifest["tables"]:
@@ -198,6 +202,7 @@ def on_failure(ti=None, dag_run=None, **_):
 
 with DAG(DAG_ID, schedule=None, start_date=datetime(2024, 1, 1), catchup=False, max_active_runs=1,
          is_paused_upon_creation=False, tags=["mwaa-ops"], default_args={"retries": 0},
+         access_control=m.admin_only(),
          doc_md=__doc__):
     run = PythonOperator(task_id="import", python_callable=import_)
     PythonOperator(task_id="on_failure", python_callable=on_failure, trigger_rule="one_failed") << run

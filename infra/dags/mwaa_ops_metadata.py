@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import threading
 import uuid
 
@@ -52,10 +53,18 @@ ENC_PREFIX = "mwaa-ops-enc:v1:"
 # (1M task instances: 1.1 s vs 2.7 s, 5.3 MB vs 5.2 MB, measured 2026-11-30).
 GZIP_LEVEL = 1
 MARKER_PREFIX = "mwaa_ops.imported."  # variable recording that an export was imported
+# The row key of each table with sealed values: part of each value's associated data, so a
+# sealed value opens only in the row it was sealed in (not in another row of its column).
+ROW_KEYS = {"connection": "conn_id", "variable": "key", "trigger": "id"}
+# The data key's KMS encryption context: KMS decrypts it only for the environment and the
+# export it was made for, and an execution role's policy can allow only its own environment.
+CONTEXT_ENVIRONMENT, CONTEXT_EXPORT = "mwaa-ops:environment", "mwaa-ops:export-id"
 
 
 class Refused(Exception):
     """The import will not run: nothing was written."""
+
+
 
 
 # ---------------------------------------------------------------- pure: schema planning
@@ -149,9 +158,20 @@ def decode(kind: str, value):
     return value  # PostgreSQL parses timestamps/json/uuid from their text form
 
 
+def sealed_as(table: str, column: str, row_key) -> str:
+    """The associated data of a sealed value: table, column and the row's key (ROW_KEYS), so
+    a ciphertext cannot be moved to another column or another row. Table and column hold no
+    dot, so the text reads one way only."""
+    return f"{table}.{column}.{row_key}"
+
+
+def encryption_context(environment: str, export_id: str) -> dict:
+    return {CONTEXT_ENVIRONMENT: environment, CONTEXT_EXPORT: export_id}
+
+
 class Envelope:
-    """AES-256-GCM under one data key per export (KMS GenerateDataKey); the table and column
-    are the associated data, so a ciphertext cannot be moved to another column."""
+    """AES-256-GCM under one data key per export (KMS GenerateDataKey); `sealed_as` gives the
+    associated data."""
 
     def __init__(self, key: bytes):
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -164,7 +184,7 @@ class Envelope:
 
     def decrypt(self, token: str, aad: str) -> str:
         if not token.startswith(ENC_PREFIX):
-            raise ValueError(f"{aad}: not an mwaa-ops envelope")
+            raise ValueError("not an mwaa-ops envelope")  # the associated data names a row: not said
         raw = base64.b64decode(token[len(ENC_PREFIX):])
         return self._aead.decrypt(raw[:12], raw[12:], aad.encode()).decode()
 
@@ -218,6 +238,47 @@ def check_object(entry: dict, digest: str, rows: int) -> None:
                       f"does not match the manifest's {entry['sha256']}")
     if rows != entry["rows"]:
         raise Refused(f"object {entry['key']} (table {entry['table']}): {rows} rows, manifest says {entry['rows']}")
+
+
+def own_environment(conf: dict) -> str:
+    """The environment this run works for: conf's `environment`, which must be the one MWAA
+    runs it in (MWAA sets AIRFLOW_ENV_NAME in every environment; the bed does not)."""
+    named = require(conf, "environment")
+    running = os.environ.get("AIRFLOW_ENV_NAME")
+    if running and running != named:
+        raise Refused(f"conf names environment {named!r}, this is {running!r}")
+    return named
+
+
+def bound_manifest(body: bytes, conf: dict, environment: str) -> dict:
+    """The manifest the pause recorded, or Refused before anything in it is trusted: its
+    SHA-256 is the snapshot's (checked before it is parsed), it is the recorded export of this
+    environment, and its data key is sealed to both (KMS encryption context)."""
+    expected = require(conf, "manifest_sha256").lower()
+    digest = hashlib.sha256(body).hexdigest()
+    if digest != expected:
+        raise Refused(f"manifest SHA-256 {digest} is not the one the pause recorded ({expected}): "
+                      "it changed after the pause")
+    try:
+        manifest = json.loads(body)
+    except ValueError as e:
+        raise Refused(f"the manifest is not JSON: {e}") from None
+    if not isinstance(manifest, dict):
+        raise Refused("the manifest is not a JSON object")
+    if manifest.get("environment") != environment:
+        raise Refused(f"the manifest is an export of environment {manifest.get('environment')!r}, "
+                      f"not of {environment!r}")
+    export_id = require(conf, "export_id")
+    if manifest.get("export_id") != export_id:
+        raise Refused(f"the manifest is export {manifest.get('export_id')!r}, the pause recorded {export_id!r}")
+    context = (manifest.get("data_key") or {}).get("encryption_context")
+    if context is None:  # written before exports were sealed: refused, never read half-trusted
+        raise Refused("the manifest's data key has no KMS encryption context: an export written before "
+                      "exports were bound to their environment (2026-11-30) is not imported; import it "
+                      "with the DAG files that wrote it, or pause again")
+    if context != encryption_context(environment, export_id):
+        raise Refused(f"the data key is sealed to {context}, not to this environment and export")
+    return manifest
 
 
 def remap(row: dict, table_refs: list, idmaps: dict) -> None:
@@ -296,6 +357,22 @@ class TaskToken:
             self._sfn = client("stepfunctions", self.region)
         return self._sfn
 
+    def verify(self) -> None:
+        """Before anything is read: Step Functions must know the token (a heartbeat), so only
+        the suite's state machine starts an export or an import; a run triggered by hand, or
+        with a made-up token, reads and writes nothing."""
+        if not self.token:
+            raise Refused("conf has no task_token: this DAG runs only for the mwaa-ops state machines; "
+                          "nothing was read")
+        try:
+            self._client().send_task_heartbeat(taskToken=self.token)
+        except Exception as e:  # noqa: BLE001 - any refusal: the token is not the suite's
+            code = getattr(e, "response", {}).get("Error", {}).get("Code", "") or type(e).__name__
+            raise Refused(f"Step Functions refused the task token ({code}): this run was not started by "
+                          "an execution that waits for it; nothing was read") from None
+        import time
+        self._last = time.monotonic()
+
     def heartbeat(self) -> None:
         import time
         if self.token and time.monotonic() - self._last >= self.every:
@@ -347,14 +424,58 @@ class TaskToken:
             self._client().send_task_failure(taskToken=self.token, error=error, cause=cause[-32000:])
 
 
+# PostgreSQL's text around a failure may quote a row ("Failing row contains (...)", "Key
+# (...)=(...)") and SQLAlchemy's adds the statement's parameters: cut from the first of these.
+_QUOTES_DATA = re.compile(r"DETAIL:|Failing row contains|\[SQL:|\[parameters:|Key \(|CONTEXT:", re.S)
+
+
+def _database_error(e: BaseException):
+    """The driver's error (it has `diag`) behind e: e itself, SQLAlchemy's `orig`, or what a
+    wrapper was raised from."""
+    seen = 0
+    while e is not None and seen < 5:
+        for candidate in (e, getattr(e, "orig", None)):
+            if getattr(candidate, "diag", None) is not None:
+                return candidate
+        e, seen = e.__cause__, seen + 1
+    return None
+
+
+def failure_text(e: BaseException) -> str:
+    """What an export/import failure may say outside its environment (XCom, Step Functions,
+    the alert email): our own refusals as they are; a database error reduced to its class,
+    table, column, constraint and row number; anything else cut before text that can quote data.
+    The task log (inside the environment) keeps the whole traceback."""
+    if isinstance(e, Refused):
+        return f"Refused: {e}"
+    orig = _database_error(e)
+    if orig is not None:
+        diag = orig.diag
+        parts = [f"{type(orig).__name__} (SQLSTATE {getattr(orig, 'pgcode', None) or 'unknown'})"]
+        for label, value in (("table", diag.table_name), ("column", diag.column_name),
+                             ("constraint", diag.constraint_name)):
+            if value:
+                parts.append(f"{label} {value}")
+        row = re.search(r"\bline (\d+)", diag.context or "")
+        if row:
+            parts.append(f"row {row.group(1)} of the object")
+        return ", ".join(parts) + " (the database's message is in the task log: it can quote a row)"
+    text = _QUOTES_DATA.split(str(e), 1)[0].strip()
+    return f"{type(e).__name__}: {text[:1000]}"
+
+
 def report_failure(conf: dict, detail_type: str, error_name: str, message: str, detail: dict) -> str:
     """Tells whoever waits: the state machine through its task token (its failed execution is
     the alert), else a `mwaa-ops` event on the default bus that mwaa-ops' notify emails
-    (a run started by hand). Returns which; never raises: the run fails either way."""
+    (a run started by hand, or with a token Step Functions refuses: someone should hear of
+    it). Returns which; never raises: the run fails either way."""
     try:
         if conf.get("task_token"):
-            TaskToken(conf["task_token"], conf.get("region")).failure(error_name, message)
-            return "task_token"
+            try:
+                TaskToken(conf["task_token"], conf.get("region")).failure(error_name, message)
+                return "task_token"
+            except Exception:  # noqa: BLE001 - a refused token: tell people instead
+                pass
         entry = {"Source": "mwaa-ops", "DetailType": detail_type,
                  "Detail": json.dumps(dict(detail, error=message[-4000:]))}
         out = client("events", conf.get("region")).put_events(Entries=[entry])
@@ -363,6 +484,17 @@ def report_failure(conf: dict, detail_type: str, error_name: str, message: str, 
         import logging
         logging.getLogger(__name__).exception("could not report the failure")
         return "nowhere"
+
+
+def admin_only():
+    """The two DAGs' `access_control`: Admin may read, trigger and edit them. Roles holding
+    permissions on every DAG (MWAA's Op and User) still reach them, which is why each run
+    also proves its task token before it reads anything. Airflow 2 only: on 3.x DAG-level
+    permissions belong to the FAB auth manager, whose provider the DAG cannot assume."""
+    import airflow
+    if int(airflow.__version__.split(".")[0]) >= 3:
+        return None
+    return {"Admin": {"can_read", "can_edit", "can_delete"}}
 
 
 def require(conf: dict, name: str) -> str:

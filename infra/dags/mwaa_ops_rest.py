@@ -237,7 +237,7 @@ def variable_rows(rest: Rest, get_value, envelope) -> list:
     rows = []
     for v in sorted(rest.pages("/variables", "variables"), key=lambda v: v["key"]):
         value = get_value(v["key"])
-        rows.append({"key": v["key"], "val": None if value is None else envelope.encrypt(value, "variable.val"),
+        rows.append({"key": v["key"], "val": None if value is None else envelope.encrypt(value, m.sealed_as("variable", "val", v["key"])),
                      "description": v.get("description")})
     return rows
 
@@ -253,7 +253,7 @@ def connection_rows(rest: Rest, get_connection, envelope) -> list:
                "login": conn.login, "password": conn.password, "port": conn.port, "extra": conn.extra}
         for col in ("password", "extra"):
             if row[col] is not None:
-                row[col] = envelope.encrypt(row[col], f"connection.{col}")
+                row[col] = envelope.encrypt(row[col], m.sealed_as("connection", col, row["conn_id"]))
         rows.append(row)
     return rows
 
@@ -298,16 +298,16 @@ def unseal(table: str, rows: list, envelope) -> list:
     """Rows with their secrets decrypted; Refused when one does not decrypt (wrong key,
     moved to another column, damaged), before anything is written."""
     out = []
-    for row in rows:
+    for number, row in enumerate(rows, 1):
         row = dict(row)
         for tab, col in SECRETS:
             if tab == table and row.get(col) is not None:
                 try:
-                    row[col] = envelope.decrypt(row[col], f"{tab}.{col}")
-                except Exception as e:
-                    key = row.get("conn_id") or row.get("key")
-                    raise m.Refused(f"table {table}: {col} of {key!r} cannot be decrypted "
-                                    f"({type(e).__name__})") from e
+                    row[col] = envelope.decrypt(row[col], m.sealed_as(tab, col, row[m.ROW_KEYS[tab]]))
+                except Exception as e:  # noqa: BLE001 - InvalidTag says nothing more
+                    raise m.Refused(f"table {table}, column {col}, row {number}: the sealed value does not "
+                                    f"open in this row ({type(e).__name__}: sealed for another row, "
+                                    "column or export)") from None
         out.append(row)
     return out
 

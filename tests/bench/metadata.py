@@ -19,10 +19,14 @@ import gzip
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from harness import ROOT, log, start_bed, stop_bed
+
+sys.path.insert(0, str(ROOT / "tests/metadata"))  # the round trips' helpers (task tokens, versioned bucket)
+import metadata_bed as mb  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 VERSION = "2.10.3"
@@ -113,8 +117,11 @@ def main():
         shim = Path(info["workdir"]) / "boto"  # the bed's boto3 for the Airflow venv
         pythonpath = os.pathsep.join([str(ROOT / "infra/dags"), str(mwaa_dr), str(shim)])
         aws = dict(endpoint_url=info["moto_url"], region_name="us-east-1")
-        boto3.client("s3", **aws).create_bucket(Bucket=BUCKET)
+        mb.versioned_bucket(boto3.client("s3", **aws), BUCKET)
         kms_key = boto3.client("kms", **aws).create_key()["KeyMetadata"]["KeyId"]
+        # Both DAGs run only for a task token Step Functions knows: one waiting execution each.
+        live_token = lambda: mb.state_machine(boto3.client("stepfunctions", **aws),  # noqa: E731
+                                              boto3.client("sqs", **aws))[1]
         source = Database(af["database_url"], af["fernet_key"], workdir / "source", pythonpath,
                           info["moto_url"])
         logs = workdir / "work.log"
@@ -133,7 +140,7 @@ def main():
             target.migrate(logs)
             log(f"{tool}: export")
             if tool == "mwaa-ops":
-                out, ex_s, ex_rss = source.run("ours-export", BUCKET, kms_key, log_path=logs)
+                out, ex_s, ex_rss = source.run("ours-export", BUCKET, kms_key, live_token(), log_path=logs)
                 files = workdir / "ours-export"
                 s3 = boto3.client("s3", **aws)
                 for obj in s3.list_objects_v2(Bucket=BUCKET)["Contents"]:
@@ -141,7 +148,8 @@ def main():
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     s3.download_file(BUCKET, obj["Key"], str(dest))
                 log(f"{tool}: import")
-                _, im_s, im_rss = target.run("ours-import", out["manifest"], log_path=logs)
+                conf = dict(mb.snapshot_conf(out, "bench"), task_token=live_token())
+                _, im_s, im_rss = target.run("ours-import", json.dumps(conf), log_path=logs)
             else:
                 files = workdir / "mwaa-dr-export"
                 _, ex_s, ex_rss = source.run("mwaa-dr-export", str(files), log_path=logs)

@@ -123,15 +123,16 @@ class FakeTaskInstance:
         pass
 
 
-def ours_export(bucket, kms_key):
+def ours_export(bucket, kms_key, task_token):
     import mwaa_ops_export
     return mwaa_ops_export._export({"bucket": bucket, "environment": "bench", "kms_key_id": kms_key,
-                                    "poll_seconds": 1}, FakeTaskInstance())
+                                    "poll_seconds": 1, "task_token": task_token}, FakeTaskInstance())
 
 
-def ours_import(manifest):
+def ours_import(conf):
+    """conf: the import's conf as JSON (the snapshot record's fields and a live task token)."""
     import mwaa_ops_import
-    return mwaa_ops_import.run_import({"manifest": manifest})
+    return mwaa_ops_import.run_import(json.loads(conf))
 
 
 def mwaa_dr_tables(directory):

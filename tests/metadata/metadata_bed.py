@@ -1,7 +1,10 @@
 """Helpers for the metadata round-trip tests: history generation over the REST API, a Step
 Functions execution waiting on a task token (moto), and a normalised dump of a metadata DB
 (run by the Airflow venv's Python: it needs SQLAlchemy and the Fernet key)."""
+import base64
 import copy
+import gzip
+import hashlib
 import json
 import os
 import subprocess
@@ -224,3 +227,87 @@ def differences(source, target, active, ignore=lambda table, row: False):
         expected.pop(table), got.pop(table)
     return {t: (len(expected.get(t, [])), len(got.get(t, []))) for t in set(expected) | set(got)
             if expected.get(t) != got.get(t)}
+
+
+# ---------------------------------------------------------------- exports bound to their pause
+
+def versioned_bucket(s3, bucket):
+    """The suite bucket as the template makes it: versioned (the import reads the version the
+    snapshot recorded)."""
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
+def snapshot_conf(export_output: dict, environment: str) -> dict:
+    """The import's conf as the resume passes it from the snapshot record."""
+    return {"manifest": export_output["manifest"], "manifest_sha256": export_output["manifest_sha256"],
+            "manifest_version_id": export_output["manifest_version_id"],
+            "export_id": export_output["export_id"], "environment": environment}
+
+
+def read_manifest(s3, conf: dict) -> dict:
+    bucket, key = conf["manifest"][5:].split("/", 1)
+    return json.loads(s3.get_object(Bucket=bucket, Key=key, VersionId=conf["manifest_version_id"])["Body"].read())
+
+
+def put_manifest(s3, conf: dict, manifest: dict, name: str | None) -> dict:
+    """Writes `manifest` next to the recorded one (`manifest-<name>.json`, or over it when name
+    is None); returns the conf of a snapshot record naming exactly what was written, as a
+    forger who could also write the record would."""
+    bucket, key = conf["manifest"][5:].split("/", 1)
+    if name:
+        key = key.replace("manifest.json", f"manifest-{name}.json")
+    body = json.dumps(manifest).encode()
+    version = s3.put_object(Bucket=bucket, Key=key, Body=body)["VersionId"]
+    return dict(conf, manifest=f"s3://{bucket}/{key}", manifest_sha256=hashlib.sha256(body).hexdigest(),
+                manifest_version_id=version)
+
+
+def rewritten(s3, conf: dict, manifest: dict, table: str, change) -> dict:
+    """A copy of `manifest` whose `table` object is change(its gunzipped bytes), written next to
+    the original with a matching SHA-256 and row count: only the sealed values can tell."""
+    bucket = conf["manifest"][5:].split("/", 1)[0]
+    manifest = copy.deepcopy(manifest)
+    entry = next(e for e in manifest["tables"] if e["table"] == table)
+    text = change(gzip.decompress(s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read()))
+    body = gzip.compress(text)
+    entry.update(key=entry["key"] + ".changed", sha256=hashlib.sha256(body).hexdigest(),
+                 rows=len(text.splitlines()))
+    s3.put_object(Bucket=bucket, Key=entry["key"], Body=body)
+    return manifest
+
+
+def binding_cases(s3, kms, conf: dict) -> dict:
+    """{case: conf} of exports the import must refuse however well-formed they are:
+    - changed: the manifest rewritten in place after the pause (a new S3 version at the same
+      key); the conf names that version with the recorded SHA-256;
+    - other_environment: another environment's export put in place (its manifest names it);
+    - other_environments_key: a manifest claiming this environment whose data key KMS made for
+      another one (the encryption context differs: KMS refuses);
+    - made_up: a manifest and record nobody recorded (export id and digest invented)."""
+    good = read_manifest(s3, conf)
+    cases = {}
+    changed = put_manifest(s3, conf, dict(good, active_dags=["someone_elses_dag"]), None)
+    cases["changed"] = dict(conf, manifest_version_id=changed["manifest_version_id"])
+    cases["other_environment"] = put_manifest(s3, conf, dict(good, environment="env-b"), "other-environment")
+    key = kms.generate_data_key(KeyId=good["data_key"]["kms_key_id"], KeySpec="AES_256",
+                                EncryptionContext={"mwaa-ops:environment": "env-b",
+                                                   "mwaa-ops:export-id": good["export_id"]})
+    foreign = copy.deepcopy(good)
+    foreign["data_key"]["ciphertext"] = base64.b64encode(key["CiphertextBlob"]).decode()
+    cases["other_environments_key"] = put_manifest(s3, conf, foreign, "other-key")
+    cases["made_up"] = dict(conf, manifest_sha256="0" * 64, export_id="made-up")
+    return cases
+
+
+def kms_refuses_another_context(kms, conf, manifest) -> str:
+    """The bed's KMS is as strict as AWS: the export's data key, asked for under another
+    environment's encryption context, is refused (the error code)."""
+    import botocore.exceptions
+    blob = base64.b64decode(manifest["data_key"]["ciphertext"])
+    try:
+        kms.decrypt(CiphertextBlob=blob, EncryptionContext={"mwaa-ops:environment": "env-b",
+                                                            "mwaa-ops:export-id": conf["export_id"]})
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+    return "decrypted"

@@ -228,16 +228,20 @@ def test_2x_import_refuses_a_3x_export():
 def test_rows_are_checked_and_unsealed_before_any_write():
     key = os.urandom(32)
     env = m.Envelope(key)
-    rows = [{"key": "a", "val": env.encrypt("s3cr3t", "variable.val"), "description": None},
+    rows = [{"key": "a", "val": env.encrypt("s3cr3t", m.sealed_as("variable", "val", "a")), "description": None},
             {"key": "b", "val": None, "description": "no value"}]
     r.check_rows("variable", rows)
     assert [x["val"] for x in r.unseal("variable", rows, env)] == ["s3cr3t", None]
     with pytest.raises(m.Refused, match="row 2 does not have the columns"):
         r.check_rows("variable", [rows[0], {"key": "b"}])
-    moved = [dict(rows[0], val=env.encrypt("pw", "connection.password"))]
-    with pytest.raises(m.Refused, match="val of 'a' cannot be decrypted"):
+    moved = [dict(rows[0], val=env.encrypt("pw", m.sealed_as("connection", "password", "a")))]
+    with pytest.raises(m.Refused, match="table variable, column val, row 1: the sealed value does not open"):
         r.unseal("variable", moved, env)
-    with pytest.raises(m.Refused, match="cannot be decrypted"):
+    swapped = [dict(rows[0], key="b"), dict(rows[1], key="a")]  # a's value now sits in row b
+    with pytest.raises(m.Refused, match="row 1") as refused:
+        r.unseal("variable", swapped, env)
+    assert "'a'" not in str(refused.value) and "'b'" not in str(refused.value)  # row keys are data
+    with pytest.raises(m.Refused, match="does not open"):
         r.unseal("variable", rows, m.Envelope(os.urandom(32)))
 
 
@@ -247,7 +251,7 @@ def test_export_rows_seal_secrets_and_take_values_from_the_sdk_not_from_rest():
     rest = r.Rest("e", FakeMwaa(listing("variables", masked)))
     [row] = r.variable_rows(rest, lambda k: "real-" + k, env)
     assert row["key"] == "secret_var" and row["description"] == "d" and "real" not in row["val"]
-    assert env.decrypt(row["val"], "variable.val") == "real-secret_var"
+    assert env.decrypt(row["val"], m.sealed_as("variable", "val", "secret_var")) == "real-secret_var"
 
     class Conn:
         conn_type, host, schema, login, port = "postgres", "h", "s", "l", 5432
@@ -255,5 +259,5 @@ def test_export_rows_seal_secrets_and_take_values_from_the_sdk_not_from_rest():
     conns = [{"connection_id": "c", "password": "***", "extra": '{"token": "***"}', "description": "dc"}]
     [row] = r.connection_rows(r.Rest("e", FakeMwaa(listing("connections", conns))), lambda i: Conn, env)
     assert sorted(row) == sorted(r.TABLES["connection"]) and row["description"] == "dc"
-    assert env.decrypt(row["password"], "connection.password") == "pw"
-    assert env.decrypt(row["extra"], "connection.extra") == '{"token": "t"}'
+    assert env.decrypt(row["password"], m.sealed_as("connection", "password", "c")) == "pw"
+    assert env.decrypt(row["extra"], m.sealed_as("connection", "extra", "c")) == '{"token": "t"}'

@@ -5,8 +5,10 @@ from scripts/metadata-matrix, which makes .bed/airflow-<version> first).
 One scenario, run once per module (one Airflow at a time): history in a source environment, and
 a task deferred (its trigger running in the source's triggerer) -> export (and a failing export)
 -> source stopped -> a fresh environment with another Fernet key -> refused imports (tampered,
-missing object, wrong version) -> import -> import again -> the deferred task's trigger fires in
-the new environment and the task resumes there.
+missing object, wrong version; a manifest changed after the pause, another environment's export,
+sealed values swapped between rows, runs triggered by hand with a made-up token or none, an
+import failing on a row) -> import -> import again -> the deferred task's trigger fires in the
+new environment and the task resumes there.
 The tests below check what each step left behind. Skipped only with MWAA_OPS_SKIP_AIRFLOW=1.
 """
 import copy
@@ -49,8 +51,8 @@ def run_dag(info, dag_id, conf, sfn=None, sqs=None):
     run_id = f"{dag_id}-{time.time_ns()}"
     mb.trigger(info, dag_id, run_id, conf)
     state = mb.wait_runs(info, dag_id, [run_id], timeout=180)[run_id]
-    execution = mb.wait_execution(sfn, execution) if sfn else None
-    if state == "failed" and execution is not None:  # moto keeps no cause: read the task's own
+    execution = mb.wait_execution(sfn, execution) if sfn else {}
+    if state == "failed":  # moto keeps no cause: read the task's own (what on_failure sends)
         task = dag_id.split("_")[-1]
         execution["cause"] = mb.call(info, "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}"
                                      f"/xcomEntries/error")["value"]
@@ -72,7 +74,7 @@ def scenario(tmp_path_factory):
                                    aws_access_key_id="test", aws_secret_access_key="test")
                    for s in ("s3", "kms", "stepfunctions", "sqs")}
         s3, sfn, sqs = clients["s3"], clients["stepfunctions"], clients["sqs"]
-        s3.create_bucket(Bucket=BUCKET)
+        mb.versioned_bucket(s3, BUCKET)
         kms_key = clients["kms"].create_key()["KeyMetadata"]["KeyId"]
         out = {"s3": s3, "kms_key": kms_key}
         pg.start(tmp / "pg")
@@ -99,24 +101,35 @@ def scenario(tmp_path_factory):
         out["source"] = mb.dump(VERSION, src["database_url"], src["fernet_key"])
 
         # -- target environment: refusals first (nothing may be written), then the import, twice
-        manifest_uri = json.loads(out["export"][1]["output"])["manifest"]
-        out["manifest_uri"] = manifest_uri
+        recorded = mb.snapshot_conf(json.loads(out["export"][1]["output"]), "env-a")
+        manifest_uri = out["manifest_uri"] = recorded["manifest"]
+        out["recorded"] = recorded
+        out["kms_other_context"] = mb.kms_refuses_another_context(clients["kms"], recorded,
+                                                                   mb.read_manifest(s3, recorded))
         af = ab.Airflow(VERSION, pg, folder, tmp / "target", triggerer=True)
         dst = af.start()
         af.wait_for_dag("mwaa_ops_import")
         out["refused"] = {}
-        bad = bad_manifests(s3, manifest_uri)
-        out["refused"]["tampered"] = run_dag(dst, "mwaa_ops_import", {"manifest": bad.pop("tampered")}, sfn, sqs)
+        bad = dict(bad_manifests(s3, recorded), **mb.binding_cases(s3, clients["kms"], recorded))
+        out["refused"]["tampered"] = run_dag(dst, "mwaa_ops_import", bad.pop("tampered"), sfn, sqs)
+        # Made up by hand: a run nobody's state machine waits for reads nothing.
+        out["refused"]["forged"] = run_dag(dst, "mwaa_ops_import", dict(bad["made_up"], task_token="AQCEAAAAKgAAAA-made-up"))
+        # A row PostgreSQL refuses: the failure must not quote it.
+        out["refused"]["row"] = run_dag(dst, "mwaa_ops_import", bad.pop("row"), sfn, sqs)
         # The other refusals straight through the import code (as the task runs it), to save
-        # a DAG run each: same database, same Fernet key, same AWS endpoint.
-        env = dict(af.env, PYTHONPATH=os.pathsep.join([str(folder), os.environ["PYTHONPATH"]]))
-        out["refused"].update(mb.airflow_python(VERSION, HERE / "try_import.py", *bad.values(), env=env))
+        # a DAG run each: same database, same Fernet key, same AWS endpoint, a live task token.
+        _, token = mb.state_machine(sfn, sqs)
+        env = dict(af.env, PYTHONPATH=os.pathsep.join([str(folder), os.environ["PYTHONPATH"]]),
+                   MWAA_OPS_TRY_CONF=json.dumps({"task_token": token}))
+        bad["no_token"] = dict(recorded, task_token=None)
+        out["refused"].update(mb.airflow_python(VERSION, HERE / "try_import.py",
+                                                *(json.dumps(dict(c, case=k)) for k, c in bad.items()), env=env))
         out["before_import"] = mb.dump(VERSION, dst["database_url"], dst["fernet_key"])
         t0 = time.monotonic()
-        out["import"] = run_dag(dst, "mwaa_ops_import", {"manifest": manifest_uri}, sfn, sqs)
+        out["import"] = run_dag(dst, "mwaa_ops_import", recorded, sfn, sqs)
         out["import_seconds"] = time.monotonic() - t0
         out["after_import"] = mb.dump(VERSION, dst["database_url"], dst["fernet_key"])
-        out["reimport"] = run_dag(dst, "mwaa_ops_import", {"manifest": manifest_uri}, sfn, sqs)
+        out["reimport"] = run_dag(dst, "mwaa_ops_import", recorded, sfn, sqs)
         out["after_reimport"] = mb.dump(VERSION, dst["database_url"], dst["fernet_key"])
         out["target_dags"] = {d["dag_id"]: d["is_paused"] for d in mb.call(dst, "GET", "/dags")["dags"]}
 
@@ -134,11 +147,34 @@ def scenario(tmp_path_factory):
         os.environ.update(saved)
 
 
-def bad_manifests(s3, uri):
-    """Four broken copies of a good manifest, written next to it."""
-    bucket, key = uri[5:].split("/", 1)
-    good = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    cases = {}
+def swap_sealed_values(text: bytes, column_names) -> bytes:
+    """The variable object with the sealed values of its first two sealed rows swapped."""
+    rows = [line.split(b"\t") for line in text.splitlines()]
+    at = list(column_names).index("val")
+    first, second = [r for r in rows if r[at] != b"\\N"][:2]
+    first[at], second[at] = second[at], first[at]
+    return b"".join(b"\t".join(r) + b"\n" for r in rows)
+
+
+def null_connection_id(text: bytes, column_names) -> bytes:
+    """The connection object with the id of the connection holding no secret set to NULL (a
+    NOT NULL column): PostgreSQL refuses it quoting the whole row."""
+    at = list(column_names).index("conn_id")
+    rows = [line.split(b"\t") for line in text.splitlines()]
+    for row in rows:
+        if row[at] == b"no_secret":
+            row[at] = b"\\N"
+    return b"".join(b"\t".join(r) + b"\n" for r in rows)
+
+
+def bad_manifests(s3, recorded):
+    """Broken copies of a good export, written next to it: {case: conf naming exactly it}."""
+    good = mb.read_manifest(s3, recorded)
+    columns = {e["table"]: e["columns"] for e in good["tables"]}
+    cases = {"swapped": mb.rewritten(s3, recorded, good, "variable",
+                                     lambda t: swap_sealed_values(t, columns["variable"])),
+             "row": mb.rewritten(s3, recorded, good, "connection",
+                                 lambda t: null_connection_id(t, columns["connection"]))}
     tampered = copy.deepcopy(good)
     entry = next(e for e in tampered["tables"] if e["table"] == "xcom")
     entry["sha256"] = "0" * 64
@@ -149,12 +185,10 @@ def bad_manifests(s3, uri):
     cases["missing"] = missing
     cases["version"] = dict(copy.deepcopy(good), airflow_version=OTHER_VERSION)
     cases["json_lines"] = dict(copy.deepcopy(good), format="mwaa-ops-metadata/1")  # written before 2026-11-30
-    uris = {}
-    for case, body in cases.items():
-        k = key.replace("manifest.json", f"manifest-{case}.json")
-        s3.put_object(Bucket=bucket, Key=k, Body=json.dumps(body).encode())
-        uris[case] = f"s3://{bucket}/{k}"
-    return uris
+    old = copy.deepcopy(good)  # written before exports were sealed to their environment
+    del old["data_key"]["encryption_context"]
+    cases["unsealed"] = old
+    return {case: mb.put_manifest(s3, recorded, body, case) for case, body in cases.items()}
 
 
 def objects(s3, uri):
@@ -192,7 +226,7 @@ def test_export_sends_manifest_to_step_functions(scenario):
     s3, uri = scenario["s3"], scenario["manifest_uri"]
     bucket, key = uri[5:].split("/", 1)
     assert "/env-a/dt=" in key
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    body = s3.get_object(Bucket=bucket, Key=key, VersionId=output["manifest_version_id"])["Body"].read()
     manifest = json.loads(body)
     import hashlib
     assert hashlib.sha256(body).hexdigest() == output["manifest_sha256"]
@@ -211,9 +245,7 @@ def test_export_sends_manifest_to_step_functions(scenario):
 def test_export_moves_exactly_this_versions_tables(scenario):
     """By reflection: what the source's migrations made, not a list in the code. 2.10.0 added
     try history, dataset aliases and parsing requests (the latter regenerated: not moved)."""
-    s3, uri = scenario["s3"], scenario["manifest_uri"]
-    bucket, key = uri[5:].split("/", 1)
-    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    manifest = mb.read_manifest(scenario["s3"], scenario["recorded"])
     moved, left = {e["table"] for e in manifest["tables"]}, set(manifest["excluded_tables"])
     assert moved == set(scenario["source"]["tables"])  # the dump reflects the source on its own
     new_in_2_10 = {"task_instance_history", "dataset_alias", "dataset_alias_dataset",
@@ -242,21 +274,62 @@ def user_rows(dump):
                               "dataset_event", "trigger") + (("task_instance_history",) if V >= (2, 10) else ())}
 
 
-@pytest.mark.parametrize("case,needle", [("tampered", "table xcom"), ("missing", "table task_instance"),
-                                         ("version", f"Airflow {OTHER_VERSION}, this is {VERSION}"),
-                                         ("json_lines", "JSON Lines database export written by an earlier")])
+@pytest.mark.parametrize("case,needle", [
+    ("tampered", "table xcom"), ("missing", "table task_instance"),
+    ("version", f"Airflow {OTHER_VERSION}, this is {VERSION}"),
+    ("json_lines", "JSON Lines database export written by an earlier"),
+    ("unsealed", "no KMS encryption context: an export written before exports were bound"),
+    ("changed", "it changed after the pause"),
+    ("other_environment", "an export of environment 'env-b', not of 'env-a'"),
+    ("other_environments_key", "KMS refused the export's data key for environment 'env-a'"),
+    ("swapped", "table variable, column val, row 1: the sealed value does not open in this row"),
+    ("made_up", "is not the one the pause recorded"),
+    ("no_token", "conf has no task_token"),
+    ("forged", "Step Functions refused the task token (InvalidToken)")])
 def test_import_refuses_bad_exports_and_writes_nothing(scenario, case, needle):
     if case == "tampered":  # through the DAG: Step Functions hears of it
         state, execution = scenario["refused"][case]
         assert state == "failed"
         assert execution["status"] == "FAILED" and execution["error"] == "MwaaOps.ImportRefused"
         error = execution["cause"]
+    elif case == "forged":  # triggered by hand: refused before anything is read
+        state, run = scenario["refused"][case]
+        assert state == "failed"
+        error = run["cause"]
     else:
-        error = scenario["refused"][next(u for u in scenario["refused"] if u.endswith(f"manifest-{case}.json"))]
+        error = scenario["refused"][case]
     assert error.startswith("Refused") and needle in error, error
     before = user_rows(scenario["before_import"])
     assert not any(before[t] for t in ("connection", "variable", "dag_run", "task_instance", "xcom"))
     assert [json.loads(r)["slots"] for r in before["slot_pool"]] == [128]  # default_pool untouched
+
+
+def test_a_failing_row_reaches_step_functions_as_table_column_and_row_only(scenario):
+    """PostgreSQL refuses a NULL connection id quoting the row ("Failing row contains (...)",
+    with the connection's host): XCom, the task token's failure and the email carry only
+    the error's class, table, column, constraint and row; nothing was written."""
+    state, execution = scenario["refused"]["row"]
+    assert state == "failed"
+    assert execution["status"] == "FAILED" and execution["error"] == "MwaaOps.ImportFailed"
+    cause = execution["cause"]
+    assert "NotNullViolation" in cause and "table connection" in cause and "column conn_id" in cause, cause
+    assert "example.invalid" not in cause and "Failing row" not in cause and "no_secret" not in cause, cause
+    before = user_rows(scenario["before_import"])
+    assert not any(before[t] for t in ("connection", "variable", "dag_run", "task_instance", "xcom"))
+
+
+def test_the_beds_kms_refuses_a_data_key_under_another_environments_context(scenario):
+    assert scenario["kms_other_context"] == "InvalidCiphertextException"
+
+
+def test_the_import_reads_the_recorded_version_not_what_lies_at_the_key_now(scenario):
+    """After the pause the manifest was rewritten in place (case `changed`); the import of the
+    recorded version went ahead and imported what the export wrote."""
+    s3, recorded = scenario["s3"], scenario["recorded"]
+    bucket, key = recorded["manifest"][5:].split("/", 1)
+    assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["active_dags"] == ["someone_elses_dag"]
+    state, execution = scenario["import"]
+    assert state == "success" and json.loads(execution["output"])["active_dags"] == ["mwaa_ops_history"]
 
 
 def test_import_reports_to_step_functions(scenario):

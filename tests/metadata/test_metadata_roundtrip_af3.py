@@ -45,13 +45,14 @@ def seed(info):
 
 
 def run_dag(info, dag_id, conf, sfn, sqs):
-    """Trigger a run with a task token; (run state, execution). 3.x needs logical_date."""
-    execution, token = mb.state_machine(sfn, sqs)
+    """Trigger a run with a task token (none when sfn is None: conf may bring a made-up one);
+    (run state, execution). 3.x needs logical_date."""
+    execution, token = mb.state_machine(sfn, sqs) if sfn else (None, conf.get("task_token"))
     run_id = f"{dag_id}-{time.time_ns()}"
     mb.call(info, "POST", f"/dags/{dag_id}/dagRuns",
             {"dag_run_id": run_id, "logical_date": None, "conf": dict(conf, task_token=token)})
     state = mb.wait_runs(info, dag_id, [run_id], timeout=180)[run_id]
-    execution = mb.wait_execution(sfn, execution)
+    execution = mb.wait_execution(sfn, execution) if sfn else {}
     if state == "failed":  # moto keeps no cause: read the task's own
         task = dag_id.split("_")[-1]
         answer = mb.call(info, "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}/xcomEntries/error")
@@ -101,7 +102,7 @@ def scenario(tmp_path_factory):
         kw = dict(region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
         s3, kms, sfn, sqs = (boto3.client(s, endpoint_url=moto.url, **kw) for s in ("s3", "kms", "stepfunctions", "sqs"))
         mwaa = boto3.client("mwaa", endpoint_url=plane.url, config=Config(inject_host_prefix=False), **kw)
-        s3.create_bucket(Bucket=BUCKET)
+        mb.versioned_bucket(s3, BUCKET)
         kms_key = kms.create_key()["KeyMetadata"]["KeyId"]
         create_environment(mwaa)
         out = {"s3": s3, "plane": plane}
@@ -124,27 +125,29 @@ def scenario(tmp_path_factory):
         af.stop()
 
         # -- target: refusals (nothing written), the import, the import again
-        out["manifest_uri"] = json.loads(out["export"][1]["output"])["manifest"]
+        recorded = mb.snapshot_conf(json.loads(out["export"][1]["output"]), ENV)
+        out["manifest_uri"], out["recorded"] = recorded["manifest"], recorded
         af, dst = start_airflow(pg, folder, tmp / "target", plane.url)
         out["fernet_changed"] = dst["fernet_key"] != src["fernet_key"]
         out["fresh"] = settings(dst)
-        bad = bad_manifests(s3, out["manifest_uri"])
-        out["refused"] = {"tampered": run_dag(dst, "mwaa_ops_import",
-                                              {"manifest": bad.pop("tampered"), "environment": ENV}, sfn, sqs)}
+        bad = dict(bad_manifests(s3, recorded), **mb.binding_cases(s3, kms, recorded))
+        out["refused"] = {"tampered": run_dag(dst, "mwaa_ops_import", bad.pop("tampered"), sfn, sqs),
+                          "forged": run_dag(dst, "mwaa_ops_import",
+                                            dict(bad["made_up"], task_token="AQCEAAAAKgAAAA-made-up"), None, None)}
         # The other refusals straight through the import code, as the task runs it (a DAG run each
-        # would cost ~10 s): same Airflow settings, same AWS endpoints.
+        # would cost ~10 s): same Airflow settings, same AWS endpoints, a live task token.
+        _, token = mb.state_machine(sfn, sqs)
         env = dict(af.env, PYTHONPATH=os.pathsep.join([str(folder), os.environ["PYTHONPATH"]]),
-                   MWAA_OPS_TRY_CONF=json.dumps({"environment": ENV}))
-        tried = mb.airflow_python(VERSION, HERE / "try_import.py", *bad.values(), env=env)
-        out["refused"].update({case: tried[uri] for case, uri in bad.items()})
+                   MWAA_OPS_TRY_CONF=json.dumps({"task_token": token}))
+        bad["no_token"] = dict(recorded, task_token=None)
+        out["refused"].update(mb.airflow_python(VERSION, HERE / "try_import.py",
+                                                *(json.dumps(dict(c, case=k)) for k, c in bad.items()), env=env))
         out["before_import"] = settings(dst)
         t0 = time.monotonic()
-        out["import"] = run_dag(dst, "mwaa_ops_import", {"manifest": out["manifest_uri"], "environment": ENV},
-                                sfn, sqs)
+        out["import"] = run_dag(dst, "mwaa_ops_import", recorded, sfn, sqs)
         out["import_seconds"] = time.monotonic() - t0
         out["after_import"] = settings(dst)
-        out["reimport"] = run_dag(dst, "mwaa_ops_import", {"manifest": out["manifest_uri"], "environment": ENV},
-                                  sfn, sqs)
+        out["reimport"] = run_dag(dst, "mwaa_ops_import", recorded, sfn, sqs)
         out["after_reimport"] = settings(dst)
         out["calls"] = list(plane.plane.calls)
         yield out
@@ -159,11 +162,20 @@ def scenario(tmp_path_factory):
         os.environ.update(saved)
 
 
-def bad_manifests(s3, uri):
-    """Broken copies of a good export, written next to it: {case: manifest uri}."""
+def swap_between_rows(text: bytes) -> bytes:
+    """The variable object with the sealed values of plain_var and secret_var swapped."""
+    rows = [json.loads(x) for x in text.splitlines()]
+    by_key = {r["key"]: r for r in rows}
+    by_key["plain_var"]["val"], by_key["secret_var"]["val"] = by_key["secret_var"]["val"], by_key["plain_var"]["val"]
+    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+
+
+def bad_manifests(s3, recorded):
+    """Broken copies of a good export, written next to it: {case: conf naming exactly it}."""
+    uri = recorded["manifest"]
     bucket, key = uri[5:].split("/", 1)
-    good = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    cases = {}
+    good = mb.read_manifest(s3, recorded)
+    cases = {"rows_swapped": mb.rewritten(s3, recorded, good, "variable", swap_between_rows)}
     tampered = copy.deepcopy(good)  # the manifest lies about an object
     next(e for e in tampered["tables"] if e["table"] == "variable")["sha256"] = "0" * 64
     cases["tampered"] = tampered
@@ -189,12 +201,7 @@ def bad_manifests(s3, uri):
     entry.update(key=entry["key"] + ".swapped", sha256=hashlib.sha256(body).hexdigest())
     s3.put_object(Bucket=bucket, Key=entry["key"], Body=body)
     cases["swapped"] = swapped
-    uris = {}
-    for case, content in cases.items():
-        k = key.replace("manifest.json", f"manifest-{case}.json")
-        s3.put_object(Bucket=bucket, Key=k, Body=json.dumps(content).encode())
-        uris[case] = f"s3://{bucket}/{k}"
-    return uris
+    return {case: mb.put_manifest(s3, recorded, content, case) for case, content in cases.items()}
 
 
 def objects(s3, uri):
@@ -228,7 +235,7 @@ def test_export_sends_manifest_to_step_functions(scenario):
     s3, uri = scenario["s3"], scenario["manifest_uri"]
     bucket, key = uri[5:].split("/", 1)
     assert key == output["manifest_key"] and f"/{ENV}/dt=" in key
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    body = s3.get_object(Bucket=bucket, Key=key, VersionId=output["manifest_version_id"])["Body"].read()
     assert hashlib.sha256(body).hexdigest() == output["manifest_sha256"]
     manifest = json.loads(body)
     assert manifest["source"] == "api" and manifest["format"] == "mwaa-ops-metadata/1"
@@ -273,13 +280,23 @@ def test_tasks_went_through_invoke_rest_api_within_its_limits(scenario):
 @pytest.mark.parametrize("case,needle", [
     ("tampered", "table variable"), ("object", "table connection"), ("missing", "table slot_pool) missing"),
     ("version", "Airflow 3.0.2"), ("database_export", "Airflow 2.x database export"),
-    ("swapped", "'plain_var' cannot be decrypted")])
+    ("swapped", "table variable, column val, row 2: the sealed value does not open"),
+    ("rows_swapped", "table variable, column val, row 2: the sealed value does not open"),
+    ("changed", "it changed after the pause"),
+    ("other_environment", f"an export of environment 'env-b', not of '{ENV}'"),
+    ("other_environments_key", f"KMS refused the export's data key for environment '{ENV}'"),
+    ("made_up", "is not the one the pause recorded"), ("no_token", "conf has no task_token"),
+    ("forged", "Step Functions refused the task token (InvalidToken)")])
 def test_import_refuses_bad_exports_and_writes_nothing(scenario, case, needle):
     if case == "tampered":  # through the DAG: Step Functions hears of it
         state, execution = scenario["refused"][case]
         assert state == "failed"
         assert execution["status"] == "FAILED" and execution["error"] == "MwaaOps.ImportRefused"
         error = execution["cause"]
+    elif case == "forged":  # triggered by hand with a made-up token: refused before reading
+        state, run = scenario["refused"][case]
+        assert state == "failed"
+        error = run["cause"]
     else:
         error = scenario["refused"][case]
     assert error.startswith("Refused") and needle in error, error

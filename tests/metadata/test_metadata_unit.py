@@ -1,8 +1,13 @@
 """Unit tests of the pure parts of the metadata DAGs (no Airflow, no database)."""
+import copy
 import datetime as dt
 import gzip
+import hashlib
 import json
 import os
+import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -245,7 +250,7 @@ def test_import_rows_reseal_secrets_and_count_lines(tmp_path):
     long_secret = "s" * (c.CHUNK + 10)
     lines = []
     for i, secret in enumerate(["pw\t1", None, long_secret]):
-        field = c.NULL if secret is None else c.escape(envelope.encrypt(secret, "variable.val"))
+        field = c.NULL if secret is None else c.escape(envelope.encrypt(secret, m.sealed_as("variable", "val", f"k{i}")))
         lines.append(b"\t".join([str(i).encode(), b"k%d" % i, field, b"f"]))
     path = tmp_path / "variable.tsv.gz"
     with gzip.open(path, "wb") as f:
@@ -270,13 +275,155 @@ def test_trigger_kwargs_are_fernet_encrypted_on_import_only_where_airflow_encryp
     envelope, kwargs = m.Envelope(os.urandom(32)), '{"__var": {"token": "t\tok"}, "__type": "dict"}'
     path = tmp_path / "trigger.tsv.gz"
     with gzip.open(path, "wb") as f:
-        f.write(b"\t".join([b"7", b"mod.Trigger", c.escape(envelope.encrypt(kwargs, "trigger.kwargs")), b"\\N"]) + b"\n")
+        f.write(b"\t".join([b"7", b"mod.Trigger", c.escape(envelope.encrypt(kwargs, m.sealed_as("trigger", "kwargs", "7"))), b"\\N"]) + b"\n")
     with c.Rows(str(path), "trigger", ["id", "classpath", "kwargs", "triggerer_id"], FakeFernet(), envelope,
                 version) as rows:
         [line] = b"".join(iter(lambda: rows.read(8192), b"")).splitlines()
     field = c.unescape(line.split(b"\t")[2])
     assert field == ("fernet:" + kwargs[::-1] if encrypted else kwargs)
     assert field.startswith("{") is not encrypted  # how Airflow 2.9+ tells the two apart
+
+
+def _sealed_variables(tmp_path, envelope, keys):
+    """A variable object (COPY text) whose row `key` holds the value `v-<key>` sealed for it."""
+    import mwaa_ops_copy as c
+    path = tmp_path / "variable.tsv.gz"
+    with gzip.open(path, "wb") as f:
+        for i, key in enumerate(keys):
+            sealed = c.escape(envelope.encrypt(f"v-{key}", m.sealed_as("variable", "val", key)))
+            f.write(b"\t".join([str(i).encode(), key.encode(), sealed, b"t"]) + b"\n")
+    return str(path)
+
+
+def test_sealed_values_swapped_between_rows_are_refused_naming_only_table_column_and_row(tmp_path):
+    import mwaa_ops_copy as c
+    envelope, columns = m.Envelope(os.urandom(32)), ["id", "key", "val", "is_encrypted"]
+    good = _sealed_variables(tmp_path, envelope, ["alpha", "beta"])
+    assert c.open_sealed(good, "variable", columns, envelope) == 2
+    with gzip.open(good, "rb") as f:
+        rows = [line.rstrip(b"\n").split(b"\t") for line in f]
+    rows[0][2], rows[1][2] = rows[1][2], rows[0][2]  # beta's value in alpha's row, and back
+    with gzip.open(good, "wb") as f:
+        f.write(b"".join(b"\t".join(r) + b"\n" for r in rows))
+    with pytest.raises(m.Refused) as refused:
+        c.open_sealed(good, "variable", columns, envelope)
+    message = str(refused.value)
+    assert message.startswith("table variable, column val, row 1: the sealed value does not open"), message
+    assert "alpha" not in message and "beta" not in message
+
+
+def test_a_manifest_is_bound_to_its_digest_environment_and_export():
+    manifest = {"format": m.DATABASE_FORMAT, "environment": "env-a", "export_id": "e-1",
+                "data_key": {"ciphertext": "x", "encryption_context": m.encryption_context("env-a", "e-1")}}
+    body = json.dumps(manifest).encode()
+    conf = {"manifest_sha256": hashlib.sha256(body).hexdigest().upper(), "export_id": "e-1"}
+    assert m.bound_manifest(body, conf, "env-a") == manifest
+    refusals = {
+        "changed after the pause": (body + b" ", conf, "env-a"),
+        "an export of environment 'env-a', not of 'env-b'": (body, conf, "env-b"),
+        "the pause recorded 'e-2'": (body, dict(conf, export_id="e-2"), "env-a"),
+    }
+    for case in ("other_env_key", "old"):
+        other = copy.deepcopy(manifest)
+        if case == "old":  # written before exports were sealed to their environment
+            del other["data_key"]["encryption_context"]
+        else:
+            other["data_key"]["encryption_context"] = m.encryption_context("env-b", "e-1")
+        text = json.dumps(other).encode()
+        needle = "no KMS encryption context" if case == "old" else "not to this environment and export"
+        refusals[needle] = (text, dict(conf, manifest_sha256=hashlib.sha256(text).hexdigest()), "env-a")
+    for needle, (text, c, env) in refusals.items():
+        with pytest.raises(m.Refused, match=re.escape(needle)):
+            m.bound_manifest(text, c, env)
+    with pytest.raises(ValueError, match="manifest_sha256"):
+        m.bound_manifest(body, {"export_id": "e-1"}, "env-a")
+
+
+def test_conf_must_name_the_environment_mwaa_runs_the_dag_in(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_ENV_NAME", raising=False)
+    assert m.own_environment({"environment": "env-a"}) == "env-a"
+    monkeypatch.setenv("AIRFLOW_ENV_NAME", "env-b")
+    with pytest.raises(m.Refused, match="conf names environment 'env-a', this is 'env-b'"):
+        m.own_environment({"environment": "env-a"})
+
+
+def test_a_task_token_step_functions_does_not_know_refuses_the_run_before_it_reads(monkeypatch):
+    class Sfn:
+        def __init__(self, code=None):
+            self.code, self.beats = code, []
+
+        def send_task_heartbeat(self, taskToken):
+            self.beats.append(taskToken)
+            if self.code:
+                raise type("ClientError", (Exception,), {})("refused") if self.code == "plain" else \
+                    _client_error(self.code)
+    for code in ("InvalidToken", "TaskDoesNotExist", "TaskTimedOut"):
+        token = m.TaskToken("made-up", "us-east-1")
+        token._sfn = Sfn(code)
+        with pytest.raises(m.Refused, match=f"Step Functions refused the task token \\({code}\\)"):
+            token.verify()
+    with pytest.raises(m.Refused, match="no task_token"):
+        m.TaskToken(None).verify()
+    token = m.TaskToken("real", "us-east-1")
+    token._sfn = Sfn()
+    token.verify()
+    assert token._sfn.beats == ["real"]
+
+
+def _client_error(code):
+    e = Exception(f"An error occurred ({code})")
+    e.response = {"Error": {"Code": code}}
+    return e
+
+
+def test_failures_are_reduced_to_table_column_constraint_and_row():
+    class Diag:
+        table_name, column_name, constraint_name = "connection", "conn_id", None
+        context = "COPY connection, line 2: \"2\t\\N\thttp\texample.invalid\""
+        message_detail = "Failing row contains (2, null, http, example.invalid)."
+
+    class NotNullViolation(Exception):
+        pgcode, diag = "23502", Diag()
+
+    class IntegrityError(Exception):  # SQLAlchemy's wrapper: the statement and parameters too
+        orig = NotNullViolation('null value in column "conn_id" violates not-null constraint\n'
+                                'DETAIL:  Failing row contains (2, null, http, example.invalid).')
+    wrapped = RuntimeError('import of table connection failed: null value in column "conn_id"')
+    wrapped.__cause__ = IntegrityError("(psycopg2.errors.NotNullViolation)")
+    for e in (IntegrityError("(psycopg2.errors.NotNullViolation) ... [parameters: {'host': 'example.invalid'}]"),
+              IntegrityError.orig, wrapped):
+        text = m.failure_text(e)
+        assert text.startswith("NotNullViolation (SQLSTATE 23502), table connection, column conn_id, "
+                               "row 2 of the object"), text
+        assert "example.invalid" not in text and "Failing row" not in text
+    text = m.failure_text(RuntimeError("boom\nDETAIL:  Failing row contains (secret)"))
+    assert text == "RuntimeError: boom"
+    text = m.failure_text(ValueError("x [SQL: INSERT ...] [parameters: ('secret',)]"))
+    assert "secret" not in text and text.startswith("ValueError: x")
+    assert m.failure_text(m.Refused("manifest changed")) == "Refused: manifest changed"
+
+
+def test_a_refused_task_token_failure_is_reported_as_an_event_instead(monkeypatch):
+    sent = []
+
+    class Events:
+        def put_events(self, Entries):
+            sent.extend(Entries)
+            return {"FailedEntryCount": 0}
+
+    class Sfn:
+        def send_task_failure(self, **_):
+            raise _client_error("InvalidToken")
+    monkeypatch.setattr(m, "client", lambda service, region=None: Sfn() if service == "stepfunctions" else Events())
+    how = m.report_failure({"task_token": "made-up"}, "Metadata Import Failed", "MwaaOps.ImportRefused",
+                           "Refused: token", {"dag_id": "mwaa_ops_import"})
+    assert how == "event" and json.loads(sent[0]["Detail"])["error"] == "Refused: token"
+
+
+def test_the_two_dags_are_admin_only_on_airflow_2(monkeypatch):
+    for version, expected in (("2.7.2", {"Admin": {"can_read", "can_edit", "can_delete"}}), ("3.0.6", None)):
+        monkeypatch.setitem(sys.modules, "airflow", types.SimpleNamespace(__version__=version))
+        assert m.admin_only() == expected, version
 
 
 def test_import_rows_of_a_table_without_secrets_are_the_objects_bytes(tmp_path):

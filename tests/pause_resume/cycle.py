@@ -71,6 +71,8 @@ class Cycle:
         receiving the suite's events) and the step-worker serving the Lambda tasks."""
         for bucket in (SUITE, LANDING):
             self.s3.create_bucket(Bucket=bucket)
+        # Versioned as the template makes it: the snapshot records the manifest's version.
+        self.s3.put_bucket_versioning(Bucket=SUITE, VersioningConfiguration={"Status": "Enabled"})
         self.key_arn = self.kms.create_key()["KeyMetadata"]["Arn"]
         self.tasks = self.sqs.create_queue(QueueName="lambda-tasks")["QueueUrl"]
         self.events_queue = self.sqs.create_queue(QueueName="suite-events")["QueueUrl"]

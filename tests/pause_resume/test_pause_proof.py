@@ -53,9 +53,10 @@ def write_export(cycle, created_at: dt.datetime) -> dict:
                             "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body),
                             "columns": ["key", "val"]}]}
     text = json.dumps(manifest, indent=1).encode()
-    cycle.s3.put_object(Bucket=SUITE, Key=f"{root}/manifest.json", Body=text)
+    put = cycle.s3.put_object(Bucket=SUITE, Key=f"{root}/manifest.json", Body=text)
     return {"manifest": manifest["location"], "bucket": SUITE, "manifest_key": f"{root}/manifest.json",
-            "manifest_sha256": hashlib.sha256(text).hexdigest(), "export_id": manifest["export_id"],
+            "manifest_sha256": hashlib.sha256(text).hexdigest(), "manifest_version_id": put["VersionId"],
+            "export_id": manifest["export_id"],
             "airflow_version": "2.10.3", "tables": 1, "rows": 1, "active_dags": []}
 
 
@@ -118,7 +119,8 @@ def scenario(tmp_path_factory):
         # recorded it; tonight's pause was skipped (A): the snapshot is still that one.
         paused_at = (created - dt.timedelta(hours=8)).isoformat()
         snapshot = {"environment": ENV, "manifest": f"s3://{SUITE}/metadata/{ENV}/old/manifest.json",
-                    "export_id": "export-old", "active_dags": ["etl", "reports"], "execution": LAST_PAUSE,
+                    "export_id": "export-old", "manifest_sha256": "0" * 64, "manifest_version_id": "v-old",
+                    "active_dags": ["etl", "reports"], "execution": LAST_PAUSE,
                     "paused_at": paused_at, "configuration": {}}
         put_json(cycle, f"snapshots/{ENV}/latest.json", snapshot)
         put_json(cycle, f"snapshots/{ENV}/restored.json",
@@ -193,4 +195,11 @@ def test_a_fresh_export_of_this_environment_is_verified_recorded_and_then_delete
     assert snapshot["execution"] == arn and snapshot["verified"]["execution"] == arn, snapshot
     assert snapshot["verified"]["environment"] == ENV and snapshot["verified"]["verified"] is True
     assert snapshot["verified"]["manifest"] == snapshot["manifest"]
+    # What binds the resume's import to this export: the digest verify-export measured and the
+    # S3 version the export wrote (the latest version at the key, as written).
+    bucket, key = snapshot["manifest"][5:].split("/", 1)
+    head = scenario[1].s3.head_object(Bucket=bucket, Key=key)
+    body = scenario[1].s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert snapshot["manifest_version_id"] == head["VersionId"]
+    assert snapshot["manifest_sha256"] == hashlib.sha256(body).hexdigest()
     assert out["fresh_status"] == "NOT_FOUND" and len(out["fresh_deletes"]) == 1

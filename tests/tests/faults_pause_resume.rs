@@ -84,6 +84,7 @@ const EXECUTION: &str = "arn:aws:states:us-east-1:123456789012:execution:mwaa-op
 /// an export `EXECUTION` verified.
 async fn record_pause(s: &Steps, name: &str) {
     let snapshot = json!({"environment": name, "manifest": "s3://b/m.json", "active_dags": [],
+        "manifest_sha256": "ab12", "manifest_version_id": "v1", "export_id": "e-1",
         "paused_at": "2026-01-01T00:00:00+00:00", "execution": EXECUTION,
         "verified": {"verified": true, "environment": name, "execution": EXECUTION,
                      "manifest": "s3://b/m.json"}});

@@ -21,6 +21,7 @@ const LAST_NIGHT: &str =
 /// The snapshot record a pause in `execution` writes once verify-export passed its export.
 fn record(name: &str, execution: &str) -> Value {
     json!({"environment": name, "execution": execution, "manifest": "s3://b/m.json",
+        "manifest_sha256": "ab12", "manifest_version_id": "v1", "export_id": "e-1",
         "active_dags": [], "paused_at": "2026-11-30T01:00:00+00:00",
         "verified": {"verified": true, "environment": name, "execution": execution,
                      "manifest": "s3://b/m.json"}})

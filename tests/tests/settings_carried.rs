@@ -154,7 +154,8 @@ async fn a_resume_whose_airflow_version_mwaa_refuses_names_it_and_the_choices_an
         (
             snapshot_key(name),
             json!({"environment": name, "manifest": "s3://mwaa-ops-suite/metadata/x/manifest.json",
-                   "active_dags": [], "export_id": "x", "paused_at": "2026-11-30T00:00:00Z"})
+                   "active_dags": [], "export_id": "x", "paused_at": "2026-11-30T00:00:00Z",
+                   "manifest_sha256": "ab12", "manifest_version_id": "v1"})
             .to_string(),
         ),
     ] {

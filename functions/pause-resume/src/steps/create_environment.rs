@@ -128,6 +128,17 @@ async fn load_snapshot(s3: &impl Objects, bucket: &str, name: &str) -> Result<Va
     if !snapshot["active_dags"].is_array() {
         return Err(invalid("field `active_dags` is missing".into()));
     }
+    // The import reads exactly the verified manifest: a record without them (written before
+    // exports were bound to their pause) is refused before anything is created.
+    for field in ["manifest_sha256", "manifest_version_id", "export_id"] {
+        if !snapshot[field].as_str().is_some_and(|v| !v.is_empty()) {
+            return Err(invalid(format!(
+                "field `{field}` is missing: a pause recorded before exports were bound to \
+                 their pause cannot be imported by this suite's import DAG; import it by hand \
+                 with the DAG files that exported it"
+            )));
+        }
+    }
     Ok(snapshot)
 }
 

@@ -83,7 +83,7 @@ fn input(step: Step) -> Value {
         }
         Step::EnableDags => json!({"environment": "dev", "dags": ["etl"]}),
         Step::VerifyExport => json!({"bucket": "exports", "manifest_key": "m/manifest.json",
-            "environment": "dev", "execution": "arn:pause:1",
+            "manifest_version_id": "v1", "environment": "dev", "execution": "arn:pause:1",
             "execution_started": "2026-11-30T01:00:00Z"}),
     }
 }

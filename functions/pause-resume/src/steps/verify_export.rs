@@ -24,6 +24,11 @@ pub struct Input {
     pub manifest_key: String,
     #[serde(default)]
     pub manifest_sha256: Option<String>,
+    /// The S3 version the export wrote: the snapshot record keeps it with the manifest's
+    /// SHA-256 so that the import reads exactly what was verified. `null` (an unversioned
+    /// bucket) is refused: such an export could be replaced unnoticed.
+    #[serde(default)]
+    pub manifest_version_id: Option<String>,
     /// The manifest must name it.
     pub environment: EnvironmentName,
     /// `$$.Execution.Id`: carried into the result, which the snapshot record keeps and
@@ -78,9 +83,10 @@ pub fn check_table(entry: &TableEntry, measured: Option<&Measured>) -> Option<St
     }
 }
 
-/// verify-export: `{"bucket", "manifest_key", "manifest_sha256"?, "environment", "execution",
-/// "execution_started"}` -> `{"verified": true, "manifest", "tables", "rows", "environment",
-/// "execution", "created_at", "export_id"?, "active_dags"?}`.
+/// verify-export: `{"bucket", "manifest_key", "manifest_sha256"?, "manifest_version_id",
+/// "environment", "execution", "execution_started"}` -> `{"verified": true, "manifest",
+/// "manifest_sha256", "manifest_version_id", "tables", "rows", "environment", "execution",
+/// "created_at", "export_id"?, "active_dags"?}`.
 pub async fn verify_export(objects: &impl Objects, event: Value) -> Result<Value, Error> {
     let input: Input = crate::parse(&event)?;
     if input.bucket.is_empty() || input.manifest_key.is_empty() {
@@ -97,11 +103,22 @@ pub async fn check_export(objects: &impl Objects, input: &Input) -> Result<Value
     let location = format!("s3://{}/{}", input.bucket, input.manifest_key);
     let not_verified =
         |what: String| Error::new(ErrorKind::ExportNotVerified, format!("{location}: {what}"));
+    let Some(version) = input
+        .manifest_version_id
+        .as_deref()
+        .filter(|v| !v.is_empty())
+    else {
+        return Err(not_verified(
+            "the export reported no S3 version of its manifest (is the bucket versioned?): \
+             the import could not be bound to what is verified here"
+                .into(),
+        ));
+    };
     let Some(bytes) = objects.get(&input.bucket, &input.manifest_key).await? else {
         return Err(not_verified("the manifest does not exist".into()));
     };
+    let actual = hex::encode(Sha256::digest(&bytes));
     if let Some(expected) = &input.manifest_sha256 {
-        let actual = hex::encode(Sha256::digest(&bytes));
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(not_verified(format!(
                 "manifest SHA-256 {actual} does not match {expected}, the one the export reported"
@@ -145,6 +162,7 @@ pub async fn check_export(objects: &impl Objects, input: &Input) -> Result<Value
     }
     let rows: u64 = manifest.tables.iter().map(|t| t.rows).sum();
     let mut out = json!({"verified": true, "manifest": location,
+        "manifest_sha256": actual, "manifest_version_id": version,
         "tables": manifest.tables.len(), "rows": rows, "bytes": bytes,
         "environment": input.environment.as_str(), "execution": input.execution,
         "created_at": manifest.created_at});
@@ -207,6 +225,7 @@ mod tests {
             bucket: "exports".into(),
             manifest_key: format!("{ROOT}/manifest.json"),
             manifest_sha256: sha256,
+            manifest_version_id: Some("v1".into()),
             environment: EnvironmentName::new("dev").unwrap(),
             execution: "arn:aws:states:us-east-1:1:execution:p:1".into(),
             execution_started: STARTED.into(),
@@ -237,6 +256,14 @@ mod tests {
         assert_eq!(out["active_dags"], json!(["etl"]));
         assert_eq!(out["environment"], "dev");
         assert_eq!(out["execution"], "arn:aws:states:us-east-1:1:execution:p:1");
+        assert_eq!(
+            (
+                out["manifest_sha256"].clone(),
+                out["manifest_version_id"].clone()
+            ),
+            (json!(digest), json!("v1")),
+            "the snapshot record binds the import to this version and digest"
+        );
         let digest = export_as(&s3, MANIFEST_FORMATS[0]); // an Airflow 3 export: JSON Lines
         let out = check_export(&s3, &input(Some(digest))).await.unwrap();
         assert_eq!(
@@ -274,7 +301,7 @@ mod tests {
         let digest = export(&s3);
         let event = json!({"manifest": format!("s3://exports/{ROOT}/manifest.json"),
             "bucket": "exports", "manifest_key": format!("{ROOT}/manifest.json"),
-            "manifest_sha256": digest, "export_id": "e-1", "airflow_version": "2.10.3",
+            "manifest_sha256": digest, "manifest_version_id": "v1", "export_id": "e-1", "airflow_version": "2.10.3",
             "alembic_revision": "5f2621c13b39", "tables": 2, "rows": 3, "active_dags": ["etl"],
             "environment": "dev", "execution": "arn:e", "execution_started": STARTED});
         assert_eq!(
@@ -291,6 +318,21 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(err.to_string().contains("manifest_key"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_export_without_a_manifest_version_is_refused() {
+        let s3 = MemoryObjects::default();
+        let digest = export(&s3);
+        for version in [None, Some(String::new())] {
+            let unversioned = Input {
+                manifest_version_id: version,
+                ..input(Some(digest.clone()))
+            };
+            let err = check_export(&s3, &unversioned).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ExportNotVerified);
+            assert!(err.to_string().contains("no S3 version"), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -76,6 +76,7 @@ fn available_since(secs: i64) -> Environment {
 }
 
 const SNAPSHOT: &str = r#"{"environment": "dev", "manifest": "s3://suite/metadata/dev/m.json",
+    "manifest_sha256": "ab12", "manifest_version_id": "v1", "export_id": "e-1",
     "active_dags": ["etl"], "paused_at": "2026-11-21T19:37:41.511001+00:00"}"#;
 
 fn created(created: bool, status: &str) -> Value {
@@ -157,6 +158,21 @@ async fn a_snapshot_for_another_environment_or_without_its_fields_is_refused() {
         );
         let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::SnapshotNotFound, "{bad}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_recorded_before_exports_were_bound_is_refused_naming_the_field() {
+    let (mwaa, s3) = paused().await;
+    let full: Value = serde_json::from_str(SNAPSHOT).unwrap();
+    for field in ["manifest_sha256", "manifest_version_id", "export_id"] {
+        let mut old = full.clone();
+        old.as_object_mut().unwrap().remove(field);
+        s3.insert(BUCKET, &snapshot_key("dev"), old.to_string().into_bytes());
+        let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::SnapshotNotFound, "{field}: {err}");
+        assert!(err.to_string().contains(&format!("`{field}`")), "{err}");
+        assert_eq!(mwaa.status("dev"), None, "nothing created without {field}");
     }
 }
 
