@@ -45,6 +45,28 @@ async fn runs(bed: &Session, workflow_arn: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `OverrideParameters` MWAA Serverless keeps for the run (GetWorkflowRun).
+async fn run_parameters(
+    bed: &Session,
+    workflow_arn: &str,
+    run_id: &str,
+) -> std::collections::HashMap<String, Value> {
+    let run = bed
+        .mwaa_serverless()
+        .await
+        .get_workflow_run()
+        .workflow_arn(workflow_arn)
+        .run_id(run_id)
+        .send()
+        .await
+        .expect("GetWorkflowRun");
+    run.override_parameters()
+        .expect("the run's parameters")
+        .iter()
+        .map(|(k, v)| (k.clone(), common::document::to_json(v)))
+        .collect()
+}
+
 /// StartWorkflowRun calls the control plane served: (client token, fault).
 async fn start_calls(bed: &Session) -> Vec<(String, Option<String>)> {
     let calls: Vec<Value> = reqwest::get(format!("{}/_bed/calls", bed.serverless_url))
@@ -86,21 +108,7 @@ async fn an_arrival_routed_to_a_serverless_workflow_delivered_three_times_is_one
     assert_eq!(run_ids[1], run_ids[2]);
     assert_eq!(runs(&bed, &arn).await, [run_ids[0]], "one workflow run");
 
-    let run = bed
-        .mwaa_serverless()
-        .await
-        .get_workflow_run()
-        .workflow_arn(&arn)
-        .run_id(run_ids[0])
-        .send()
-        .await
-        .expect("GetWorkflowRun");
-    let parameters: std::collections::HashMap<String, Value> = run
-        .override_parameters()
-        .expect("the arrival's facts")
-        .iter()
-        .map(|(k, v)| (k.clone(), common::document::to_json(v)))
-        .collect();
+    let parameters = run_parameters(&bed, &arn, run_ids[0]).await;
     assert_eq!(parameters["bucket"], LANDING);
     assert_eq!(parameters["key"], key);
     assert_eq!(parameters["size"], 14);
@@ -219,21 +227,7 @@ async fn a_schedule_firing_naming_a_workflow_delivered_twice_is_one_run() {
     );
     assert_eq!(runs(&bed, &arn).await, [run_id], "one workflow run");
 
-    let run = bed
-        .mwaa_serverless()
-        .await
-        .get_workflow_run()
-        .workflow_arn(&arn)
-        .run_id(run_id)
-        .send()
-        .await
-        .expect("GetWorkflowRun");
-    let parameters: std::collections::HashMap<String, Value> = run
-        .override_parameters()
-        .expect("the firing's conf")
-        .iter()
-        .map(|(k, v)| (k.clone(), common::document::to_json(v)))
-        .collect();
+    let parameters = run_parameters(&bed, &arn, run_id).await;
     assert_eq!(parameters["scheduled_time"], "2026-11-21T06:00:00Z");
     assert_eq!(parameters["region"], "eu");
     let calls = start_calls(&bed).await;
