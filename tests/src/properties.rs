@@ -70,10 +70,20 @@ pub fn trigger_dag_input(data: &[u8]) -> bool {
             assert_eq!(targets[0].conf["bucket"], arrival.bucket.as_str());
         }
         Input::Schedule(firing) => {
+            use trigger_dag::decide::{scheduled_run, ScheduledRun};
             let id = common::event::event_id(&event);
-            if let Ok(target) = trigger_dag::decide::schedule_target(&id, &firing) {
-                let again = trigger_dag::decide::schedule_target(&id, &firing).unwrap();
-                check_run_id(&target.run_id, &again.run_id);
+            match (scheduled_run(&id, &firing), scheduled_run("again", &firing)) {
+                (ScheduledRun::Dag(target), ScheduledRun::Dag(again)) => {
+                    check_run_id(&target.run_id, &again.run_id)
+                }
+                (ScheduledRun::Workflow(run), ScheduledRun::Workflow(again)) => {
+                    assert_eq!(
+                        run.client_token, again.client_token,
+                        "a redelivery, another run"
+                    );
+                    assert!((1..=128).contains(&run.client_token.len()));
+                }
+                (a, b) => panic!("one firing, two kinds of run: {a:?} / {b:?}"),
             }
         }
         Input::Replay(replay) => assert!(

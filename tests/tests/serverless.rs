@@ -2,7 +2,7 @@
 //! -> the template's rule -> the real handler -> StartWorkflowRun on the local MWAA
 //! Serverless control plane (tests/bed/mwaa_serverless_local.py). No Airflow needed.
 
-use mwaa_ops_tests::arrivals::{Arrivals, LANDING};
+use mwaa_ops_tests::arrivals::{Arrivals, BUDGET, LANDING};
 use mwaa_ops_tests::{session_without_airflow, Session};
 use serde_json::{json, Value};
 
@@ -42,6 +42,28 @@ async fn runs(bed: &Session, workflow_arn: &str) -> Vec<String> {
         .workflow_runs()
         .iter()
         .map(|r| r.run_id().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The `OverrideParameters` MWAA Serverless keeps for the run (GetWorkflowRun).
+async fn run_parameters(
+    bed: &Session,
+    workflow_arn: &str,
+    run_id: &str,
+) -> std::collections::HashMap<String, Value> {
+    let run = bed
+        .mwaa_serverless()
+        .await
+        .get_workflow_run()
+        .workflow_arn(workflow_arn)
+        .run_id(run_id)
+        .send()
+        .await
+        .expect("GetWorkflowRun");
+    run.override_parameters()
+        .expect("the run's parameters")
+        .iter()
+        .map(|(k, v)| (k.clone(), common::document::to_json(v)))
         .collect()
 }
 
@@ -86,21 +108,7 @@ async fn an_arrival_routed_to_a_serverless_workflow_delivered_three_times_is_one
     assert_eq!(run_ids[1], run_ids[2]);
     assert_eq!(runs(&bed, &arn).await, [run_ids[0]], "one workflow run");
 
-    let run = bed
-        .mwaa_serverless()
-        .await
-        .get_workflow_run()
-        .workflow_arn(&arn)
-        .run_id(run_ids[0])
-        .send()
-        .await
-        .expect("GetWorkflowRun");
-    let parameters: std::collections::HashMap<String, Value> = run
-        .override_parameters()
-        .expect("the arrival's facts")
-        .iter()
-        .map(|(k, v)| (k.clone(), common::document::to_json(v)))
-        .collect();
+    let parameters = run_parameters(&bed, &arn, run_ids[0]).await;
     assert_eq!(parameters["bucket"], LANDING);
     assert_eq!(parameters["key"], key);
     assert_eq!(parameters["size"], 14);
@@ -191,4 +199,53 @@ async fn an_unknown_workflow_fails_the_arrival_and_nothing_is_held() {
     assert_eq!(published[0]["detail-type"], "Arrival Failed");
     assert_eq!(published[0]["detail"]["target"]["workflow_arn"], missing);
     assert_eq!(published[0]["detail"]["retryable"], false);
+}
+
+/// Hands a schedule firing to the handler, as EventBridge Scheduler invokes it.
+async fn deliver(arrivals: &Arrivals, firing: &Value) -> Result<Value, common::Error> {
+    arrivals
+        .function
+        .handle(firing.clone(), common::Deadline::after(BUDGET))
+        .await
+}
+
+#[tokio::test]
+async fn a_schedule_firing_naming_a_workflow_delivered_twice_is_one_run() {
+    let bed = session_without_airflow().await;
+    let arn = create_workflow(&bed, "daily-report").await;
+    let arrivals = Arrivals::deploy(&bed, json!([])).await;
+    let mut firing: Value =
+        serde_json::from_str(include_str!("../../events/schedule-firing-workflow.json")).unwrap();
+    firing["workflow_arn"] = json!(arn);
+    let first = deliver(&arrivals, &firing).await.unwrap();
+    let second = deliver(&arrivals, &firing).await.unwrap();
+    let run_id = first["runs"][0]["run_id"].as_str().unwrap();
+    assert_eq!(first["runs"][0]["workflow_arn"], arn.as_str());
+    assert_eq!(
+        second["runs"][0]["run_id"], run_id,
+        "a redelivery is the same run"
+    );
+    assert_eq!(runs(&bed, &arn).await, [run_id], "one workflow run");
+
+    let parameters = run_parameters(&bed, &arn, run_id).await;
+    assert_eq!(parameters["scheduled_time"], "2026-11-21T06:00:00Z");
+    assert_eq!(parameters["region"], "eu");
+    let calls = start_calls(&bed).await;
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].0, calls[1].0, "one client token per firing");
+
+    // The next scheduled time is the next run; nothing is ever held for a workflow.
+    firing["time"] = json!("2026-11-22T06:00:00Z");
+    deliver(&arrivals, &firing).await.unwrap();
+    assert_eq!(runs(&bed, &arn).await.len(), 2);
+    assert!(arrivals.held_keys().await.is_empty());
+    let published = arrivals
+        .suite_events
+        .take(3, std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(published.len(), 3);
+    assert!(published
+        .iter()
+        .all(|e| e["detail-type"] == "Workflow Run Started"
+            && e["detail"]["target"]["route"] == "schedule"));
 }

@@ -5,9 +5,10 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use common::airflow::dag_runs_path;
 use common::event::{event_id, nested, parse};
 use common::{EnvironmentName, Error};
+
+use crate::routes::{destination, Destination};
 
 /// `detail` of S3's "Object Created" event on EventBridge (keys are not URL-encoded here).
 #[derive(Debug, Clone, Deserialize)]
@@ -46,15 +47,25 @@ pub struct Arrival {
     pub sequencer: Option<String>,
 }
 
-/// The input of an EventBridge Scheduler schedule that starts a DAG.
-/// `time` should be `<aws.scheduler.scheduled-time>` so retries name the same run.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The input of an EventBridge Scheduler schedule, as users write it: a DAG (environment +
+/// dag) or an MWAA Serverless workflow (workflow_arn) to run at `time`, which should be
+/// `<aws.scheduler.scheduled-time>` so a retried invocation names the same run.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ScheduleFiring {
-    pub environment: EnvironmentName,
-    pub dag: String,
-    pub time: String,
+struct FiringSpec {
+    environment: Option<EnvironmentName>,
+    dag: Option<String>,
+    workflow_arn: Option<String>,
+    time: String,
     #[serde(default)]
+    conf: Map<String, Value>,
+}
+
+/// A checked schedule firing: what it runs, and when it was scheduled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleFiring {
+    pub destination: Destination,
+    pub time: String,
     pub conf: Map<String, Value>,
 }
 
@@ -81,14 +92,7 @@ pub fn parse_input(event: &Value) -> Result<Input, Error> {
             .map_err(|e| nested("replay", e));
     }
     if event.get("detail-type").is_none() {
-        let firing: ScheduleFiring = parse(&id, event)?;
-        // Checked like a route's DAG (`..` as a path segment would reach another resource).
-        dag_runs_path(&firing.environment, &firing.dag).map_err(|e| Error::InvalidEvent {
-            event_id: id,
-            field: "dag".into(),
-            reason: e.to_string(),
-        })?;
-        return Ok(Input::Schedule(firing));
+        return parse_firing(&id, event).map(Input::Schedule);
     }
     let envelope: EventBridgeEvent<Value> = parse(&id, event)?;
     if envelope.source != "aws.s3" || envelope.detail_type != "Object Created" {
@@ -119,6 +123,35 @@ pub fn parse_input(event: &Value) -> Result<Input, Error> {
         version_id: detail.object.version_id,
         sequencer: detail.object.sequencer,
     }))
+}
+
+/// A firing names exactly one destination, as a route does, and a scheduled time; checked
+/// once here so a bad schedule is refused naming the field before anything is started.
+fn parse_firing(id: &str, event: &Value) -> Result<ScheduleFiring, Error> {
+    let spec: FiringSpec = parse(id, event)?;
+    let bad = |field: &str, reason: String| Error::InvalidEvent {
+        event_id: id.to_owned(),
+        field: field.to_owned(),
+        reason,
+    };
+    let destination = destination(
+        "a schedule",
+        spec.environment.as_ref(),
+        spec.dag.as_deref(),
+        spec.workflow_arn.as_deref(),
+    )
+    .map_err(|(field, reason)| bad(field, reason))?;
+    if spec.time.trim().is_empty() {
+        return Err(bad(
+            "time",
+            "empty: use <aws.scheduler.scheduled-time>".into(),
+        ));
+    }
+    Ok(ScheduleFiring {
+        destination,
+        time: spec.time,
+        conf: spec.conf,
+    })
 }
 
 #[cfg(test)]
@@ -157,7 +190,17 @@ mod tests {
         )))
         .unwrap();
         assert!(
-            matches!(firing, Input::Schedule(ref f) if f.dag == "daily_report" && f.conf["region"] == "eu")
+            matches!(firing, Input::Schedule(ref f) if f.destination == Destination::Dag {
+                environment: EnvironmentName::new("dev-analytics").unwrap(),
+                dag: "daily_report".into()
+            } && f.conf["region"] == "eu")
+        );
+        let workflow = parse_input(&sample(include_str!(
+            "../../../events/schedule-firing-workflow.json"
+        )))
+        .unwrap();
+        assert!(
+            matches!(workflow, Input::Schedule(ref f) if matches!(f.destination, Destination::Workflow { ref arn } if arn.ends_with("dev-daily-report-A1b2C3d4E5")))
         );
         let replay = parse_input(&sample(include_str!(
             "../../../events/replay-held-arrivals.json"
@@ -193,6 +236,11 @@ mod tests {
                 include_str!("../../../events/invalid/schedule-without-time.json"),
                 "(no id)",
                 "missing field `time`",
+            ),
+            (
+                include_str!("../../../events/invalid/schedule-workflow-and-dag.json"),
+                "(no id)",
+                "field `workflow_arn`",
             ),
             (
                 include_str!("../../../events/invalid/replay-without-environment.json"),

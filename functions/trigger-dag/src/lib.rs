@@ -24,7 +24,7 @@ use common::retry::with_retries;
 use common::{Availability, Deadline, Error};
 
 use catalog::RouteCatalog;
-use decide::{arrival_targets, decide, schedule_target, Action, Target};
+use decide::{arrival_targets, decide, scheduled_run, Action, ScheduledRun, Target};
 use environments::KnownEnvironments;
 use event::{parse_input, Input};
 use ops::Ops;
@@ -80,7 +80,10 @@ impl<O: Ops> TriggerDag<O> {
                 }
                 (targets, workflow_runs)
             }
-            Input::Schedule(firing) => (vec![schedule_target(&event_id(&event), &firing)?], vec![]),
+            Input::Schedule(firing) => match scheduled_run(&event_id(&event), &firing) {
+                ScheduledRun::Dag(target) => (vec![target], vec![]),
+                ScheduledRun::Workflow(run) => (vec![], vec![run]),
+            },
             Input::Replay(replay) => return self.replay(&replay.environment, deadline).await,
         };
         let mut report = vec![];

@@ -181,7 +181,13 @@ fn check(index: usize, raw: &Value) -> Result<Route, Problem> {
             format!("{:?} is not an S3 bucket name", spec.bucket),
         ));
     }
-    let destination = destination(&spec).map_err(|(field, reason)| bad(field, reason))?;
+    let destination = destination(
+        "a route",
+        spec.environment.as_ref(),
+        spec.dag.as_deref(),
+        spec.workflow_arn.as_deref(),
+    )
+    .map_err(|(field, reason)| bad(field, reason))?;
     let glob = match &spec.glob {
         Some(pattern) => Some(compile_glob(pattern).map_err(|e| bad("glob", e))?),
         None => None,
@@ -202,18 +208,25 @@ fn check(index: usize, raw: &Value) -> Result<Route, Problem> {
     })
 }
 
-/// Exactly one of the two forms: `environment` + `dag`, or `workflow_arn`.
-fn destination(spec: &RouteSpec) -> Result<Destination, (&'static str, String)> {
-    match (&spec.environment, &spec.dag, &spec.workflow_arn) {
+/// Exactly one of the two forms: `environment` + `dag`, or `workflow_arn`. Routes and
+/// schedule firings (`what`: "a route", "a schedule") name their destination alike; the
+/// error is the field to blame and why.
+pub(crate) fn destination(
+    what: &str,
+    environment: Option<&EnvironmentName>,
+    dag: Option<&str>,
+    workflow_arn: Option<&str>,
+) -> Result<Destination, (&'static str, String)> {
+    match (environment, dag, workflow_arn) {
         (Some(environment), Some(dag), None) => {
             dag_runs_path(environment, dag).map_err(|e| ("dag", e.to_string()))?;
             Ok(Destination::Dag {
                 environment: environment.clone(),
-                dag: dag.clone(),
+                dag: dag.to_owned(),
             })
         }
         (None, None, Some(arn)) if is_workflow_arn(arn) => {
-            Ok(Destination::Workflow { arn: arn.clone() })
+            Ok(Destination::Workflow { arn: arn.to_owned() })
         }
         (None, None, Some(arn)) => Err((
             "workflow_arn",
@@ -221,7 +234,7 @@ fn destination(spec: &RouteSpec) -> Result<Destination, (&'static str, String)> 
         )),
         (_, _, Some(_)) => Err((
             "workflow_arn",
-            "a route names either a workflow (workflow_arn) or an environment and a DAG, not both".into(),
+            format!("{what} names either a workflow (workflow_arn) or an environment and a DAG, not both"),
         )),
         (None, _, None) => Err(("environment", "missing: give environment and dag, or workflow_arn".into())),
         (Some(_), None, None) => Err(("dag", "missing: give environment and dag, or workflow_arn".into())),

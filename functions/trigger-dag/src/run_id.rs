@@ -51,6 +51,25 @@ pub fn arrival_client_token(
     )
 }
 
+/// The MWAA Serverless `ClientToken` of one firing of a schedule naming a workflow:
+/// `schedule-` and the SHA-256 of workflow ARN, scheduled time and the run's parameters
+/// (as JSON). A retried invocation carries the same input, hence the same token and run.
+/// The parameters are in it because MWAA Serverless refuses a token reused with other
+/// parameters (`ConflictException`) where Airflow would quietly answer 409: two schedules
+/// starting one workflow at the same time with different conf are two runs, not a refusal.
+/// 73 characters of `[0-9a-z-]`, within `IdempotencyTokenString`.
+pub fn schedule_client_token(
+    workflow_arn: &str,
+    scheduled_time: &str,
+    parameters: &serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let parameters = serde_json::Value::Object(parameters.clone()).to_string();
+    format!(
+        "schedule-{}",
+        sha256_hex(&[workflow_arn, scheduled_time, &parameters])
+    )
+}
+
 fn readable(text: &str) -> String {
     text.chars()
         .map(|c| {
@@ -121,6 +140,20 @@ mod tests {
             prop_assume!(v1 != v2);
             prop_assert_ne!(token.clone(), arrival_client_token("b-1", &key, &v2, arn, "r"));
             prop_assert_ne!(token, arrival_client_token("b-1", &key, &v1, arn, "other-route"));
+        }
+
+        #[test]
+        fn schedule_client_tokens_fit_the_idempotency_token_string(
+            time in "\\PC{0,64}", value in "\\PC{0,200}",
+        ) {
+            let arn = "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/etl-abcdef0123";
+            let mut parameters = serde_json::Map::new();
+            parameters.insert("scheduled_time".into(), time.clone().into());
+            parameters.insert("x".into(), value.into());
+            let token = schedule_client_token(arn, &time, &parameters);
+            prop_assert_eq!(&token, &schedule_client_token(arn, &time, &parameters.clone()));
+            prop_assert!((1..=128).contains(&token.len()), "{}", token);
+            prop_assert!(token.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{}", token);
         }
 
         #[test]

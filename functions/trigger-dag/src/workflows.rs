@@ -3,6 +3,7 @@
 //! from what a DAG run id is derived from, so a redelivery is the same run; the run's
 //! `OverrideParameters` are the conf a DAG run would get. A workflow has no environment to
 //! be away, so nothing is ever held: a refused run fails the arrival like an Airflow 4xx.
+//! A schedule firing may name a workflow too (`scheduled_run` in decide.rs).
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -14,11 +15,14 @@ use crate::decide::{arrival_conf, arrival_identity};
 use crate::event::Arrival;
 use crate::ops::Ops;
 use crate::routes::{Destination, Route};
-use crate::run_id::arrival_client_token;
+use crate::run_id::{arrival_client_token, schedule_client_token};
 use crate::TriggerDag;
 
 /// detail-type of the event that reports a workflow run started (or already there).
 pub const WORKFLOW_RUN_STARTED: &str = "Workflow Run Started";
+
+/// The route named in what a schedule firing starts (a firing comes by no route).
+pub const SCHEDULE_ROUTE: &str = "schedule";
 
 /// One workflow run to start, and where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,10 +61,33 @@ pub fn arrival_workflow_runs(arrival: &Arrival, routes: &[Route]) -> Vec<Workflo
 }
 
 /// The conf a DAG run would get, less the facts S3 did not give (`version_id` on an
-/// unversioned bucket): `OverrideParameters` is a map that is not sparse, so a null value is
-/// not a value AWS promises to take.
+/// unversioned bucket).
 fn override_parameters(route: &Route, arrival: &Arrival) -> Map<String, Value> {
-    let mut parameters = arrival_conf(route, arrival);
+    without_nulls(arrival_conf(route, arrival))
+}
+
+/// The workflow run a schedule firing starts: `parameters` is the firing's conf with
+/// `scheduled_time`. The token is derived from the firing alone, so a redelivered invocation
+/// (same input, same scheduled time) is the same run.
+pub fn schedule_workflow_run(
+    event_id: &str,
+    workflow_arn: &str,
+    scheduled_time: &str,
+    parameters: Map<String, Value>,
+) -> WorkflowRun {
+    let parameters = without_nulls(parameters);
+    WorkflowRun {
+        workflow_arn: workflow_arn.to_owned(),
+        route: SCHEDULE_ROUTE.into(),
+        event_id: event_id.to_owned(),
+        client_token: schedule_client_token(workflow_arn, scheduled_time, &parameters),
+        parameters,
+    }
+}
+
+/// `OverrideParameters` is a map that is not sparse: a null value is not a value AWS
+/// promises to take, so a fact nobody gave is left out rather than sent as null.
+fn without_nulls(mut parameters: Map<String, Value>) -> Map<String, Value> {
     parameters.retain(|_, v| !v.is_null());
     parameters
 }

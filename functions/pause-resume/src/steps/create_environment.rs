@@ -131,7 +131,7 @@ async fn load_snapshot(s3: &impl Objects, bucket: &str, name: &str) -> Result<Va
     // The import reads exactly the verified manifest: a record without them (written before
     // exports were bound to their pause) is refused before anything is created.
     for field in ["manifest_sha256", "manifest_version_id", "export_id"] {
-        if !snapshot[field].as_str().is_some_and(|v| !v.is_empty()) {
+        if snapshot[field].as_str().is_none_or(|v| v.is_empty()) {
             return Err(invalid(format!(
                 "field `{field}` is missing: a pause recorded before exports were bound to \
                  their pause cannot be imported by this suite's import DAG; import it by hand \
