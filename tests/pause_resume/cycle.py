@@ -5,6 +5,7 @@ clients and helpers of one scenario."""
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import time
 import urllib.request
@@ -17,6 +18,7 @@ import machines
 import metadata_bed as mb
 
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION, ACCOUNT = "us-east-1", "123456789012"
 SUITE, LANDING = "mwaa-ops-suite", "landing-zone"
 # Set by MWAA, not by the user: may differ between the environment before and after.
@@ -65,6 +67,10 @@ class Cycle:
         self.hold = tmp / "hold"
         self.hold.mkdir()
         self.worker = None
+        with socket.socket() as s:  # free when asked; step-worker binds it right after
+            s.bind(("127.0.0.1", 0))
+            self.lambda_api = "127.0.0.1:%d" % s.getsockname()[1]
+        self.lambda_ = boto3.client("lambda", endpoint_url=f"http://{self.lambda_api}", **kw)
 
     def deploy(self, routes):
         """The suite in moto (buckets, KMS key, Lambda-task queue, state machines, a queue
@@ -81,7 +87,36 @@ class Cycle:
         self.worker = subprocess.Popen(
             [str(worker_binary())], stdout=open(self.tmp / "worker.log", "wb"), stderr=subprocess.STDOUT,
             env=dict(os.environ, AWS_ENDPOINT_URL_MWAA=self.plane_url, TASKS_QUEUE_URL=self.tasks,
-                     SUITE_BUCKET=SUITE, ROUTES=json.dumps(routes), HOLD_DIR=str(self.hold), RUST_LOG="warn"))
+                     SUITE_BUCKET=SUITE, ROUTES=json.dumps(routes), HOLD_DIR=str(self.hold), RUST_LOG="warn",
+                     LAMBDA_API=self.lambda_api))
+
+    def gate(self, function):
+        """Holds `function`'s next invocations back (see step-worker) until `go`."""
+        (self.hold / function).touch()
+
+    def reached(self, function, timeout=300):
+        """Waits until an invocation of `function` waits at its gate."""
+        deadline = time.monotonic() + timeout
+        while not (self.hold / f"{function}.waiting").exists():
+            assert time.monotonic() < deadline, f"{function} was never invoked"
+            time.sleep(0.2)
+
+    def go(self, function):
+        (self.hold / function).unlink()
+        while (self.hold / f"{function}.waiting").exists():
+            time.sleep(0.1)
+
+    def arrive(self, key):
+        """A file lands under LANDING/`key` and trigger-dag gets its event (invoked as Lambda
+        would be, beside the steps: a step held back does not hold it); each route's outcome."""
+        self.s3.put_object(Bucket=LANDING, Key=key, Body=b"a,b\n")
+        event = json.loads((ROOT / "events" / "s3-object-created.json").read_text())
+        event["id"] = f"arrival-{key}"
+        event["detail"]["bucket"]["name"], event["detail"]["object"]["key"] = LANDING, key
+        answer = self.lambda_.invoke(FunctionName="trigger-dag", Payload=json.dumps(event))
+        body = json.loads(answer["Payload"].read())
+        assert "FunctionError" not in answer, body
+        return [run["outcome"] for run in body["runs"]]
 
     def stop_worker(self):
         if self.worker:
