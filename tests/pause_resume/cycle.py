@@ -106,6 +106,31 @@ class Cycle:
         while (self.hold / f"{function}.waiting").exists():
             time.sleep(0.1)
 
+    def arrivals_along(self, machine, stops, timeout=420):
+        """Starts `machine` and delivers one arrival at each stop, in order: `(function, key)`
+        holds that function's next invocation back, delivers `key` while it waits, then lets
+        it go; `(condition, key)` delivers `key` once `condition()` holds. Returns the
+        execution's (status, error, seconds, arn) and each key's outcomes."""
+        gated = [where for where, _ in stops if isinstance(where, str)]
+        assert isinstance(stops[0][0], str) and all(a != b for a, b in zip(gated, gated[1:])), stops
+        outcomes, t0 = {}, time.monotonic()
+        self.gate(gated.pop(0))
+        arn = self.start(machine)
+        for where, key in stops:
+            if not isinstance(where, str):
+                while not where():
+                    assert time.monotonic() - t0 < timeout, f"{machine} never got to {key}"
+                    time.sleep(0.2)
+                outcomes[key] = self.arrive(key)
+                continue
+            self.reached(where)
+            outcomes[key] = self.arrive(key)
+            if gated:
+                self.gate(gated.pop(0))
+            self.go(where)
+        end = mb.wait_execution(self.sfn, arn, timeout=timeout)
+        return (end["status"], end.get("error"), time.monotonic() - t0, arn), outcomes
+
     def arrive(self, key):
         """A file lands under LANDING/`key` and trigger-dag gets its event (invoked as Lambda
         would be, beside the steps: a step held back does not hold it); each route's outcome."""

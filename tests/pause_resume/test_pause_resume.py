@@ -189,35 +189,16 @@ def scenario(tmp_path_factory):
         # environment (a run here, exported), after (held, replayed by the resume).
         exports_before = mb.call(source, "GET", "/dags/mwaa_ops_export/dagRuns")["total_entries"]
         since = cycle.inject(PAUSE_FAULTS)
-        arrivals = out["arrivals"] = {}
-        t0 = time.monotonic()
-        cycle.gate("save-configuration")
-        execution = cycle.start("pause")
-        cycle.reached("save-configuration")
-        arrivals["in/p0-before-the-mark.csv"] = cycle.arrive("in/p0-before-the-mark.csv")
-        cycle.gate("run-dag")
-        cycle.go("save-configuration")
-        cycle.reached("run-dag")
-        arrivals["in/p1-before-the-export.csv"] = cycle.arrive("in/p1-before-the-export.csv")
-        cycle.gate("verify-export")
-        cycle.go("run-dag")
-        while mb.call(source, "GET", "/dags/mwaa_ops_export/dagRuns")["total_entries"] == exports_before:
-            assert time.monotonic() - t0 < 300, "the export never started"
-            time.sleep(0.2)
-        arrivals["in/p2-during-the-export.csv"] = cycle.arrive("in/p2-during-the-export.csv")
-        cycle.reached("verify-export")
-        arrivals["in/p3-during-verification.csv"] = cycle.arrive("in/p3-during-verification.csv")
-        cycle.gate("delete-environment")
-        cycle.go("verify-export")
-        cycle.reached("delete-environment")
-        arrivals["in/p4-before-the-deletion.csv"] = cycle.arrive("in/p4-before-the-deletion.csv")
-        cycle.gate("environment-status")  # ReadDeletion: the environment is DELETING
-        cycle.go("delete-environment")
-        cycle.reached("environment-status")
-        arrivals["in/p5-during-the-deletion.csv"] = cycle.arrive("in/p5-during-the-deletion.csv")
-        cycle.go("environment-status")
-        end = mb.wait_execution(cycle.sfn, execution, timeout=420)
-        out["pause"] = (end["status"], end.get("error"), time.monotonic() - t0, execution)
+        exports = lambda: mb.call(source, "GET", "/dags/mwaa_ops_export/dagRuns")["total_entries"]  # noqa: E731
+        out["pause"], arrivals = cycle.arrivals_along("pause", [
+            ("save-configuration", "in/p0-before-the-mark.csv"),
+            ("run-dag", "in/p1-before-the-export.csv"),
+            (lambda: exports() > exports_before, "in/p2-during-the-export.csv"),
+            ("verify-export", "in/p3-during-verification.csv"),
+            ("delete-environment", "in/p4-before-the-deletion.csv"),
+            ("environment-status", "in/p5-during-the-deletion.csv"),  # ReadDeletion: DELETING
+        ])
+        out["arrivals"] = arrivals
         out["pause_calls"], out["pause_faults_left"] = cycle.served(since)
         out["pause_exports"] = mb.call(source, "GET", "/dags/mwaa_ops_export/dagRuns")["total_entries"] \
             - exports_before
@@ -261,18 +242,11 @@ def scenario(tmp_path_factory):
         cycle.s3.put_object(Bucket=SUITE, Key=victim, Body=b"damaged")
         since = cycle.inject(CREATE_FAULTS)
         # Arrivals before and during the creation: held (the pause's mark is still there).
-        t0 = time.monotonic()
-        cycle.gate("create-environment")
-        execution = cycle.start("resume")
-        cycle.reached("create-environment")
-        arrivals["in/r1-before-the-creation.csv"] = cycle.arrive("in/r1-before-the-creation.csv")
-        cycle.gate("environment-status")  # ReadEnvironment: the environment is CREATING
-        cycle.go("create-environment")
-        cycle.reached("environment-status")
-        arrivals["in/r2-during-the-creation.csv"] = cycle.arrive("in/r2-during-the-creation.csv")
-        cycle.go("environment-status")
-        end = mb.wait_execution(cycle.sfn, execution, timeout=420)
-        out["import_fails"] = (end["status"], end.get("error"), time.monotonic() - t0, execution)
+        out["import_fails"], outcomes = cycle.arrivals_along("resume", [
+            ("create-environment", "in/r1-before-the-creation.csv"),
+            ("environment-status", "in/r2-during-the-creation.csv"),  # ReadEnvironment: CREATING
+        ])
+        arrivals.update(outcomes)
         out["create_calls"], out["create_faults_left"] = cycle.served(since)
         out["import_fails_steps"] = cycle.steps(out["import_fails"][3])
         out["import_fails_kept"] = (cycle.keys(f"configurations/{ENV}/latest.json"),
@@ -285,22 +259,13 @@ def scenario(tmp_path_factory):
         since = cycle.inject(RESUME_FAULTS)
         # Arrivals before, during and after the import, before the DAGs are on: held, then
         # replayed once the resume ends the mark; one after the resume: a run at once.
-        t0 = time.monotonic()
-        cycle.gate("run-dag")
-        execution = cycle.start("resume")
-        cycle.reached("run-dag")
-        arrivals["in/r3-before-the-import.csv"] = cycle.arrive("in/r3-before-the-import.csv")
-        cycle.gate("enable-dags")
-        cycle.go("run-dag")
-        while mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"] == imports_before:
-            assert time.monotonic() - t0 < 300, "the import never started"
-            time.sleep(0.2)
-        arrivals["in/r4-during-the-import.csv"] = cycle.arrive("in/r4-during-the-import.csv")
-        cycle.reached("enable-dags")
-        arrivals["in/r5-before-the-dags-are-on.csv"] = cycle.arrive("in/r5-before-the-dags-are-on.csv")
-        cycle.go("enable-dags")
-        end = mb.wait_execution(cycle.sfn, execution, timeout=420)
-        out["resume"] = (end["status"], end.get("error"), time.monotonic() - t0, execution)
+        imports = lambda: mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"]  # noqa: E731
+        out["resume"], outcomes = cycle.arrivals_along("resume", [
+            ("run-dag", "in/r3-before-the-import.csv"),
+            (lambda: imports() > imports_before, "in/r4-during-the-import.csv"),
+            ("enable-dags", "in/r5-before-the-dags-are-on.csv"),
+        ])
+        arrivals.update(outcomes)
         arrivals["in/r6-after-the-resume.csv"] = cycle.arrive("in/r6-after-the-resume.csv")
         out["resume_calls"], out["resume_faults_left"] = cycle.served(since)
         out["resume_imports"] = mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"] \
