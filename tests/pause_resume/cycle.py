@@ -5,6 +5,7 @@ clients and helpers of one scenario."""
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import time
 import urllib.request
@@ -17,6 +18,7 @@ import machines
 import metadata_bed as mb
 
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION, ACCOUNT = "us-east-1", "123456789012"
 SUITE, LANDING = "mwaa-ops-suite", "landing-zone"
 # Set by MWAA, not by the user: may differ between the environment before and after.
@@ -65,6 +67,10 @@ class Cycle:
         self.hold = tmp / "hold"
         self.hold.mkdir()
         self.worker = None
+        with socket.socket() as s:  # free when asked; step-worker binds it right after
+            s.bind(("127.0.0.1", 0))
+            self.lambda_api = "127.0.0.1:%d" % s.getsockname()[1]
+        self.lambda_ = boto3.client("lambda", endpoint_url=f"http://{self.lambda_api}", **kw)
 
     def deploy(self, routes):
         """The suite in moto (buckets, KMS key, Lambda-task queue, state machines, a queue
@@ -84,12 +90,65 @@ class Cycle:
             [str(worker_binary())], stdout=open(self.tmp / "worker.log", "wb"), stderr=subprocess.STDOUT,
             env=dict(os.environ, AWS_ENDPOINT_URL_MWAA=self.plane_url, TASKS_QUEUE_URL=self.tasks,
                      SUITE_BUCKET=SUITE, ROUTES=json.dumps(routes), HOLD_DIR=str(self.hold), RUST_LOG="warn",
-                     ROLE_KEYS=json.dumps(self.role_keys())))
+                     ROLE_KEYS=json.dumps(self.role_keys()), LAMBDA_API=self.lambda_api))
 
     def role_keys(self):
         """Each function acting as its role of the template, for environments named like
         this one."""
         return machines.role_keys(self.moto_url, SUITE, self.key_arn, self.env.split("-")[0])
+
+    def gate(self, function):
+        """Holds `function`'s next invocations back (see step-worker) until `go`."""
+        (self.hold / function).touch()
+
+    def reached(self, function, timeout=300):
+        """Waits until an invocation of `function` waits at its gate."""
+        deadline = time.monotonic() + timeout
+        while not (self.hold / f"{function}.waiting").exists():
+            assert time.monotonic() < deadline, f"{function} was never invoked"
+            time.sleep(0.2)
+
+    def go(self, function):
+        (self.hold / function).unlink()
+        while (self.hold / f"{function}.waiting").exists():
+            time.sleep(0.1)
+
+    def arrivals_along(self, machine, stops, timeout=420):
+        """Starts `machine` and delivers one arrival at each stop, in order: `(function, key)`
+        holds that function's next invocation back, delivers `key` while it waits, then lets
+        it go; `(condition, key)` delivers `key` once `condition()` holds. Returns the
+        execution's (status, error, seconds, arn) and each key's outcomes."""
+        gated = [where for where, _ in stops if isinstance(where, str)]
+        assert isinstance(stops[0][0], str) and all(a != b for a, b in zip(gated, gated[1:])), stops
+        outcomes, t0 = {}, time.monotonic()
+        self.gate(gated.pop(0))
+        arn = self.start(machine)
+        for where, key in stops:
+            if not isinstance(where, str):
+                while not where():
+                    assert time.monotonic() - t0 < timeout, f"{machine} never got to {key}"
+                    time.sleep(0.2)
+                outcomes[key] = self.arrive(key)
+                continue
+            self.reached(where)
+            outcomes[key] = self.arrive(key)
+            if gated:
+                self.gate(gated.pop(0))
+            self.go(where)
+        end = mb.wait_execution(self.sfn, arn, timeout=timeout)
+        return (end["status"], end.get("error"), time.monotonic() - t0, arn), outcomes
+
+    def arrive(self, key):
+        """A file lands under LANDING/`key` and trigger-dag gets its event (invoked as Lambda
+        would be, beside the steps: a step held back does not hold it); each route's outcome."""
+        self.s3.put_object(Bucket=LANDING, Key=key, Body=b"a,b\n")
+        event = json.loads((ROOT / "events" / "s3-object-created.json").read_text())
+        event["id"] = f"arrival-{key}"
+        event["detail"]["bucket"]["name"], event["detail"]["object"]["key"] = LANDING, key
+        answer = self.lambda_.invoke(FunctionName="trigger-dag", Payload=json.dumps(event))
+        body = json.loads(answer["Payload"].read())
+        assert "FunctionError" not in answer, body
+        return [run["outcome"] for run in body["runs"]]
 
     def stop_worker(self):
         if self.worker:

@@ -5,13 +5,17 @@ Only the Lambda tasks change: moto cannot invoke a Lambda function without Docke
 step worker (tests/src/bin/step-worker.rs) runs the real Rust handler of the named function
 and answers the token the way the Lambda integration would ({"Payload": output}, or the
 handler's error type and message). Every other state, Retry, Catch, Choice and the
-aws-sdk/events integrations run as written.
+aws-sdk/events integrations run as written, except one default scaled to the bed: the
+time the pause and resume wait for warm trigger-dag instances after setting or removing the
+pausing mark (`pausing_wait_seconds`, 150 s in AWS for a 30 s cache and a 90 s Timeout) is
+BED_PAUSING_WAIT for step-worker's 1 s cache and invocations of about a second.
 """
 import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MACHINES = ROOT / "infra" / "statemachines"
+BED_PAUSING_WAIT = 4
 LAMBDA_TASKS = ("arn:aws:states:::lambda:invoke", "arn:aws:states:::lambda:invoke.waitForTaskToken")
 # DefinitionSubstitutions name -> the binary serving it (infra/template.yaml).
 FUNCTIONS = {
@@ -34,6 +38,9 @@ def definition(name: str, substitutions: dict, queue_url: str) -> dict:
     machine = json.loads(text)
     unresolved = [k for k in FUNCTIONS if "${%s}" % k in text]
     assert not unresolved, unresolved
+    defaults = machine["States"].get("Defaults", {}).get("Result", {})
+    if "pausing_wait_seconds" in defaults:
+        defaults["pausing_wait_seconds"] = BED_PAUSING_WAIT
     for state in machine["States"].values():
         if state.get("Resource") not in LAMBDA_TASKS:
             continue

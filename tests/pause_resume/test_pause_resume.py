@@ -145,6 +145,7 @@ def scenario(tmp_path_factory):
         time.sleep(5)
         out["export_fails"] = cycle.run("pause", wait_timeout_seconds=2)
         out["export_fails_status"] = cycle.status()
+        out["export_fails_steps"] = cycle.steps(out["export_fails"][3])
         out["export_fails_paused"] = mb.call(source, "GET", "/dags/mwaa_ops_history")["is_paused"]
         mb.wait_runs(source, "mwaa_ops_busy", ["busy-1"])
 
@@ -184,9 +185,20 @@ def scenario(tmp_path_factory):
 
         # 4. pause, under faults: every MWAA call kind the pause makes is throttled, fails
         # or is slow at least once; some answers are lost after the work was done.
+        # An arrival at each of its steps, each to end as one run: before the pause marks the
+        # environment (a run here, exported), after (held, replayed by the resume).
         exports_before = mb.call(source, "GET", "/dags/mwaa_ops_export/dagRuns")["total_entries"]
         since = cycle.inject(PAUSE_FAULTS)
-        out["pause"] = cycle.run("pause")
+        exports = lambda: mb.call(source, "GET", "/dags/mwaa_ops_export/dagRuns")["total_entries"]  # noqa: E731
+        out["pause"], arrivals = cycle.arrivals_along("pause", [
+            ("save-configuration", "in/p0-before-the-mark.csv"),
+            ("run-dag", "in/p1-before-the-export.csv"),
+            (lambda: exports() > exports_before, "in/p2-during-the-export.csv"),
+            ("verify-export", "in/p3-during-verification.csv"),
+            ("delete-environment", "in/p4-before-the-deletion.csv"),
+            ("environment-status", "in/p5-during-the-deletion.csv"),  # ReadDeletion: DELETING
+        ])
+        out["arrivals"] = arrivals
         out["pause_calls"], out["pause_faults_left"] = cycle.served(since)
         out["pause_exports"] = mb.call(source, "GET", "/dags/mwaa_ops_export/dagRuns")["total_entries"] \
             - exports_before
@@ -208,6 +220,8 @@ def scenario(tmp_path_factory):
         out["held"] = cycle.keys(f"held/{ENV}/")
 
         # 6. the environment is gone, and its Airflow with it: a new, empty one takes its place
+        out["source_runs"] = [(r.get("conf") or {}).get("key")
+                              for r in mb.call(source, "GET", "/dags/bed_smoke/dagRuns")["dag_runs"]]
         airflow.stop()
         airflow, target = start_airflow(pg, folder, tmp / "target")
         cycle.admin("airflows", [target])
@@ -227,7 +241,12 @@ def scenario(tmp_path_factory):
         original = cycle.s3.get_object(Bucket=SUITE, Key=victim)["Body"].read()
         cycle.s3.put_object(Bucket=SUITE, Key=victim, Body=b"damaged")
         since = cycle.inject(CREATE_FAULTS)
-        out["import_fails"] = cycle.run("resume")
+        # Arrivals before and during the creation: held (the pause's mark is still there).
+        out["import_fails"], outcomes = cycle.arrivals_along("resume", [
+            ("create-environment", "in/r1-before-the-creation.csv"),
+            ("environment-status", "in/r2-during-the-creation.csv"),  # ReadEnvironment: CREATING
+        ])
+        arrivals.update(outcomes)
         out["create_calls"], out["create_faults_left"] = cycle.served(since)
         out["import_fails_steps"] = cycle.steps(out["import_fails"][3])
         out["import_fails_kept"] = (cycle.keys(f"configurations/{ENV}/latest.json"),
@@ -238,7 +257,16 @@ def scenario(tmp_path_factory):
         # 8. resume (the environment exists now: created by 7b, so creation is skipped)
         imports_before = mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"]
         since = cycle.inject(RESUME_FAULTS)
-        out["resume"] = cycle.run("resume")
+        # Arrivals before, during and after the import, before the DAGs are on: held, then
+        # replayed once the resume ends the mark; one after the resume: a run at once.
+        imports = lambda: mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"]  # noqa: E731
+        out["resume"], outcomes = cycle.arrivals_along("resume", [
+            ("run-dag", "in/r3-before-the-import.csv"),
+            (lambda: imports() > imports_before, "in/r4-during-the-import.csv"),
+            ("enable-dags", "in/r5-before-the-dags-are-on.csv"),
+        ])
+        arrivals.update(outcomes)
+        arrivals["in/r6-after-the-resume.csv"] = cycle.arrive("in/r6-after-the-resume.csv")
         out["resume_calls"], out["resume_faults_left"] = cycle.served(since)
         out["resume_imports"] = mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"] \
             - imports_before
@@ -247,8 +275,9 @@ def scenario(tmp_path_factory):
         out["held_after"] = cycle.keys(f"held/{ENV}/")
         runs = mb.call(target, "GET", "/dags/bed_smoke/dagRuns")["dag_runs"]
         out["replayed_runs"] = [r for r in runs if (r.get("conf") or {}).get("key") == "in/night.csv"]
-        # Let the replayed run finish, so that the second resume is compared with a still database.
-        mb.wait_runs(target, "bed_smoke", [r["dag_run_id"] for r in out["replayed_runs"]])
+        out["target_runs"] = [(r.get("conf") or {}).get("key") for r in runs]
+        # Let the runs finish, so that the second resume is compared with a still database.
+        mb.wait_runs(target, "bed_smoke", [r["dag_run_id"] for r in runs])
         out["target_dags"] = {d["dag_id"]: d["is_paused"] for d in mb.call(target, "GET", "/dags")["dags"]}
         out["target"] = mb.dump(VERSION, target["database_url"], target["fernet_key"])
         out["restored"] = json.loads(cycle.s3.get_object(Bucket=SUITE, Key=f"snapshots/{ENV}/restored.json")["Body"].read())
@@ -306,6 +335,8 @@ def test_a_pause_of_an_environment_that_is_not_available_changes_nothing(scenari
 def test_a_failed_export_keeps_the_environment_and_re_enables_its_dags(scenario):
     status, error, _, _ = scenario["export_fails"]
     assert (status, error) == ("FAILED", "MwaaOps.ExportFailed"), scenario["export_fails"]
+    steps = scenario["export_fails_steps"]
+    assert steps.index("RunExport") < steps.index("EndPausing") < steps.index("ReplayHeldArrivals"), steps
     assert scenario["export_fails_status"] == "AVAILABLE"
     assert scenario["export_fails_paused"] is False
 
@@ -314,7 +345,8 @@ def test_a_failed_deletion_re_enables_the_dags_and_fails_naming_it(scenario):
     status, error, cause, steps = scenario["deletion_fails"]
     assert (status, error) == ("FAILED", "MwaaOps.DeletionFailed"), scenario["deletion_fails"]
     assert "left DELETING for AVAILABLE" in cause, cause
-    assert steps.index("DeleteEnvironment") < steps.index("DeletionFailed") < steps.index("ReenableDags"), steps
+    assert steps.index("DeleteEnvironment") < steps.index("DeletionFailed") < steps.index("ReenableDags") \
+        < steps.index("EndPausing") < steps.index("ReplayHeldArrivals"), steps
     assert scenario["deletion_fails_status"] == "AVAILABLE"
     assert scenario["deletion_fails_paused"] is False, "the DAGs the export paused are back on"
 
@@ -323,6 +355,7 @@ def test_a_tampered_export_is_caught_before_anything_is_deleted(scenario):
     status, error, steps = scenario["tampered"]
     assert (status, error) == ("FAILED", "ExportNotVerified"), scenario["tampered"]
     assert "VerifyExport" in steps and "DeleteEnvironment" not in steps and "ReenableDags" in steps
+    assert steps.index("ReenableDags") < steps.index("EndPausing") < steps.index("ReplayHeldArrivals"), steps
     assert scenario["tampered_status"] == "AVAILABLE"
     assert scenario["tampered_paused"] is False, "the DAGs the export paused are back on"
     assert scenario["deletes_before_pause"] == 0
@@ -332,8 +365,8 @@ def test_the_pause_saves_exports_verifies_then_deletes(scenario):
     status, error, seconds, _ = scenario["pause"]
     assert status == "SUCCEEDED", (error, scenario["worker_log"][-3000:])
     steps = scenario["pause_steps"]
-    order = ["ReadEnvironment", "SaveConfiguration", "RunExport", "VerifyExport", "RecordSnapshot",
-             "DeleteEnvironment", "EmitPaused"]
+    order = ["ReadEnvironment", "SaveConfiguration", "MarkPausing", "WaitForWarmInstances", "RunExport",
+             "VerifyExport", "RecordSnapshot", "DeleteEnvironment", "EmitPaused"]
     assert all(s in steps for s in order), steps
     assert all(steps.index(a) < steps.index(b) for a, b in zip(order, order[1:])), steps
     assert scenario["after_pause"] == "NOT_FOUND"
@@ -343,7 +376,26 @@ def test_the_pause_saves_exports_verifies_then_deletes(scenario):
 
 
 def test_arrivals_while_paused_are_held_once(scenario):
-    assert len(scenario["held"]) == 1, scenario["held"]
+    # Delivered twice, held once; beside it the arrivals held during the pause (see below).
+    night = [k for k in scenario["held"] if "/s3__night.csv__" in k]
+    assert len(night) == 1 and len(scenario["held"]) == 1 + 5, scenario["held"]
+
+
+def test_every_arrival_of_a_pause_and_a_resume_ends_as_exactly_one_run(scenario):
+    """An arrival at each step: before the mark, a run in the old environment (exported and
+    imported with it); from the mark (before and during the export, the verification, before
+    and during the deletion, while deleted, before and during the creation, before and during
+    the import, before the DAGs are on), held and replayed in the new one; after, a run."""
+    arrivals = scenario["arrivals"]
+    assert arrivals.pop("in/p0-before-the-mark.csv") == ["started"]
+    assert arrivals.pop("in/r6-after-the-resume.csv") == ["started"]
+    assert arrivals and all(outcome == ["held"] for outcome in arrivals.values()), arrivals
+    assert scenario["source_runs"] == ["in/p0-before-the-mark.csv"], "no run began after the mark"
+    keys = ["in/p0-before-the-mark.csv", "in/night.csv", "in/r6-after-the-resume.csv", *arrivals]
+    assert sorted(scenario["target_runs"]) == sorted(keys), scenario["target_runs"]
+    assert scenario["held_after"] == []
+    steps = scenario["resume_steps"]
+    assert steps.index("EnableDags") < steps.index("EndPausing") < steps.index("ReplayHeldArrivals"), steps
 
 
 def test_create_failed_fails_the_resume_at_once_and_keeps_what_it_needs(scenario):

@@ -251,3 +251,72 @@ def test_intrinsic_string_literals_use_no_reserved_characters(name):
     for call in re.findall(r"States\.\w+\((?:[^()]|\([^()]*\))*\)", text):
         for literal in re.findall(r"'([^']*)'", call):
             assert not re.search(r"[{}]", literal.replace("{}", "")), (name, call)
+
+
+def statements(cfn, role):
+    return [st for p in cfn["Resources"][role]["Properties"]["Policies"] for st in p["PolicyDocument"]["Statement"]]
+
+
+def grants(cfn, role, action):
+    """The resources `role` may do `action` on."""
+    out = []
+    for st in statements(cfn, role):
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        if action in actions:
+            out += st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+    return [json.dumps(r) for r in out]
+
+
+def test_a_pause_marks_the_environment_before_the_export_and_waits_out_warm_instances(cfn):
+    states = definition("pause.asl.json")["States"]
+    assert states["SaveConfiguration"]["Next"] == "MarkPausing"
+    assert states["MarkPausing"]["Parameters"]["Key.$"] == "States.Format('pausing/{}', $.environment)"
+    assert states["MarkPausing"]["Next"] == "WaitForWarmInstances"
+    assert states["WaitForWarmInstances"] == {**states["WaitForWarmInstances"], "Type": "Wait",
+                                              "SecondsPath": "$.pausing_wait_seconds", "Next": "RunExport"}
+    assert "RunExport" not in reachable(states, "Defaults", avoid={"MarkPausing"})
+    assert "RunExport" not in reachable(states, "Defaults", avoid={"WaitForWarmInstances"})
+    # The wait covers what a warm trigger-dag may still do on what it read before the mark:
+    # its cache time, an invocation's length, and MWAA's 10 s to reach Airflow.
+    function = cfn["Resources"]["TriggerDagFunction"]["Properties"]
+    cache = int(function["Environment"]["Variables"]["ENVIRONMENT_CACHE_SECONDS"])
+    for name in ("pause.asl.json", "resume.asl.json"):
+        wait = definition(name)["States"]["Defaults"]["Result"]["pausing_wait_seconds"]
+        assert wait >= cache + function["Timeout"] + 10, (name, wait)
+
+
+def test_every_ending_that_leaves_the_environment_up_ends_the_mark_and_replays(cfn):
+    states = definition("pause.asl.json")["States"]
+    assert states["MarkPausing"]["Catch"][-1]["Next"] == "EndPausing"
+    assert states["EndPausing"]["Parameters"]["Key.$"] == states["MarkPausing"]["Parameters"]["Key.$"]
+    assert [states[s]["Next"] for s in ("EndPausing", "WaitForArrivalsInFlight")] == [
+        "WaitForArrivalsInFlight", "ReplayHeldArrivals"]
+    assert states["ReplayHeldArrivals"]["Parameters"]["FunctionName"] == "${TriggerDagFunctionArn}"
+    assert states["MoreHeldArrivals"]["Choices"][0]["Next"] == "ReplayHeldArrivals"
+    # From where the environment is known to stay up, no way to PauseFailed skips EndPausing.
+    up = [c["Next"] for s in ("MarkPausing", "RunExport", "VerifyExport", "RecordSnapshot", "DeleteEnvironment",
+                              "ReenableDagsBatch") for c in states[s]["Catch"]] + ["DeletionFailed"]
+    for start in up:
+        assert "PauseFailed" not in reachable(states, start, avoid={"EndPausing"}), start
+    # The successful pause keeps the mark: the environment is gone, the resume ends it.
+    assert "EndPausing" not in reachable(states, "EmitPaused")
+    resume = definition("resume.asl.json")["States"]
+    assert resume["MoreDagsToEnable"]["Default"] == "EndPausing"
+    assert resume["EndPausing"]["Parameters"]["Key.$"] == states["MarkPausing"]["Parameters"]["Key.$"]
+    assert [resume[s]["Next"] for s in ("EndPausing", "WaitForArrivalsInFlight")] == [
+        "WaitForArrivalsInFlight", "StartReplay"]
+    assert "ReplayHeldArrivals" not in reachable(resume, "Defaults", avoid={"EndPausing"})
+
+
+def test_only_the_state_machines_write_the_mark_and_trigger_dag_reads_it(cfn):
+    marks = json.dumps("${SuiteBucket.Arn}/pausing/*")
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        assert marks in grants(cfn, "PauseStateMachineRole", action), action
+    assert marks in grants(cfn, "ResumeStateMachineRole", "s3:DeleteObject")
+    assert marks not in grants(cfn, "ResumeStateMachineRole", "s3:PutObject")
+    assert marks in grants(cfn, "TriggerDagFunctionRole", "s3:GetObject")
+    assert marks not in grants(cfn, "TriggerDagFunctionRole", "s3:PutObject")
+    listing = [st for st in statements(cfn, "TriggerDagFunctionRole") if st["Action"] == "s3:ListBucket"]
+    assert "pausing/*" in listing[0]["Condition"]["StringLike"]["s3:prefix"], "a missing mark is a 404"
+    invoked = json.dumps(grants(cfn, "PauseStateMachineRole", "lambda:InvokeFunction"))
+    assert "TriggerDagFunction" in invoked

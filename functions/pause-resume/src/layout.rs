@@ -1,6 +1,7 @@
 //! Where the steps keep things in the suite's bucket (`SUITE_BUCKET`). Every key a step reads
 //! or writes is made here, so the layout can be read in one place. The state machines write
-//! and delete three of them themselves (`RecordSnapshot`, `ConsumeSkipMarker`, `RecordRestore`).
+//! and delete four of them themselves (`RecordSnapshot`, `ConsumeSkipMarker`, `RecordRestore`, and
+//! the pausing mark: `MarkPausing`, `EndPausing`; trigger-dag reads it, see its `ops::pausing_key`).
 //!
 //! ```text
 //! configurations/<environment>/latest.json               what create-environment reads
@@ -9,6 +10,7 @@
 //! snapshots/<environment>/restored.json                  the pause the last resume restored
 //! overrides/<environment>/skip-next-pause                "skip tonight" (used up by the pause)
 //! overrides/<environment>/stay-up-until                  "no pause until" an RFC 3339 time
+//! pausing/<environment>                                  the pause's mark (trigger-dag holds arrivals)
 //! ```
 
 use aws_sdk_mwaa::primitives::{DateTime, DateTimeFormat};

@@ -41,6 +41,35 @@ pub struct TriggerDag<O> {
     pub replay: replay::ReplayLimits,
 }
 
+/// What an instance found when it looked at an environment: MWAA's answer, and whether a
+/// pause has marked it (asked only of an AVAILABLE one).
+pub(crate) struct Seen {
+    availability: Availability,
+    pausing: bool,
+}
+
+impl Seen {
+    /// Start or hold: a marked environment holds like an absent one, because a run started
+    /// now could begin after the export's snapshot and vanish with the environment.
+    fn action(&self) -> Action {
+        match decide(&self.availability) {
+            Action::Start(_) if self.pausing => Action::Hold {
+                reason: "a pause of the environment is under way".into(),
+            },
+            action => action,
+        }
+    }
+
+    /// The status to name in an error: MWAA's, or `PAUSING` for a marked environment.
+    fn status(&self) -> String {
+        if self.pausing {
+            "PAUSING".into()
+        } else {
+            self.availability.status().as_str().to_owned()
+        }
+    }
+}
+
 /// detail-type of the event that reports a routes file (or route) not used.
 pub const ROUTES_REJECTED: &str = "Routes Rejected";
 
@@ -152,7 +181,7 @@ impl<O: Ops> TriggerDag<O> {
         let known = self.environments.available(environment);
         let major = match known {
             Some(major) => major,
-            None => match decide(&self.look_at(environment, deadline).await?) {
+            None => match self.look_at(environment, deadline).await?.action() {
                 Action::Start(major) => major,
                 Action::Hold { reason } => return self.hold(target, &reason, deadline).await,
             },
@@ -186,7 +215,7 @@ impl<O: Ops> TriggerDag<O> {
             // since (a pause, an update), so look again before failing the arrival.
             Err(err) if known.is_some() => {
                 self.environments.forget(environment);
-                match decide(&self.look_at(environment, deadline).await?) {
+                match self.look_at(environment, deadline).await?.action() {
                     Action::Hold { reason } => self.hold(target, &reason, deadline).await,
                     Action::Start(_) => Err(err),
                 }
@@ -195,15 +224,29 @@ impl<O: Ops> TriggerDag<O> {
         }
     }
 
-    /// Asks MWAA whether the environment runs DAGs now, and remembers an AVAILABLE answer.
+    /// Asks MWAA whether the environment runs DAGs now and, if it does, whether a pause has
+    /// marked it (`pausing/<environment>`, set before the export: a run started after the
+    /// export's snapshot would be lost with the environment). Only an AVAILABLE environment
+    /// without the mark is remembered, for the same bounded time (environments.rs), so a
+    /// marked environment costs a GetEnvironment and one S3 GET per arrival, and an unmarked
+    /// one at most one of each per `ENVIRONMENT_CACHE_SECONDS`.
     pub(crate) async fn look_at(
         &self,
         environment: &str,
         deadline: Deadline,
-    ) -> Result<Availability, Error> {
+    ) -> Result<Seen, Error> {
         let availability = with_retries(deadline, || self.ops.environment(environment)).await?;
-        self.environments.learn(environment, &availability);
-        Ok(availability)
+        let pausing = matches!(availability, Availability::Available(_))
+            && with_retries(deadline, || self.ops.pausing(environment)).await?;
+        if pausing {
+            self.environments.forget(environment);
+        } else {
+            self.environments.learn(environment, &availability);
+        }
+        Ok(Seen {
+            availability,
+            pausing,
+        })
     }
 
     async fn hold(

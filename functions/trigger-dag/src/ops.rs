@@ -16,6 +16,8 @@ use crate::workflows::WorkflowRun;
 pub trait Ops: AirflowRest {
     /// Whether the environment can run DAGs now, and which Airflow it runs.
     fn environment(&self, name: &str) -> impl Future<Output = Result<Availability, Error>> + Send;
+    /// Whether a pause has marked the environment (its `pausing/<environment>` object exists).
+    fn pausing(&self, environment: &str) -> impl Future<Output = Result<bool, Error>> + Send;
     /// Keeps a target until its environment is back (same target twice: one record).
     fn hold(&self, target: &Target) -> impl Future<Output = Result<(), Error>> + Send;
     /// Up to `limit` of the targets held for an environment (one listing page).
@@ -84,6 +86,12 @@ pub fn serverless_client(config: &common::aws::SdkConfig) -> aws_sdk_mwaaserverl
     )
 }
 
+/// `pausing/<environment>`: the mark a pause sets before its export and removes when the
+/// environment stays up (or the resume after it is done); the state machines write it.
+pub fn pausing_key(environment: &str) -> String {
+    format!("pausing/{environment}")
+}
+
 /// `held/<environment>/<dag>/<run id>.json`: one object per run, so holding twice is harmless.
 pub fn held_key(target: &Target) -> String {
     format!(
@@ -102,6 +110,10 @@ impl Ops for AwsOps {
     async fn environment(&self, name: &str) -> Result<Availability, Error> {
         let environment = common::aws::get_environment(&self.mwaa, name).await?;
         Availability::of(name, environment.as_ref())
+    }
+
+    async fn pausing(&self, environment: &str) -> Result<bool, Error> {
+        Ok(self.read(&pausing_key(environment)).await?.is_some())
     }
 
     async fn hold(&self, target: &Target) -> Result<(), Error> {

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 
 use common::airflow::{start_dag_run, AirflowMajor, DagRunOutcome};
 use common::retry::with_retries;
-use common::{Availability, Deadline, Error};
+use common::{Deadline, Error};
 
-use crate::decide::Target;
+use crate::decide::{Action, Target};
 use crate::ops::Ops;
 use crate::TriggerDag;
 
@@ -95,11 +95,12 @@ impl<O: Ops> TriggerDag<O> {
         environment: &str,
         deadline: Deadline,
     ) -> Result<Value, Error> {
-        let availability = self.look_at(environment, deadline).await?;
-        let Availability::Available(major) = availability else {
+        // Always asked afresh: a replay right after a pause ended must see the mark gone.
+        let seen = self.look_at(environment, deadline).await?;
+        let Action::Start(major) = seen.action() else {
             return Err(Error::not_available(
                 environment,
-                availability.status().as_str(),
+                &seen.status(),
                 "cannot replay held arrivals",
             ));
         };

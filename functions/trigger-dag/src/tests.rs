@@ -12,6 +12,8 @@ use std::sync::Mutex;
 mod errors;
 /// A warm instance trusts an AVAILABLE answer for a while: one MWAA call per arrival.
 mod known_environments;
+/// A pause's mark holds arrivals while the environment still runs; read with a bound.
+mod pausing;
 /// Routes files in the suite bucket: read, re-read when changed, rejected when broken.
 mod reload;
 /// Routes to MWAA Serverless workflows: one run per arrival, retried, refused, never held.
@@ -27,6 +29,10 @@ struct Fake {
     /// GetEnvironment calls made.
     environment_reads: Mutex<u32>,
     held: Mutex<BTreeMap<String, Target>>,
+    /// Environments a pause has marked (`pausing/<environment>` exists).
+    pausing: Mutex<Vec<String>>,
+    /// Reads of the pausing mark made.
+    mark_reads: Mutex<u32>,
     set_aside: Mutex<Vec<String>>,
     published: Mutex<Vec<String>>,
     /// Every event put on the bus, with its detail.
@@ -92,6 +98,15 @@ impl Ops for Fake {
             .get(name)
             .cloned()
             .unwrap_or(Availability::Missing))
+    }
+    async fn pausing(&self, environment: &str) -> Result<bool, Error> {
+        *self.mark_reads.lock().unwrap() += 1;
+        Ok(self
+            .pausing
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e == environment))
     }
     async fn hold(&self, t: &Target) -> Result<(), Error> {
         self.held

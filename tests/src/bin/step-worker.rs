@@ -15,6 +15,7 @@
 //! HOLD_DIR: while `<HOLD_DIR>/<function>` exists, that function's messages wait (the worker
 //! writes `<function>.waiting` then), so a test can act between two steps; and
 //! EXIT_WITH_STDIN=1: exit when standard input closes (the local suite that started it ended);
+//! ENVIRONMENT_CACHE_SECONDS (trigger-dag's, default 1 on the bed);
 //! and LAMBDA_API=127.0.0.1:PORT: also serve Lambda's Invoke API there
 //! (mwaa_ops_tests::lambda_api), so a Lambda client can invoke these functions directly;
 //! and ROLE_KEYS={"<function>": "<access key>", ...}: that function signs its calls with the
@@ -34,6 +35,11 @@ use trigger_dag::TriggerDag;
 
 /// The time an invocation gets, as the template gives the steps.
 const BUDGET: Duration = Duration::from_secs(120);
+
+/// How long trigger-dag trusts an unmarked AVAILABLE answer on the bed, unless
+/// ENVIRONMENT_CACHE_SECONDS says otherwise: the state machines' `pausing_wait_seconds` is
+/// scaled to it (tests/pause_resume/machines.py), as the template's is to 30 s.
+const BED_CACHE: Duration = Duration::from_secs(1);
 
 struct Functions {
     steps: Clients,
@@ -153,7 +159,12 @@ async fn main() {
             routes: parse_routes(&std::env::var("ROUTES").unwrap_or_else(|_| "[]".into()))
                 .expect("ROUTES")
                 .into(),
-            environments: Default::default(),
+            environments: trigger_dag::environments::KnownEnvironments::new(
+                std::env::var("ENVIRONMENT_CACHE_SECONDS")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .map_or(BED_CACHE, Duration::from_secs),
+            ),
         },
         steps: Clients {
             mwaa,
