@@ -320,3 +320,18 @@ def test_only_the_state_machines_write_the_mark_and_trigger_dag_reads_it(cfn):
     assert "pausing/*" in listing[0]["Condition"]["StringLike"]["s3:prefix"], "a missing mark is a 404"
     invoked = json.dumps(grants(cfn, "PauseStateMachineRole", "lambda:InvokeFunction"))
     assert "TriggerDagFunction" in invoked
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "infra" / "statemachines").glob("*.json")),
+                         ids=lambda p: p.name)
+def test_no_state_machine_names_a_field_twice(path):
+    """JSON parsers keep one of two equal keys in silence (which one is theirs to choose):
+    a definition says each field once."""
+    twice = []
+
+    def pairs(items):
+        keys = [k for k, _ in items]
+        twice.extend(sorted({k for k in keys if keys.count(k) > 1}))
+        return dict(items)
+    json.loads(path.read_text(), object_pairs_hook=pairs)
+    assert twice == [], twice
