@@ -279,15 +279,22 @@ def test_the_state_machines_invoke_their_own_steps_and_write_only_their_records(
     steps = {
         "PauseStateMachineRole": {"EnvironmentStatusFunction", "SaveConfigurationFunction",
                                   "RunDagFunction", "VerifyExportFunction",
-                                  "DeleteEnvironmentFunction", "EnableDagsFunction"},
+                                  "DeleteEnvironmentFunction", "EnableDagsFunction",
+                                  # the replay of what was held when a pause ends leaving the
+                                  # environment up
+                                  "TriggerDagFunction"},
         "ResumeStateMachineRole": {"EnvironmentStatusFunction", "CreateEnvironmentFunction",
                                    "RunDagFunction", "EnableDagsFunction", "TriggerDagFunction"},
         "ScheduleStateMachineRole": set(),
     }
     writes = {
         "PauseStateMachineRole": {("s3:PutObject", '"${SuiteBucket.Arn}/snapshots/*"'),
-                                  ("s3:DeleteObject", '"${SuiteBucket.Arn}/overrides/*"')},
-        "ResumeStateMachineRole": {("s3:PutObject", '"${SuiteBucket.Arn}/snapshots/*/restored.json"')},
+                                  ("s3:DeleteObject", '"${SuiteBucket.Arn}/overrides/*"'),
+                                  # the pausing mark trigger-dag honours
+                                  ("s3:PutObject", '"${SuiteBucket.Arn}/pausing/*"'),
+                                  ("s3:DeleteObject", '"${SuiteBucket.Arn}/pausing/*"')},
+        "ResumeStateMachineRole": {("s3:PutObject", '"${SuiteBucket.Arn}/snapshots/*/restored.json"'),
+                                   ("s3:DeleteObject", '"${SuiteBucket.Arn}/pausing/*"')},
         "ScheduleStateMachineRole": set(),
     }
     for role, functions in steps.items():
