@@ -81,17 +81,11 @@ impl Arrivals {
         for bucket in [LANDING, SUITE_BUCKET] {
             s3.create_bucket().bucket(bucket).send().await.unwrap();
         }
-        // Versioned, as landing buckets should be: every write gets its own version id.
-        s3.put_bucket_versioning()
-            .bucket(LANDING)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("bed call");
+        // Versioned, as landing buckets should be (every write gets its own version id) and
+        // as the template makes the suite bucket (a verified export names its version).
+        for bucket in [LANDING, SUITE_BUCKET] {
+            crate::versioned(&s3, bucket).await;
+        }
         send_events_to_eventbridge(&s3, LANDING).await;
         let rule = bed
             .rule_to_queue(

@@ -236,6 +236,7 @@ impl Bed {
     pub async fn s3_with_bucket(&self, bucket: &str) -> aws_sdk_s3::Client {
         let s3 = self.s3().await;
         s3.create_bucket().bucket(bucket).send().await.unwrap();
+        versioned(&s3, bucket).await;
         s3
     }
 
@@ -262,6 +263,21 @@ impl Bed {
     pub async fn inject_serverless_faults(&self, rules: Value) {
         admin_post(format!("{}/_bed/faults", self.serverless_url), Some(rules)).await;
     }
+}
+
+/// Turns versioning on, as the template does for the suite bucket (a verified export is
+/// bound to its manifest's version).
+pub async fn versioned(s3: &aws_sdk_s3::Client, bucket: &str) {
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutBucketVersioning");
 }
 
 /// Posts to a bed server's admin API (moto's `/moto-api/...`, a control plane's `/_bed/...`),

@@ -53,6 +53,10 @@ pub struct Arrival {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FiringSpec {
+    /// Read by `event_id` already: a schedule's input may carry one (e.g.
+    /// `<aws.scheduler.execution-id>`) so that its errors name the firing.
+    #[serde(default, rename = "id")]
+    _id: Option<String>,
     environment: Option<EnvironmentName>,
     dag: Option<String>,
     workflow_arn: Option<String>,

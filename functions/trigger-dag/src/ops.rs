@@ -112,8 +112,25 @@ impl Ops for AwsOps {
         Availability::of(name, environment.as_ref())
     }
 
+    /// A listing, not a read: the role may list `pausing/*` but not the whole bucket, and S3
+    /// answers a read of a missing object 403 (not 404) to a role without ListBucket on the
+    /// bucket itself, which an unmarked environment would be. The exact key sorts first among
+    /// keys it prefixes (`pausing/dev` before `pausing/dev-2`), so one key is enough.
     async fn pausing(&self, environment: &str) -> Result<bool, Error> {
-        Ok(self.read(&pausing_key(environment)).await?.is_some())
+        let key = pausing_key(environment);
+        let page = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&key)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| Error::aws("S3", "ListObjectsV2", &e))?;
+        Ok(page
+            .contents()
+            .iter()
+            .any(|o| o.key() == Some(key.as_str())))
     }
 
     async fn hold(&self, target: &Target) -> Result<(), Error> {

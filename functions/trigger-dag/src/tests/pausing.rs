@@ -82,16 +82,18 @@ async fn a_warm_instance_reads_the_mark_once_per_trust_and_a_marked_one_every_ti
         let report = f.run(arrival(&format!("in/{i}.csv"))).await.unwrap();
         assert_eq!(report["runs"][0]["outcome"], "held", "{report}");
     }
+    // After the trust: dev-b is read once and trusted again, marked dev-a at every arrival.
     assert_eq!(
         marks(&f),
-        2 + 2 + 3,
+        2 + 1 + 3,
         "a marked environment is never remembered"
     );
 }
 
 #[tokio::test]
 async fn a_replay_while_a_pause_is_under_way_starts_nothing_and_keeps_the_held() {
-    let f = function(available(&["dev-a"]));
+    // Both available, dev-a marked: its arrival alone is held (dev-b's starts).
+    let f = function(available(&["dev-a", "dev-b"]));
     mark(&f, "dev-a");
     f.run(arrival("in/1.csv")).await.unwrap();
     let err = f.run(replay("dev-a")).await.unwrap_err();
