@@ -88,13 +88,37 @@ pub fn check_table(entry: &TableEntry, measured: Option<&Measured>) -> Option<St
 /// "manifest_sha256", "manifest_version_id", "tables", "rows", "environment", "execution",
 /// "created_at", "export_id"?, "active_dags"?}`.
 pub async fn verify_export(objects: &impl Objects, event: Value) -> Result<Value, Error> {
-    let input: Input = crate::parse(&event)?;
+    let input: Input = crate::parse(&with_export_answer(event))?;
     if input.bucket.is_empty() || input.manifest_key.is_empty() {
         return Err(Error::invalid_input(
             "fields `bucket` and `manifest_key` must not be empty",
         ));
     }
     check_export(objects, &input).await
+}
+
+/// The pause hands over the export DAG's whole answer as `export`: a JSONPath to a member the
+/// answer lacks (an older DAG file has no `manifest_version_id`) would fail the execution with
+/// `States.Runtime`, which no Catch takes, leaving the DAGs paused. Read from here, a missing
+/// member is this step's own refusal, which the pause catches and re-enables the DAGs after.
+/// Members given at the top level win.
+fn with_export_answer(mut event: Value) -> Value {
+    let Some(answer) = event.as_object_mut().and_then(|e| e.remove("export")) else {
+        return event;
+    };
+    if let (Some(event), Some(answer)) = (event.as_object_mut(), answer.as_object()) {
+        for field in [
+            "bucket",
+            "manifest_key",
+            "manifest_sha256",
+            "manifest_version_id",
+        ] {
+            if let Some(value) = answer.get(field) {
+                event.entry(field).or_insert_with(|| value.clone());
+            }
+        }
+    }
+    event
 }
 
 /// Reads the manifest (checking its own SHA-256 when given), then streams every table's
@@ -333,6 +357,35 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::ExportNotVerified);
             assert!(err.to_string().contains("no S3 version"), "{err}");
         }
+    }
+
+    /// The pause passes the DAG's answer whole: one without a version (an older DAG file) is
+    /// this step's ExportNotVerified, which the pause catches, not the execution's
+    /// States.Runtime, which nothing catches.
+    #[tokio::test]
+    async fn the_export_answer_is_read_whole_and_an_older_one_is_refused_not_lost() {
+        let s3 = MemoryObjects::default();
+        let digest = export(&s3);
+        let mut answer = json!({"bucket": "exports", "manifest_key": format!("{ROOT}/manifest.json"),
+            "manifest": "s3://exports/m", "manifest_sha256": digest, "manifest_version_id": "v1",
+            "export_id": "e-1", "active_dags": ["etl"]});
+        let event = |answer: &Value| {
+            json!({"environment": "dev", "export": answer,
+                "execution": "arn:aws:states:us-east-1:1:execution:p:1",
+                "execution_started": STARTED})
+        };
+        let out = verify_export(&s3, event(&answer)).await.unwrap();
+        assert_eq!(
+            (&out["verified"], &out["manifest_version_id"]),
+            (&json!(true), &json!("v1"))
+        );
+        answer
+            .as_object_mut()
+            .unwrap()
+            .remove("manifest_version_id");
+        let err = verify_export(&s3, event(&answer)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ExportNotVerified, "{err}");
+        assert!(err.to_string().contains("no S3 version"), "{err}");
     }
 
     #[tokio::test]
