@@ -17,7 +17,7 @@ pub mod workflows;
 
 use serde_json::{json, Value};
 
-use common::airflow::{start_dag_run, DagRunOutcome};
+use common::airflow::{start_dag_run, AirflowMajor, DagRunOutcome};
 use common::event::event_id;
 use common::metrics;
 use common::retry::with_retries;
@@ -25,7 +25,7 @@ use common::{Availability, Deadline, Error};
 
 use catalog::RouteCatalog;
 use decide::{arrival_targets, decide, scheduled_run, Action, ScheduledRun, Target};
-use environments::KnownEnvironments;
+use environments::{Check, KnownEnvironments};
 use event::{parse_input, Input};
 use ops::Ops;
 use workflows::arrival_workflow_runs;
@@ -54,7 +54,7 @@ impl Seen {
     fn action(&self) -> Action {
         match decide(&self.availability) {
             Action::Start(_) if self.pausing => Action::Hold {
-                reason: "a pause of the environment is under way".into(),
+                reason: PAUSE_UNDER_WAY.into(),
             },
             action => action,
         }
@@ -69,6 +69,9 @@ impl Seen {
         }
     }
 }
+
+/// Why an arrival for a marked environment is held.
+const PAUSE_UNDER_WAY: &str = "a pause of the environment is under way";
 
 /// detail-type of the event that reports a routes file (or route) not used.
 pub const ROUTES_REJECTED: &str = "Routes Rejected";
@@ -178,45 +181,34 @@ impl<O: Ops> TriggerDag<O> {
     /// Starts the target's run, or holds it while its environment cannot run it.
     async fn deliver(&self, target: &Target, deadline: Deadline) -> Result<Outcome, Error> {
         let environment = target.environment.as_str();
-        let known = self.environments.available(environment);
-        let major = match known {
-            Some(major) => major,
-            None => match self.look_at(environment, deadline).await?.action() {
-                Action::Start(major) => major,
+        let (major, remembered) = match self.environments.check(environment) {
+            Check::Start(major) => (major, true),
+            Check::ListMark(major) => {
+                if self.marked(environment, deadline).await? {
+                    return self.hold(target, PAUSE_UNDER_WAY, deadline).await;
+                }
+                (major, true)
+            }
+            Check::Read => match self.look_at(environment, deadline).await?.action() {
+                Action::Start(major) => (major, false),
                 Action::Hold { reason } => return self.hold(target, &reason, deadline).await,
             },
         };
-        let run = target.dag_run();
-        match with_retries(deadline, || {
-            start_dag_run(&self.ops, environment, major, &run)
-        })
-        .await
-        {
-            Ok(outcome) => {
-                let outcome = match outcome {
-                    DagRunOutcome::Started => Outcome::Started,
-                    DagRunOutcome::AlreadyExists => Outcome::AlreadyStarted,
-                };
-                tracing::info!(environment, dag_id = %target.dag_id,
-                    run_id = %target.run_id, event_id = %target.event_id, outcome = outcome.as_str(), "DAG run");
-                self.publish(
-                    "DAG Run Started",
-                    json!({"target": target, "outcome": outcome.as_str()}),
-                )
-                .await;
-                Ok(outcome)
-            }
+        match self.start(target, major, deadline).await {
+            Ok(outcome) => Ok(outcome),
             // Deleted since it was looked at (a pause began): hold it.
             Err(Error::EnvironmentNotFound(_)) => {
                 self.environments.forget(environment);
                 self.hold(target, "environment disappeared", deadline).await
             }
             // Started on what this instance remembered: the environment may have changed
-            // since (a pause, an update), so look again before failing the arrival.
-            Err(err) if known.is_some() => {
+            // since (a pause, an update, an upgrade to another major), so look again before
+            // failing the arrival.
+            Err(err) if remembered => {
                 self.environments.forget(environment);
                 match self.look_at(environment, deadline).await?.action() {
                     Action::Hold { reason } => self.hold(target, &reason, deadline).await,
+                    Action::Start(now) if now != major => self.start(target, now, deadline).await,
                     Action::Start(_) => Err(err),
                 }
             }
@@ -224,12 +216,39 @@ impl<O: Ops> TriggerDag<O> {
         }
     }
 
+    /// Starts the target's run with the body of `major`. A start Airflow answered (started,
+    /// or already there) shows the environment still up with that major (environments.rs).
+    async fn start(
+        &self,
+        target: &Target,
+        major: AirflowMajor,
+        deadline: Deadline,
+    ) -> Result<Outcome, Error> {
+        let environment = target.environment.as_str();
+        let run = target.dag_run();
+        let outcome = with_retries(deadline, || {
+            start_dag_run(&self.ops, environment, major, &run)
+        })
+        .await?;
+        self.environments.answered(environment, major);
+        let outcome = match outcome {
+            DagRunOutcome::Started => Outcome::Started,
+            DagRunOutcome::AlreadyExists => Outcome::AlreadyStarted,
+        };
+        tracing::info!(environment, dag_id = %target.dag_id,
+            run_id = %target.run_id, event_id = %target.event_id, outcome = outcome.as_str(), "DAG run");
+        self.publish(
+            "DAG Run Started",
+            json!({"target": target, "outcome": outcome.as_str()}),
+        )
+        .await;
+        Ok(outcome)
+    }
+
     /// Asks MWAA whether the environment runs DAGs now and, if it does, whether a pause has
-    /// marked it (`pausing/<environment>`, set before the export: a run started after the
-    /// export's snapshot would be lost with the environment). Only an AVAILABLE environment
-    /// without the mark is remembered, for the same bounded time (environments.rs), so a
-    /// marked environment costs a GetEnvironment and one S3 GET per arrival, and an unmarked
-    /// one at most one of each per `ENVIRONMENT_CACHE_SECONDS`.
+    /// marked it. Only an AVAILABLE environment without the mark is remembered
+    /// (environments.rs), so a marked environment costs a GetEnvironment and one S3 listing
+    /// per arrival.
     pub(crate) async fn look_at(
         &self,
         environment: &str,
@@ -237,16 +256,28 @@ impl<O: Ops> TriggerDag<O> {
     ) -> Result<Seen, Error> {
         let availability = with_retries(deadline, || self.ops.environment(environment)).await?;
         let pausing = matches!(availability, Availability::Available(_))
-            && with_retries(deadline, || self.ops.pausing(environment)).await?;
-        if pausing {
-            self.environments.forget(environment);
-        } else {
+            && self.marked(environment, deadline).await?;
+        if !pausing {
             self.environments.learn(environment, &availability);
         }
         Ok(Seen {
             availability,
             pausing,
         })
+    }
+
+    /// Whether a pause has marked the environment (`pausing/<environment>`, set before the
+    /// export: a run started after the export's snapshot would be lost with the
+    /// environment). Listed at least once per trust period by each warm instance, which is
+    /// what the pause waits for after writing it.
+    async fn marked(&self, environment: &str, deadline: Deadline) -> Result<bool, Error> {
+        let marked = with_retries(deadline, || self.ops.pausing(environment)).await?;
+        if marked {
+            self.environments.forget(environment);
+        } else {
+            self.environments.unmarked(environment);
+        }
+        Ok(marked)
     }
 
     async fn hold(
