@@ -216,16 +216,16 @@ def main():
             b = burst(fn, args.burst, args.dup_rate, args.concurrency, args.throttle_rate, tag,
                       workdir, info["mwaa_url"], args.burst_time_limit or max(300, 1.5 * args.burst))
             results[fn.label]["burst"] = b
+            # Each side's count as soon as it is known: a long burst stopped during the next
+            # side's still leaves this one's figures in the log.
+            tally(b, airflow_runs(af))
+            log(f"{fn.label}: burst done in {b['wall']:.1f} s: {b['mwaa_calls']} MWAA calls, "
+                f"{b['throttled']} throttled, {b['deliveries']} deliveries, ratio "
+                f"{b['mwaa_calls'] / (b['deliveries'] + b['throttled']):.3f}, runs created "
+                f"{b['created']}, lost {b['lost']}, duplicated {b['duplicated']}")
         runs = airflow_runs(af)
         for fn in fns:
-            b = results[fn.label]["burst"]
-            keys = [k for _, k in runs if k in b["keys"]]
-            counts = {}
-            for k in keys:
-                counts[k] = counts.get(k, 0) + 1
-            b["created"] = len(keys)
-            b["lost"] = len(b["keys"] - set(counts))
-            b["duplicated"] = sum(v - 1 for v in counts.values())
+            tally(results[fn.label]["burst"], runs)
         report(results, args, profile, binary)
     finally:
         for fn in fns:
@@ -235,6 +235,17 @@ def main():
                 p.stop()
         if bed:
             stop_bed(bed)
+
+
+def tally(b, runs):
+    """Runs created, lost and duplicated for the burst `b`, from Airflow's runs."""
+    counts = {}
+    for _, k in runs:
+        if k in b["keys"]:
+            counts[k] = counts.get(k, 0) + 1
+    b["created"] = sum(counts.values())
+    b["lost"] = len(b["keys"] - set(counts))
+    b["duplicated"] = sum(v - 1 for v in counts.values())
 
 
 def report(results, args, profile, binary):

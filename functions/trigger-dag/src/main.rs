@@ -62,7 +62,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 /// A setting in whole seconds: `ROUTES_RELOAD_SECONDS` (how often a warm instance looks for
-/// changed routes files), `ENVIRONMENT_CACHE_SECONDS` (how long it trusts an AVAILABLE answer).
+/// changed routes files), `ENVIRONMENT_CACHE_SECONDS` (how long it trusts what it last saw of an
+/// environment: up, and not marked by a pause).
 fn seconds(name: &str, default: Duration) -> Result<Duration, common::Error> {
     match std::env::var(name) {
         Ok(text) if !text.is_empty() => text.parse::<u64>().map(Duration::from_secs).map_err(|e| {
