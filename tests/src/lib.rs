@@ -312,11 +312,13 @@ impl Drop for Bed {
 
 pub mod accounts;
 pub mod arrivals;
+pub mod digest;
 pub mod environments;
 pub mod fault_proxy;
 pub mod http;
 pub mod iam;
 pub mod lambda_api;
 pub mod rules;
+pub mod sns;
 pub mod suite;
 pub mod vpc;

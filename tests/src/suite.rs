@@ -58,8 +58,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A binary built next to this one (`target/debug/<name>`; tests run from `deps/`).
+/// A binary built next to this one (`target/debug/<name>`; tests run from `deps/`), or in
+/// `MWAA_OPS_BIN_DIR` when set: clones sharing one target dir overwrite each other's
+/// `target/debug/<name>`, so a run that must be its own copies its binaries there first.
 pub fn sibling_binary(name: &str) -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("MWAA_OPS_BIN_DIR") {
+        let path = std::path::Path::new(&dir).join(name);
+        assert!(path.exists(), "{} is missing", path.display());
+        return path;
+    }
     let exe = std::env::current_exe().expect("own path");
     exe.ancestors()
         .skip(1)
@@ -104,6 +111,8 @@ pub fn deploy_pause_resume(bed: &Bed, routes: &Value) -> PauseResume {
         // Each function signs with its role's key: IAM enforced from the template.
         .env("ROLE_KEYS", machines["role_keys"].to_string())
         .env("SUITE_BUCKET", SUITE_BUCKET)
+        // The namespace the template gives every function (and its dashboard reads).
+        .env("METRICS_NAMESPACE", format!("mwaa-ops/{STACK}"))
         .env("ROUTES", routes.to_string())
         .env("LAMBDA_API", &address)
         .env("EXIT_WITH_STDIN", "1")

@@ -222,6 +222,10 @@ def test_the_morning_digest_hears_every_resume_end_and_reads_only_what_it_needs(
     assert statements["ReadSnapshotRecords"]["Action"] == "s3:GetObject"
     assert statements["ReadSnapshotRecords"]["Resource"].endswith("/snapshots/*/latest.json")
     assert statements["RememberSentDigests"]["Resource"].endswith("/digests/*")
+    assert statements["ReadSavedConfigurations"]["Action"] == "s3:GetObject"
+    assert statements["ReadSavedConfigurations"]["Resource"].endswith("/configurations/*")
+    # the marker is written with If-None-Match (no other action) and given back when SNS refused
+    assert statements["RememberSentDigests"]["Action"] == ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
 
 
 def test_what_notify_cannot_report_moves_on_to_an_alarmed_queue(cfn):
@@ -294,7 +298,7 @@ def emitted_metrics():
 def test_the_dashboard_references_only_metrics_the_functions_emit(cfn):
     import re
     emitted, catalog = emitted_metrics()
-    assert len(catalog) == 18 and emitted == catalog, f"in the catalog but emitted by no function: {catalog - emitted}"
+    assert len(catalog) == 21 and emitted == catalog, f"in the catalog but emitted by no function: {catalog - emitted}"
     dashboards = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
     assert len(dashboards) == 1, "one dashboard per stack"
     body = json.loads(dashboards[0]["Properties"]["DashboardBody"])

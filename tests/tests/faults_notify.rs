@@ -95,23 +95,8 @@ async fn deploy(bed: &Bed, proxy: &FaultProxy) -> Alerts {
 impl Alerts {
     /// Subjects of the emails moto's SNS recorded.
     async fn emails(&self, bed: &Bed) -> Vec<String> {
-        let data: Value = reqwest::get(format!("{}/moto-api/data.json", bed.moto_url))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
-        let topic = topics
-            .iter()
-            .find(|t| t["arn"] == self.topic_arn.as_str())
-            .expect("the alert topic");
-        topic["sent_notifications"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n[2].as_str().unwrap_or_default().to_owned())
-            .collect()
+        let published = mwaa_ops_tests::sns::published(bed, &self.topic_arn).await;
+        published.into_iter().map(|e| e.subject).collect()
     }
 
     async fn markers(&self) -> usize {

@@ -8,6 +8,7 @@ use aws_sdk_mwaa::types::EndpointManagement;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::iam::Role;
 use mwaa_ops_tests::rules::{sqs_batch, RuleQueue};
+use mwaa_ops_tests::sns::Email;
 use mwaa_ops_tests::{session_without_airflow, Bed, Session};
 use notify::decide::Settings;
 use notify::ops::{pending_schedule_name, AwsOps};
@@ -24,14 +25,6 @@ const RULES: [&str; 4] = [
     "NotifyFunctionRoutesRejected",
 ];
 const OWN_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:mwaa-ops-NotifyFunction-x";
-
-/// One email as moto's SNS recorded it.
-#[derive(Debug)]
-struct Email {
-    subject: String,
-    body: String,
-    attributes: Value,
-}
 
 /// The suite bucket, the alert topic and the function, as the template deploys them.
 struct Alerts {
@@ -106,27 +99,7 @@ async fn deploy(bed: &Bed) -> Alerts {
 
 impl Alerts {
     async fn emails(&self, bed: &Bed) -> Vec<Email> {
-        let data: Value = reqwest::get(format!("{}/moto-api/data.json", bed.moto_url))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
-        let topic = topics
-            .iter()
-            .find(|t| t["arn"] == self.topic_arn.as_str())
-            .expect("the alert topic in moto");
-        topic["sent_notifications"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| Email {
-                body: n[1].as_str().unwrap_or_default().to_owned(),
-                subject: n[2].as_str().unwrap_or_default().to_owned(),
-                attributes: n[3].clone(),
-            })
-            .collect()
+        mwaa_ops_tests::sns::published(bed, &self.topic_arn).await
     }
 
     async fn handle(&self, event: Value) -> Value {

@@ -106,7 +106,7 @@ impl Aws {
 
     /// An object's text; `None` when there is none.
     pub async fn read(&self, bucket: &str, key: &str) -> Result<Option<String>, Error> {
-        let body = trigger_dag::ops::read_object(&self.s3, bucket, key).await?;
+        let body = common::aws::read_object(&self.s3, bucket, key).await?;
         Ok(body.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 

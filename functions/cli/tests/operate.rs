@@ -6,7 +6,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use mwaa_ops_tests::arrivals::Arrivals;
+use mwaa_ops_tests::arrivals::{Arrivals, SUITE_BUCKET};
+use mwaa_ops_tests::digest::Digest;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::suite::{deploy_pause_resume, deploy_stack, endpoints, PauseResume};
 use mwaa_ops_tests::{session, Session};
@@ -39,7 +40,12 @@ impl Ran {
 }
 
 fn mwaa_ops(suite: &PauseResume, s: &Session, args: &[&str]) -> Ran {
-    let out = Command::new(env!("CARGO_BIN_EXE_mwaa-ops"))
+    // MWAA_OPS_BIN_DIR: see mwaa_ops_tests::suite::sibling_binary.
+    let binary = std::env::var_os("MWAA_OPS_BIN_DIR").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_BIN_EXE_mwaa-ops")),
+        |dir| std::path::Path::new(&dir).join("mwaa-ops"),
+    );
+    let out = Command::new(binary)
         .args(args)
         .envs(endpoints(s.bed, &suite.lambda_url))
         .env_remove("MWAA_OPS_STACK")
@@ -182,6 +188,11 @@ async fn every_command_steers_the_local_suite() {
         environment(&run(&["status", "--json"]).json(), ENV)["state"],
         "PAUSED"
     );
+    // An arrival overnight: held, replayed by the wake (the digest counts it).
+    arrivals.put("cli/overnight.csv", "a,b").await;
+    for result in arrivals.deliver(1, 1).await {
+        assert_eq!(result.unwrap()["runs"][0]["outcome"], "held");
+    }
     let woken = run(&["wake", ENV, "--poll-seconds", "1", "--json"]).json();
     assert_eq!(woken["result"], "SUCCEEDED", "{woken}");
     let back = run(&["status", "--json"]).json();
@@ -193,20 +204,25 @@ async fn every_command_steers_the_local_suite() {
     let again = run(&["wake", ENV, "--json"]).json();
     assert_eq!(again["result"], "AVAILABLE", "nothing to do: {again}");
 
-    // The night left its metrics (as CloudWatch would read them from the functions' output),
-    // each one in the catalog the dashboard is checked against.
-    let catalog: Vec<&str> = common::metrics::CATALOG.iter().map(|m| m.name).collect();
+    the_resumes_end_sends_one_digest(&s, &suite, woken["execution"].as_str().unwrap()).await;
+
+    // The night left its metrics (as CloudWatch would read them from the functions' output):
+    // each one on the stack's dashboard, in the namespace and dimensions it searches.
+    let (namespace, on_dashboard) = dashboard_metrics();
     let mut seen = std::collections::BTreeSet::new();
     for doc in suite.metrics() {
+        let definitions = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(definitions["Namespace"], namespace, "{doc}");
+        assert_eq!(
+            definitions["Dimensions"],
+            json!([["Environment", "Function"]])
+        );
         assert_eq!(doc["Environment"], ENV, "{doc}");
-        for definition in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-            .as_array()
-            .unwrap()
-        {
+        for definition in definitions["Metrics"].as_array().unwrap() {
             let name = definition["Name"].as_str().unwrap();
             assert!(
-                catalog.contains(&name),
-                "{name} is not in common::metrics::CATALOG"
+                on_dashboard.contains(name),
+                "{name} is emitted but not on the dashboard"
             );
             assert!(doc[name].is_number(), "{doc}");
             seen.insert(name.to_string());
@@ -218,6 +234,8 @@ async fn every_command_steers_the_local_suite() {
         "ExportRows",
         "ExportBytes",
         "ArrivalsReplayed",
+        "MwaaCalls",
+        "MwaaThrottles",
     ] {
         assert!(
             seen.contains(expected),
@@ -273,4 +291,130 @@ async fn failures_exit_non_zero_and_say_what_is_wrong() {
         "{}",
         failed.stderr
     );
+}
+
+/// The morning digest after the night above: notify, as its role of the template, gets the
+/// resume's end from the template's rule and emails that night's figures on the digest topic,
+/// once; IAM refused none of its calls.
+async fn the_resumes_end_sends_one_digest(s: &Session, suite: &PauseResume, resume: &str) {
+    let digest = Digest::deploy(s.bed, &suite.machines, "local").await;
+    let answers = digest.deliver_end_of(resume).await;
+    assert_eq!(answers.len(), 1, "one event through the rule: {answers:?}");
+    let subject = answers[0]["morning_digest"]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no digest sent: {}", answers[0]));
+    let emails = digest.emails(s.bed).await;
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    let email = &emails[0];
+    assert_eq!(
+        (email.subject.as_str(), &email.attributes["kind"]["Value"]),
+        (subject, &json!("morning-digest"))
+    );
+    println!("Subject: {}\n\n{}", email.subject, email.body);
+
+    // The figures are the night's: the pause's snapshot record, the resume's replay.
+    let s3 = s.bed.s3().await;
+    let record = s3
+        .get_object()
+        .bucket(SUITE_BUCKET)
+        .key(format!("snapshots/{ENV}/latest.json"))
+        .send()
+        .await
+        .expect("the pause's snapshot record");
+    let record: Value =
+        serde_json::from_slice(&record.body.collect().await.unwrap().into_bytes()).unwrap();
+    let paused = record["paused_at"].as_str().unwrap();
+    let verified = &record["verified"];
+    let copy = record["configuration"]["result"]["copy"].as_str().unwrap();
+    let saved = s3
+        .get_object()
+        .bucket(SUITE_BUCKET)
+        .key(copy)
+        .send()
+        .await
+        .expect("the configuration the pause saved");
+    let saved: Value =
+        serde_json::from_slice(&saved.body.collect().await.unwrap().into_bytes()).unwrap();
+    let class = saved["EnvironmentClass"].as_str().unwrap();
+    let active = record["active_dags"].as_array().unwrap().len();
+    assert!(active > 0, "{record}");
+    let body = &email.body;
+    for expected in [
+        format!("{ENV}: resumed"),
+        format!(" paused  {} {} UTC", &paused[5..10], &paused[11..16]),
+        " resumed ".to_string(),
+        " down    ".to_string(),
+        " saved   ~$".to_string(),
+        format!("/h {class}"),
+        " held    1 arrivals: 1 run, 0 set aside".to_string(),
+        format!(
+            " export  {} rows, {}",
+            verified["rows"].as_u64().unwrap(),
+            notify::morning::render::size(verified["bytes"].as_u64().unwrap())
+        ),
+        "         in ".to_string(),
+        format!(" DAGs    {active} on again"),
+    ] {
+        assert!(body.contains(&expected), "{expected:?} not in\n{body}");
+    }
+    assert!(
+        body.lines().all(|l| l.chars().count() <= 44),
+        "a line too long for a phone:\n{body}"
+    );
+
+    // The marker of the date names the end that claimed it.
+    let date = answers[0]["morning_digest"]["date"].as_str().unwrap();
+    let marker = s3
+        .get_object()
+        .bucket(SUITE_BUCKET)
+        .key(format!("digests/{date}.json"))
+        .send()
+        .await
+        .expect("the digest's marker");
+    let marker: Value =
+        serde_json::from_slice(&marker.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(marker["claimed_by"], resume, "{marker}");
+
+    // A second delivery of the same end sends nothing: the marker remembers the date.
+    let again = digest.deliver_end_of(resume).await;
+    assert_eq!(
+        again[0]["morning_digest"]["digest"], "sent already",
+        "{again:?}"
+    );
+    assert_eq!(digest.emails(s.bed).await.len(), 1);
+    let refused = s.bed.iam_refusals().await;
+    assert!(refused.is_empty(), "IAM refused: {refused:?}");
+}
+
+/// The dashboard's namespace and the metric names its SEARCH expressions read, from the
+/// template as CloudFormation gets it.
+fn dashboard_metrics() -> (String, std::collections::BTreeSet<String>) {
+    let template = mwaa_ops_tests::template::translated(&[]);
+    let body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+        .as_str()
+        .expect("the dashboard body, its Fn::Sub resolved");
+    let body: Value = serde_json::from_str(body).expect("the dashboard body is JSON");
+    let (mut namespaces, mut names) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    for widget in body["widgets"].as_array().unwrap() {
+        for line in widget["properties"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for item in line.as_array().unwrap() {
+                let expression = item["expression"].as_str().unwrap();
+                // SEARCH('{<namespace>,Environment,Function} MetricName="<name>"', ...)
+                let (_, rest) = expression.split_once("'{").unwrap();
+                let (namespace, rest) = rest.split_once(",Environment,Function}").unwrap();
+                let (_, rest) = rest.split_once("MetricName=\"").unwrap();
+                namespaces.insert(namespace.to_string());
+                names.insert(rest.split('"').next().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(namespaces.len(), 1, "{namespaces:?}");
+    (namespaces.pop_first().unwrap(), names)
 }

@@ -11,10 +11,13 @@ use aws_config::BehaviorVersion;
 pub use aws_config::SdkConfig;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::endpoint::EndpointPrefix;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 /// Loads region, credentials and endpoint overrides from the environment.
 pub async fn load_config() -> SdkConfig {
@@ -48,7 +51,7 @@ pub const LONGEST_MWAA_CALL: Duration = MWAA_ATTEMPT_TIMEOUT.saturating_mul(3);
 
 /// The MWAA client. Against AWS it is the plain SDK client. Against a local endpoint the SDK
 /// would still prefix the host (`api.` / `env.`) and fail DNS, so the prefix is dropped then.
-/// Each attempt is bounded by [`MWAA_ATTEMPT_TIMEOUT`].
+/// Each attempt is bounded by [`MWAA_ATTEMPT_TIMEOUT`] and counted ([`CountMwaaCalls`]).
 pub fn mwaa_client(config: &SdkConfig) -> aws_sdk_mwaa::Client {
     mwaa_client_with_timeout(config, MWAA_ATTEMPT_TIMEOUT)
 }
@@ -59,7 +62,9 @@ pub fn mwaa_client_with_timeout(config: &SdkConfig, attempt: Duration) -> aws_sd
         .connect_timeout(Duration::from_millis(3100))
         .operation_attempt_timeout(attempt)
         .build();
-    let mut builder = aws_sdk_mwaa::config::Builder::from(config).timeout_config(timeouts);
+    let mut builder = aws_sdk_mwaa::config::Builder::from(config)
+        .timeout_config(timeouts)
+        .interceptor(CountMwaaCalls);
     if mwaa_endpoint_overridden(config) {
         builder = builder.interceptor(NoEndpointPrefix);
     }
@@ -86,6 +91,25 @@ pub async fn get_environment(
     }
 }
 
+/// An object's bytes; `None` when it does not exist (any more).
+pub async fn read_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, crate::Error> {
+    let got = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(got) => got,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+        Err(e) => return Err(crate::Error::aws("S3", "GetObject", &e)),
+    };
+    let bytes = got
+        .body
+        .collect()
+        .await
+        .map_err(|e| crate::Error::transient("S3", "GetObject", e.to_string()))?;
+    Ok(Some(bytes.into_bytes().to_vec()))
+}
+
 /// Removes the operation's endpoint host prefix; only installed when an endpoint override is set.
 #[derive(Debug)]
 struct NoEndpointPrefix;
@@ -103,5 +127,148 @@ impl Intercept for NoEndpointPrefix {
     ) -> Result<(), BoxError> {
         cfg.interceptor_state().unset::<EndpointPrefix>();
         Ok(())
+    }
+}
+
+/// Counts every attempt at an MWAA call, the SDK's own retries included (an interceptor sees
+/// each attempt; the functions' code sees only the call), as `MwaaCalls` and `MwaaThrottles`
+/// of the environment the call names and the function whose invocation makes it. Outside an
+/// invocation (the CLI) nothing is written.
+#[derive(Debug)]
+struct CountMwaaCalls;
+
+impl Intercept for CountMwaaCalls {
+    fn name(&self) -> &'static str {
+        "CountMwaaCalls"
+    }
+
+    // The request is gone once sent: its environment is noted before.
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let environment = environment_of_path(context.request().uri()).unwrap_or("none");
+        cfg.interceptor_state()
+            .store_put(CalledEnvironment(environment.to_owned()));
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(function) = crate::metrics::current_function() else {
+            return Ok(());
+        };
+        let environment = cfg
+            .load::<CalledEnvironment>()
+            .map_or("none", |e| e.0.as_str());
+        let throttled = context
+            .response()
+            .is_some_and(|r| is_throttle(r.status().as_u16(), r.headers().get("x-amzn-errortype")));
+        crate::metrics::emit(
+            function,
+            environment,
+            &[
+                (crate::metrics::MWAA_CALLS, 1.0),
+                (
+                    crate::metrics::MWAA_THROTTLES,
+                    f64::from(u8::from(throttled)),
+                ),
+            ],
+        );
+        Ok(())
+    }
+}
+
+/// The environment the attempt under way names.
+#[derive(Debug, Clone)]
+struct CalledEnvironment(String);
+
+impl Storable for CalledEnvironment {
+    type Storer = StoreReplace<Self>;
+}
+
+/// The environment an MWAA request names: `/environments/{Name}`, `/restapi/{Name}`,
+/// `/webtoken/{Name}`, `/clitoken/{Name}` (botocore's MWAA model); `None` for the others
+/// (ListEnvironments, tags by ARN).
+fn environment_of_path(uri: &str) -> Option<&str> {
+    let path = uri
+        .split_once("://")
+        .map_or(uri, |(_, rest)| rest.find('/').map_or("", |at| &rest[at..]));
+    let mut parts = path
+        .split(['?', '#'])
+        .next()?
+        .trim_start_matches('/')
+        .split('/');
+    match (parts.next()?, parts.next()) {
+        ("environments" | "restapi" | "webtoken" | "clitoken", Some(name)) if !name.is_empty() => {
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
+/// MWAA's throttling answer: 429 (`ThrottlingException`), or that error type on another status.
+fn is_throttle(status: u16, error_type: Option<&str>) -> bool {
+    status == 429
+        || error_type.is_some_and(|t| {
+            let code = t.split(':').next().unwrap_or(t);
+            matches!(
+                code,
+                "ThrottlingException" | "TooManyRequestsException" | "Throttling"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_names_its_environment_in_its_path() {
+        for (uri, expected) in [
+            (
+                "https://api.airflow.us-east-1.amazonaws.com/environments/dev-a",
+                Some("dev-a"),
+            ),
+            ("http://127.0.0.1:4010/restapi/dev-b", Some("dev-b")),
+            (
+                "https://env.airflow.eu-west-1.amazonaws.com/webtoken/dev_c?x=1",
+                Some("dev_c"),
+            ),
+            ("/clitoken/dev-d", Some("dev-d")),
+            (
+                "https://api.airflow.us-east-1.amazonaws.com/environments",
+                None,
+            ),
+            (
+                "https://api.airflow.us-east-1.amazonaws.com/environments?MaxResults=25",
+                None,
+            ),
+            (
+                "https://api.airflow.us-east-1.amazonaws.com/tags/arn%3Aaws%3Aairflow",
+                None,
+            ),
+        ] {
+            assert_eq!(environment_of_path(uri), expected, "{uri}");
+        }
+    }
+
+    #[test]
+    fn throttles_are_429_or_a_throttling_error_type() {
+        assert!(is_throttle(429, None));
+        assert!(is_throttle(400, Some("ThrottlingException")));
+        assert!(is_throttle(
+            400,
+            Some("ThrottlingException:http://internal.amazon.com/coral/")
+        ));
+        assert!(!is_throttle(500, Some("InternalServerException")));
+        assert!(!is_throttle(200, None));
+        assert!(!is_throttle(400, Some("ValidationException")));
     }
 }

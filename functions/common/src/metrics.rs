@@ -81,6 +81,13 @@ pub const EXPORT_BYTES: Metric = metric("ExportBytes", Unit::Bytes, "pause-resum
 /// prices (the morning digest, once per morning).
 pub const HOURS_PAUSED: Metric = metric("HoursPaused", Unit::None, "notify");
 pub const ESTIMATED_SAVING: Metric = metric("EstimatedSavingUsd", Unit::None, "notify");
+/// Every attempt at an MWAA API call (the SDK's retries included), and how many of them MWAA
+/// throttled (0 or 1 each, so the line exists before the first throttle); counted by the
+/// MWAA client of every function ([`crate::aws::mwaa_client`]).
+pub const MWAA_CALLS: Metric = metric("MwaaCalls", Unit::Count, "every function");
+pub const MWAA_THROTTLES: Metric = metric("MwaaThrottles", Unit::Count, "every function");
+/// MWAA Serverless workflow runs trigger-dag started (`Environment` = the workflow's name).
+pub const WORKFLOW_RUNS_STARTED: Metric = metric("WorkflowRunsStarted", Unit::Count, "trigger-dag");
 
 /// Every metric the suite emits.
 pub const CATALOG: &[Metric] = &[
@@ -102,7 +109,26 @@ pub const CATALOG: &[Metric] = &[
     EXPORT_BYTES,
     HOURS_PAUSED,
     ESTIMATED_SAVING,
+    MWAA_CALLS,
+    MWAA_THROTTLES,
+    WORKFLOW_RUNS_STARTED,
 ];
+
+tokio::task_local! {
+    /// The function whose invocation runs now, for metrics counted below the handler (the
+    /// MWAA client's calls); none outside an invocation (the CLI: its output stays its own).
+    static FUNCTION: &'static str;
+}
+
+/// Runs `work` as an invocation of `function`: what is counted meanwhile is its.
+pub async fn within<F: std::future::Future>(function: &'static str, work: F) -> F::Output {
+    FUNCTION.scope(function, work).await
+}
+
+/// The function whose invocation runs in this task, if any.
+pub fn current_function() -> Option<&'static str> {
+    FUNCTION.try_with(|f| *f).ok()
+}
 
 /// The EMF document for `values` of one function and environment at `timestamp_ms`;
 /// `None` when there is nothing to say.
@@ -180,6 +206,14 @@ mod tests {
             None,
             "nothing to say, no line"
         );
+    }
+
+    #[tokio::test]
+    async fn only_an_invocation_has_a_function() {
+        assert_eq!(current_function(), None);
+        let inside = within("notify", async { current_function() }).await;
+        assert_eq!(inside, Some("notify"));
+        assert_eq!(current_function(), None);
     }
 
     #[test]

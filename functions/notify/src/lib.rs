@@ -57,6 +57,15 @@ impl<O: Ops + morning::ops::DigestOps> Notify<O> {
         own_arn: &str,
         deadline: Deadline,
     ) -> Result<Value, Error> {
+        common::metrics::within("notify", self.handle_event(event, own_arn, deadline)).await
+    }
+
+    async fn handle_event(
+        &self,
+        event: Value,
+        own_arn: &str,
+        deadline: Deadline,
+    ) -> Result<Value, Error> {
         match parse_input(&event)? {
             Input::Queue(messages) => {
                 let mut response = SqsBatchResponse::default();

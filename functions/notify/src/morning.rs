@@ -178,10 +178,11 @@ impl Night {
     }
 }
 
-/// Milliseconds since the epoch of an RFC 3339 time (Step Functions' `EnteredTime`).
+/// Milliseconds since the epoch of an RFC 3339 time, `Z` or an offset (the pause writes
+/// `2026-11-30T16:35:12.988642+00:00`).
 pub fn millis(text: &str) -> Option<i64> {
     use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
-    let t = DateTime::from_str(text, DateTimeFormat::DateTime).ok()?;
+    let t = DateTime::from_str(text, DateTimeFormat::DateTimeWithOffset).ok()?;
     t.to_millis().ok()
 }
 
@@ -200,13 +201,22 @@ fn names(value: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Where the snapshot record points at the configuration the pause saved: this pause's
+/// timestamped copy (`latest.json` may be a later pause's).
+pub fn configuration_key(snapshot: &Value) -> Option<&str> {
+    let saved = snapshot.pointer("/configuration/result")?;
+    saved.get("copy").or_else(|| saved.get("key"))?.as_str()
+}
+
 /// One environment's night from its resume (`output`: the execution's output, absent when
-/// it failed), the pause's snapshot record, the failed step, and the pause's start.
+/// it failed), the pause's snapshot record and saved configuration, the failed step, and the
+/// pause's start.
 pub fn night(
     environment: &str,
     run: &ResumeRun,
     output: Option<&Value>,
     snapshot: Option<&Value>,
+    configuration: Option<&Value>,
     failed: Option<&FailedStep>,
     pause_started_ms: Option<i64>,
 ) -> Night {
@@ -267,7 +277,7 @@ pub fn night(
             .filter(|_| enabled.is_some())
             .map(|a| a.saturating_sub(dags_missing.len() as u64)),
         dags_missing,
-        size: snapshot.and_then(|s| s.get("configuration")).map(Size::of),
+        size: configuration.map(Size::of),
         outcome,
     }
 }

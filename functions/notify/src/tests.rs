@@ -38,6 +38,10 @@ struct Fake {
     records: Mutex<HashMap<String, Value>>,
     digests: Mutex<Vec<(String, String, String)>>,
     digest_markers: Mutex<Vec<String>>,
+    /// Another invocation writes the marker between this one's check and its claim.
+    digest_claimed_meanwhile: Mutex<bool>,
+    /// SNS refuses the digest.
+    digest_sns_down: Mutex<bool>,
 }
 
 impl DigestOps for Fake {
@@ -64,11 +68,30 @@ impl DigestOps for Fake {
             .iter()
             .any(|d| d == date))
     }
-    async fn mark_digest(&self, date: &str, _subject: &str) -> Result<(), Error> {
-        self.digest_markers.lock().unwrap().push(date.into());
+    async fn claim_digest(&self, date: &str, claim: &Value) -> Result<bool, Error> {
+        let mut markers = self.digest_markers.lock().unwrap();
+        if std::mem::take(&mut *self.digest_claimed_meanwhile.lock().unwrap()) {
+            markers.push(date.into());
+            let other = json!({"claimed_by": "another resume's end"});
+            let key = crate::morning::marker_key(date);
+            self.records.lock().unwrap().insert(key, other);
+        }
+        if markers.iter().any(|d| d == date) {
+            return Ok(false);
+        }
+        markers.push(date.into());
+        let key = crate::morning::marker_key(date);
+        self.records.lock().unwrap().insert(key, claim.clone());
+        Ok(true)
+    }
+    async fn release_digest(&self, date: &str) -> Result<(), Error> {
+        self.digest_markers.lock().unwrap().retain(|d| d != date);
         Ok(())
     }
     async fn publish_digest(&self, topic: &str, subject: &str, body: &str) -> Result<(), Error> {
+        if *self.digest_sns_down.lock().unwrap() {
+            return Err(Error::transient("SNS", "Publish", "InternalError"));
+        }
         let mut digests = self.digests.lock().unwrap();
         digests.push((topic.into(), subject.into(), body.into()));
         Ok(())

@@ -47,6 +47,10 @@ impl<O: Ops + Environments> ProvisionEndpoints<O> {
     /// A failure fails the invocation, so Lambda retries it and finally sends it to the
     /// failed-events queue, where the alerts pick it up.
     pub async fn handle(&self, event: Value, deadline: Deadline) -> Result<Value, Error> {
+        common::metrics::within("provision-endpoints", self.handle_event(event, deadline)).await
+    }
+
+    async fn handle_event(&self, event: Value, deadline: Deadline) -> Result<Value, Error> {
         if reconcile::is_reconcile(&event) {
             return self.reconcile(deadline).await;
         }

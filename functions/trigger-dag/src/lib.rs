@@ -99,6 +99,10 @@ impl<O: Ops> TriggerDag<O> {
     /// A target that fails for good is reported as "Arrival Failed" and fails the
     /// invocation, so Lambda retries it and finally sends it to the failed-events queue.
     pub async fn handle(&self, event: Value, deadline: Deadline) -> Result<Value, Error> {
+        metrics::within("trigger-dag", self.handle_event(event, deadline)).await
+    }
+
+    async fn handle_event(&self, event: Value, deadline: Deadline) -> Result<Value, Error> {
         let input = parse_input(&event)?;
         let arrival = matches!(input, Input::Arrival(_));
         let (targets, workflow_runs) = match input {
@@ -142,8 +146,15 @@ impl<O: Ops> TriggerDag<O> {
             match self.start_workflow(run, deadline).await {
                 // MWAA Serverless answers a repeated token with the same run: it cannot tell
                 // a first start from a redelivery, so neither can we.
-                Ok(run_id) => report.push(json!({"workflow_arn": run.workflow_arn,
-                    "run_id": run_id, "client_token": run.client_token, "outcome": "started"})),
+                Ok(run_id) => {
+                    metrics::emit(
+                        "trigger-dag",
+                        workflow_dimension(&run.workflow_arn),
+                        &[(metrics::WORKFLOW_RUNS_STARTED, 1.0)],
+                    );
+                    report.push(json!({"workflow_arn": run.workflow_arn,
+                    "run_id": run_id, "client_token": run.client_token, "outcome": "started"}));
+                }
                 Err(err) => {
                     self.report_workflow_failure(run, &err).await;
                     first_error.get_or_insert(err);
@@ -347,6 +358,14 @@ fn run_metrics(
         .collect()
 }
 
+/// A workflow has no environment: its name (as few as environments) is the `Environment`
+/// dimension of what is counted for it.
+fn workflow_dimension(workflow_arn: &str) -> &str {
+    workflow_arn
+        .rsplit_once(":workflow/")
+        .map_or(workflow_arn, |(_, name)| name)
+}
+
 fn emit_metrics(outcomes: &[(&str, Option<Outcome>)], arrival: bool) {
     for (environment, values) in run_metrics(outcomes, arrival) {
         metrics::emit("trigger-dag", &environment, &values);
@@ -356,6 +375,16 @@ fn emit_metrics(outcomes: &[(&str, Option<Outcome>)], arrival: bool) {
 #[cfg(test)]
 mod metrics_tests {
     use super::*;
+
+    #[test]
+    fn a_started_workflow_run_is_counted_per_workflow() {
+        assert_eq!(
+            workflow_dimension(
+                "arn:aws:airflow-serverless:eu-west-1:123456789012:workflow/dev-orders-a1B2c3D4e5"
+            ),
+            "dev-orders-a1B2c3D4e5"
+        );
+    }
 
     #[test]
     fn each_environment_gets_its_own_counts_and_only_arrivals_count_as_routed() {

@@ -293,21 +293,4 @@ pub async fn list_objects(
     Ok(listed)
 }
 
-/// An object's bytes; `None` when it does not exist (any more).
-pub async fn read_object(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<Vec<u8>>, Error> {
-    let got = match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(got) => got,
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-        Err(e) => return Err(Error::aws("S3", "GetObject", &e)),
-    };
-    let bytes = got
-        .body
-        .collect()
-        .await
-        .map_err(|e| Error::transient("S3", "GetObject", e.to_string()))?;
-    Ok(Some(bytes.into_bytes().to_vec()))
-}
+use common::aws::read_object;

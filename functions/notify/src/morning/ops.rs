@@ -6,7 +6,7 @@ use std::future::Future;
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use common::Error;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{marker_key, ResumeRun, RunDetail};
 use crate::ops::AwsOps;
@@ -29,11 +29,15 @@ pub trait DigestOps: Send + Sync {
     fn record(&self, key: &str) -> impl Future<Output = Result<Option<Value>, Error>> + Send;
     /// Whether the digest of `date` was sent.
     fn digest_sent(&self, date: &str) -> impl Future<Output = Result<bool, Error>> + Send;
-    fn mark_digest(
+    /// Writes the marker of `date` unless there is one (S3's conditional write), saying
+    /// `claim`; `false` when there is one already.
+    fn claim_digest(
         &self,
         date: &str,
-        subject: &str,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+        claim: &Value,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// Removes the marker of `date` (the email it claimed could not be sent).
+    fn release_digest(&self, date: &str) -> impl Future<Output = Result<(), Error>> + Send;
     fn publish_digest(
         &self,
         topic_arn: &str,
@@ -104,26 +108,9 @@ impl DigestOps for AwsOps {
     }
 
     async fn record(&self, key: &str) -> Result<Option<Value>, Error> {
-        let out = match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(Error::aws("S3", "GetObject", &e)),
-        };
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| Error::transient("S3", "GetObject", e.to_string()))?
-            .into_bytes();
+        let bytes = common::aws::read_object(&self.s3, &self.bucket, key).await?;
         // A record someone broke is no reason to send no digest: it says nothing.
-        Ok(serde_json::from_slice(&bytes).ok())
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     async fn digest_sent(&self, date: &str) -> Result<bool, Error> {
@@ -141,16 +128,42 @@ impl DigestOps for AwsOps {
         }
     }
 
-    async fn mark_digest(&self, date: &str, subject: &str) -> Result<(), Error> {
-        self.s3
+    async fn claim_digest(&self, date: &str, claim: &Value) -> Result<bool, Error> {
+        use aws_sdk_s3::error::ProvideErrorMetadata;
+        match self
+            .s3
             .put_object()
             .bucket(&self.bucket)
             .key(marker_key(date))
             .content_type("application/json")
-            .body(json!({"subject": subject}).to_string().into_bytes().into())
+            .if_none_match("*")
+            .body(claim.to_string().into_bytes().into())
             .send()
             .await
-            .map_err(|e| Error::aws("S3", "PutObject", &e))?;
+        {
+            Ok(_) => Ok(true),
+            // 412: the marker is there; 409: another conditional write of it is under way
+            // (S3's answers to `If-None-Match: *`).
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("PreconditionFailed" | "ConditionalRequestConflict")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::aws("S3", "PutObject", &e)),
+        }
+    }
+
+    async fn release_digest(&self, date: &str) -> Result<(), Error> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(marker_key(date))
+            .send()
+            .await
+            .map_err(|e| Error::aws("S3", "DeleteObject", &e))?;
         Ok(())
     }
 

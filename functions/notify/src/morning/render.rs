@@ -34,6 +34,15 @@ fn duration(seconds: f64) -> String {
     }
 }
 
+/// `11.0 h`; under an hour `25 min` (a wake soon after a pause).
+fn hours(h: f64) -> String {
+    if h < 1.0 {
+        format!("{} min", (h * 60.0).round())
+    } else {
+        format!("{h:.1} h")
+    }
+}
+
 fn money(usd: f64) -> String {
     format!("${usd:.2}")
 }
@@ -80,7 +89,8 @@ pub fn digest(date: &str, stack: &str, nights: &[Night], prices: &Prices) -> (St
         .iter()
         .map(|n| night_saving(n, prices).filter(|_| n.hours() > 0.0))
         .collect();
-    let total: f64 = savings.iter().flatten().map(|(_, s)| s).sum();
+    // Folded from 0.0: an empty f64 sum is -0.0, which prints "$-0.00".
+    let total = savings.iter().flatten().fold(0.0, |sum, (_, s)| sum + s);
     let unpriced = nights
         .iter()
         .zip(&savings)
@@ -149,7 +159,7 @@ fn environment(out: &mut Vec<String>, night: &Night, saved: Option<(f64, f64)>, 
     if let Some(paused) = night.paused_ms.filter(|_| night.hours() > 0.0) {
         line(out, "paused", &when(paused));
         line(out, "resumed", &when(night.resumed_ms));
-        line(out, "down", &format!("{:.1} h", night.hours()));
+        line(out, "down", &hours(night.hours()));
     }
     match (saved, &night.size) {
         (Some((hourly, total)), Some(size)) => {
@@ -158,8 +168,8 @@ fn environment(out: &mut Vec<String>, night: &Night, saved: Option<(f64, f64)>, 
                 out,
                 "",
                 &format!(
-                    "{:.1} h x {}/h {}",
-                    night.hours(),
+                    "{} x {}/h {}",
+                    hours(night.hours()),
                     money(hourly),
                     size.class
                 ),

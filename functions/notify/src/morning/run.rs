@@ -9,11 +9,20 @@ use serde_json::{json, Value};
 
 use super::ops::DigestOps;
 use super::{
-    latest_per_environment, morning, night, render, utc_date, Morning, ResumeRun, LOOKBACK_MS,
+    configuration_key, latest_per_environment, marker_key, morning, night, render, utc_date,
+    Morning, ResumeRun, LOOKBACK_MS,
 };
 use crate::event::ExecutionEnded;
 use crate::ops::Ops;
 use crate::Notify;
+
+/// Nanoseconds since the epoch: what makes one invocation's claim its own.
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -78,6 +87,10 @@ impl<O: Ops + DigestOps> Notify<O> {
             // pause-resume's layout: the pause's snapshot record.
             let key = format!("snapshots/{environment}/latest.json");
             let snapshot = with_retries(deadline, || self.ops.record(&key)).await?;
+            let configuration = match snapshot.as_ref().and_then(configuration_key) {
+                Some(key) => with_retries(deadline, || self.ops.record(key)).await?,
+                None => None,
+            };
             // Explanations are best effort: a digest without the step beats none.
             let failed = if run.status == "SUCCEEDED" {
                 None
@@ -106,26 +119,41 @@ impl<O: Ops + DigestOps> Notify<O> {
                 &run,
                 output.as_ref(),
                 snapshot.as_ref(),
+                configuration.as_ref(),
                 failed.as_ref(),
                 pause_started,
             ));
         }
         let stack = stack_of(&settings.resume_state_machine_arn);
         let (subject, body) = render::digest(&date, stack, &nights, &settings.prices);
-        with_retries(deadline, || {
+        // Two resumes ending at once both get here: the one whose marker lands first sends.
+        // The claim names this invocation, so a retried write that had landed is still its.
+        let claim = json!({"subject": subject, "claimed_by": ended.execution_arn,
+            "claimed_at_ns": now_ns()});
+        let marker = marker_key(&date);
+        let claimed = with_retries(deadline, || self.ops.claim_digest(&date, &claim)).await?
+            || with_retries(deadline, || self.ops.record(&marker)).await? == Some(claim.clone());
+        if !claimed {
+            return Ok(Some(json!({"digest": "sent already", "date": date})));
+        }
+        let sent = with_retries(deadline, || {
             self.ops
                 .publish_digest(&settings.topic_arn, &subject, &body)
         })
-        .await?;
+        .await;
+        if let Err(err) = sent {
+            // Give the claim back, so Lambda's retry of this invocation sends it.
+            if let Err(release) = self.ops.release_digest(&date).await {
+                tracing::error!(error = %release, "the digest was not sent and its marker stays: no digest this morning");
+            }
+            return Err(err);
+        }
         for n in &nights {
             let mut values = vec![(common::metrics::HOURS_PAUSED, n.hours())];
             if let Some((_, saved)) = render::night_saving(n, &settings.prices) {
                 values.push((common::metrics::ESTIMATED_SAVING, saved));
             }
             common::metrics::emit("notify", &n.environment, &values);
-        }
-        if let Err(err) = self.ops.mark_digest(&date, &subject).await {
-            tracing::warn!(error = %err, "sent, but could not remember it: a second trigger may send again");
         }
         Ok(Some(
             json!({"digest": subject, "date": date, "environments": nights.len()}),

@@ -31,14 +31,24 @@ pub(crate) fn resumed_output(
         "replayed": {"replayed": replayed - 1, "already_started": 1, "set_aside": set_aside, "batches": 1}})
 }
 
-/// The pause's snapshot record: paused at 20:00 the evening before, export made at 19:54:30
-/// by a pause started at 19:50.
-pub(crate) fn snapshot(class: &str, min_workers: u64) -> Value {
+/// The pause's snapshot record as the pause writes it: paused at 20:00 the evening before,
+/// export made at 19:54:30 by a pause started at 19:50, times with an offset, the
+/// configuration where save-configuration put it.
+pub(crate) fn snapshot() -> Value {
     json!({"environment": "dev-a", "execution": "arn:aws:states:us-east-1:1:execution:mwaa-ops-pause:p",
-        "paused_at": "2026-11-30T20:00:00.000Z",
-        "configuration": {"Name": "dev-a", "EnvironmentClass": class, "MinWorkers": min_workers},
+        "paused_at": "2026-11-30T20:00:00.000000+00:00",
+        "configuration": {"result": {"environment": "dev-a", "bucket": "b",
+            "key": "configurations/dev-a/latest.json", "copy": CONFIGURATION_COPY}},
         "verified": {"verified": true, "rows": 12345, "bytes": 1_572_864,
-                     "created_at": "2026-11-30T19:54:30Z"}})
+                     "created_at": "2026-11-30T19:54:30.123456+00:00"}})
+}
+
+/// Where [`snapshot`] says the pause saved the configuration.
+pub(crate) const CONFIGURATION_COPY: &str = "configurations/dev-a/20261130T195000Z.json";
+
+/// The configuration save-configuration wrote (its members as GetEnvironment names them).
+pub(crate) fn configuration(class: &str, min_workers: u64) -> Value {
+    json!({"Name": "dev-a", "EnvironmentClass": class, "MinWorkers": min_workers})
 }
 
 #[test]
@@ -98,7 +108,8 @@ fn a_night_reads_the_resume_output_and_the_pause_record() {
         "dev-a",
         &run("a", "SUCCEEDED", SEVEN),
         Some(&output),
-        Some(&snapshot("mw1.small", 1)),
+        Some(&snapshot()),
+        Some(&configuration("mw1.small", 1)),
         None,
         pause_started,
     );
@@ -109,7 +120,7 @@ fn a_night_reads_the_resume_output_and_the_pause_record() {
         Some(Export {
             rows: 12345,
             bytes: 1_572_864,
-            seconds: Some(270.0)
+            seconds: Some(270.123)
         })
     );
     assert_eq!(
@@ -132,7 +143,8 @@ fn a_failed_resume_names_its_step_and_a_resume_with_nothing_to_do_saves_nothing(
         "dev-a",
         &run("a", "FAILED", SEVEN),
         None,
-        Some(&snapshot("mw1.small", 1)),
+        Some(&snapshot()),
+        Some(&configuration("mw1.small", 1)),
         Some(&step),
         None,
     );
@@ -152,7 +164,8 @@ fn a_failed_resume_names_its_step_and_a_resume_with_nothing_to_do_saves_nothing(
         "dev-a",
         &run("a", "SUCCEEDED", SEVEN),
         Some(&output),
-        Some(&snapshot("mw1.small", 1)),
+        Some(&snapshot()),
+        Some(&configuration("mw1.small", 1)),
         None,
         None,
     );
@@ -232,7 +245,8 @@ fn the_digest_reads_on_a_phone_and_carries_every_figure() {
         "dev-analytics",
         &run("a", "SUCCEEDED", SEVEN),
         Some(&resumed_output(&["etl", "report", "gone"], &["gone"], 3, 1)),
-        Some(&snapshot("mw1.small", 1)),
+        Some(&snapshot()),
+        Some(&configuration("mw1.small", 1)),
         None,
         pause_started,
     );
@@ -245,7 +259,8 @@ fn the_digest_reads_on_a_phone_and_carries_every_figure() {
         "dev-reports",
         &run("b", "FAILED", SEVEN),
         None,
-        Some(&snapshot("mw1.medium", 2)),
+        Some(&snapshot()),
+        Some(&configuration("mw1.medium", 2)),
         Some(&step),
         None,
     );
@@ -253,7 +268,8 @@ fn the_digest_reads_on_a_phone_and_carries_every_figure() {
         "dev-big",
         &run("c", "SUCCEEDED", SEVEN),
         Some(&resumed_output(&[], &[], 1, 0)),
-        Some(&snapshot("mw1.2xlarge", 1)),
+        Some(&snapshot()),
+        Some(&configuration("mw1.2xlarge", 1)),
         None,
         None,
     );
@@ -297,4 +313,28 @@ fn the_digest_reads_on_a_phone_and_carries_every_figure() {
     ] {
         assert!(body.contains(says), "{says:?} missing from:\n{body}");
     }
+}
+
+#[test]
+fn a_night_under_an_hour_reads_in_minutes_and_nothing_saved_is_zero_not_minus_zero() {
+    let woken = SEVEN - 11 * HOUR + 25 * 60_000;
+    let short = night(
+        "dev-a",
+        &run("a", "SUCCEEDED", woken),
+        Some(&resumed_output(&["etl"], &[], 1, 0)),
+        Some(&snapshot()),
+        Some(&configuration("mw1.small", 1)),
+        None,
+        None,
+    );
+    let prices = Prices::for_region("us-east-1", "").unwrap();
+    let (_, body) = digest("2026-11-30", "mwaa-ops", &[short], &prices);
+    assert!(
+        body.contains(" down    25 min") && body.contains("25 min x $0.49/h mw1.small"),
+        "{body}"
+    );
+    // An empty f64 sum is -0.0.
+    let (subject, body) = digest("2026-11-30", "mwaa-ops", &[], &prices);
+    assert!(subject.ends_with("saved ~$0.00"), "{subject}");
+    assert!(body.contains("Saved about $0.00 overnight."), "{body}");
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::morning::prices::Prices;
-use crate::morning::tests::{resumed_output, snapshot};
+use crate::morning::tests::{configuration, resumed_output, snapshot, CONFIGURATION_COPY};
 use crate::morning::DigestSettings;
 
 const RESUME: &str = "arn:aws:states:us-east-1:210987654321:stateMachine:mwaa-ops-resume";
@@ -40,10 +40,9 @@ fn resume(n: &Notify<Fake>, name: &str, env: &str, status: &str, output: Option<
             started_ms: Some(SEVEN),
         },
     );
-    n.ops.records.lock().unwrap().insert(
-        format!("snapshots/{env}/latest.json"),
-        snapshot("mw1.small", 1),
-    );
+    let mut records = n.ops.records.lock().unwrap();
+    records.insert(format!("snapshots/{env}/latest.json"), snapshot());
+    records.insert(CONFIGURATION_COPY.into(), configuration("mw1.small", 1));
 }
 
 fn ended(name: &str, status: &str, minutes: i64) -> Value {
@@ -115,4 +114,43 @@ async fn other_executions_and_a_stack_without_a_digest_send_no_digest() {
     assert!(
         n.ops.digests.lock().unwrap().is_empty() && off.ops.published.lock().unwrap().is_empty()
     );
+}
+
+#[tokio::test]
+async fn of_two_resumes_ending_at_once_only_the_first_marker_sends() {
+    let n = with_digest();
+    let done = Some(resumed_output(&["etl"], &[], 1, 0));
+    resume(&n, "a", "dev-a", "SUCCEEDED", done);
+    // The other end passed the same check and wrote the marker first.
+    *n.ops.digest_claimed_meanwhile.lock().unwrap() = true;
+    let out = n.run(ended("a", "SUCCEEDED", 20)).await.unwrap();
+    assert_eq!(out["morning_digest"]["digest"], "sent already", "{out}");
+    assert!(
+        n.ops.digests.lock().unwrap().is_empty(),
+        "the other end sends it"
+    );
+}
+
+#[tokio::test]
+async fn a_digest_sns_refused_gives_its_marker_back_for_the_retry() {
+    let n = with_digest();
+    let done = Some(resumed_output(&["etl"], &[], 1, 0));
+    resume(&n, "a", "dev-a", "SUCCEEDED", done);
+    *n.ops.digest_sns_down.lock().unwrap() = true;
+    let failed = n.run(ended("a", "SUCCEEDED", 20)).await;
+    assert!(
+        failed.is_err(),
+        "the invocation fails, so Lambda retries it"
+    );
+    assert!(
+        n.ops.digest_markers.lock().unwrap().is_empty(),
+        "no marker kept"
+    );
+    *n.ops.digest_sns_down.lock().unwrap() = false;
+    let retried = n.run(ended("a", "SUCCEEDED", 20)).await.unwrap();
+    assert!(retried["morning_digest"]["digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("[mwaa-ops] Morning"));
+    assert_eq!(n.ops.digests.lock().unwrap().len(), 1);
 }

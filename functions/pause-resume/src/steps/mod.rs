@@ -130,7 +130,7 @@ impl Step {
     pub async fn run(self, clients: &Clients, invocation: Invocation) -> Result<Value, Error> {
         let started = std::time::Instant::now();
         let environment = invocation.payload["environment"].as_str().map(String::from);
-        let outcome = self.work(clients, invocation).await;
+        let outcome = common::metrics::within(self.name(), self.work(clients, invocation)).await;
         if let Some(environment) = environment {
             let values = step_metrics(self, started.elapsed().as_secs_f64(), &outcome);
             common::metrics::emit(self.name(), &environment, &values);
