@@ -123,8 +123,7 @@ mod tests {
             let err = save_configuration(&mwaa, &s3, BUCKET, &[], now, input(name))
                 .await
                 .unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::EnvironmentNotAvailable);
-            assert!(err.to_string().contains(status), "{err}");
+            common::testing::assert_fails_as(err, ErrorKind::EnvironmentNotAvailable, &[status]);
         }
         assert!(s3.keys().is_empty());
     }
