@@ -79,6 +79,23 @@ pub fn bed_python() -> PathBuf {
     python
 }
 
+/// A sample of botocore's `shape` of `service` (the bed venv's botocore) with every member
+/// filled, nested ones too (`tests/bed/model_sample.py`): what AWS may answer, member for
+/// member, without a copy of the model to keep up to date.
+pub fn model_sample(service: &str, shape: &str) -> Value {
+    let out = Command::new(bed_python())
+        .arg(repo_root().join("tests/bed/model_sample.py"))
+        .args([service, shape])
+        .output()
+        .expect("run tests/bed/model_sample.py");
+    assert!(
+        out.status.success(),
+        "model_sample.py {service} {shape} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("model_sample.py answers JSON")
+}
+
 /// The bed of this test binary, started on first use.
 pub fn bed() -> &'static Bed {
     static BED: OnceLock<Bed> = OnceLock::new();

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 use crate::airflow::{AirflowRest, RestRequest, RestResponse};
-use crate::Error;
+use crate::{Error, ErrorKind};
 
 /// A started run: DAG id, run id and the request body.
 pub type StartedRun = (String, String, Value);
@@ -138,8 +138,14 @@ impl AirflowRest for FakeAirflow {
 /// `mentions` (the fields at fault and the event id), the contract every function keeps for
 /// bad input.
 pub fn assert_invalid_input(err: Error, mentions: &[&str]) {
+    assert_fails_as(err, ErrorKind::InvalidInput, mentions);
+}
+
+/// Asserts that `err` reaches Lambda with `kind` as its `errorType` (what a state machine's
+/// `Retry`/`Catch` matches) and that its message names each of `mentions`.
+pub fn assert_fails_as(err: Error, kind: ErrorKind, mentions: &[&str]) {
     let diagnostic = lambda_runtime::Diagnostic::from(err);
-    assert_eq!(diagnostic.error_type, "InvalidInput");
+    assert_eq!(diagnostic.error_type, kind.as_str());
     let message = diagnostic.error_message;
     for mention in mentions {
         assert!(message.contains(mention), "{mention:?} not in: {message}");

@@ -97,16 +97,14 @@ mod tests {
     #[test]
     fn bad_input_names_the_field() {
         let err = parse_environment(&json!({"environment": 5})).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(err.to_string().contains("environment"), "{err}");
+        common::testing::assert_invalid_input(err, &["environment"]);
         let err = parse_environment(&json!({})).unwrap_err();
         assert!(
             err.to_string().contains("missing field `environment`"),
             "{err}"
         );
         let err = parse_environment(&json!({"environment": "../x"})).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(err.to_string().contains("environment"), "{err}");
+        common::testing::assert_invalid_input(err, &["environment"]);
     }
 
     #[test]

@@ -84,12 +84,14 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    /// The status change a valid sample event tells.
+    fn read(json: &str) -> StatusChange {
+        parse_status_change(&sample(json)).unwrap()
+    }
+
     #[test]
     fn a_pending_event_is_read_with_its_facts() {
-        let change = parse_status_change(&sample(include_str!(
-            "../../../events/mwaa-status-pending.json"
-        )))
-        .unwrap();
+        let change = read(include_str!("../../../events/mwaa-status-pending.json"));
         assert_eq!(change.event_id, "a2b5c3d4-8f1e-4c6a-9d2b-1e3f5a7b9c0d");
         assert_eq!(change.name, "analytics-shared");
         assert_eq!(change.status, Some(Status::Pending));
@@ -108,10 +110,7 @@ mod tests {
 
     #[test]
     fn a_deleted_event_without_optional_fields_is_enough() {
-        let change = parse_status_change(&sample(include_str!(
-            "../../../events/mwaa-status-deleted.json"
-        )))
-        .unwrap();
+        let change = read(include_str!("../../../events/mwaa-status-deleted.json"));
         assert_eq!(change.status, Some(Status::Deleted));
         assert_eq!(change.name, "analytics-shared");
         assert!(change.celery_queue.is_some());
@@ -127,10 +126,7 @@ mod tests {
 
     #[test]
     fn the_sparse_event_aws_documents_is_enough() {
-        let change = parse_status_change(&sample(include_str!(
-            "../../../events/mwaa-status-sparse.json"
-        )))
-        .unwrap();
+        let change = read(include_str!("../../../events/mwaa-status-sparse.json"));
         assert_eq!(change.event_id, "b3c6d4e5-9a2f-4d7b-8e3c-2f4a6b8c0d1e");
         assert_eq!(change.name, "analytics-shared");
         assert_eq!(change.status, None, "GetEnvironment tells");
@@ -138,10 +134,9 @@ mod tests {
         assert_eq!(change.celery_queue, None);
         assert!(change.subnets.is_empty());
         // A name without a status is as good: the status is read, not assumed.
-        let change = parse_status_change(&sample(include_str!(
+        let change = read(include_str!(
             "../../../events/mwaa-status-without-status.json"
-        )))
-        .unwrap();
+        ));
         assert_eq!((change.name.as_str(), change.status), ("dev", None));
     }
 

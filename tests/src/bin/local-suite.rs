@@ -3,9 +3,11 @@
 //! Airflow, deploys the arrival path and the alert rules from the template and the pause and
 //! resume state machines (their Lambda steps served by step-worker), routes files under
 //! routes/ of the suite bucket (re-read every 5 s), then hands every event
-//! a rule delivers to its function and prints what happened, until Ctrl-C.
+//! a rule delivers to its function and prints what happened, until Ctrl-C or SIGTERM.
 
 use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
 
 use mwaa_ops_tests::arrivals::{Arrivals, LANDING};
 use mwaa_ops_tests::bed;
@@ -193,10 +195,15 @@ async fn main() {
             }
         }
     };
+    // SIGTERM reaches local-suite alone (`kill PID`, `timeout`, a service manager), Ctrl-C the
+    // whole process group: either ends here, so the step-worker is stopped and the bed too.
+    let mut terminate = signal(SignalKind::terminate()).expect("a SIGTERM handler");
     tokio::select! {
         _ = pump => {}
-        _ = tokio::signal::ctrl_c() => println!("stopping"),
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
     }
+    println!("stopping");
     drop(suite);
     // Exiting closes the bed's standard input: it stops every process it started.
 }

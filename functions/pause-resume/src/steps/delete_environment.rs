@@ -125,8 +125,7 @@ mod tests {
         let err = delete_environment(&mwaa, &last_night, BUCKET, json!({"environment": "dev"}))
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(err.to_string().contains("execution"), "{err}");
+        common::testing::assert_invalid_input(err, &["execution"]);
         assert!(mwaa.deleted.lock().unwrap().is_empty());
         assert_eq!(mwaa.status("dev").as_deref(), Some("AVAILABLE"));
     }
@@ -158,9 +157,11 @@ mod tests {
         let mut mwaa = FakeMwaa::with(&[environment("dev", EnvironmentStatus::Updating, "2.10.3")]);
         mwaa.delete_refusal = Some("Environment is updating".into());
         let err = delete(&mwaa, &proven(&["dev"]), "dev").await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::EnvironmentNotAvailable);
-        assert!(err.to_string().contains("UPDATING"), "{err}");
-        assert!(err.to_string().contains("Environment is updating"), "{err}");
+        common::testing::assert_fails_as(
+            err,
+            ErrorKind::EnvironmentNotAvailable,
+            &["UPDATING", "Environment is updating"],
+        );
         assert_eq!(mwaa.status("dev").as_deref(), Some("UPDATING"));
         assert_eq!(
             decide_delete(Some(&environment(

@@ -136,8 +136,7 @@ mod tests {
         // `PATCH /dags/..` would address the folder's parent, not a DAG.
         for dots in [".", ".."] {
             let err = unpause_request("dev", dots).unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::InvalidInput);
-            assert!(err.to_string().contains("path segment"), "{err}");
+            common::testing::assert_invalid_input(err, &["path segment"]);
         }
     }
 

@@ -167,7 +167,7 @@ mod tests {
         let err = environment_status(&mwaa, &s3, BUCKET, bad)
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("skip_marker"), "{err}");
+        common::testing::assert_invalid_input(err, &["skip_marker"]);
     }
 
     #[test]
@@ -237,6 +237,6 @@ mod tests {
         let err = environment_status(&mwaa, &s3, BUCKET, bad)
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("stay_up_marker"), "{err}");
+        common::testing::assert_invalid_input(err, &["stay_up_marker"]);
     }
 }

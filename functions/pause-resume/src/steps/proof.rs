@@ -156,37 +156,23 @@ mod tests {
 
     #[test]
     fn a_manifest_must_name_this_environment_and_be_written_after_the_start() {
-        let ok = origin_problems(
-            Some("dev"),
-            Some("2026-11-30T01:05:00.5+00:00"),
-            "dev",
-            STARTED,
-        );
-        assert_eq!(ok.unwrap(), Vec::<String>::new());
-        let other = origin_problems(
-            Some("prod"),
-            Some("2026-11-30T01:05:00+00:00"),
-            "dev",
-            STARTED,
-        );
-        let other = other.unwrap().join("; ");
+        // What a manifest of `environment` written `at` lacks for dev's pause started STARTED.
+        let problems = |environment: Option<&str>, at: Option<&str>| {
+            origin_problems(environment, at, "dev", STARTED).unwrap()
+        };
+        let ok = problems(Some("dev"), Some("2026-11-30T01:05:00.5+00:00"));
+        assert_eq!(ok, Vec::<String>::new());
+        let other = problems(Some("prod"), Some("2026-11-30T01:05:00+00:00")).join("; ");
         assert!(other.contains("\"prod\", not \"dev\""), "{other}");
         // Last night's export, valid in every other way, sent back to tonight's token.
-        let old = origin_problems(
-            Some("dev"),
-            Some("2026-11-29T01:05:00+00:00"),
-            "dev",
-            STARTED,
-        );
-        let old = old.unwrap().join("; ");
+        let old = problems(Some("dev"), Some("2026-11-29T01:05:00+00:00")).join("; ");
         assert!(old.contains("before this pause started"), "{old}");
-        let bare = origin_problems(None, None, "dev", STARTED).unwrap();
+        let bare = problems(None, None);
         assert_eq!(bare.len(), 2, "{bare:?}");
-        let bad = origin_problems(Some("dev"), Some("yesterday"), "dev", STARTED).unwrap();
+        let bad = problems(Some("dev"), Some("yesterday"));
         assert!(bad[0].contains("\"yesterday\" is not a time"), "{bad:?}");
         let err = origin_problems(Some("dev"), None, "dev", "now").unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(err.to_string().contains("execution_started"), "{err}");
+        common::testing::assert_invalid_input(err, &["execution_started"]);
     }
 
     fn record(execution: &str, verified_by: &str) -> Vec<u8> {

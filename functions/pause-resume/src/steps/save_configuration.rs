@@ -123,8 +123,7 @@ mod tests {
             let err = save_configuration(&mwaa, &s3, BUCKET, &[], now, input(name))
                 .await
                 .unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::EnvironmentNotAvailable);
-            assert!(err.to_string().contains(status), "{err}");
+            common::testing::assert_fails_as(err, ErrorKind::EnvironmentNotAvailable, &[status]);
         }
         assert!(s3.keys().is_empty());
     }
@@ -146,15 +145,15 @@ mod tests {
         let err = save_configuration(&mwaa, &s3, BUCKET, &others, now, input("dev"))
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::SettingsNotCarried);
-        let message = err.to_string();
-        for says in [
-            "dev",
-            "IdentityCenterConfiguration, Teams",
-            "AllowLosingSettings",
-        ] {
-            assert!(message.contains(says), "{message}");
-        }
+        common::testing::assert_fails_as(
+            err,
+            ErrorKind::SettingsNotCarried,
+            &[
+                "dev",
+                "IdentityCenterConfiguration, Teams",
+                "AllowLosingSettings",
+            ],
+        );
         assert!(s3.keys().is_empty(), "nothing written");
 
         let allowed = allowed_losses("prod,dev");

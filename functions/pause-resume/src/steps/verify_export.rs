@@ -305,17 +305,16 @@ mod tests {
             ..input(Some(digest.clone()))
         };
         let err = check_export(&s3, &other).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::ExportNotVerified);
-        assert!(err.to_string().contains("not \"prod\""), "{err}");
+        common::testing::assert_fails_as(err, ErrorKind::ExportNotVerified, &["not \"prod\""]);
         let later = Input {
             execution_started: "2026-11-04T01:00:00Z".into(),
             ..input(Some(digest))
         };
         let err = check_export(&s3, &later).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::ExportNotVerified);
-        assert!(
-            err.to_string().contains("before this pause started"),
-            "{err}"
+        common::testing::assert_fails_as(
+            err,
+            ErrorKind::ExportNotVerified,
+            &["before this pause started"],
         );
     }
 
@@ -335,13 +334,11 @@ mod tests {
         let mut without = event;
         without.as_object_mut().unwrap().remove("execution_started");
         let err = verify_export(&s3, without).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(err.to_string().contains("execution_started"), "{err}");
+        common::testing::assert_invalid_input(err, &["execution_started"]);
         let err = verify_export(&s3, json!({"bucket": "exports"}))
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(err.to_string().contains("manifest_key"), "{err}");
+        common::testing::assert_invalid_input(err, &["manifest_key"]);
     }
 
     #[tokio::test]
@@ -354,8 +351,7 @@ mod tests {
                 ..input(Some(digest.clone()))
             };
             let err = check_export(&s3, &unversioned).await.unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::ExportNotVerified);
-            assert!(err.to_string().contains("no S3 version"), "{err}");
+            common::testing::assert_fails_as(err, ErrorKind::ExportNotVerified, &["no S3 version"]);
         }
     }
 

@@ -138,8 +138,7 @@ async fn a_snapshot_restored_already_is_not_restored_again() {
     );
     s3.insert(BUCKET, &restored_key("dev"), b"not json".to_vec());
     let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
-    assert!(err.to_string().contains("restored.json"), "{err}");
+    common::testing::assert_fails_as(err, ErrorKind::ConfigurationInvalid, &["restored.json"]);
 }
 
 #[tokio::test]
@@ -181,10 +180,10 @@ async fn without_a_verified_pause_nothing_is_created() {
     let (mwaa, s3) = paused().await;
     s3.delete(BUCKET, &snapshot_key("dev")).await.unwrap();
     let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::SnapshotNotFound);
-    assert!(
-        err.to_string().contains("snapshots/dev/latest.json"),
-        "{err}"
+    common::testing::assert_fails_as(
+        err,
+        ErrorKind::SnapshotNotFound,
+        &["snapshots/dev/latest.json"],
     );
     s3.insert(BUCKET, &snapshot_key("dev"), b"not json".to_vec());
     let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
@@ -221,9 +220,11 @@ async fn create_stops_at_failed_deleting_or_unsaved_environments() {
     let (mwaa, s3) = paused().await;
     mwaa.put(failed(EnvironmentStatus::CreateFailed));
     let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::EnvironmentFailed);
-    assert!(err.to_string().contains("CREATE_FAILED"), "{err}");
-    assert!(err.to_string().contains("subnets have no NAT"), "{err}");
+    common::testing::assert_fails_as(
+        err,
+        ErrorKind::EnvironmentFailed,
+        &["CREATE_FAILED", "subnets have no NAT"],
+    );
 
     mwaa.put(environment("dev", EnvironmentStatus::Deleting, "2.10.3"));
     let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
@@ -245,8 +246,7 @@ async fn a_configuration_saved_for_another_name_or_unreadable_is_refused() {
     let body = s3.body(BUCKET, &latest_key("dev")).unwrap();
     s3.insert(BUCKET, &latest_key("copy"), body);
     let err = resume(&mwaa, &s3, "copy").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
-    assert!(err.to_string().contains("\"dev\""), "{err}");
+    common::testing::assert_fails_as(err, ErrorKind::ConfigurationInvalid, &["\"dev\""]);
     s3.insert(BUCKET, &latest_key("dev"), b"{\"Name\": \"dev\"}".to_vec());
     let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
@@ -260,16 +260,16 @@ async fn an_airflow_version_mwaa_refuses_is_named_with_the_choices_and_nothing_i
         Some("Invalid AirflowVersion: 2.10.3. Valid values: 2.11.0, 3.0.6".into());
     let kept = s3.keys();
     let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AirflowVersionRefused);
-    let message = err.to_string();
-    for says in [
-        "dev",
-        "Airflow 2.10.3",
-        "Versions MWAA offers: 2.11.0, 3.0.6",
-        "stay",
-    ] {
-        assert!(message.contains(says), "{message}");
-    }
+    common::testing::assert_fails_as(
+        err,
+        ErrorKind::AirflowVersionRefused,
+        &[
+            "dev",
+            "Airflow 2.10.3",
+            "Versions MWAA offers: 2.11.0, 3.0.6",
+            "stay",
+        ],
+    );
     assert_eq!(s3.keys(), kept, "configuration and snapshot stay");
 
     mwaa.create_refusal = Some("Invalid EnvironmentClass: mw1.huge".into());

@@ -33,6 +33,11 @@ fn endpoint(id: &str, service: &str, state: &str) -> Endpoint {
     }
 }
 
+/// The database and the webserver endpoint services, in the order `needs` lists them.
+fn both_services() -> Vec<(Kind, String)> {
+    vec![(Kind::Database, DB.into()), (Kind::Webserver, WEB.into())]
+}
+
 fn needs(env: &Environment) -> Needs {
     match requirements(env).unwrap() {
         Requirement::Needs(n) => n,
@@ -58,25 +63,13 @@ fn public_environments_need_the_database_endpoint_private_ones_both() {
     assert_eq!(public.services, vec![(Kind::Database, DB.to_owned())]);
     assert_eq!(public.queue, QUEUE);
     let private = needs(&env("PRIVATE_ONLY"));
-    assert_eq!(
-        private.services,
-        vec![
-            (Kind::Database, DB.to_owned()),
-            (Kind::Webserver, WEB.to_owned())
-        ]
-    );
+    assert_eq!(private.services, both_services());
 }
 
 #[test]
 fn public_and_private_environments_need_the_webserver_endpoint_for_their_workers() {
     let both = needs(&env("PUBLIC_AND_PRIVATE"));
-    assert_eq!(
-        both.services,
-        vec![
-            (Kind::Database, DB.to_owned()),
-            (Kind::Webserver, WEB.to_owned())
-        ]
-    );
+    assert_eq!(both.services, both_services());
     let mut e = env("PUBLIC_AND_PRIVATE");
     e.webserver_service = None;
     let err = requirements(&e).unwrap_err().to_string();
