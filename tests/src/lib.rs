@@ -79,21 +79,31 @@ pub fn bed_python() -> PathBuf {
     python
 }
 
+/// The JSON a Python script of the repository (`path` from its root) prints, run with the
+/// bed's Python; a failing script fails the test with its standard error.
+pub fn python_json<I, S>(path: &str, args: I) -> Value
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new(bed_python())
+        .arg(repo_root().join(path))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {path}: {e}"));
+    assert!(
+        out.status.success(),
+        "{path} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{path} answers JSON: {e}"))
+}
+
 /// A sample of botocore's `shape` of `service` (the bed venv's botocore) with every member
 /// filled, nested ones too (`tests/bed/model_sample.py`): what AWS may answer, member for
 /// member, without a copy of the model to keep up to date.
 pub fn model_sample(service: &str, shape: &str) -> Value {
-    let out = Command::new(bed_python())
-        .arg(repo_root().join("tests/bed/model_sample.py"))
-        .args([service, shape])
-        .output()
-        .expect("run tests/bed/model_sample.py");
-    assert!(
-        out.status.success(),
-        "model_sample.py {service} {shape} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("model_sample.py answers JSON")
+    python_json("tests/bed/model_sample.py", [service, shape])
 }
 
 /// The bed of this test binary, started on first use.

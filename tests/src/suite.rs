@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::arrivals::SUITE_BUCKET;
-use crate::{bed_python, repo_root, Bed};
+use crate::Bed;
 
 /// The stack name the CLI looks for by default.
 pub const STACK: &str = "mwaa-ops";
@@ -84,17 +84,10 @@ pub fn sibling_binary(name: &str) -> std::path::PathBuf {
 /// Deploys the pause and resume state machines and starts step-worker for them, for
 /// trigger-dag (with `routes`) and Lambda's Invoke API.
 pub fn deploy_pause_resume(bed: &Bed, routes: &Value) -> PauseResume {
-    let out = Command::new(bed_python())
-        .arg(repo_root().join("tests/pause_resume/machines.py"))
-        .args([&bed.moto_url, SUITE_BUCKET])
-        .output()
-        .expect("run machines.py");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let machines = crate::python_json(
+        "tests/pause_resume/machines.py",
+        [bed.moto_url.as_str(), SUITE_BUCKET],
     );
-    let machines: Value = serde_json::from_slice(&out.stdout).expect("machines.py output");
     let address = format!("127.0.0.1:{}", free_port());
     let output = std::env::temp_dir().join(format!(
         "mwaa-ops-step-worker-{}-{}.out",
