@@ -34,6 +34,7 @@ async fn delete_environment_refuses_without_this_executions_verified_snapshot() 
     let clients = Clients {
         mwaa: bed.mwaa().await,
         s3: s3.clone(),
+        sfn: pause_resume::sfn_client(&bed.aws_config().await),
         bucket: Some(BUCKET.into()),
         may_lose_settings: vec![],
     };
