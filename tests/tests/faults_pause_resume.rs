@@ -44,13 +44,7 @@ async fn steps(bed: &Bed) -> Steps {
         .endpoint_url(&bed.mwaa_url)
         .build();
     let mwaa = common::aws::mwaa_client_with_timeout(&config, ATTEMPT);
-    let marks = pause_resume::Clients {
-        mwaa: mwaa.clone(),
-        s3: s3.clone(),
-        sfn: pause_resume::sfn_client(&bed.aws_config().await),
-        bucket: Some(BUCKET.into()),
-        may_lose_settings: vec![],
-    };
+    let marks = bed.step_clients(&mwaa, &s3, BUCKET).await;
     Steps { mwaa, s3, marks }
 }
 

@@ -170,13 +170,7 @@ async fn a_resume_whose_airflow_version_mwaa_refuses_names_it_and_the_choices_an
     let before = keys(&s3, "").await;
 
     // The environment is gone: the pausing mark is not looked at (no SFN call to allow).
-    let marks = pause_resume::Clients {
-        mwaa: mwaa.clone(),
-        s3: s3.clone(),
-        sfn: pause_resume::sfn_client(&bed.aws_config().await),
-        bucket: Some(BUCKET.into()),
-        may_lose_settings: vec![],
-    };
+    let marks = bed.step_clients(&mwaa, &s3, BUCKET).await;
     let err = create_environment(&mwaa, &s3, &marks, BUCKET, json!({"environment": name}))
         .await
         .unwrap_err();
