@@ -229,11 +229,43 @@ def refused_events_app(app):
     return wrapped
 
 
+def patch_sfn_start_execution() -> None:
+    """The `states:startExecution` integration as AWS runs it. Its parameters are written as
+    AWS documents them (`StateMachineArn`, `Input`, `Name`) and its output comes back as
+    `ExecutionArn` and `StartDate`; moto's port hands the parameters to boto3 as written (boto3
+    wants `stateMachineArn`: KeyError, the task fails States.Runtime) and returns boto3's
+    answer (a datetime the execution's JSON cannot carry). The schedule state machine
+    (infra/statemachines/schedule.asl.json) starts every pause and resume this way."""
+    import boto3
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn as sfn)
+
+    shapes = boto3.session.Session()._session.get_service_model("stepfunctions")
+    normalise = sfn.StateTaskServiceSfn._normalise_parameters
+    evaluate = sfn.StateTaskServiceSfn._eval_service_task
+
+    def normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):
+        normalise(self, parameters, boto_service_name, service_action_name)
+        if service_action_name is None and self._get_boto_service_action() == "start_execution":
+            self._to_boto_request(parameters, shapes.operation_model("StartExecution").input_shape)
+
+    def eval_service_task(self, env, *args, **kwargs):
+        evaluate(self, env, *args, **kwargs)
+        if self._get_boto_service_action() == "start_execution" and env.stack:
+            answer = env.stack.pop()
+            env.stack.append({"ExecutionArn": answer.get("executionArn"),
+                              "StartDate": str(answer.get("startDate"))})
+
+    sfn.StateTaskServiceSfn._normalise_parameters = normalise_parameters
+    sfn.StateTaskServiceSfn._eval_service_task = eval_service_task
+
+
 def main(argv=None) -> None:
     import iam_moto  # identity policies of the template's roles (README "How the bed ...")
 
     patch_sts()
     patch_events()
+    patch_sfn_start_execution()
     iam_moto.patch_moto()
     from moto import server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication

@@ -3,6 +3,8 @@ test_pause_resume_af3.py on 3.0.6): the step-worker, the suite in moto (buckets,
 KMS key, Lambda-task queue, the production state machines, the suite-event queue) and the
 clients and helpers of one scenario."""
 import contextlib
+import gzip
+import hashlib
 import json
 import os
 import socket
@@ -48,6 +50,28 @@ def aws_variables(moto_url):
         os.environ.update(saved)
 
 
+def write_export(cycle, env, created_at) -> dict:
+    """An export of `env` as `mwaa_ops_export` writes it (one table, its manifest last), for
+    the tests that play the export DAG; returns what the DAG sends to its task token."""
+    stamp = created_at.strftime("%Y%m%dT%H%M%SZ")
+    root = f"metadata/{env}/dt={created_at:%Y-%m-%d}/{stamp}"
+    body = gzip.compress(b'{"key": "a", "val": "1"}\n')
+    table_key = f"{root}/variable/variable.jsonl.gz"
+    cycle.s3.put_object(Bucket=SUITE, Key=table_key, Body=body)
+    manifest = {"format": "mwaa-ops-metadata/1", "export_id": f"export-{stamp}", "environment": env,
+                "created_at": created_at.isoformat(), "airflow_version": "2.10.3",
+                "location": f"s3://{SUITE}/{root}/manifest.json", "active_dags": [],
+                "tables": [{"table": "variable", "key": table_key, "rows": 1, "max_id": None,
+                            "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body),
+                            "columns": ["key", "val"]}]}
+    text = json.dumps(manifest, indent=1).encode()
+    put = cycle.s3.put_object(Bucket=SUITE, Key=f"{root}/manifest.json", Body=text)
+    return {"manifest": manifest["location"], "bucket": SUITE, "manifest_key": f"{root}/manifest.json",
+            "manifest_sha256": hashlib.sha256(text).hexdigest(), "manifest_version_id": put["VersionId"],
+            "export_id": manifest["export_id"],
+            "airflow_version": "2.10.3", "tables": 1, "rows": 1, "active_dags": []}
+
+
 def execute_state_machines(moto_url):
     """moto's Step Functions runs the definitions (by default it only records executions)."""
     urllib.request.urlopen(urllib.request.Request(
@@ -72,9 +96,10 @@ class Cycle:
             self.lambda_api = "127.0.0.1:%d" % s.getsockname()[1]
         self.lambda_ = boto3.client("lambda", endpoint_url=f"http://{self.lambda_api}", **kw)
 
-    def deploy(self, routes):
+    def deploy(self, routes, poll_seconds=None):
         """The suite in moto (buckets, KMS key, Lambda-task queue, state machines, a queue
-        receiving the suite's events) and the step-worker serving the Lambda tasks."""
+        receiving the suite's events) and the step-worker serving the Lambda tasks
+        (`poll_seconds`: see machines.definition)."""
         for bucket in (SUITE, LANDING):
             self.s3.create_bucket(Bucket=bucket)
         # Versioned as the template makes it: the snapshot records the manifest's version.
@@ -85,7 +110,8 @@ class Cycle:
         self.events.put_rule(Name="suite-events", EventPattern=json.dumps({"source": ["mwaa-ops"]}))
         self.events.put_targets(Rule="suite-events", Targets=[
             {"Id": "q", "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:suite-events"}])
-        self.machines = machines.deploy(self.sfn, REGION, ACCOUNT, self.tasks, SUITE, self.key_arn)
+        self.machines = machines.deploy(self.sfn, REGION, ACCOUNT, self.tasks, SUITE, self.key_arn,
+                                        poll_seconds=poll_seconds)
         self.worker = subprocess.Popen(
             [str(worker_binary())], stdout=open(self.tmp / "worker.log", "wb"), stderr=subprocess.STDOUT,
             env=dict(os.environ, AWS_ENDPOINT_URL_MWAA=self.plane_url, TASKS_QUEUE_URL=self.tasks,

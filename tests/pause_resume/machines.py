@@ -30,8 +30,10 @@ FUNCTIONS = {
 }
 
 
-def definition(name: str, substitutions: dict, queue_url: str) -> dict:
-    """`name`.asl.json with the template's substitutions and the Lambda tasks rewritten."""
+def definition(name: str, substitutions: dict, queue_url: str, poll_seconds: int | None = None) -> dict:
+    """`name`.asl.json with the template's substitutions and the Lambda tasks rewritten;
+    `poll_seconds` scales the machines' default poll (60 s) for a test whose executions are
+    started without it in their input, as the schedule starts them."""
     text = (MACHINES / f"{name}.asl.json").read_text()
     for key, value in substitutions.items():
         text = text.replace("${%s}" % key, value)
@@ -41,6 +43,8 @@ def definition(name: str, substitutions: dict, queue_url: str) -> dict:
     defaults = machine["States"].get("Defaults", {}).get("Result", {})
     if "pausing_wait_seconds" in defaults:
         defaults["pausing_wait_seconds"] = BED_PAUSING_WAIT
+    if poll_seconds is not None and "poll_seconds" in defaults:
+        defaults["poll_seconds"] = poll_seconds
     for state in machine["States"].values():
         if state.get("Resource") not in LAMBDA_TASKS:
             continue
@@ -55,7 +59,7 @@ def definition(name: str, substitutions: dict, queue_url: str) -> dict:
 
 
 def deploy(sfn, region: str, account: str, queue_url: str, bucket: str, key_arn: str,
-           stack: str = "mwaa-ops") -> dict:
+           stack: str = "mwaa-ops", poll_seconds: int | None = None) -> dict:
     """Creates `<stack>-pause` and `<stack>-resume`; returns their ARNs by name."""
     substitutions = {k: f"arn:aws:lambda:{region}:{account}:function:{fn}" for k, fn in FUNCTIONS.items()}
     substitutions.update(SuiteBucket=bucket, SuiteKeyArn=key_arn, Region=region)
@@ -63,7 +67,7 @@ def deploy(sfn, region: str, account: str, queue_url: str, bucket: str, key_arn:
     for name in ("pause", "resume"):
         arns[name] = sfn.create_state_machine(
             name=f"{stack}-{name}", roleArn=f"arn:aws:iam::{account}:role/{stack}-{name}",
-            definition=json.dumps(definition(name, substitutions, queue_url)))["stateMachineArn"]
+            definition=json.dumps(definition(name, substitutions, queue_url, poll_seconds)))["stateMachineArn"]
     return arns
 
 

@@ -16,7 +16,6 @@ The DAG side (the real export, the re-enabled DAGs) is in test_pause_resume.py.
 """
 import contextlib
 import datetime as dt
-import gzip
 import hashlib
 import json
 import time
@@ -39,25 +38,7 @@ def put_json(cycle, key, body):
 
 
 def write_export(cycle, created_at: dt.datetime) -> dict:
-    """An export as `mwaa_ops_export` writes it (one table, its manifest last); returns what
-    the DAG sends to its task token."""
-    stamp = created_at.strftime("%Y%m%dT%H%M%SZ")
-    root = f"metadata/{ENV}/dt={created_at:%Y-%m-%d}/{stamp}"
-    body = gzip.compress(b'{"key": "a", "val": "1"}\n')
-    table_key = f"{root}/variable/variable.jsonl.gz"
-    cycle.s3.put_object(Bucket=SUITE, Key=table_key, Body=body)
-    manifest = {"format": "mwaa-ops-metadata/1", "export_id": f"export-{stamp}", "environment": ENV,
-                "created_at": created_at.isoformat(), "airflow_version": "2.10.3",
-                "location": f"s3://{SUITE}/{root}/manifest.json", "active_dags": [],
-                "tables": [{"table": "variable", "key": table_key, "rows": 1, "max_id": None,
-                            "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body),
-                            "columns": ["key", "val"]}]}
-    text = json.dumps(manifest, indent=1).encode()
-    put = cycle.s3.put_object(Bucket=SUITE, Key=f"{root}/manifest.json", Body=text)
-    return {"manifest": manifest["location"], "bucket": SUITE, "manifest_key": f"{root}/manifest.json",
-            "manifest_sha256": hashlib.sha256(text).hexdigest(), "manifest_version_id": put["VersionId"],
-            "export_id": manifest["export_id"],
-            "airflow_version": "2.10.3", "tables": 1, "rows": 1, "active_dags": []}
+    return shared.write_export(cycle, ENV, created_at)
 
 
 def task_token(cycle, arn, state):
@@ -163,7 +144,9 @@ def test_a_resume_after_a_skipped_pause_changes_nothing_and_says_why(scenario):
     out, _ = scenario
     status, error, output, steps = out["again"]
     assert (status, error) == ("SUCCEEDED", None), out["again"]
-    assert steps[-3:] == ["NothingToResume", "EmitNotResumed", "NotResumed"], steps
+    # No pausing mark and nothing held: nothing replayed either.
+    assert steps[-4:] == ["NothingToResume", "ReplayWithoutResuming", "EmitNotResumed", "NotResumed"], steps
+    assert output["pausing"] == {"mark": "none", "replay": False}, output
     assert not {"WaitForAvailable", "RunImport", "EnableDags", "ReplayHeldArrivals", "RecordRestore"} & set(steps)
     assert output["environment"] == ENV and output["resumed"] is False, output
     assert "restored already" in output["reason"] and RESTORED_BY in output["reason"], output

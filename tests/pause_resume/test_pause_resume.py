@@ -17,6 +17,8 @@ One scenario per module (one Airflow at a time on this machine), in this order:
   8. resume                     -> same configuration, metadata imported, DAGs on, arrival run once
   9. resume again               -> succeeds, changes nothing: that snapshot was restored already
  10. a DAG paused by its users, the pause skipped, resume -> nothing imported, the DAG stays paused
+ 11. a pause stopped by hand after its mark: a resume while it ran kept the mark; one after it
+     was stopped ends the mark and replays what it held, still importing and enabling nothing
 The tests below check what each step left behind. Skipped only with MWAA_OPS_SKIP_AIRFLOW=1.
 """
 import json
@@ -300,6 +302,37 @@ def scenario(tmp_path_factory):
         out["after_skip_paused"] = mb.call(target, "GET", "/dags/mwaa_ops_history")["is_paused"]
         out["after_skip_imports"] = mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"] \
             - imports_before
+        # 11. a pause that marks the environment, then waits: a resume meanwhile must leave the
+        # mark; an arrival is held. The pause is stopped by hand (its mark stays behind); the
+        # next resume ends the mark and replays the held arrivals, one run each.
+        pause = cycle.start("pause", pausing_wait_seconds=600)
+        deadline = time.monotonic() + 120
+        while not cycle.keys(f"pausing/{ENV}"):
+            assert time.monotonic() < deadline, "the pause never marked the environment"
+            time.sleep(0.2)
+        imports_before = mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"]
+        out["while_pausing"] = cycle.run("resume")
+        out["while_pausing_output"] = json.loads(
+            cycle.sfn.describe_execution(executionArn=out["while_pausing"][3]).get("output") or "null")
+        out["while_pausing_steps"] = cycle.steps(out["while_pausing"][3])
+        out["stopped_arrivals"] = {"in/s1-while-pausing.csv": cycle.arrive("in/s1-while-pausing.csv")}
+        out["mark_while_pausing"] = cycle.keys(f"pausing/{ENV}")
+        cycle.sfn.stop_execution(executionArn=pause, error="ByHand", cause="an operator stopped it")
+        out["stopped_pause"] = mb.wait_execution(cycle.sfn, pause, timeout=60)["status"]
+        out["stopped_arrivals"]["in/s2-after-the-stop.csv"] = cycle.arrive("in/s2-after-the-stop.csv")
+        out["held_after_stop"] = cycle.keys(f"held/{ENV}/")
+        out["after_stop"] = cycle.run("resume")
+        out["after_stop_output"] = json.loads(
+            cycle.sfn.describe_execution(executionArn=out["after_stop"][3]).get("output") or "null")
+        out["after_stop_steps"] = cycle.steps(out["after_stop"][3])
+        out["after_stop_mark"] = cycle.keys(f"pausing/{ENV}")
+        out["after_stop_held"] = cycle.keys(f"held/{ENV}/")
+        out["after_stop_arrival"] = cycle.arrive("in/s3-after-the-resume.csv")
+        out["after_stop_runs"] = [(r.get("conf") or {}).get("key")
+                                  for r in mb.call(target, "GET", "/dags/bed_smoke/dagRuns")["dag_runs"]]
+        out["after_stop_paused"] = mb.call(target, "GET", "/dags/mwaa_ops_history")["is_paused"]
+        out["after_stop_imports"] = mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"] \
+            - imports_before
         out["events"] = cycle.suite_events()
         out["worker_log"] = (tmp / "worker.log").read_text(errors="replace")
         # Every log of the run: the Rust handlers', moto's, both Airflows' (servers and tasks).
@@ -476,10 +509,42 @@ def test_a_resume_after_a_skipped_pause_switches_no_dag_back_on(scenario):
     assert scenario["after_skip_imports"] == 0
 
 
+def test_a_pause_stopped_by_hand_leaves_no_arrival_held_for_good(scenario):
+    # While the pause ran (marked, waiting), the resume kept its mark and replayed nothing.
+    assert scenario["while_pausing"][:2] == ("SUCCEEDED", None), scenario["while_pausing"]
+    kept = scenario["while_pausing_output"]
+    assert kept["resumed"] is False and kept["pausing"]["mark"] == "kept", kept
+    assert kept["pausing"]["execution_status"] == "RUNNING", kept
+    assert "ReplayHeldArrivals" not in scenario["while_pausing_steps"], scenario["while_pausing_steps"]
+    assert scenario["mark_while_pausing"] == [f"pausing/{ENV}"]
+    assert scenario["stopped_arrivals"] == {"in/s1-while-pausing.csv": ["held"],
+                                            "in/s2-after-the-stop.csv": ["held"]}
+    assert scenario["stopped_pause"] == "ABORTED"
+    assert len(scenario["held_after_stop"]) == 2, scenario["held_after_stop"]
+    # Once it was stopped, the next resume ended its mark and replayed what it held; it still
+    # imported nothing and switched no DAG on, and says all of it in its output.
+    assert scenario["after_stop"][:2] == ("SUCCEEDED", None), scenario["after_stop"]
+    out = scenario["after_stop_output"]
+    assert out["resumed"] is False and "restored already" in out["reason"], out
+    assert out["pausing"]["mark"] == "ended" and out["pausing"]["execution_status"] == "ABORTED", out
+    assert out["replayed"]["replayed"] == 2, out
+    steps = scenario["after_stop_steps"]
+    assert "ReplayHeldArrivals" in steps and not {"RunImport", "EnableDags", "RecordRestore"} & set(steps), steps
+    assert scenario["after_stop_mark"] == [] and scenario["after_stop_held"] == []
+    assert scenario["after_stop_arrival"] == ["started"]
+    runs = scenario["after_stop_runs"]
+    for key in ("in/s1-while-pausing.csv", "in/s2-after-the-stop.csv", "in/s3-after-the-resume.csv"):
+        assert runs.count(key) == 1, (key, runs)
+    assert scenario["after_stop_paused"] is True and scenario["after_stop_imports"] == 0
+
+
 def test_the_suite_announces_pause_and_resume(scenario):
     kinds = [e["detail-type"] for e in scenario["events"]]
     assert kinds.count("Environment Paused") == 1 and kinds.count("Environment Resumed") == 1, kinds
-    assert kinds.count("Environment Not Resumed") == 2, kinds
+    assert kinds.count("Environment Not Resumed") == 4, kinds
+    [ended] = [e["detail"] for e in scenario["events"]
+               if e["detail-type"] == "Environment Not Resumed" and e["detail"]["pausing"]["mark"] == "ended"]
+    assert ended["pausing"]["execution_status"] == "ABORTED", ended
 
 
 def test_no_seeded_secret_reaches_any_log(scenario):

@@ -13,6 +13,7 @@ One scenario per Airflow 3 version (one Airflow at a time on this machine), in t
   2. pause         -> configuration saved, export verified, environment DELETED
   3. MWAA's part: the environment's Airflow is gone; a new one, empty, with another Fernet key
   4. resume        -> same configuration, settings imported, DAGs as they were
+  (2 and 4 with an arrival injected at each of their steps, as on Airflow 2: each one run)
   5. resume again  -> succeeds, changes nothing: that snapshot was restored already
 Skipped only with MWAA_OPS_SKIP_AIRFLOW=1.
 """
@@ -73,6 +74,37 @@ def wait_scheduled_runs(info, count, timeout=120):
         time.sleep(1)
 
 
+def pause_stops(exports, before):
+    """Where the pause gets an arrival: before the mark, before and during the export, during
+    the verification, before and during the deletion (as in test_pause_resume.py)."""
+    return [
+        ("save-configuration", "in/p0-before-the-mark.csv"),
+        ("run-dag", "in/p1-before-the-export.csv"),
+        (lambda: exports() > before, "in/p2-during-the-export.csv"),
+        ("verify-export", "in/p3-during-verification.csv"),
+        ("delete-environment", "in/p4-before-the-deletion.csv"),
+        ("environment-status", "in/p5-during-the-deletion.csv"),  # ReadDeletion: DELETING
+    ]
+
+
+def resume_stops(imports, before):
+    """Where the resume gets one: before and during the creation, before and during the
+    import, before the DAGs are on."""
+    return [
+        ("create-environment", "in/r1-before-the-creation.csv"),
+        ("environment-status", "in/r2-during-the-creation.csv"),  # ReadEnvironment: CREATING
+        ("run-dag", "in/r3-before-the-import.csv"),
+        (lambda: imports() > before, "in/r4-during-the-import.csv"),
+        ("enable-dags", "in/r5-before-the-dags-are-on.csv"),
+    ]
+
+
+def arrival_runs(info):
+    """The keys of ON's runs started by arrivals (its conf names the key), one per run."""
+    runs = mb.call(info, "GET", f"/dags/{ON}/dagRuns?limit=100")["dag_runs"]
+    return sorted((r.get("conf") or {}).get("key") for r in runs if (r.get("conf") or {}).get("key"))
+
+
 def execution(cycle, arn):
     """An execution's output (the state machine's whole state at its end) and entered states."""
     out = cycle.sfn.describe_execution(executionArn=arn)
@@ -120,14 +152,17 @@ def scenario(request, tmp_path_factory):
         mb.call(source, "PATCH", f"/dags/{HOURLY}", {"is_paused": False})
         wait_scheduled_runs(source, DONE_BEFORE_PAUSE)
 
-        # 2. pause
-        out["pause"] = cycle.run("pause")
+        # 2. pause, with an arrival at each of its steps (PAUSE_STOPS)
+        exports = lambda: mb.call(source, "GET", "/dags/mwaa_ops_export/dagRuns")["total_entries"]  # noqa: E731
+        exports_before = exports()
+        out["pause"], out["arrivals"] = cycle.arrivals_along("pause", pause_stops(exports, exports_before))
         out["pause_output"], out["pause_steps"] = execution(cycle, out["pause"][3])
         out["after_pause"] = cycle.status()
         out["snapshot"] = json.loads(cycle.s3.get_object(Bucket=SUITE, Key=f"snapshots/{ENV}/latest.json")["Body"].read())
         out["objects"] = suite_objects(cycle)
         out["source_after_pause"] = mb.settings_af3(source, version)
         out["source_runs"] = hourly_runs(source, newest_first=True)
+        out["source_arrival_runs"] = arrival_runs(source)
 
         # 3. the environment is gone, and its Airflow with it: a new, empty one takes its place
         airflow.stop()
@@ -135,8 +170,14 @@ def scenario(request, tmp_path_factory):
         out["fernet_changed"] = target["fernet_key"] != source["fernet_key"]
         out["fresh"] = mb.settings_af3(target, version)
 
-        # 4. resume
-        out["resume"] = cycle.run("resume")
+        # 4. resume, with an arrival at each of its steps (RESUME_STOPS), and one after it
+        imports = lambda: mb.call(target, "GET", "/dags/mwaa_ops_import/dagRuns")["total_entries"]  # noqa: E731
+        imports_before = imports()
+        out["resume"], outcomes = cycle.arrivals_along("resume", resume_stops(imports, imports_before))
+        out["arrivals"].update(outcomes)
+        out["arrivals"]["in/r6-after-the-resume.csv"] = cycle.arrive("in/r6-after-the-resume.csv")
+        out["held_after"] = cycle.keys(f"held/{ENV}/")
+        out["target_arrival_runs"] = arrival_runs(target)
         out["resume_output"], out["resume_steps"] = execution(cycle, out["resume"][3])
         out["after"] = cycle.mwaa.get_environment(Name=ENV)["Environment"]
         out["target"] = mb.settings_af3(target, version)
@@ -165,6 +206,21 @@ def scenario(request, tmp_path_factory):
         moto.stop()
         os.environ.clear()
         os.environ.update(saved)
+
+
+def test_every_arrival_of_a_pause_and_a_resume_ends_as_exactly_one_run(scenario):
+    """As on Airflow 2: before the mark, a run in the old environment; from the mark until the
+    resume ends it, held and replayed once in the new one; after, a run. (Run history does not
+    move on Airflow 3, so the first run stays in the old environment's history.)"""
+    arrivals = dict(scenario["arrivals"])
+    assert arrivals.pop("in/p0-before-the-mark.csv") == ["started"]
+    assert arrivals.pop("in/r6-after-the-resume.csv") == ["started"]
+    assert len(arrivals) == 10 and all(o == ["held"] for o in arrivals.values()), arrivals
+    assert scenario["source_arrival_runs"] == ["in/p0-before-the-mark.csv"], "no run began after the mark"
+    assert scenario["target_arrival_runs"] == sorted([*arrivals, "in/r6-after-the-resume.csv"])
+    assert scenario["held_after"] == []
+    steps = scenario["resume_steps"]
+    assert steps.index("EnableDags") < steps.index("EndPausing") < steps.index("ReplayHeldArrivals"), steps
 
 
 def test_the_seeded_settings_are_in_the_source(scenario):

@@ -126,11 +126,22 @@ def test_a_failed_deletion_re_enables_the_dags(cfn):
 def test_a_resume_records_what_it_restored_and_says_when_it_does_nothing(cfn):
     states = definition("resume.asl.json")["States"]
     assert states["ResumeNeeded"]["Choices"][0]["Next"] == "NothingToResume"
-    said = reachable(states, "NothingToResume")
-    assert said == {"NothingToResume", "EmitNotResumed", "NotResumed"}, said
+    # Resuming nothing, it may replay what is held (create-environment's `pausing.replay`), and
+    # leaves that loop by the same variable ResumeNeeded chose by: it never records a restore.
+    said = reachable(states, "NothingToResume", avoid={"RestoreRecord"})
+    assert said == {"NothingToResume", "ReplayWithoutResuming", "WaitForArrivalsInFlight", "StartReplay",
+                    "ReplayHeldArrivals", "CountReplayed", "MoreHeldArrivals", "ResumedOrNot",
+                    "CountNotResumed", "EmitNotResumed", "NotResumed", "ResumeFailed"}, said
+    assert states["ResumeNeeded"]["Choices"][0] == {
+        "Variable": "$.creation.result.resume_needed", "BooleanEquals": False, "Next": "NothingToResume"}
+    assert states["ResumedOrNot"]["Choices"] == [
+        {"Variable": "$.creation.result.resume_needed", "BooleanEquals": False, "Next": "CountNotResumed"}]
+    assert reachable(states, "EmitNotResumed") == {"EmitNotResumed", "NotResumed"}
+    assert states["ReplayWithoutResuming"]["Choices"][0]["Variable"] == "$.creation.result.pausing.replay"
     assert states["NothingToResume"]["Parameters"]["reason.$"] == "$.creation.result.reason"
+    assert states["NothingToResume"]["Parameters"]["pausing.$"] == "$.creation.result.pausing"
     # The replay loop ends (no more held arrivals) in the record, then the event.
-    assert states["MoreHeldArrivals"]["Default"] == "RestoreRecord"
+    assert states["ResumedOrNot"]["Default"] == "RestoreRecord"
     order = ["RestoreRecord", "RecordRestore", "EmitResumed"]
     assert [states[a]["Next"] for a in order[:-1]] == order[1:]
     body = states["RestoreRecord"]["Parameters"]
@@ -261,6 +272,8 @@ def grants(cfn, role, action):
     """The resources `role` may do `action` on."""
     out = []
     for st in statements(cfn, role):
+        if "Fn::If" in st:  # a statement only some deployments have (e.g. EnvironmentKeys)
+            continue
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         if action in actions:
             out += st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
@@ -305,7 +318,11 @@ def test_every_ending_that_leaves_the_environment_up_ends_the_mark_and_replays(c
     assert resume["EndPausing"]["Parameters"]["Key.$"] == states["MarkPausing"]["Parameters"]["Key.$"]
     assert [resume[s]["Next"] for s in ("EndPausing", "WaitForArrivalsInFlight")] == [
         "WaitForArrivalsInFlight", "StartReplay"]
-    assert "ReplayHeldArrivals" not in reachable(resume, "Defaults", avoid={"EndPausing"})
+    # ... or create-environment found no mark, or ended the mark of a pause that is over
+    # (steps/stale_pause.rs), when it answers `pausing.replay`.
+    assert "ReplayHeldArrivals" not in reachable(resume, "Defaults", avoid={"EndPausing", "ReplayWithoutResuming"})
+    assert resume["ReplayWithoutResuming"]["Choices"] == [{
+        "Variable": "$.creation.result.pausing.replay", "BooleanEquals": True, "Next": "WaitForArrivalsInFlight"}]
 
 
 def test_only_the_state_machines_write_the_mark_and_trigger_dag_lists_it(cfn):
@@ -314,6 +331,13 @@ def test_only_the_state_machines_write_the_mark_and_trigger_dag_lists_it(cfn):
         assert marks in grants(cfn, "PauseStateMachineRole", action), action
     assert marks in grants(cfn, "ResumeStateMachineRole", "s3:DeleteObject")
     assert marks not in grants(cfn, "ResumeStateMachineRole", "s3:PutObject")
+    # create-environment ends the mark of a pause that is over (the version it read), and
+    # asks Step Functions whether that pause runs; it never writes one.
+    for action in ("s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
+        assert marks in grants(cfn, "CreateEnvironmentFunctionRole", action), action
+    assert marks not in grants(cfn, "CreateEnvironmentFunctionRole", "s3:PutObject")
+    assert grants(cfn, "CreateEnvironmentFunctionRole", "states:DescribeExecution") == [
+        json.dumps("arn:aws:states:us-east-1:123456789012:execution:mwaa-ops-pause:*")]
     # Listed, not read: a read of a missing object is 403 without ListBucket on the whole
     # bucket, which trigger-dag does not have (the strict bed refused it).
     assert marks not in grants(cfn, "TriggerDagFunctionRole", "s3:GetObject")

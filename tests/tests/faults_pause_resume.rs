@@ -31,6 +31,8 @@ const SLOW_MS: u64 = 1500;
 struct Steps {
     mwaa: aws_sdk_mwaa::Client,
     s3: aws_sdk_s3::Client,
+    /// create-environment's pausing-mark calls (only a resume that resumes nothing makes them).
+    marks: pause_resume::Clients,
 }
 
 async fn steps(bed: &Bed) -> Steps {
@@ -41,10 +43,9 @@ async fn steps(bed: &Bed) -> Steps {
         .into_builder()
         .endpoint_url(&bed.mwaa_url)
         .build();
-    Steps {
-        mwaa: common::aws::mwaa_client_with_timeout(&config, ATTEMPT),
-        s3,
-    }
+    let mwaa = common::aws::mwaa_client_with_timeout(&config, ATTEMPT);
+    let marks = bed.step_clients(&mwaa, &s3, BUCKET).await;
+    Steps { mwaa, s3, marks }
 }
 
 /// Calls of `operation` to `name`, as `(fault kind or "", after, status)`.
@@ -250,12 +251,12 @@ async fn faults_create_environment_creates_once_when_answers_are_lost_or_slow() 
                 "after": true, "count": 3}]),
     )
     .await;
-    let err = create_environment(&s.mwaa, &s.s3, BUCKET, input(name))
+    let err = create_environment(&s.mwaa, &s.s3, &s.marks, BUCKET, input(name))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
     bed.assert_faults_served().await;
-    let retried = create_environment(&s.mwaa, &s.s3, BUCKET, input(name))
+    let retried = create_environment(&s.mwaa, &s.s3, &s.marks, BUCKET, input(name))
         .await
         .unwrap();
     assert_eq!(
@@ -284,7 +285,7 @@ async fn faults_create_environment_creates_once_when_answers_are_lost_or_slow() 
         {"operation": "GetEnvironment", "name": name, "kind": "throttle"},
     ]))
     .await;
-    let out = create_environment(&s.mwaa, &s.s3, BUCKET, input(name))
+    let out = create_environment(&s.mwaa, &s.s3, &s.marks, BUCKET, input(name))
         .await
         .unwrap();
     assert_eq!(out["resume_needed"], true, "{out}");

@@ -10,7 +10,7 @@ use common::runtime::Invocation;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::{session_without_airflow, Session};
 use pause_resume::layout::snapshot_key;
-use pause_resume::{Clients, ErrorKind, Step};
+use pause_resume::{ErrorKind, Step};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "mwaa-ops-suite";
@@ -31,12 +31,7 @@ fn record(name: &str, execution: &str) -> Value {
 async fn delete_environment_refuses_without_this_executions_verified_snapshot() {
     let bed: Session = session_without_airflow().await;
     let s3 = bed.s3_with_bucket(BUCKET).await;
-    let clients = Clients {
-        mwaa: bed.mwaa().await,
-        s3: s3.clone(),
-        bucket: Some(BUCKET.into()),
-        may_lose_settings: vec![],
-    };
+    let clients = bed.step_clients(&bed.mwaa().await, &s3, BUCKET).await;
     let name = "dev-proof";
     NewEnvironment::new(name, "2.10.3")
         .create(&clients.mwaa)

@@ -193,7 +193,9 @@ async fn a_resume_whose_airflow_version_mwaa_refuses_names_it_and_the_choices_an
     }
     let before = keys(&s3, "").await;
 
-    let err = create_environment(&mwaa, &s3, BUCKET, json!({"environment": name}))
+    // The environment is gone: the pausing mark is not looked at (no SFN call to allow).
+    let marks = bed.step_clients(&mwaa, &s3, BUCKET).await;
+    let err = create_environment(&mwaa, &s3, &marks, BUCKET, json!({"environment": name}))
         .await
         .unwrap_err();
     common::testing::assert_fails_as(

@@ -44,6 +44,8 @@ pub fn parse_environment(event: &Value) -> Result<EnvironmentName, Error> {
 pub struct Clients {
     pub mwaa: aws_sdk_mwaa::Client,
     pub s3: aws_sdk_s3::Client,
+    /// create-environment asks whether the pause named by a pausing mark still runs.
+    pub sfn: aws_sdk_sfn::Client,
     /// The suite's bucket (`SUITE_BUCKET`), for the steps that keep things there.
     pub bucket: Option<String>,
     /// Environments whose pause may drop settings the resume cannot create again
@@ -66,6 +68,7 @@ impl Clients {
         Ok(Clients {
             mwaa: common::aws::mwaa_client(config),
             s3: aws_sdk_s3::Client::new(config),
+            sfn: sfn_client(config),
             bucket,
             may_lose_settings,
         })
@@ -77,6 +80,20 @@ impl Clients {
             .as_deref()
             .ok_or_else(|| Error::Config("SUITE_BUCKET is not set".into()))
     }
+}
+
+/// The Step Functions client, each attempt bounded as an MWAA call is
+/// ([`common::aws::MWAA_ATTEMPT_TIMEOUT`]), so `Step::longest` counts it as one.
+pub fn sfn_client(config: &common::aws::SdkConfig) -> aws_sdk_sfn::Client {
+    let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_millis(3100))
+        .operation_attempt_timeout(common::aws::MWAA_ATTEMPT_TIMEOUT)
+        .build();
+    aws_sdk_sfn::Client::from_conf(
+        aws_sdk_sfn::config::Builder::from(config)
+            .timeout_config(timeouts)
+            .build(),
+    )
 }
 
 /// Runs `step` as the Lambda handler, through the suite's one runtime entry.

@@ -287,6 +287,75 @@ impl Intercept for RawAnswer {
     }
 }
 
+impl crate::steps::stale_pause::PauseMarks for crate::Clients {
+    async fn mark(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<crate::steps::stale_pause::Mark>, Error> {
+        let Some(object) = get_object(&self.s3, bucket, key).await? else {
+            return Ok(None);
+        };
+        let version = object.version_id().map(String::from);
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| read_failed(bucket, key, &e))?;
+        Ok(Some(crate::steps::stale_pause::Mark {
+            body: String::from_utf8_lossy(&bytes.into_bytes()).into_owned(),
+            version,
+        }))
+    }
+
+    async fn end_mark(&self, bucket: &str, key: &str, version: Option<&str>) -> Result<(), Error> {
+        self.s3
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version.map(String::from))
+            .send()
+            .await
+            .map_err(|e| in_object(Error::aws("S3", "DeleteObject", &e), bucket, key))?;
+        Ok(())
+    }
+
+    async fn execution_status(&self, execution: &str) -> Result<Option<String>, Error> {
+        use aws_sdk_sfn::operation::describe_execution::DescribeExecutionError;
+        match self
+            .sfn
+            .describe_execution()
+            .execution_arn(execution)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.status().as_str().to_owned())),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(DescribeExecutionError::ExecutionDoesNotExist(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::aws("Step Functions", "DescribeExecution", &e)),
+        }
+    }
+
+    async fn anything_under(&self, bucket: &str, prefix: &str) -> Result<bool, Error> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| in_object(Error::aws("S3", "ListObjectsV2", &e), bucket, prefix))?;
+        Ok(listed.key_count().unwrap_or(0) > 0 || !listed.contents().is_empty())
+    }
+}
+
 /// GetObject; `None` for NoSuchKey (S3 answers 403 instead unless the caller may list the
 /// bucket).
 async fn get_object(

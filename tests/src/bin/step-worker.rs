@@ -139,6 +139,7 @@ async fn main() {
             let clients = Clients {
                 mwaa: common::aws::mwaa_client(&config),
                 s3: path_style_s3(&config),
+                sfn: pause_resume::sfn_client(&config),
                 bucket: Some(bucket.clone()),
                 may_lose_settings: may_lose_settings.clone(),
             };
@@ -169,6 +170,7 @@ async fn main() {
         steps: Clients {
             mwaa,
             s3,
+            sfn: pause_resume::sfn_client(&config),
             bucket: Some(bucket),
             // As the template passes AllowLosingSettings.
             may_lose_settings,

@@ -3,7 +3,8 @@
 //! record (manifest, active DAGs) the rest of the resume works from. Without one nothing is
 //! created. `resume_needed` is false, with the `reason`, for an environment that exists and
 //! that pause did not delete: older than the pause, or restored from that snapshot already
-//! (the pause since was skipped or failed).
+//! (the pause since was skipped or failed). Then `pausing` says what became of a pausing mark
+//! left by a pause that ended without removing it ([`stale_pause`]).
 
 use aws_sdk_mwaa::types::Environment;
 use serde_json::{json, Value};
@@ -15,6 +16,7 @@ use crate::layout::{latest_key, restored_key, snapshot_key};
 use crate::ops::{Created, Environments, Objects};
 use crate::parse_environment;
 use crate::steps::proof::nothing_to_resume;
+use crate::steps::stale_pause::{self, PauseMarks};
 
 /// What create-environment does, given what GetEnvironment found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +166,7 @@ async fn load_restored(
 pub async fn create_environment(
     mwaa: &impl Environments,
     s3: &impl Objects,
+    marks: &impl PauseMarks,
     bucket: &str,
     event: Value,
 ) -> Result<Value, Error> {
@@ -186,7 +189,12 @@ pub async fn create_environment(
         CreateDecision::Exists(status) => {
             let created_at = env.as_ref().and_then(|e| e.created_at()).copied();
             let reason = nothing_to_resume(&name, created_at, &snapshot, restored.as_ref())?;
-            report(false, &status, reason)
+            let not_resumed = reason.is_some();
+            let mut out = report(false, &status, reason)?;
+            if not_resumed {
+                out["pausing"] = stale_pause::settle_mark(marks, bucket, &name, &status).await?;
+            }
+            Ok(out)
         }
         CreateDecision::Deleting => Err(Error::new(
             ErrorKind::EnvironmentDeleting,

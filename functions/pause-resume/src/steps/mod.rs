@@ -20,6 +20,7 @@ pub mod environment_status;
 pub mod proof;
 pub mod run_dag;
 pub mod save_configuration;
+pub mod stale_pause;
 pub mod verify_export;
 
 /// What a step reports: how long it took and whether it failed; environment-status whether
@@ -119,7 +120,9 @@ impl Step {
         let calls = |n: u32| LONGEST_MWAA_CALL * n + MARGIN;
         match self {
             Step::EnvironmentStatus | Step::SaveConfiguration => Some(calls(1)),
-            // GetEnvironment, the create or delete, GetEnvironment again after a refusal.
+            // GetEnvironment, the create or delete, GetEnvironment again after a refusal; a
+            // resume that restores nothing: GetEnvironment, DescribeExecution of the pause
+            // named by a pausing mark (S3 calls are not counted, as for every step).
             Step::CreateEnvironment | Step::DeleteEnvironment => Some(calls(3)),
             Step::RunDag | Step::EnableDags => Some(enable_dags::REST_RETRY_BUDGET + calls(1)),
             Step::VerifyExport => None,
@@ -161,7 +164,14 @@ impl Step {
                 .await
             }
             Step::CreateEnvironment => {
-                create_environment::create_environment(mwaa, s3, clients.bucket()?, payload).await
+                create_environment::create_environment(
+                    mwaa,
+                    s3,
+                    clients,
+                    clients.bucket()?,
+                    payload,
+                )
+                .await
             }
             Step::DeleteEnvironment => {
                 delete_environment::delete_environment(mwaa, s3, clients.bucket()?, payload).await

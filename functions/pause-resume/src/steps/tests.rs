@@ -67,6 +67,7 @@ fn throttled_clients() -> Clients {
     Clients {
         mwaa: common::aws::mwaa_client(&config),
         s3: aws_sdk_s3::Client::new(&config),
+        sfn: crate::sfn_client(&config),
         bucket: Some("suite".into()),
         may_lose_settings: vec![],
     }

@@ -62,9 +62,27 @@ async fn paused() -> (FakeMwaa, MemoryObjects) {
     (mwaa, s3)
 }
 
+/// No pausing mark anywhere (stale_pause.rs tests what a mark changes).
+struct NoMarks;
+
+impl PauseMarks for NoMarks {
+    async fn mark(&self, _: &str, _: &str) -> Result<Option<stale_pause::Mark>, Error> {
+        Ok(None)
+    }
+    async fn end_mark(&self, _: &str, _: &str, _: Option<&str>) -> Result<(), Error> {
+        unreachable!("no mark to end")
+    }
+    async fn execution_status(&self, _: &str) -> Result<Option<String>, Error> {
+        unreachable!("no mark names an execution")
+    }
+    async fn anything_under(&self, _: &str, _: &str) -> Result<bool, Error> {
+        Ok(false)
+    }
+}
+
 /// create-environment for `name`, as the resume invokes it.
 async fn resume(mwaa: &FakeMwaa, s3: &MemoryObjects, name: &str) -> Result<Value, Error> {
-    create_environment(mwaa, s3, BUCKET, input(name)).await
+    create_environment(mwaa, s3, &NoMarks, BUCKET, input(name)).await
 }
 
 /// `dev`, AVAILABLE, created at `secs` since the epoch.
@@ -124,6 +142,8 @@ async fn a_snapshot_restored_already_is_not_restored_again() {
     );
     let out = resume(&mwaa, &s3, "dev").await.unwrap();
     assert_eq!(out["resume_needed"], false, "{out}");
+    // Not resumed, no mark, nothing held: nothing to replay.
+    assert_eq!(out["pausing"], json!({"mark": "none", "replay": false}));
     let reason = out["reason"].as_str().unwrap();
     assert!(
         reason.contains("restored already by \"arn:resume:1\""),
