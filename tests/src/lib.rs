@@ -316,7 +316,6 @@ pub mod environments;
 pub mod fault_proxy;
 pub mod http;
 pub mod iam;
-pub mod lambda_api;
 pub mod rules;
 pub mod suite;
 pub mod vpc;
