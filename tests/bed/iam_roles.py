@@ -150,3 +150,12 @@ def statements(role: str, parameters: dict | None = None, resources: dict | None
             raise KeyError(f"{role} has no statement {sorted(missing)}")
         out = [s for s in out if s.get("Sid") not in without]
     return out
+
+
+def functions(parameters: dict | None = None, resources: dict | None = None) -> dict:
+    """{logical id: properties} of every AWS::Lambda::Function, resolved as ``statements``
+    resolves a role (the bed's Lambda service, tests/bed/lambda_local.py, runs them)."""
+    cfn = translated()
+    resolve = _Resolver(cfn, parameters or {}, resources or {})
+    return {name: resolve(copy.deepcopy(spec["Properties"]))
+            for name, spec in cfn["Resources"].items() if spec["Type"] == "AWS::Lambda::Function"}

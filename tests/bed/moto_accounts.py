@@ -212,6 +212,21 @@ def patch_events() -> None:
     models.Rule.send_to_targets = send_to_targets
 
 
+def patch_task_failure() -> None:
+    """moto 5.2.5's SendTaskFailure drops `cause` (responses.py passes only the error), so a
+    failed Lambda task's error object would never reach the execution's history or a Catch's
+    `Cause`, as it does in AWS: pass it on."""
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self):
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause"))
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure
+
+
 def refused_events_app(app):
     """WSGI middleware: ``GET /moto-api/refused-events``, cleared by ``/moto-api/reset``."""
     def wrapped(environ, start_response):
@@ -266,6 +281,7 @@ def main(argv=None) -> None:
     patch_sts()
     patch_events()
     patch_sfn_start_execution()
+    patch_task_failure()
     iam_moto.patch_moto()
     from moto import server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication

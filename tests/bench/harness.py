@@ -20,11 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-TIMEOUT_S = 60  # the template's function timeout
 # The benchmarks run as plain scripts (scripts/bench), outside pytest and its pythonpath
 # (tests/pytest.ini): this is how they reach the bed's modules (airflow_bed's Airflow login).
 # Appended, so that nothing of the bed shadows a module of the same name.
 sys.path.append(str(ROOT / "tests" / "bed"))
+from lambda_local import Function, QuietServer, RuntimeApi  # noqa: E402  (the bed's Lambda runtime)
 T0 = time.time()
 
 
@@ -35,20 +35,6 @@ def log(msg):
 # ---------------------------------------------------------------------------------------------
 # Timing proxy: forwards HTTP to an upstream and records how long each request took there.
 # ---------------------------------------------------------------------------------------------
-class QuietServer(ThreadingHTTPServer):
-    """127.0.0.1 server: no Nagle (no 40 ms delayed-ACK stalls), no tracebacks for clients
-    that went away (a killed function process)."""
-    daemon_threads = True
-
-    def get_request(self):
-        conn, addr = super().get_request()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn, addr
-
-    def handle_error(self, request, client_address):
-        pass
-
-
 class TimingProxy:
     def __init__(self, upstream):
         u = urllib.parse.urlparse(upstream)
@@ -115,120 +101,6 @@ class TimingProxy:
 
 
 # ---------------------------------------------------------------------------------------------
-# Lambda Runtime API emulator (the 3 calls a runtime makes), with Lambda-async-like retries.
-# ---------------------------------------------------------------------------------------------
-class RuntimeApi:
-    def __init__(self, retries=2):
-        self.retries = retries
-        self.pending = queue.Queue()
-        self.lock = threading.Lock()
-        self.inflight = {}   # request id -> record
-        self.done = []       # records with outcome
-        self.first_next = {}  # pid-less: time of first /next per connection client port
-        self.next_times = []
-        self.finished = threading.Condition(self.lock)
-        self.stopping = False
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _reply(self, status, body=b"", headers=None):
-                self.send_response(status)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                if not self.path.endswith("/runtime/invocation/next"):
-                    return self._reply(404, b'{"message":"not found"}')
-                now = time.perf_counter()
-                with api.lock:
-                    api.next_times.append(now)
-                while True:
-                    if api.stopping:
-                        return self._reply(500, b'{"message":"stopping"}')
-                    try:
-                        rec = api.pending.get(timeout=0.5)
-                        break
-                    except queue.Empty:
-                        continue
-                rid = str(uuid.uuid4())
-                rec["request_id"] = rid
-                rec["handed_out"] = time.perf_counter()
-                with api.lock:
-                    api.inflight[rid] = rec
-                deadline_ms = int((time.time() + TIMEOUT_S) * 1000)
-                self._reply(200, json.dumps(rec["event"]).encode(), {
-                    "Lambda-Runtime-Aws-Request-Id": rid,
-                    "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
-                    "Lambda-Runtime-Invoked-Function-Arn":
-                        "arn:aws:lambda:us-east-1:123456789012:function:bench",
-                    "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000"})
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                parts = self.path.rstrip("/").split("/")
-                now = time.perf_counter()
-                if len(parts) >= 2 and parts[-1] in ("response", "error"):
-                    with api.lock:
-                        rec = api.inflight.pop(parts[-2], None)
-                    if rec is None:
-                        return self._reply(400, b'{"message":"unknown request id"}')
-                    rec["answered"] = now
-                    rec["ok"] = parts[-1] == "response"
-                    rec["body"] = body[:2000].decode(errors="replace")
-                    rec["attempt"] = rec.get("attempt", 0)
-                    if not rec["ok"] and rec["attempt"] < api.retries:
-                        api.pending.put({"event": rec["event"], "key": rec["key"],
-                                         "attempt": rec["attempt"] + 1, "queued": now})
-                    with api.lock:
-                        api.done.append(rec)
-                        api.finished.notify_all()
-                    return self._reply(202, b'{"status":"OK"}')
-                if parts[-1] == "error":  # init error
-                    sys.stderr.write(f"init error: {body[:500]!r}\n")
-                    return self._reply(202, b'{"status":"OK"}')
-                return self._reply(404, b'{"message":"not found"}')
-
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def submit(self, event, key):
-        self.pending.put({"event": event, "key": key, "attempt": 0, "queued": time.perf_counter()})
-
-    def wait_done(self, count, timeout):
-        """Waits until `count` final outcomes (success, or error after the last retry)."""
-        end = time.time() + timeout
-        with self.lock:
-            while self._finals() < count and time.time() < end:
-                self.finished.wait(0.5)
-            return self._finals()
-
-    def _finals(self):
-        return sum(1 for r in self.done if r["ok"] or r["attempt"] >= self.retries)
-
-    def reset(self):
-        with self.lock:
-            self.done.clear()
-            self.next_times.clear()
-
-    def stop(self):
-        self.stopping = True
-        self.server.shutdown()
-        self.server.server_close()
-
-
-# ---------------------------------------------------------------------------------------------
 # Processes and helpers
 # ---------------------------------------------------------------------------------------------
 def pct(values, p):
@@ -236,53 +108,6 @@ def pct(values, p):
         return float("nan")
     v = sorted(values)
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
-
-
-def vm_hwm_kb(pid):
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-class Function:
-    """How to start one implementation under a given runtime API."""
-
-    def __init__(self, label, argv, env):
-        self.label, self.argv, self.env = label, argv, env
-        self.procs = []
-
-    def spawn(self, runtime_address, log_path):
-        env = dict(self.env, AWS_LAMBDA_RUNTIME_API=runtime_address)
-        out = open(log_path, "ab")
-        p = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
-        self.procs.append(p)
-        return p
-
-    def kill(self, p):
-        rss = vm_hwm_kb(p.pid)
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(5)
-        if p in self.procs:
-            self.procs.remove(p)
-        return rss
-
-    def kill_all(self):
-        for p in list(self.procs):
-            self.kill(p)
 
 
 def wait_until(pred, timeout, step=0.05):

@@ -96,10 +96,11 @@ class Cycle:
             self.lambda_api = "127.0.0.1:%d" % s.getsockname()[1]
         self.lambda_ = boto3.client("lambda", endpoint_url=f"http://{self.lambda_api}", **kw)
 
-    def deploy(self, routes, poll_seconds=None):
+    def deploy(self, routes, poll_seconds=None, timeouts=None):
         """The suite in moto (buckets, KMS key, Lambda-task queue, state machines, a queue
-        receiving the suite's events) and the step-worker serving the Lambda tasks
-        (`poll_seconds`: see machines.definition)."""
+        receiving the suite's events) and the step-worker serving the Lambda tasks (the
+        functions' binaries; `poll_seconds`: see machines.definition; `timeouts`:
+        {function: seconds} in place of the template's)."""
         for bucket in (SUITE, LANDING):
             self.s3.create_bucket(Bucket=bucket)
         # Versioned as the template makes it: the snapshot records the manifest's version.
@@ -116,7 +117,8 @@ class Cycle:
             [str(worker_binary())], stdout=open(self.tmp / "worker.log", "wb"), stderr=subprocess.STDOUT,
             env=dict(os.environ, AWS_ENDPOINT_URL_MWAA=self.plane_url, TASKS_QUEUE_URL=self.tasks,
                      SUITE_BUCKET=SUITE, ROUTES=json.dumps(routes), HOLD_DIR=str(self.hold), RUST_LOG="warn",
-                     ROLE_KEYS=json.dumps(self.role_keys()), LAMBDA_API=self.lambda_api))
+                     ROLE_KEYS=json.dumps(self.role_keys()), LAMBDA_API=self.lambda_api,
+                     FUNCTION_TIMEOUTS=json.dumps(timeouts or {})))
 
     def role_keys(self):
         """Each function acting as its role of the template, for environments named like

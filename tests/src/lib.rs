@@ -361,7 +361,6 @@ pub mod environments;
 pub mod fault_proxy;
 pub mod http;
 pub mod iam;
-pub mod lambda_api;
 pub mod rules;
 pub mod sns;
 pub mod suite;

@@ -151,3 +151,24 @@ pub fn assert_fails_as(err: Error, kind: ErrorKind, mentions: &[&str]) {
         assert!(message.contains(mention), "{mention:?} not in: {message}");
     }
 }
+
+/// Starts a function's built `binary` as Lambda would, but without the setting the template
+/// gives it: it must stop at start-up naming `setting`, not panic. (The functions' integration
+/// tests call this; having one is what makes `cargo test --workspace` build the binaries the
+/// bed's Lambda service runs, tests/bed/lambda_local.py.)
+pub fn stops_at_start_up_naming(binary: &str, setting: &str) {
+    let out = std::process::Command::new(binary)
+        .env_clear()
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "test")
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .output()
+        .expect("the binary starts");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{binary} started without {setting}");
+    assert!(
+        said.contains(&format!("{setting} is not set")),
+        "{binary}: {said}"
+    );
+    assert!(!said.contains("panicked"), "{binary}: {said}");
+}

@@ -1,91 +1,43 @@
-//! The Lambda service, for the state machines on the bed. moto's Step Functions cannot
-//! invoke a Lambda function without Docker, so the tests run the production definitions
-//! with each `lambda:invoke` task rewritten to `sqs:sendMessage.waitForTaskToken` (see
-//! tests/pause_resume/machines.py). This worker takes those messages, runs the real handler
-//! of the named function in-process with real SDK clients (pointed at the bed by the
-//! standard AWS_ENDPOINT_URL* variables) and answers the token the way Step Functions'
-//! Lambda integration would: `{"Payload": output}`, or the error type and message.
+//! The Step Functions side of Lambda, for the state machines on the bed. moto's Step
+//! Functions cannot invoke a Lambda function without Docker, so the tests run the production
+//! definitions with each `lambda:invoke` task rewritten to `sqs:sendMessage.waitForTaskToken`
+//! (see tests/pause_resume/machines.py). This worker takes those messages and invokes the
+//! named function through the bed's Lambda service (tests/bed/lambda_local.py, which it
+//! starts: every function of the template as its built binary behind the Lambda Runtime API,
+//! with its Timeout, MemorySize and environment), then answers the token as Step Functions'
+//! Lambda integration would: `{"Payload": response, "StatusCode": 200}`, or a task failure
+//! with the function's `errorType` as error and its error object (JSON) as cause —
+//! `Sandbox.Timedout` for an invocation past its Timeout.
 //!
 //! Message: `{"function", "payload", "token", "callback"}`. `callback` marks
 //! `lambda:invoke.waitForTaskToken` tasks: the DAG answers the token on success, the worker
-//! only when the handler itself fails. A message without a token is a plain asynchronous
+//! only when the function itself fails. A message without a token is a plain asynchronous
 //! invocation (an S3 arrival for trigger-dag).
 //!
-//! Environment: TASKS_QUEUE_URL, SUITE_BUCKET, ROUTES (trigger-dag), and optionally
+//! Environment: TASKS_QUEUE_URL; the functions' settings as the template's parameters and
+//! resources: SUITE_BUCKET (SuiteBucket), ROUTES (Routes), ALLOW_LOSING_SETTINGS
+//! (AllowLosingSettings), ENVIRONMENT_CACHE_SECONDS (trigger-dag's, default 1 on the bed);
+//! FUNCTION_TIMEOUTS={"<function>": seconds}: a Timeout scaled for a test; ROLE_KEYS=
+//! {"<function>": "<access key>", ...}: that function signs its calls with the key of its role
+//! of the template, so the bed holds it to that role's IAM statements (mwaa_ops_tests::iam);
+//! LAMBDA_API=127.0.0.1:PORT: where the Lambda service answers Lambda's Invoke API (a free
+//! port otherwise), so a Lambda client can invoke the functions directly; and optionally
 //! HOLD_DIR: while `<HOLD_DIR>/<function>` exists, that function's messages wait (the worker
 //! writes `<function>.waiting` then), so a test can act between two steps; and
-//! EXIT_WITH_STDIN=1: exit when standard input closes (the local suite that started it ended);
-//! ENVIRONMENT_CACHE_SECONDS (trigger-dag's, default 1 on the bed);
-//! and LAMBDA_API=127.0.0.1:PORT: also serve Lambda's Invoke API there
-//! (mwaa_ops_tests::lambda_api), so a Lambda client can invoke these functions directly;
-//! and ROLE_KEYS={"<function>": "<access key>", ...}: that function signs its calls with the
-//! key of its role of the template, so the bed holds it to that role's IAM statements
-//! (mwaa_ops_tests::iam); a function not listed signs with AWS_ACCESS_KEY_ID (unchecked).
+//! EXIT_WITH_STDIN=1: exit when standard input closes (the local suite that started it ended).
+//! The functions' output goes to this worker's standard output.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
-use common::runtime::Invocation;
-use pause_resume::{Clients, Step};
 use serde_json::{json, Value};
-use trigger_dag::ops::AwsOps as TriggerOps;
-use trigger_dag::routes::parse_routes;
-use trigger_dag::TriggerDag;
-
-/// The time an invocation gets, as the template gives the steps.
-const BUDGET: Duration = Duration::from_secs(120);
 
 /// How long trigger-dag trusts an unmarked AVAILABLE answer on the bed, unless
 /// ENVIRONMENT_CACHE_SECONDS says otherwise: the state machines' `pausing_wait_seconds` is
 /// scaled to it (tests/pause_resume/machines.py), as the template's is to 30 s.
-const BED_CACHE: Duration = Duration::from_secs(1);
-
-struct Functions {
-    steps: Clients,
-    /// Steps acting as their own role (ROLE_KEYS), by function name.
-    roles: std::collections::HashMap<String, Clients>,
-    trigger: TriggerDag<TriggerOps>,
-}
-
-/// `config` signing with `access_key` (a role registered with the bed).
-fn as_key(config: &SdkConfig, access_key: &str) -> SdkConfig {
-    config
-        .clone()
-        .into_builder()
-        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
-            aws_sdk_s3::config::Credentials::new(access_key, "unchecked", None, None, "bed-role"),
-        ))
-        .build()
-}
-
-fn path_style_s3(config: &SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(true)
-            .build(),
-    )
-}
-
-impl Functions {
-    /// Runs one function; the error is `(errorType, errorMessage)` as Lambda reports them.
-    async fn invoke(&self, function: &str, payload: Value) -> Result<Value, (String, String)> {
-        let outcome = if let Some(step) = Step::named(function) {
-            let clients = self.roles.get(function).unwrap_or(&self.steps);
-            step.run(clients, Invocation::new(payload, BUDGET)).await
-        } else if function == "trigger-dag" {
-            self.trigger
-                .handle(payload, common::Deadline::after(Duration::from_secs(30)))
-                .await
-        } else {
-            return Err((
-                "ResourceNotFoundException".into(),
-                format!("no function {function}"),
-            ));
-        };
-        outcome.map_err(|e| (e.kind().as_str().to_owned(), e.to_string()))
-    }
-}
+const BED_CACHE_SECONDS: &str = "1";
 
 /// Waits while a test holds `function` back.
 async fn held(hold_dir: &Option<PathBuf>, function: &str) {
@@ -106,6 +58,97 @@ fn setting(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("step-worker: {name} is not set"))
 }
 
+fn json_setting(name: &str) -> Value {
+    std::env::var(name).map_or(json!({}), |s| {
+        serde_json::from_str(&s).unwrap_or_else(|e| panic!("step-worker: {name}: {e}"))
+    })
+}
+
+/// Starts the bed's Lambda service on `address` with the template's functions and this
+/// worker's settings; it stops (and its function processes with it) when this process ends,
+/// and this process with it: a worker without its functions would fail every task.
+fn start_lambda_service(address: &str) {
+    let binaries = std::env::current_exe().expect("step-worker's path");
+    let endpoints: serde_json::Map<String, Value> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_ENDPOINT_URL"))
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let mut parameters = json!({"Routes": std::env::var("ROUTES").unwrap_or_else(|_| "[]".into())});
+    if let Ok(losses) = std::env::var("ALLOW_LOSING_SETTINGS") {
+        parameters["AllowLosingSettings"] = json!(losses);
+    }
+    let cache =
+        std::env::var("ENVIRONMENT_CACHE_SECONDS").unwrap_or_else(|_| BED_CACHE_SECONDS.into());
+    let config = json!({
+        "binaries": binaries.parent().expect("the target folder"),
+        "listen": address,
+        "parameters": parameters,
+        "resources": {"SuiteBucket": setting("SUITE_BUCKET")},
+        "variables": {"trigger-dag": {"ENVIRONMENT_CACHE_SECONDS": cache}},
+        "timeouts": json_setting("FUNCTION_TIMEOUTS"),
+        "role_keys": json_setting("ROLE_KEYS"),
+        "endpoints": endpoints,
+    });
+    let mut service = Command::new(mwaa_ops_tests::bed_python())
+        .arg(mwaa_ops_tests::repo_root().join("tests/bed/lambda_local.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .spawn()
+        .expect("step-worker: start the Lambda service");
+    let mut stdin = service.stdin.take().expect("its standard input");
+    writeln!(stdin, "{config}").expect("step-worker: configure the Lambda service");
+    // Kept open for the life of this process: closing it stops the service.
+    std::mem::forget(stdin);
+    let started = Instant::now();
+    while std::net::TcpStream::connect(address).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "step-worker: the Lambda service never listened on {address}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::spawn(move || {
+        let status = service.wait();
+        eprintln!("step-worker: the Lambda service stopped ({status:?})");
+        std::process::exit(1);
+    });
+}
+
+/// Invokes `function` as Step Functions' Lambda integration does (RequestResponse):
+/// `Ok(response)`, or `Err((errorType, error object as Lambda gave it))`.
+async fn invoke(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    payload: &Value,
+) -> Result<Value, (String, String)> {
+    let answer = lambda
+        .invoke()
+        .function_name(function)
+        .payload(aws_smithy_types::Blob::new(payload.to_string()))
+        .send()
+        .await
+        .map_err(|e| {
+            // What the integration reports when Lambda itself refuses the call.
+            let e = aws_sdk_lambda::error::DisplayErrorContext(e);
+            ("Lambda.ServiceException".to_owned(), e.to_string())
+        })?;
+    let body = answer
+        .payload()
+        .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned())
+        .unwrap_or_default();
+    let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    match answer.function_error() {
+        None => Ok(value),
+        Some(_) => Err((
+            value["errorType"]
+                .as_str()
+                .unwrap_or("Lambda.Unknown")
+                .to_owned(),
+            body,
+        )),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     common::init_logging();
@@ -117,81 +160,20 @@ async fn main() {
         });
     }
     let hold_dir = std::env::var_os("HOLD_DIR").map(PathBuf::from);
-    let config: SdkConfig = common::aws::load_config().await;
-    let s3 = path_style_s3(&config);
-    let mwaa = common::aws::mwaa_client(&config);
-    let bucket = setting("SUITE_BUCKET");
-    let role_keys: std::collections::HashMap<String, String> =
-        serde_json::from_str(&std::env::var("ROLE_KEYS").unwrap_or_else(|_| "{}".into()))
-            .expect("ROLE_KEYS is a JSON object of strings");
-    let trigger_config = match role_keys.get("trigger-dag") {
-        Some(key) => as_key(&config, key),
-        None => config.clone(),
-    };
-    let may_lose_settings = pause_resume::steps::save_configuration::allowed_losses(
-        &std::env::var("ALLOW_LOSING_SETTINGS").unwrap_or_default(),
-    );
-    let roles = role_keys
-        .iter()
-        .filter(|(function, _)| Step::named(function).is_some())
-        .map(|(function, key)| {
-            let config = as_key(&config, key);
-            let clients = Clients {
-                mwaa: common::aws::mwaa_client(&config),
-                s3: path_style_s3(&config),
-                sfn: pause_resume::sfn_client(&config),
-                bucket: Some(bucket.clone()),
-                may_lose_settings: may_lose_settings.clone(),
-            };
-            (function.clone(), clients)
-        })
-        .collect();
-    let functions = std::sync::Arc::new(Functions {
-        roles,
-        trigger: TriggerDag {
-            replay: Default::default(),
-            ops: TriggerOps {
-                mwaa: common::aws::mwaa_client(&trigger_config),
-                serverless: trigger_dag::ops::serverless_client(&trigger_config),
-                s3: path_style_s3(&trigger_config),
-                events: aws_sdk_eventbridge::Client::new(&trigger_config),
-                bucket: bucket.clone(),
-            },
-            routes: parse_routes(&std::env::var("ROUTES").unwrap_or_else(|_| "[]".into()))
-                .expect("ROUTES")
-                .into(),
-            environments: trigger_dag::environments::KnownEnvironments::new(
-                std::env::var("ENVIRONMENT_CACHE_SECONDS")
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .map_or(BED_CACHE, Duration::from_secs),
-            ),
-        },
-        steps: Clients {
-            mwaa,
-            s3,
-            sfn: pause_resume::sfn_client(&config),
-            bucket: Some(bucket),
-            // As the template passes AllowLosingSettings.
-            may_lose_settings,
-        },
+    let address = std::env::var("LAMBDA_API").unwrap_or_else(|_| {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("its address").to_string()
     });
-    if let Ok(address) = std::env::var("LAMBDA_API") {
-        let listener = tokio::net::TcpListener::bind(&address)
-            .await
-            .unwrap_or_else(|e| panic!("step-worker: LAMBDA_API {address}: {e}"));
-        let functions = functions.clone();
-        tokio::spawn(mwaa_ops_tests::lambda_api::serve(
-            listener,
-            move |name, payload| {
-                let functions = functions.clone();
-                async move { functions.invoke(&name, payload).await }
-            },
-        ));
-    }
+    start_lambda_service(&address);
+    let config = common::aws::load_config().await;
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&config)
+            .endpoint_url(format!("http://{address}"))
+            .build(),
+    );
     let sqs = aws_sdk_sqs::Client::new(&config);
     let sfn = aws_sdk_sfn::Client::new(&config);
-    eprintln!("step-worker: serving {queue}");
+    eprintln!("step-worker: serving {queue}, functions at {address}");
     loop {
         let received = match sqs
             .receive_message()
@@ -215,24 +197,12 @@ async fn main() {
             let token = body["token"].as_str().map(str::to_owned);
             let callback = body["callback"].as_bool().unwrap_or(false);
             held(&hold_dir, &function).await;
-            // A handler that panics fails its task (as a crashed Lambda would), not the worker.
-            let outcome = {
-                let (functions, function, payload) =
-                    (functions.clone(), function.clone(), body["payload"].clone());
-                tokio::spawn(async move { functions.invoke(&function, payload).await })
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err((
-                            "Runtime.ExitError".into(),
-                            format!("the handler crashed: {e}"),
-                        ))
-                    })
-            };
+            let outcome = invoke(&lambda, &function, &body["payload"]).await;
             eprintln!(
                 "step-worker: {function} -> {}",
                 match &outcome {
                     Ok(v) => v.to_string(),
-                    Err((t, m)) => format!("{t}: {m}"),
+                    Err((_, cause)) => cause.clone(),
                 }
             );
             if let Some(token) = token {
@@ -250,7 +220,7 @@ async fn main() {
                         .send_task_failure()
                         .task_token(&token)
                         .error(error)
-                        .cause(json!({"errorType": "", "errorMessage": cause}).to_string())
+                        .cause(cause)
                         .send()
                         .await
                         .map(|_| ())
