@@ -50,6 +50,29 @@ def aws_variables(moto_url):
         os.environ.update(saved)
 
 
+@contextlib.contextmanager
+def without_airflow(tmp, env):
+    """moto, the local MWAA control plane (no Airflow behind it) and a Cycle for `env`, the
+    SDK's variables pointing at moto; all stopped after the block, whatever it raised."""
+    import mwaa_local
+    from moto_bed import Moto
+    moto, plane, cycle = Moto(tmp), None, None
+    try:
+        moto.start()
+        with aws_variables(moto.url):
+            execute_state_machines(moto.url)
+            plane = mwaa_local.serve(moto_url=moto.url, airflows=[], region=REGION, account=ACCOUNT)
+            cycle = Cycle(moto.url, plane.url, tmp, env)
+            try:
+                yield cycle
+            finally:
+                cycle.stop_worker()
+    finally:
+        if plane:
+            plane.shutdown()
+        moto.stop()
+
+
 def write_export(cycle, env, created_at) -> dict:
     """An export of `env` as `mwaa_ops_export` writes it (one table, its manifest last), for
     the tests that play the export DAG; returns what the DAG sends to its task token."""

@@ -13,7 +13,6 @@ environment-status's Timeout is scaled to TIMEOUT seconds for the test (the temp
 60 s): a `latency` fault longer than that holds its GetEnvironment past it, and `throttle`
 faults keep answering 429 until the binary's deadline.
 """
-import contextlib
 import json
 import time
 import urllib.request
@@ -21,9 +20,6 @@ import urllib.request
 import pytest
 
 import cycle as shared
-import mwaa_local
-from cycle import REGION
-from moto_bed import Moto
 
 ENV = "dev-answers"
 TIMEOUT = 3
@@ -43,24 +39,10 @@ def clear_faults(cycle):
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lambda-answers")
-    stack = contextlib.ExitStack()
-    moto, plane, cycle = Moto(tmp), None, None
-    try:
-        moto.start()
-        stack.enter_context(shared.aws_variables(moto.url))
-        shared.execute_state_machines(moto.url)
-        plane = mwaa_local.serve(moto_url=moto.url, airflows=[], region=REGION, account=shared.ACCOUNT)
-        cycle = shared.Cycle(moto.url, plane.url, tmp, ENV)
+    with shared.without_airflow(tmp, ENV) as cycle:
         cycle.deploy([], timeouts={"environment-status": TIMEOUT})
         cycle.create_environment("2.10.3")
         yield cycle
-    finally:
-        if cycle:
-            cycle.stop_worker()
-        if plane:
-            plane.shutdown()
-        moto.stop()
-        stack.close()
 
 
 def test_a_step_past_its_timeout_fails_as_sandbox_timedout_and_is_not_retried(bed):

@@ -18,7 +18,6 @@ Three environments fail, each differently, and alone:
 The others pause (deleted) and resume (created again, imported, announced). Skipped only with
 MWAA_OPS_SKIP_AIRFLOW=1 (like the other end-to-end modules, though it needs no Airflow).
 """
-import contextlib
 import datetime as dt
 import json
 import os
@@ -33,9 +32,7 @@ import pytest
 import cycle as shared
 import machines
 import metadata_bed as mb
-import mwaa_local
 from cycle import REGION
-from moto_bed import Moto
 
 pytestmark = pytest.mark.skipif(os.environ.get("MWAA_OPS_SKIP_AIRFLOW") == "1", reason="MWAA_OPS_SKIP_AIRFLOW=1")
 ENVS = [f"dev-{i:02d}" for i in range(20)]
@@ -133,52 +130,39 @@ def scheduled(cycle, schedule_arn, action, machine, timeout=600):
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("many-environments")
-    stack = contextlib.ExitStack()
-    moto, plane, cycle, played = Moto(tmp), None, None, None
     out = {}
-    try:
-        moto.start()
-        stack.enter_context(shared.aws_variables(moto.url))
-        shared.execute_state_machines(moto.url)
-        plane = mwaa_local.serve(moto_url=moto.url, airflows=[], region=REGION, account=shared.ACCOUNT)
-        cycle = shared.Cycle(moto.url, plane.url, tmp, ENVS[0])
-        played = PlayedDags(cycle, moto.url)
-        cycle.admin("airflows", [played.info])
-        cycle.deploy([], poll_seconds=BED_POLL)
-        schedule = cycle.sfn.create_state_machine(
-            name="mwaa-ops-schedule", roleArn=f"arn:aws:iam::{shared.ACCOUNT}:role/mwaa-ops-schedule",
-            definition=json.dumps(machines.definition("schedule", {
-                "PauseStateMachineArn": cycle.machines["pause"],
-                "ResumeStateMachineArn": cycle.machines["resume"]}, cycle.tasks)))["stateMachineArn"]
-        for env in ENVS:
-            cycle.env = env
-            cycle.create_environment("2.10.3")
-        cycle.admin("status", {"name": NOT_AVAILABLE, "status": "UPDATING"})
+    with shared.without_airflow(tmp, ENVS[0]) as cycle:
+        played = PlayedDags(cycle, cycle.moto_url)
+        try:
+            cycle.admin("airflows", [played.info])
+            cycle.deploy([], poll_seconds=BED_POLL)
+            schedule = cycle.sfn.create_state_machine(
+                name="mwaa-ops-schedule", roleArn=f"arn:aws:iam::{shared.ACCOUNT}:role/mwaa-ops-schedule",
+                definition=json.dumps(machines.definition("schedule", {
+                    "PauseStateMachineArn": cycle.machines["pause"],
+                    "ResumeStateMachineArn": cycle.machines["resume"]}, cycle.tasks)))["stateMachineArn"]
+            for env in ENVS:
+                cycle.env = env
+                cycle.create_environment("2.10.3")
+            cycle.admin("status", {"name": NOT_AVAILABLE, "status": "UPDATING"})
 
-        out["pause"] = scheduled(cycle, schedule, "pause", "pause")
-        out["after_pause"] = {env: status_of(cycle, env) for env in ENVS}
-        out["snapshots"] = sorted(k.split("/")[1] for k in cycle.keys("snapshots/") if k.endswith("/latest.json"))
-        out["marks_after_pause"] = sorted(k.split("/")[1] for k in cycle.keys("pausing/"))
+            out["pause"] = scheduled(cycle, schedule, "pause", "pause")
+            out["after_pause"] = {env: status_of(cycle, env) for env in ENVS}
+            out["snapshots"] = sorted(k.split("/")[1] for k in cycle.keys("snapshots/") if k.endswith("/latest.json"))
+            out["marks_after_pause"] = sorted(k.split("/")[1] for k in cycle.keys("pausing/"))
 
-        cycle.admin("status", {"name": NOT_AVAILABLE, "status": "AVAILABLE"})
-        cycle.admin("fail", {"name": CREATE_FAILS, "status": "CREATE_FAILED"})
-        out["resume"] = scheduled(cycle, schedule, "resume", "resume")
-        out["after_resume"] = {env: status_of(cycle, env) for env in ENVS}
-        out["restored"] = sorted(k.split("/")[1] for k in cycle.keys("snapshots/") if k.endswith("/restored.json"))
-        out["marks_after_resume"] = sorted(k.split("/")[1] for k in cycle.keys("pausing/"))
-        out["answers"] = sorted(played.answers)
-        out["events"] = cycle.suite_events()
-        out["worker_log"] = (tmp / "worker.log").read_text(errors="replace")
-        yield out
-    finally:
-        if cycle:
-            cycle.stop_worker()
-        if played:
+            cycle.admin("status", {"name": NOT_AVAILABLE, "status": "AVAILABLE"})
+            cycle.admin("fail", {"name": CREATE_FAILS, "status": "CREATE_FAILED"})
+            out["resume"] = scheduled(cycle, schedule, "resume", "resume")
+            out["after_resume"] = {env: status_of(cycle, env) for env in ENVS}
+            out["restored"] = sorted(k.split("/")[1] for k in cycle.keys("snapshots/") if k.endswith("/restored.json"))
+            out["marks_after_resume"] = sorted(k.split("/")[1] for k in cycle.keys("pausing/"))
+            out["answers"] = sorted(played.answers)
+            out["events"] = cycle.suite_events()
+            out["worker_log"] = (tmp / "worker.log").read_text(errors="replace")
+            yield out
+        finally:
             played.stop()
-        if plane:
-            plane.shutdown()
-        moto.stop()
-        stack.close()
 
 
 def status_of(cycle, env):

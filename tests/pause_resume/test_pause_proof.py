@@ -14,7 +14,6 @@ One scenario, in this order (A after B: B must leave the records as they were):
 
 The DAG side (the real export, the re-enabled DAGs) is in test_pause_resume.py.
 """
-import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -24,9 +23,7 @@ import pytest
 
 import cycle as shared
 import metadata_bed as mb
-import mwaa_local
 from cycle import SUITE, REGION
-from moto_bed import Moto
 
 ENV = "dev-proof"
 RESTORED_BY = f"arn:aws:states:{REGION}:{shared.ACCOUNT}:execution:mwaa-ops-resume:yesterday-morning"
@@ -83,15 +80,8 @@ def pause_answered_with(cycle, export_at):
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pause-proof")
-    stack = contextlib.ExitStack()
-    moto, plane, cycle = Moto(tmp), None, None
     out = {}
-    try:
-        moto.start()
-        stack.enter_context(shared.aws_variables(moto.url))
-        shared.execute_state_machines(moto.url)
-        plane = mwaa_local.serve(moto_url=moto.url, airflows=[], region=REGION, account=shared.ACCOUNT)
-        cycle = shared.Cycle(moto.url, plane.url, tmp, ENV)
+    with shared.without_airflow(tmp, ENV) as cycle:
         cycle.deploy([])
         cycle.create_environment("2.10.3")
         created = cycle.mwaa.get_environment(Name=ENV)["Environment"]["CreatedAt"]
@@ -131,13 +121,6 @@ def scenario(tmp_path_factory):
         out["fresh_status"] = cycle.status()
         out["fresh_deletes"] = [c for c in cycle.deletes() if c.get("status") == 200]
         yield out, cycle
-    finally:
-        if cycle:
-            cycle.stop_worker()
-        if plane:
-            plane.shutdown()
-        moto.stop()
-        stack.close()
 
 
 def test_a_resume_after_a_skipped_pause_changes_nothing_and_says_why(scenario):

@@ -12,13 +12,34 @@ use notify::Notify;
 use serde_json::{json, Value};
 
 use crate::arrivals::SUITE_BUCKET;
-use crate::iam::Role;
+use crate::iam::{AsRole, Role};
 use crate::rules::RuleQueue;
 use crate::sns::Email;
 use crate::Bed;
 
 const BUDGET: Duration = Duration::from_secs(30);
 const OWN_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:mwaa-ops-notify";
+
+/// notify's clients as main.rs builds them, signed as `as_role` (its role of the template), so
+/// the bed refuses what that role may not do.
+pub fn notify_ops(
+    as_role: &AsRole,
+    topic_arn: String,
+    scheduler_role_arn: String,
+    dead_letter_arn: String,
+) -> AwsOps {
+    AwsOps {
+        sns: aws_sdk_sns::Client::new(&as_role.aws),
+        s3: as_role.s3(),
+        sfn: aws_sdk_sfn::Client::new(&as_role.aws),
+        mwaa: as_role.mwaa(),
+        scheduler: aws_sdk_scheduler::Client::new(&as_role.aws),
+        topic_arn,
+        bucket: SUITE_BUCKET.into(),
+        scheduler_role_arn,
+        dead_letter_arn: Some(dead_letter_arn),
+    }
+}
 
 /// notify with the digest on, as the template deploys it for the suite `machines`
 /// (tests/pause_resume/machines.py's answer).
@@ -58,17 +79,7 @@ impl Digest {
         let as_role = bed.as_role(&role).await;
         let resume = machines["resume"].as_str().expect("resume ARN").to_owned();
         let function = Notify {
-            ops: AwsOps {
-                sns: aws_sdk_sns::Client::new(&as_role.aws),
-                s3: as_role.s3(),
-                sfn: aws_sdk_sfn::Client::new(&as_role.aws),
-                mwaa: as_role.mwaa(),
-                scheduler: aws_sdk_scheduler::Client::new(&as_role.aws),
-                topic_arn: alerts,
-                bucket: SUITE_BUCKET.into(),
-                scheduler_role_arn: scheduler_role,
-                dead_letter_arn: Some(dead_letters),
-            },
+            ops: notify_ops(&as_role, alerts, scheduler_role, dead_letters),
             settings: Settings {
                 region: bed.region.clone(),
                 pending_minutes: 60,

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_mwaa::types::EndpointManagement;
+use mwaa_ops_tests::digest::notify_ops;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::iam::Role;
 use mwaa_ops_tests::rules::{sqs_batch, RuleQueue};
@@ -68,17 +69,12 @@ async fn deploy(bed: &Bed) -> Alerts {
         .resource("FailedEventsQueue", dead_letters.into());
     let as_role = bed.as_role(&role).await;
     let function = Notify {
-        ops: AwsOps {
-            sns: aws_sdk_sns::Client::new(&as_role.aws),
-            s3: as_role.s3(),
-            sfn: aws_sdk_sfn::Client::new(&as_role.aws),
-            mwaa: as_role.mwaa(),
-            scheduler: aws_sdk_scheduler::Client::new(&as_role.aws),
-            topic_arn: topic_arn.clone(),
-            bucket: SUITE_BUCKET.into(),
-            scheduler_role_arn: scheduler_role.into(),
-            dead_letter_arn: Some(dead_letters.into()),
-        },
+        ops: notify_ops(
+            &as_role,
+            topic_arn.clone(),
+            scheduler_role.into(),
+            dead_letters.into(),
+        ),
         settings: Settings {
             region: bed.region.clone(),
             pending_minutes: 30,

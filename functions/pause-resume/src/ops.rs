@@ -287,12 +287,45 @@ impl Intercept for RawAnswer {
     }
 }
 
-impl crate::steps::stale_pause::PauseMarks for crate::Clients {
-    async fn mark(
+/// The mark as it is in S3: its body (the pause's execution ARN) and the S3 version read,
+/// so that only that version is removed (a pause marking again meanwhile keeps its mark).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub body: String,
+    pub version: Option<String>,
+}
+
+/// The calls behind the decision: the mark, and the state of the execution it names.
+pub trait PauseMarks: Send + Sync {
+    /// The mark's body and version; `None` when there is no mark.
+    fn mark(
         &self,
         bucket: &str,
         key: &str,
-    ) -> Result<Option<crate::steps::stale_pause::Mark>, Error> {
+    ) -> impl Future<Output = Result<Option<Mark>, Error>> + Send;
+    /// Removes that version of the mark (the current object when `version` is `None`).
+    fn end_mark(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// DescribeExecution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED,
+    /// PENDING_REDRIVE); `None` when Step Functions does not know the execution.
+    fn execution_status(
+        &self,
+        execution: &str,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+    /// Whether any object is under `prefix` (one listing of at most one key).
+    fn anything_under(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+impl PauseMarks for crate::Clients {
+    async fn mark(&self, bucket: &str, key: &str) -> Result<Option<Mark>, Error> {
         let Some(object) = get_object(&self.s3, bucket, key).await? else {
             return Ok(None);
         };
@@ -302,7 +335,7 @@ impl crate::steps::stale_pause::PauseMarks for crate::Clients {
             .collect()
             .await
             .map_err(|e| read_failed(bucket, key, &e))?;
-        Ok(Some(crate::steps::stale_pause::Mark {
+        Ok(Some(Mark {
             body: String::from_utf8_lossy(&bytes.into_bytes()).into_owned(),
             version,
         }))

@@ -15,7 +15,6 @@ use common::{Error, ErrorKind, Status};
 
 use crate::accounts::Reader;
 use crate::decide::Environment;
-use crate::ops::AwsOps;
 
 /// The MWAA reads, per account.
 pub trait Environments {
@@ -57,7 +56,11 @@ impl Participants {
 
     /// The MWAA client of a participant. The role is assumed here, before any other call,
     /// so a refused AssumeRole is one clear error and nothing has been changed.
-    async fn client(&self, account: &str, role_arn: &str) -> Result<aws_sdk_mwaa::Client, Error> {
+    pub(crate) async fn client(
+        &self,
+        account: &str,
+        role_arn: &str,
+    ) -> Result<aws_sdk_mwaa::Client, Error> {
         if let Some(client) = self
             .clients
             .lock()
@@ -109,17 +112,6 @@ impl Participants {
     }
 }
 
-impl AwsOps {
-    async fn mwaa_of(&self, reader: &Reader) -> Result<aws_sdk_mwaa::Client, Error> {
-        match reader {
-            Reader::Own { .. } => Ok(self.mwaa.clone()),
-            Reader::Participant { account, role_arn } => {
-                self.participants.client(account, role_arn).await
-            }
-        }
-    }
-}
-
 /// GetEnvironment's answer as the decisions see it.
 pub fn environment_of(name: &str, env: &aws_sdk_mwaa::types::Environment) -> Environment {
     let network = env.network_configuration();
@@ -142,24 +134,5 @@ pub fn environment_of(name: &str, env: &aws_sdk_mwaa::types::Environment) -> Env
         database_service: env.database_vpc_endpoint_service().map(str::to_owned),
         webserver_service: env.webserver_vpc_endpoint_service().map(str::to_owned),
         celery_queue: env.celery_executor_queue().map(str::to_owned),
-    }
-}
-
-impl Environments for AwsOps {
-    async fn environment(&self, reader: &Reader, name: &str) -> Result<Option<Environment>, Error> {
-        let mwaa = self.mwaa_of(reader).await?;
-        let env = common::aws::get_environment(&mwaa, name).await?;
-        Ok(env.map(|e| environment_of(name, &e)))
-    }
-
-    async fn environment_names(&self, reader: &Reader) -> Result<Vec<String>, Error> {
-        let mwaa = self.mwaa_of(reader).await?;
-        let mut names = vec![];
-        let mut pages = mwaa.list_environments().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Error::aws("MWAA", "ListEnvironments", &e))?;
-            names.extend(page.environments().iter().cloned());
-        }
-        Ok(names)
     }
 }

@@ -7,7 +7,11 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VpcEndpoin
 
 use common::Error;
 
-use crate::decide::{Endpoint, NewEndpoint, ENVIRONMENT_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use crate::accounts::Reader;
+use crate::decide::{
+    Endpoint, Environment, NewEndpoint, ENVIRONMENT_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE,
+};
+use crate::environments::{environment_of, Environments, Participants};
 
 pub trait Ops {
     /// `(subnet, vpc)` for each of `subnets` this account can see.
@@ -46,7 +50,7 @@ pub struct AwsOps {
     pub mwaa: aws_sdk_mwaa::Client,
     pub ec2: aws_sdk_ec2::Client,
     /// MWAA in participant accounts, through their roles (see `environments.rs`).
-    pub participants: crate::environments::Participants,
+    pub participants: Participants,
 }
 
 fn endpoint_of(e: &aws_sdk_ec2::types::VpcEndpoint) -> Endpoint {
@@ -203,5 +207,35 @@ impl Ops for AwsOps {
                 failed.join("; "),
             ))
         }
+    }
+}
+
+impl AwsOps {
+    async fn mwaa_of(&self, reader: &Reader) -> Result<aws_sdk_mwaa::Client, Error> {
+        match reader {
+            Reader::Own { .. } => Ok(self.mwaa.clone()),
+            Reader::Participant { account, role_arn } => {
+                self.participants.client(account, role_arn).await
+            }
+        }
+    }
+}
+
+impl Environments for AwsOps {
+    async fn environment(&self, reader: &Reader, name: &str) -> Result<Option<Environment>, Error> {
+        let mwaa = self.mwaa_of(reader).await?;
+        let env = common::aws::get_environment(&mwaa, name).await?;
+        Ok(env.map(|e| environment_of(name, &e)))
+    }
+
+    async fn environment_names(&self, reader: &Reader) -> Result<Vec<String>, Error> {
+        let mwaa = self.mwaa_of(reader).await?;
+        let mut names = vec![];
+        let mut pages = mwaa.list_environments().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| Error::aws("MWAA", "ListEnvironments", &e))?;
+            names.extend(page.environments().iter().cloned());
+        }
+        Ok(names)
     }
 }

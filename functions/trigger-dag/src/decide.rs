@@ -32,41 +32,10 @@ impl Target {
     }
 }
 
-/// What an arrival's run is derived from, so that a redelivery names the same run: S3 gives
-/// a version id on versioned buckets and a sequencer on every write; a redelivery of the
-/// same event keeps its event id.
-pub fn arrival_identity(arrival: &Arrival) -> String {
-    arrival
-        .version_id
-        .as_deref()
-        .or(arrival.sequencer.as_deref())
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("event:{}", arrival.event_id))
-}
-
-/// A route's static conf with the arrival's facts on top (the facts win).
-pub fn arrival_conf(route: &Route, arrival: &Arrival) -> Map<String, Value> {
-    let mut conf = route.conf.clone();
-    let facts = [
-        ("bucket", Value::from(arrival.bucket.clone())),
-        ("key", Value::from(arrival.key.clone())),
-        ("size", arrival.size.map(Value::from).unwrap_or(Value::Null)),
-        ("etag", opt(&arrival.etag)),
-        ("version_id", opt(&arrival.version_id)),
-        ("sequencer", opt(&arrival.sequencer)),
-        ("event_time", opt(&arrival.time)),
-        ("event_id", Value::from(arrival.event_id.clone())),
-    ];
-    for (k, v) in facts {
-        conf.insert(k.to_owned(), v);
-    }
-    conf
-}
-
 /// The DAG runs an arrival starts: one per matching DAG route (workflow routes: see
 /// workflows.rs; no route at all: logged and ignored).
 pub fn arrival_targets(arrival: &Arrival, routes: &[Route]) -> Vec<Target> {
-    let run_id = arrival_run_id(&arrival.bucket, &arrival.key, &arrival_identity(arrival));
+    let run_id = arrival_run_id(&arrival.bucket, &arrival.key, &arrival.identity());
     routes
         .iter()
         .filter(|r| r.matches(&arrival.bucket, &arrival.key))
@@ -77,15 +46,11 @@ pub fn arrival_targets(arrival: &Arrival, routes: &[Route]) -> Vec<Target> {
                 event_id: arrival.event_id.clone(),
                 dag_id: dag.clone(),
                 run_id: run_id.clone(),
-                conf: Value::Object(arrival_conf(route, arrival)),
+                conf: Value::Object(arrival.conf(route)),
             }),
             Destination::Workflow { .. } => None,
         })
         .collect()
-}
-
-fn opt(value: &Option<String>) -> Value {
-    value.clone().map(Value::from).unwrap_or(Value::Null)
 }
 
 /// What a schedule firing starts: a DAG run in an environment, or an MWAA Serverless

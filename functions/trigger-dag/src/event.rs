@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use common::event::{event_id, nested, parse};
 use common::{EnvironmentName, Error};
 
-use crate::routes::{destination, Destination};
+use crate::routes::{destination, Destination, Route};
 
 /// `detail` of S3's "Object Created" event on EventBridge (keys are not URL-encoded here).
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +45,42 @@ pub struct Arrival {
     pub etag: Option<String>,
     pub version_id: Option<String>,
     pub sequencer: Option<String>,
+}
+
+impl Arrival {
+    /// What an arrival's run is derived from, so that a redelivery names the same run: S3 gives
+    /// a version id on versioned buckets and a sequencer on every write; a redelivery of the
+    /// same event keeps its event id.
+    pub fn identity(&self) -> String {
+        self.version_id
+            .as_deref()
+            .or(self.sequencer.as_deref())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("event:{}", self.event_id))
+    }
+
+    /// A route's static conf with the arrival's facts on top (the facts win).
+    pub fn conf(&self, route: &Route) -> Map<String, Value> {
+        let mut conf = route.conf.clone();
+        let facts = [
+            ("bucket", Value::from(self.bucket.clone())),
+            ("key", Value::from(self.key.clone())),
+            ("size", self.size.map(Value::from).unwrap_or(Value::Null)),
+            ("etag", opt(&self.etag)),
+            ("version_id", opt(&self.version_id)),
+            ("sequencer", opt(&self.sequencer)),
+            ("event_time", opt(&self.time)),
+            ("event_id", Value::from(self.event_id.clone())),
+        ];
+        for (k, v) in facts {
+            conf.insert(k.to_owned(), v);
+        }
+        conf
+    }
+}
+
+fn opt(value: &Option<String>) -> Value {
+    value.clone().map(Value::from).unwrap_or(Value::Null)
 }
 
 /// The input of an EventBridge Scheduler schedule, as users write it: a DAG (environment +

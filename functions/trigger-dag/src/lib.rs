@@ -28,7 +28,7 @@ use decide::{arrival_targets, decide, scheduled_run, Action, ScheduledRun, Targe
 use environments::{Check, KnownEnvironments};
 use event::{parse_input, Input};
 use ops::Ops;
-use workflows::arrival_workflow_runs;
+use workflows::{arrival_workflow_runs, WorkflowRun, WORKFLOW_RUN_STARTED};
 
 /// The function's state for its lifetime: clients and routes, built once per cold start
 /// (the routes files are re-read when they change, see catalog.rs), and the environments
@@ -321,6 +321,36 @@ impl<O: Ops> TriggerDag<O> {
         if let Err(err) = self.ops.publish(detail_type, detail).await {
             tracing::warn!(detail_type, error = %err, "could not publish the suite event");
         }
+    }
+}
+
+impl<O: Ops> TriggerDag<O> {
+    /// Starts the workflow run, retrying throttling and server errors until `deadline`;
+    /// returns MWAA Serverless's run id (the same one for every delivery of the arrival).
+    pub(crate) async fn start_workflow(
+        &self,
+        run: &WorkflowRun,
+        deadline: Deadline,
+    ) -> Result<String, Error> {
+        let run_id = with_retries(deadline, || self.ops.start_workflow_run(run)).await?;
+        tracing::info!(workflow_arn = %run.workflow_arn, route = %run.route, run_id = %run_id,
+            event_id = %run.event_id, "workflow run started");
+        self.publish(
+            WORKFLOW_RUN_STARTED,
+            json!({"target": run, "run_id": run_id}),
+        )
+        .await;
+        Ok(run_id)
+    }
+
+    pub(crate) async fn report_workflow_failure(&self, run: &WorkflowRun, err: &Error) {
+        tracing::error!(workflow_arn = %run.workflow_arn, route = %run.route,
+            event_id = %run.event_id, error = %err, "arrival failed");
+        self.publish(
+            "Arrival Failed",
+            json!({"target": run, "error": err.to_string(), "retryable": err.is_retryable()}),
+        )
+        .await;
     }
 }
 

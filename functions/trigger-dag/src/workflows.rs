@@ -6,17 +6,11 @@
 //! A schedule firing may name a workflow too (`scheduled_run` in decide.rs).
 
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use common::retry::with_retries;
-use common::{Deadline, Error};
-
-use crate::decide::{arrival_conf, arrival_identity};
 use crate::event::Arrival;
-use crate::ops::Ops;
 use crate::routes::{Destination, Route};
 use crate::run_id::{arrival_client_token, schedule_client_token};
-use crate::TriggerDag;
 
 /// detail-type of the event that reports a workflow run started (or already there).
 pub const WORKFLOW_RUN_STARTED: &str = "Workflow Run Started";
@@ -37,7 +31,7 @@ pub struct WorkflowRun {
 
 /// The workflow runs an arrival starts: one per matching workflow route.
 pub fn arrival_workflow_runs(arrival: &Arrival, routes: &[Route]) -> Vec<WorkflowRun> {
-    let identity = arrival_identity(arrival);
+    let identity = arrival.identity();
     routes
         .iter()
         .filter(|r| r.matches(&arrival.bucket, &arrival.key))
@@ -63,7 +57,7 @@ pub fn arrival_workflow_runs(arrival: &Arrival, routes: &[Route]) -> Vec<Workflo
 /// The conf a DAG run would get, less the facts S3 did not give (`version_id` on an
 /// unversioned bucket).
 fn override_parameters(route: &Route, arrival: &Arrival) -> Map<String, Value> {
-    without_nulls(arrival_conf(route, arrival))
+    without_nulls(arrival.conf(route))
 }
 
 /// The workflow run a schedule firing starts: `parameters` is the firing's conf with
@@ -90,34 +84,4 @@ pub fn schedule_workflow_run(
 fn without_nulls(mut parameters: Map<String, Value>) -> Map<String, Value> {
     parameters.retain(|_, v| !v.is_null());
     parameters
-}
-
-impl<O: Ops> TriggerDag<O> {
-    /// Starts the workflow run, retrying throttling and server errors until `deadline`;
-    /// returns MWAA Serverless's run id (the same one for every delivery of the arrival).
-    pub(crate) async fn start_workflow(
-        &self,
-        run: &WorkflowRun,
-        deadline: Deadline,
-    ) -> Result<String, Error> {
-        let run_id = with_retries(deadline, || self.ops.start_workflow_run(run)).await?;
-        tracing::info!(workflow_arn = %run.workflow_arn, route = %run.route, run_id = %run_id,
-            event_id = %run.event_id, "workflow run started");
-        self.publish(
-            WORKFLOW_RUN_STARTED,
-            json!({"target": run, "run_id": run_id}),
-        )
-        .await;
-        Ok(run_id)
-    }
-
-    pub(crate) async fn report_workflow_failure(&self, run: &WorkflowRun, err: &Error) {
-        tracing::error!(workflow_arn = %run.workflow_arn, route = %run.route,
-            event_id = %run.event_id, error = %err, "arrival failed");
-        self.publish(
-            "Arrival Failed",
-            json!({"target": run, "error": err.to_string(), "retryable": err.is_retryable()}),
-        )
-        .await;
-    }
 }

@@ -9,11 +9,11 @@
 //! something is held (a pause's final replay that failed, or a retried invocation whose
 //! first attempt ended the mark): a skipped pause's resume replays nothing.
 
-use std::future::Future;
-
 use serde_json::{json, Value};
 
 use common::{Error, Status};
+
+pub use crate::ops::{Mark, PauseMarks};
 
 /// `pausing/<environment>`: what `MarkPausing` writes and trigger-dag honours.
 pub fn pausing_key(environment: &str) -> String {
@@ -23,43 +23,6 @@ pub fn pausing_key(environment: &str) -> String {
 /// `held/<environment>/`: where trigger-dag keeps the arrivals it held.
 pub fn held_prefix(environment: &str) -> String {
     format!("held/{environment}/")
-}
-
-/// The mark as it is in S3: its body (the pause's execution ARN) and the S3 version read,
-/// so that only that version is removed (a pause marking again meanwhile keeps its mark).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mark {
-    pub body: String,
-    pub version: Option<String>,
-}
-
-/// The calls behind the decision: the mark, and the state of the execution it names.
-pub trait PauseMarks: Send + Sync {
-    /// The mark's body and version; `None` when there is no mark.
-    fn mark(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<Mark>, Error>> + Send;
-    /// Removes that version of the mark (the current object when `version` is `None`).
-    fn end_mark(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: Option<&str>,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// DescribeExecution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED,
-    /// PENDING_REDRIVE); `None` when Step Functions does not know the execution.
-    fn execution_status(
-        &self,
-        execution: &str,
-    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
-    /// Whether any object is under `prefix` (one listing of at most one key).
-    fn anything_under(
-        &self,
-        bucket: &str,
-        prefix: &str,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
 }
 
 /// What to do about the mark.
