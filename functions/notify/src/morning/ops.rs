@@ -142,16 +142,15 @@ impl DigestOps for AwsOps {
             .await
         {
             Ok(_) => Ok(true),
-            // 412: the marker is there; 409: another conditional write of it is under way
-            // (S3's answers to `If-None-Match: *`).
-            Err(e)
-                if matches!(
-                    e.code(),
-                    Some("PreconditionFailed" | "ConditionalRequestConflict")
-                ) =>
-            {
-                Ok(false)
-            }
+            // 412: the marker is there. 409: another conditional write of it is under way,
+            // maybe our own first attempt; S3 says to retry, and the retry's 412 is then
+            // told apart by the claim the marker carries (see `run.rs`).
+            Err(e) if e.code() == Some("PreconditionFailed") => Ok(false),
+            Err(e) if e.code() == Some("ConditionalRequestConflict") => Err(Error::transient(
+                "S3",
+                "PutObject",
+                format!("{}: ConditionalRequestConflict", marker_key(date)),
+            )),
             Err(e) => Err(Error::aws("S3", "PutObject", &e)),
         }
     }

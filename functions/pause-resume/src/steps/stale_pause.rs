@@ -11,7 +11,7 @@
 
 use serde_json::{json, Value};
 
-use common::{Error, Status};
+use common::{Error, ErrorKind, Status};
 
 pub use crate::ops::{Mark, PauseMarks};
 
@@ -36,8 +36,11 @@ pub enum MarkDecision {
     End,
 }
 
-/// Whether the mark's pause may still be working: running, or failed but waiting to be
-/// redriven (a redrive goes on from the failed state, mark and all).
+/// Whether the mark's pause may still be working: running, or a redrive asked and starting
+/// (PENDING_REDRIVE). A pause that failed, timed out or was aborted has ended here although
+/// Step Functions could redrive it for 14 days: its mark would otherwise hold arrivals that
+/// long. Redriving a pause whose mark a resume ended would go on without its mark: start a new
+/// pause instead (README, "Pause and resume").
 fn still_pausing(status: &str) -> bool {
     matches!(status, "RUNNING" | "PENDING_REDRIVE")
 }
@@ -78,6 +81,11 @@ pub fn decide_mark(
     }
 }
 
+/// How many versions of the mark one step ends at most: the bucket is versioned, so removing
+/// the version read brings back the one under it (a retried `MarkPausing` that wrote twice, a
+/// pause marking over an older stopped one's mark): each is decided on again.
+const MARK_VERSIONS: usize = 10;
+
 /// Decides and acts: `{"mark": "none" | "ended" | "kept", "replay", "execution"?,
 /// "execution_status"?, "why"?}`, the part of create-environment's answer the resume's
 /// `NotResumed` path works from.
@@ -88,46 +96,84 @@ pub async fn settle_mark(
     status: &Status,
 ) -> Result<Value, Error> {
     let key = pausing_key(environment);
-    let mark = if status.is_available() {
-        marks.mark(bucket, &key).await?
-    } else {
-        None
-    };
-    let execution = match &mark {
-        Some(m) if is_execution_arn(m.body.trim()) => {
-            Some(marks.execution_status(m.body.trim()).await?)
-        }
-        _ => Some(None),
-    };
-    let execution_status = execution.clone().flatten();
-    let decision = decide_mark(
-        status,
-        mark.as_ref(),
-        execution.as_ref().map(|e| e.as_deref()),
-    );
-    let mut out = match &decision {
-        MarkDecision::NoMark => {
-            let held = marks
-                .anything_under(bucket, &held_prefix(environment))
-                .await?;
-            json!({"mark": "none", "replay": held})
-        }
-        MarkDecision::Keep(why) => json!({"mark": "kept", "replay": false, "why": why}),
-        MarkDecision::End => {
-            let version = mark.as_ref().and_then(|m| m.version.as_deref());
-            marks.end_mark(bucket, &key, version).await?;
-            json!({"mark": "ended", "replay": true,
-                   "why": "the pause that wrote it has ended without removing it"})
-        }
-    };
-    if let Some(m) = &mark {
+    let mut ended: Option<Value> = None;
+    for _ in 0..MARK_VERSIONS {
+        let mark = if status.is_available() {
+            marks.mark(bucket, &key).await?
+        } else {
+            None
+        };
+        let mut unread = None;
+        let execution = match &mark {
+            Some(m) if is_execution_arn(m.body.trim()) => {
+                match marks.execution_status(m.body.trim()).await {
+                    Ok(s) => Some(s),
+                    // A throttle is retried by the state machine; a refusal (another
+                    // stack's or region's execution) keeps the mark instead of failing the
+                    // resume over it.
+                    Err(e) if e.is_retryable() => return Err(e),
+                    Err(e) => {
+                        unread = Some(e.to_string());
+                        None
+                    }
+                }
+            }
+            _ => Some(None),
+        };
+        let execution_status = execution.clone().flatten();
+        let decision = decide_mark(
+            status,
+            mark.as_ref(),
+            execution.as_ref().map(|e| e.as_deref()),
+        );
+        let mut out = match &decision {
+            MarkDecision::NoMark => match ended.take() {
+                Some(ended) => ended,
+                None => {
+                    let held = marks
+                        .anything_under(bucket, &held_prefix(environment))
+                        .await?;
+                    json!({"mark": "none", "replay": held})
+                }
+            },
+            MarkDecision::Keep(why) => {
+                let why = match &unread {
+                    Some(e) => format!("{why}: {e}"),
+                    None => why.clone(),
+                };
+                json!({"mark": "kept", "replay": false, "why": why})
+            }
+            MarkDecision::End => {
+                let version = mark.as_ref().and_then(|m| m.version.as_deref());
+                marks.end_mark(bucket, &key, version).await?;
+                let mut out = json!({"mark": "ended", "replay": true,
+                       "why": "the pause that wrote it has ended without removing it"});
+                add_execution(&mut out, mark.as_ref(), &execution_status);
+                ended = Some(out);
+                continue;
+            }
+        };
+        // No mark left after ending one: `out` is that ending's answer, execution and all.
+        add_execution(&mut out, mark.as_ref(), &execution_status);
+        tracing::info!(environment, key, outcome = %out, "pausing mark");
+        return Ok(out);
+    }
+    Err(Error::new(
+        ErrorKind::OperationFailed,
+        format!(
+            "s3://{bucket}/{key}: more than {MARK_VERSIONS} versions of the pausing mark name \
+         ended pauses; delete it by hand, then `mwaa-ops replay {environment}`"
+        ),
+    ))
+}
+
+fn add_execution(out: &mut Value, mark: Option<&Mark>, execution_status: &Option<String>) {
+    if let Some(m) = mark {
         out["execution"] = json!(m.body.trim());
-        if let Some(s) = &execution_status {
+        if let Some(s) = execution_status {
             out["execution_status"] = json!(s);
         }
     }
-    tracing::info!(environment, key, outcome = %out, "pausing mark");
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -191,7 +237,8 @@ mod tests {
     /// The mark and the executions in memory; what was removed, with its version.
     #[derive(Default)]
     struct Marks {
-        mark: Mutex<Option<Mark>>,
+        /// Every version of the mark, the current one last (the bucket is versioned).
+        versions: Mutex<Vec<Mark>>,
         status: Option<String>,
         ended: Mutex<Vec<(String, Option<String>)>>,
         asked: Mutex<Vec<String>>,
@@ -200,14 +247,18 @@ mod tests {
 
     impl PauseMarks for Marks {
         async fn mark(&self, _: &str, _: &str) -> Result<Option<Mark>, Error> {
-            Ok(self.mark.lock().unwrap().clone())
+            Ok(self.versions.lock().unwrap().last().cloned())
         }
         async fn end_mark(&self, _: &str, key: &str, version: Option<&str>) -> Result<(), Error> {
             self.ended
                 .lock()
                 .unwrap()
                 .push((key.into(), version.map(String::from)));
-            *self.mark.lock().unwrap() = None;
+            // As S3 does: removing one version makes the one under it current.
+            self.versions
+                .lock()
+                .unwrap()
+                .retain(|m| m.version.as_deref() != version);
             Ok(())
         }
         async fn execution_status(&self, execution: &str) -> Result<Option<String>, Error> {
@@ -223,7 +274,7 @@ mod tests {
     #[tokio::test]
     async fn an_aborted_pauses_mark_is_removed_at_its_version_and_the_answer_says_so() {
         let marks = Marks {
-            mark: Mutex::new(Some(mark(&format!("{PAUSE}\n")))),
+            versions: Mutex::new(vec![mark(&format!("{PAUSE}\n"))]),
             status: Some("ABORTED".into()),
             held: true,
             ..Default::default()
@@ -257,7 +308,7 @@ mod tests {
     #[tokio::test]
     async fn a_running_pause_keeps_its_mark_and_nothing_is_replayed() {
         let marks = Marks {
-            mark: Mutex::new(Some(mark(PAUSE))),
+            versions: Mutex::new(vec![mark(PAUSE)]),
             status: Some("RUNNING".into()),
             ..Default::default()
         };
@@ -268,13 +319,13 @@ mod tests {
         assert_eq!(out["replay"], false);
         assert_eq!(out["execution_status"], "RUNNING");
         assert!(marks.ended.lock().unwrap().is_empty());
-        assert!(marks.mark.lock().unwrap().is_some());
+        assert_eq!(marks.versions.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
     async fn an_environment_not_available_is_not_looked_at() {
         let marks = Marks {
-            mark: Mutex::new(Some(mark(PAUSE))),
+            versions: Mutex::new(vec![mark(PAUSE)]),
             status: Some("ABORTED".into()),
             ..Default::default()
         };
@@ -285,5 +336,78 @@ mod tests {
         assert_eq!(out["replay"], false);
         assert!(marks.asked.lock().unwrap().is_empty());
         assert!(marks.ended.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_version_of_a_mark_whose_pause_ended_is_ended_not_only_the_newest() {
+        // A retried MarkPausing wrote the mark twice: removing the newest version brings the
+        // older one back, which names the same ended pause.
+        let older = Mark {
+            body: PAUSE.into(),
+            version: Some("v1".into()),
+        };
+        let marks = Marks {
+            versions: Mutex::new(vec![older, mark(PAUSE)]),
+            status: Some("ABORTED".into()),
+            held: true,
+            ..Default::default()
+        };
+        let out = settle_mark(&marks, "suite", "dev", &Status::Available)
+            .await
+            .unwrap();
+        assert_eq!(out["mark"], "ended");
+        assert_eq!(out["replay"], true);
+        assert!(marks.versions.lock().unwrap().is_empty());
+        let versions: Vec<_> = marks
+            .ended
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.1.clone())
+            .collect();
+        assert_eq!(versions, [Some("v2".to_owned()), Some("v1".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn a_mark_whose_execution_cannot_be_read_is_kept_and_a_throttle_is_retried() {
+        struct Refused(bool);
+        impl PauseMarks for Refused {
+            async fn mark(&self, _: &str, _: &str) -> Result<Option<Mark>, Error> {
+                Ok(Some(mark(PAUSE)))
+            }
+            async fn end_mark(&self, _: &str, _: &str, _: Option<&str>) -> Result<(), Error> {
+                panic!("a mark whose pause was not read was ended");
+            }
+            async fn execution_status(&self, _: &str) -> Result<Option<String>, Error> {
+                let kind = if self.0 {
+                    ErrorKind::Retryable
+                } else {
+                    ErrorKind::OperationFailed
+                };
+                Err(Error::new(
+                    kind,
+                    "Step Functions DescribeExecution failed: AccessDeniedException",
+                ))
+            }
+            async fn anything_under(&self, _: &str, _: &str) -> Result<bool, Error> {
+                Ok(true)
+            }
+        }
+        let out = settle_mark(&Refused(false), "suite", "dev", &Status::Available)
+            .await
+            .unwrap();
+        assert_eq!(out["mark"], "kept");
+        assert_eq!(out["replay"], false);
+        assert!(
+            out["why"]
+                .as_str()
+                .unwrap()
+                .contains("AccessDeniedException"),
+            "{out}"
+        );
+        let err = settle_mark(&Refused(true), "suite", "dev", &Status::Available)
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{err}");
     }
 }
