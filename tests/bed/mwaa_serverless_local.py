@@ -282,13 +282,18 @@ class Handler(BaseHTTPRequestHandler):
                 call["after"] = True
                 raise self._fault(fault, call)
             call["status"] = 200
+            self._record(call)
             self._send(200, answer)
         except ApiError as err:
             call.update(status=STATUS[err.code], error=err.code)
+            # Recorded before the answer leaves: a client that reads the calls right after
+            # (or a reset by the next test) must see this one, never a late append.
+            self._record(call)
             self._error(err)
-        finally:
-            with plane.lock:
-                plane.calls.append(call)
+
+    def _record(self, call: dict):
+        with self.plane.lock:
+            self.plane.calls.append(call)
 
     @staticmethod
     def _fault(fault: dict, call: dict) -> ApiError:
