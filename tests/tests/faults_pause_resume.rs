@@ -204,6 +204,9 @@ async fn faults_status_save_and_delete_retry_and_delete_once() {
 
     // delete-environment: the delete is done, but its answer is lost (500 after the work);
     // the SDK asks again, MWAA refuses (DELETING), the step reads DELETING: done, once.
+    // The deletion lasts a minute here: under load the SDK's backoff outlasted the bed's
+    // one-second deletion and the step read NOT_FOUND (also done, but not what this proves).
+    bed.control("config", json!({"delete_delay": 60})).await;
     record_pause(&s, name).await;
     bed.inject_faults(
         json!([{"operation": "DeleteEnvironment", "name": name, "kind": "server_error",
