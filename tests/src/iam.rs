@@ -50,6 +50,8 @@ impl Role {
 /// AWS configurations acting as a role: for moto, and for the MWAA control planes.
 #[derive(Clone, Debug)]
 pub struct AsRole {
+    /// The access key naming the role (a function deployed with it is held to the role).
+    pub key: String,
     pub aws: SdkConfig,
     pub mwaa: SdkConfig,
     pub serverless: SdkConfig,
@@ -92,7 +94,7 @@ impl Bed {
         let aws = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                key,
+                key.clone(),
                 "unchecked",
                 None,
                 None,
@@ -103,6 +105,7 @@ impl Bed {
             .await;
         let at = |url: &str| aws.clone().into_builder().endpoint_url(url).build();
         AsRole {
+            key,
             mwaa: at(&self.mwaa_url),
             serverless: at(&self.serverless_url),
             aws,

@@ -361,6 +361,7 @@ pub mod environments;
 pub mod fault_proxy;
 pub mod http;
 pub mod iam;
+pub mod lambda;
 pub mod rules;
 pub mod sns;
 pub mod suite;

@@ -1,0 +1,261 @@
+//! The bed's Lambda service for a test (tests/bed/lambda_local.py): every function of the
+//! template as its built binary behind the Lambda Runtime API, with the template's Timeout,
+//! MemorySize and environment variables, each signing its calls with its role's key (IAM
+//! enforced by the bed). A test invokes a function as EventBridge, an SQS event source or a
+//! person would, and gets what Lambda gives: the response, or the error object the binary
+//! reported (`Sandbox.Timedout` past the Timeout). What the functions print (their logs and
+//! metrics, which CloudWatch Logs would read) is kept for the test.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use crate::Bed;
+
+/// How the template's functions are deployed on the bed: the template's parameters, what its
+/// resources are called here, and the settings a test scales.
+#[derive(Clone, Debug, Default)]
+pub struct Deployment {
+    parameters: Map<String, Value>,
+    resources: Map<String, Value>,
+    variables: Map<String, Value>,
+    timeouts: Map<String, Value>,
+    role_keys: Map<String, Value>,
+    endpoints: Map<String, Value>,
+}
+
+impl Deployment {
+    pub fn new() -> Deployment {
+        Deployment::default()
+    }
+
+    /// A template parameter's value (the others keep the template's defaults).
+    pub fn parameter(mut self, name: &str, value: &str) -> Deployment {
+        self.parameters.insert(name.into(), value.into());
+        self
+    }
+
+    /// What `Ref`/`Fn::GetAtt` of a template resource are on the bed (a bucket's name, an
+    /// ARN, or `{"Ref": .., "Arn": ..}`); a variable naming a resource left out is not set.
+    pub fn resource(mut self, logical_id: &str, physical: Value) -> Deployment {
+        self.resources.insert(logical_id.into(), physical);
+        self
+    }
+
+    /// An environment variable of `function` (its binary's name) over the template's, for
+    /// the bed's own scale (a shorter cache, a routes file period).
+    pub fn variable(mut self, function: &str, name: &str, value: &str) -> Deployment {
+        let variables = self
+            .variables
+            .entry(function.to_string())
+            .or_insert_with(|| json!({}));
+        variables[name] = json!(value);
+        self
+    }
+
+    /// `function`'s Timeout, scaled for a test.
+    pub fn timeout(mut self, function: &str, seconds: f64) -> Deployment {
+        self.timeouts.insert(function.into(), json!(seconds));
+        self
+    }
+
+    /// `function` signs its calls with the key of `role` (`Bed::as_role(..).key`): the bed
+    /// holds it to that role's statements. Without one it signs as the unchecked "testing".
+    pub fn role_key(mut self, function: &str, key: &str) -> Deployment {
+        self.role_keys.insert(function.into(), key.into());
+        self
+    }
+
+    /// An endpoint variable (`AWS_ENDPOINT_URL_<SERVICE>`) over the bed's, e.g. a fault proxy.
+    pub fn endpoint(mut self, variable: &str, url: &str) -> Deployment {
+        self.endpoints.insert(variable.into(), url.into());
+        self
+    }
+}
+
+/// What a failed invocation gave: the error object Lambda reports (`errorType`,
+/// `errorMessage`), the function's or Lambda's own (`Sandbox.Timedout`, `Runtime.ExitError`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub error_type: String,
+    pub error_message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.error_message)
+    }
+}
+
+impl Failure {
+    /// Asserts the failure is of `error_type` and its message mentions each of `mentions`.
+    pub fn assert_is(&self, error_type: &str, mentions: &[&str]) {
+        assert_eq!(self.error_type, error_type, "{self}");
+        for mention in mentions {
+            assert!(
+                self.error_message.contains(mention),
+                "{mention:?} not in: {self}"
+            );
+        }
+    }
+}
+
+/// The running Lambda service; stopped (with every function process) when dropped.
+pub struct Functions {
+    service: Child,
+    stdin: Option<ChildStdin>,
+    /// Where it answers Lambda's Invoke API (`AWS_ENDPOINT_URL_LAMBDA`).
+    pub url: String,
+    output: PathBuf,
+    client: aws_sdk_lambda::Client,
+}
+
+impl Functions {
+    /// Starts the template's functions on `bed` as `deployment` says; they reach moto, the
+    /// local MWAA and MWAA Serverless control planes unless an endpoint says otherwise.
+    pub async fn start(bed: &Bed, deployment: Deployment) -> Functions {
+        let mut endpoints = json!({
+            "AWS_ENDPOINT_URL": bed.moto_url,
+            "AWS_ENDPOINT_URL_MWAA": bed.mwaa_url,
+            "AWS_ENDPOINT_URL_MWAA_SERVERLESS": bed.serverless_url,
+        });
+        for (k, v) in &deployment.endpoints {
+            endpoints[k] = v.clone();
+        }
+        let binaries = crate::suite::sibling_binary("trigger-dag");
+        let config = json!({
+            "binaries": binaries.parent().expect("the binaries' folder"),
+            "parameters": deployment.parameters,
+            "resources": deployment.resources,
+            "variables": deployment.variables,
+            "timeouts": deployment.timeouts,
+            "role_keys": deployment.role_keys,
+            "endpoints": endpoints,
+        });
+        let output = std::env::temp_dir().join(format!(
+            "mwaa-ops-functions-{}-{}.out",
+            std::process::id(),
+            next_service()
+        ));
+        let mut service = Command::new(crate::bed_python())
+            .arg(crate::repo_root().join("tests/bed/lambda_local.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the bed's Lambda service");
+        let mut stdin = service.stdin.take().expect("its standard input");
+        writeln!(stdin, "{config}").expect("configure the Lambda service");
+        // Its first line is its address; the rest (the functions' output) goes to the file.
+        let mut reader = BufReader::new(service.stdout.take().expect("its standard output"));
+        let mut first = String::new();
+        reader
+            .read_line(&mut first)
+            .expect("the Lambda service's address");
+        let address: Value = serde_json::from_str(&first)
+            .unwrap_or_else(|e| panic!("the Lambda service said {first:?}: {e}"));
+        let url = format!("http://{}", address["address"].as_str().expect("address"));
+        let mut file = std::fs::File::create(&output).expect("the functions' output file");
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut reader, &mut file);
+        });
+        let config = bed.aws_config().await;
+        let client = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&config)
+                .endpoint_url(&url)
+                // An invocation may last the function's Timeout; the SDK must not give up first.
+                .timeout_config(
+                    aws_smithy_types::timeout::TimeoutConfig::builder()
+                        .operation_timeout(Duration::from_secs(900))
+                        .build(),
+                )
+                .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+                .build(),
+        );
+        Functions {
+            service,
+            stdin: Some(stdin),
+            url,
+            output,
+            client,
+        }
+    }
+
+    /// Invokes `function` (its binary's name) synchronously with `event`, as Step Functions'
+    /// task or an SQS event source does: the response, or the error object Lambda gives.
+    pub async fn invoke(&self, function: &str, event: &Value) -> Result<Value, Failure> {
+        let answer = self
+            .client
+            .invoke()
+            .function_name(function)
+            .payload(aws_smithy_types::Blob::new(event.to_string()))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "Lambda refused to invoke {function}: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(e)
+                )
+            });
+        let body = answer
+            .payload()
+            .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned())
+            .unwrap_or_default();
+        let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        match answer.function_error() {
+            None => Ok(value),
+            Some(_) => Err(Failure {
+                error_type: value["errorType"].as_str().unwrap_or_default().to_owned(),
+                error_message: value["errorMessage"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            }),
+        }
+    }
+
+    /// Everything the functions printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+
+    /// The embedded-metric-format documents the functions printed so far.
+    pub fn metrics(&self) -> Vec<Value> {
+        metric_documents(&self.output())
+    }
+}
+
+/// The embedded-metric-format documents among `output`'s lines.
+pub fn metric_documents(output: &str) -> Vec<Value> {
+    output
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|doc| doc.get("_aws").is_some())
+        .collect()
+}
+
+/// A number no other service of this process uses.
+fn next_service() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Drop for Functions {
+    fn drop(&mut self) {
+        // Closing its standard input stops the service and every function process it started
+        // (they run in their own sessions: killing the service alone would leave them).
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.service.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.service.kill();
+        let _ = self.service.wait();
+        let _ = std::fs::remove_file(&self.output);
+    }
+}
