@@ -13,10 +13,14 @@
 //!   is `trust` old, so the pause's wait (`pausing_wait_seconds`) bounds a warm instance.
 //!
 //! Only AVAILABLE is remembered: any other answer decides a hold and is asked again next time.
+//!
+//! Times are the wall clock, each taken when its question was sent (an answer can only show
+//! what held then): Lambda freezes an idle instance, and nothing says a monotonic clock runs
+//! meanwhile; a wall clock set back makes every fact stale, so it is asked again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use common::airflow::AirflowMajor;
 use common::Availability;
@@ -25,16 +29,17 @@ use common::Availability;
 pub const DEFAULT_TRUST: Duration = Duration::from_secs(30);
 
 /// Where the time comes from (tests move it by hand).
-pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// What an instance knows of one AVAILABLE environment, and since when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Known {
     pub major: AirflowMajor,
-    /// Last shown up (GetEnvironment AVAILABLE, or a start Airflow answered).
-    pub up_at: Instant,
-    /// Last listed without a pause's mark.
-    pub unmarked_at: Instant,
+    /// When the question last showing it up was sent (GetEnvironment AVAILABLE, or a start
+    /// Airflow answered).
+    pub up_at: SystemTime,
+    /// When the listing last showing no pause's mark was sent.
+    pub unmarked_at: SystemTime,
 }
 
 /// What must be asked before starting a run in an environment.
@@ -49,8 +54,9 @@ pub enum Check {
 }
 
 /// The decision, given what is known, the trust and the time.
-pub fn check(known: Option<&Known>, trust: Duration, now: Instant) -> Check {
-    let fresh = |at: Instant| now.saturating_duration_since(at) < trust;
+pub fn check(known: Option<&Known>, trust: Duration, now: SystemTime) -> Check {
+    // A time after now (the wall clock set back) is no proof of anything.
+    let fresh = |at: SystemTime| now.duration_since(at).is_ok_and(|age| age < trust);
     match known {
         Some(k) if fresh(k.up_at) && fresh(k.unmarked_at) => Check::Start(k.major),
         Some(k) if fresh(k.up_at) => Check::ListMark(k.major),
@@ -67,7 +73,7 @@ pub struct KnownEnvironments {
 impl KnownEnvironments {
     /// `trust`: how long an answer stands; zero asks MWAA every time.
     pub fn new(trust: Duration) -> Self {
-        Self::with_clock(trust, Arc::new(Instant::now))
+        Self::with_clock(trust, Arc::new(SystemTime::now))
     }
 
     pub fn with_clock(trust: Duration, clock: Clock) -> Self {
@@ -82,15 +88,25 @@ impl KnownEnvironments {
         self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The time to stamp on a question about to be sent.
+    pub fn now(&self) -> SystemTime {
+        (self.clock)()
+    }
+
     /// What to ask of `environment` before starting a run there.
     pub fn check(&self, environment: &str) -> Check {
         check(self.known().get(environment), self.trust, (self.clock)())
     }
 
-    /// Keeps what GetEnvironment answered for an unmarked environment: AVAILABLE is
-    /// remembered, anything else forgotten.
-    pub fn learn(&self, environment: &str, availability: &Availability) {
-        let now = (self.clock)();
+    /// Keeps what GetEnvironment, asked at `asked_at`, answered for an unmarked environment
+    /// (listed at `listed_at`): AVAILABLE is remembered, anything else forgotten.
+    pub fn learn(
+        &self,
+        environment: &str,
+        availability: &Availability,
+        asked_at: SystemTime,
+        listed_at: SystemTime,
+    ) {
         let mut known = self.known();
         match availability {
             Availability::Available(major) if !self.trust.is_zero() => {
@@ -98,8 +114,8 @@ impl KnownEnvironments {
                     environment.to_owned(),
                     Known {
                         major: *major,
-                        up_at: now,
-                        unmarked_at: now,
+                        up_at: asked_at,
+                        unmarked_at: listed_at,
                     },
                 );
             }
@@ -109,21 +125,19 @@ impl KnownEnvironments {
         }
     }
 
-    /// The mark was listed again and is not there.
-    pub fn unmarked(&self, environment: &str) {
-        let now = (self.clock)();
+    /// The mark, listed at `listed_at`, was not there.
+    pub fn unmarked(&self, environment: &str, listed_at: SystemTime) {
         if let Some(k) = self.known().get_mut(environment) {
-            k.unmarked_at = now;
+            k.unmarked_at = k.unmarked_at.max(listed_at);
         }
     }
 
-    /// Airflow of `major` answered a start (run started or already there): still up.
-    /// Never creates an entry, so the mark is always listed first.
-    pub fn answered(&self, environment: &str, major: AirflowMajor) {
-        let now = (self.clock)();
+    /// Airflow of `major` answered a start sent at `asked_at` (run started or already
+    /// there): still up. Never creates an entry, so the mark is always listed first.
+    pub fn answered(&self, environment: &str, major: AirflowMajor, asked_at: SystemTime) {
         if let Some(k) = self.known().get_mut(environment) {
             if k.major == major {
-                k.up_at = now;
+                k.up_at = k.up_at.max(asked_at);
             }
         }
     }
@@ -146,13 +160,13 @@ mod tests {
 
     const TRUST: Duration = Duration::from_secs(30);
 
-    fn at(start: Instant, seconds: u64) -> Instant {
+    fn at(start: SystemTime, seconds: u64) -> SystemTime {
         start + Duration::from_secs(seconds)
     }
 
     #[test]
     fn each_fact_is_trusted_for_the_trust_since_it_was_last_shown() {
-        let t0 = Instant::now();
+        let t0 = SystemTime::now();
         let k = Known {
             major: AirflowMajor::V3,
             up_at: at(t0, 0),
@@ -198,8 +212,8 @@ mod tests {
     }
 
     /// A clock the test moves.
-    fn manual() -> (Arc<Mutex<Instant>>, Clock) {
-        let now = Arc::new(Mutex::new(Instant::now()));
+    fn manual() -> (Arc<Mutex<SystemTime>>, Clock) {
+        let now = Arc::new(Mutex::new(SystemTime::now()));
         let read = now.clone();
         (now, Arc::new(move || *read.lock().unwrap()))
     }
@@ -208,34 +222,110 @@ mod tests {
     fn only_available_answers_are_kept_and_answers_renew_only_their_major() {
         let (now, clock) = manual();
         let known = KnownEnvironments::with_clock(TRUST, clock);
-        known.learn("a", &Availability::Available(AirflowMajor::V2));
-        known.learn("b", &Availability::NotAvailable(Status::Updating));
-        known.learn("c", &Availability::Missing);
+        known.learn(
+            "a",
+            &Availability::Available(AirflowMajor::V2),
+            at_now(&known),
+            at_now(&known),
+        );
+        known.learn(
+            "b",
+            &Availability::NotAvailable(Status::Updating),
+            at_now(&known),
+            at_now(&known),
+        );
+        known.learn("c", &Availability::Missing, at_now(&known), at_now(&known));
         assert_eq!(known.check("a"), Check::Start(AirflowMajor::V2));
         assert_eq!(known.check("b"), Check::Read);
         assert_eq!(known.check("c"), Check::Read);
-        known.answered("c", AirflowMajor::V2);
+        known.answered("c", AirflowMajor::V2, at_now(&known));
         assert_eq!(
             known.check("c"),
             Check::Read,
             "an answer alone is not an entry"
         );
         *now.lock().unwrap() += Duration::from_secs(20);
-        known.answered("a", AirflowMajor::V3);
+        known.answered("a", AirflowMajor::V3, at_now(&known));
         *now.lock().unwrap() += Duration::from_secs(20);
         assert_eq!(
             known.check("a"),
             Check::Read,
             "another major's answer renews nothing"
         );
-        known.learn("a", &Availability::Available(AirflowMajor::V2));
-        known.learn("a", &Availability::NotAvailable(Status::Deleting));
+        known.learn(
+            "a",
+            &Availability::Available(AirflowMajor::V2),
+            at_now(&known),
+            at_now(&known),
+        );
+        known.learn(
+            "a",
+            &Availability::NotAvailable(Status::Deleting),
+            at_now(&known),
+            at_now(&known),
+        );
         assert_eq!(known.check("a"), Check::Read, "a later answer replaces it");
-        known.learn("a", &Availability::Available(AirflowMajor::V2));
+        known.learn(
+            "a",
+            &Availability::Available(AirflowMajor::V2),
+            at_now(&known),
+            at_now(&known),
+        );
         known.forget("a");
         assert_eq!(known.check("a"), Check::Read);
         let never = KnownEnvironments::new(Duration::ZERO);
-        never.learn("a", &Availability::Available(AirflowMajor::V2));
+        never.learn(
+            "a",
+            &Availability::Available(AirflowMajor::V2),
+            at_now(&never),
+            at_now(&never),
+        );
         assert_eq!(never.check("a"), Check::Read, "zero trust asks every time");
+    }
+
+    #[test]
+    fn a_fact_counts_from_when_its_question_was_sent_and_a_clock_set_back_trusts_nothing() {
+        let (now, clock) = manual();
+        let wait = |seconds| *now.lock().unwrap() += Duration::from_secs(seconds);
+        let known = KnownEnvironments::with_clock(TRUST, clock);
+        let asked = at_now(&known);
+        wait(10);
+        let listed = at_now(&known);
+        // The answers took 15 s to come: they show the environment as it was when asked.
+        wait(5);
+        known.learn(
+            "a",
+            &Availability::Available(AirflowMajor::V2),
+            asked,
+            listed,
+        );
+        wait(14);
+        assert_eq!(known.check("a"), Check::Start(AirflowMajor::V2));
+        wait(1);
+        assert_eq!(
+            known.check("a"),
+            Check::Read,
+            "30 s since GetEnvironment was asked (15 s since it answered)"
+        );
+        known.answered("a", AirflowMajor::V2, at_now(&known));
+        assert_eq!(known.check("a"), Check::Start(AirflowMajor::V2));
+        wait(10);
+        assert_eq!(
+            known.check("a"),
+            Check::ListMark(AirflowMajor::V2),
+            "30 s since the mark was listed"
+        );
+        // A listing sent before the one known proves no more than it.
+        known.unmarked("a", asked);
+        assert_eq!(known.check("a"), Check::ListMark(AirflowMajor::V2));
+        known.unmarked("a", at_now(&known));
+        assert_eq!(known.check("a"), Check::Start(AirflowMajor::V2));
+        // The wall clock set back by a minute: nothing known is proof any more.
+        *now.lock().unwrap() -= Duration::from_secs(60);
+        assert_eq!(known.check("a"), Check::Read);
+    }
+
+    fn at_now(known: &KnownEnvironments) -> SystemTime {
+        known.now()
     }
 }

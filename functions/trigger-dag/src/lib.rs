@@ -237,11 +237,12 @@ impl<O: Ops> TriggerDag<O> {
     ) -> Result<Outcome, Error> {
         let environment = target.environment.as_str();
         let run = target.dag_run();
+        let asked_at = self.environments.now();
         let outcome = with_retries(deadline, || {
             start_dag_run(&self.ops, environment, major, &run)
         })
         .await?;
-        self.environments.answered(environment, major);
+        self.environments.answered(environment, major, asked_at);
         let outcome = match outcome {
             DagRunOutcome::Started => Outcome::Started,
             DagRunOutcome::AlreadyExists => Outcome::AlreadyStarted,
@@ -265,11 +266,14 @@ impl<O: Ops> TriggerDag<O> {
         environment: &str,
         deadline: Deadline,
     ) -> Result<Seen, Error> {
+        let asked_at = self.environments.now();
         let availability = with_retries(deadline, || self.ops.environment(environment)).await?;
+        let listed_at = self.environments.now();
         let pausing = matches!(availability, Availability::Available(_))
             && self.marked(environment, deadline).await?;
         if !pausing {
-            self.environments.learn(environment, &availability);
+            self.environments
+                .learn(environment, &availability, asked_at, listed_at);
         }
         Ok(Seen {
             availability,
@@ -282,11 +286,12 @@ impl<O: Ops> TriggerDag<O> {
     /// environment). Listed at least once per trust period by each warm instance, which is
     /// what the pause waits for after writing it.
     async fn marked(&self, environment: &str, deadline: Deadline) -> Result<bool, Error> {
+        let listed_at = self.environments.now();
         let marked = with_retries(deadline, || self.ops.pausing(environment)).await?;
         if marked {
             self.environments.forget(environment);
         } else {
-            self.environments.unmarked(environment);
+            self.environments.unmarked(environment, listed_at);
         }
         Ok(marked)
     }

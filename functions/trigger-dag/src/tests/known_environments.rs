@@ -7,7 +7,7 @@
 use super::*;
 use common::Status;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 /// trigger-dag trusting an AVAILABLE answer for an hour.
 fn warm(fake: Fake) -> TriggerDag<Fake> {
@@ -18,8 +18,8 @@ fn warm(fake: Fake) -> TriggerDag<Fake> {
 }
 
 /// trigger-dag trusting answers for 30 s, on a clock the test moves.
-fn on_clock(fake: Fake) -> (TriggerDag<Fake>, Arc<Mutex<Instant>>) {
-    let now = Arc::new(Mutex::new(Instant::now()));
+fn on_clock(fake: Fake) -> (TriggerDag<Fake>, Arc<Mutex<SystemTime>>) {
+    let now = Arc::new(Mutex::new(SystemTime::now()));
     let read = now.clone();
     let clock = Arc::new(move || *read.lock().unwrap());
     let f = TriggerDag {
@@ -29,7 +29,7 @@ fn on_clock(fake: Fake) -> (TriggerDag<Fake>, Arc<Mutex<Instant>>) {
     (f, now)
 }
 
-fn wait(now: &Mutex<Instant>, seconds: u64) {
+fn wait(now: &Mutex<SystemTime>, seconds: u64) {
     *now.lock().unwrap() += Duration::from_secs(seconds);
 }
 
