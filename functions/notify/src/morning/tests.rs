@@ -46,6 +46,15 @@ pub(crate) fn snapshot() -> Value {
 /// Where [`snapshot`] says the pause saved the configuration.
 pub(crate) const CONFIGURATION_COPY: &str = "configurations/dev-a/20261130T195000Z.json";
 
+/// The step a resume whose import failed names.
+fn import_failed() -> FailedStep {
+    FailedStep {
+        state: "RunImport".into(),
+        error: Some("MwaaOps.ImportFailed".into()),
+        cause: None,
+    }
+}
+
 /// The configuration save-configuration wrote (its members as GetEnvironment names them).
 pub(crate) fn configuration(class: &str, min_workers: u64) -> Value {
     json!({"Name": "dev-a", "EnvironmentClass": class, "MinWorkers": min_workers})
@@ -134,11 +143,7 @@ fn a_night_reads_the_resume_output_and_the_pause_record() {
 
 #[test]
 fn a_failed_resume_names_its_step_and_a_resume_with_nothing_to_do_saves_nothing() {
-    let step = FailedStep {
-        state: "RunImport".into(),
-        error: Some("MwaaOps.ImportFailed".into()),
-        cause: None,
-    };
+    let step = import_failed();
     let failed = night(
         "dev-a",
         &run("a", "FAILED", SEVEN),
@@ -250,11 +255,7 @@ fn the_digest_reads_on_a_phone_and_carries_every_figure() {
         None,
         pause_started,
     );
-    let step = FailedStep {
-        state: "RunImport".into(),
-        error: Some("MwaaOps.ImportFailed".into()),
-        cause: None,
-    };
+    let step = import_failed();
     let failed = night(
         "dev-reports",
         &run("b", "FAILED", SEVEN),

@@ -243,6 +243,17 @@ mod tests {
         ended: Mutex<Vec<(String, Option<String>)>>,
         asked: Mutex<Vec<String>>,
         held: bool,
+        /// DescribeExecution refused, retryably or not.
+        describe_refused: Option<ErrorKind>,
+    }
+
+    /// One version of a mark naming [`PAUSE`], whose execution is `status`.
+    fn marked(status: &str) -> Marks {
+        Marks {
+            versions: Mutex::new(vec![mark(PAUSE)]),
+            status: Some(status.into()),
+            ..Default::default()
+        }
     }
 
     impl PauseMarks for Marks {
@@ -263,7 +274,13 @@ mod tests {
         }
         async fn execution_status(&self, execution: &str) -> Result<Option<String>, Error> {
             self.asked.lock().unwrap().push(execution.into());
-            Ok(self.status.clone())
+            match self.describe_refused {
+                Some(kind) => Err(Error::new(
+                    kind,
+                    "Step Functions DescribeExecution failed: AccessDeniedException",
+                )),
+                None => Ok(self.status.clone()),
+            }
         }
         async fn anything_under(&self, _: &str, prefix: &str) -> Result<bool, Error> {
             assert_eq!(prefix, "held/dev/");
@@ -307,11 +324,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_running_pause_keeps_its_mark_and_nothing_is_replayed() {
-        let marks = Marks {
-            versions: Mutex::new(vec![mark(PAUSE)]),
-            status: Some("RUNNING".into()),
-            ..Default::default()
-        };
+        let marks = marked("RUNNING");
         let out = settle_mark(&marks, "suite", "dev", &Status::Available)
             .await
             .unwrap();
@@ -324,11 +337,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_environment_not_available_is_not_looked_at() {
-        let marks = Marks {
-            versions: Mutex::new(vec![mark(PAUSE)]),
-            status: Some("ABORTED".into()),
-            ..Default::default()
-        };
+        let marks = marked("ABORTED");
         let out = settle_mark(&marks, "suite", "dev", &Status::Updating)
             .await
             .unwrap();
@@ -370,30 +379,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_mark_whose_execution_cannot_be_read_is_kept_and_a_throttle_is_retried() {
-        struct Refused(bool);
-        impl PauseMarks for Refused {
-            async fn mark(&self, _: &str, _: &str) -> Result<Option<Mark>, Error> {
-                Ok(Some(mark(PAUSE)))
-            }
-            async fn end_mark(&self, _: &str, _: &str, _: Option<&str>) -> Result<(), Error> {
-                panic!("a mark whose pause was not read was ended");
-            }
-            async fn execution_status(&self, _: &str) -> Result<Option<String>, Error> {
-                let kind = if self.0 {
-                    ErrorKind::Retryable
-                } else {
-                    ErrorKind::OperationFailed
-                };
-                Err(Error::new(
-                    kind,
-                    "Step Functions DescribeExecution failed: AccessDeniedException",
-                ))
-            }
-            async fn anything_under(&self, _: &str, _: &str) -> Result<bool, Error> {
-                Ok(true)
-            }
-        }
-        let out = settle_mark(&Refused(false), "suite", "dev", &Status::Available)
+        let refused = |kind| Marks {
+            versions: Mutex::new(vec![mark(PAUSE)]),
+            held: true,
+            describe_refused: Some(kind),
+            ..Default::default()
+        };
+        let denied = refused(ErrorKind::OperationFailed);
+        let out = settle_mark(&denied, "suite", "dev", &Status::Available)
             .await
             .unwrap();
         assert_eq!(out["mark"], "kept");
@@ -405,9 +398,12 @@ mod tests {
                 .contains("AccessDeniedException"),
             "{out}"
         );
-        let err = settle_mark(&Refused(true), "suite", "dev", &Status::Available)
+        assert!(denied.ended.lock().unwrap().is_empty(), "ended unread");
+        let throttled = refused(ErrorKind::Retryable);
+        let err = settle_mark(&throttled, "suite", "dev", &Status::Available)
             .await
             .unwrap_err();
         assert!(err.is_retryable(), "{err}");
+        assert!(throttled.ended.lock().unwrap().is_empty(), "ended unread");
     }
 }
