@@ -1,12 +1,18 @@
 //! provision-endpoints on the bed: an environment created with EndpointManagement=CUSTOMER in
 //! the local MWAA control plane goes PENDING and emits its status change on moto's
-//! EventBridge -> the template's rule -> the real handler creates the endpoints in moto EC2 ->
-//! the control plane sees them and makes the environment AVAILABLE. DELETED cleans up.
+//! EventBridge -> the template's rule -> the function, as its built binary behind the bed's
+//! Lambda service (its template role's key, its Timeout and variables), creates the endpoints
+//! in moto EC2 -> the control plane sees them and makes the environment AVAILABLE. DELETED
+//! cleans up. A failure is what Lambda gives (`errorType`, `errorMessage`).
 //!
 //! The rule takes every MWAA status change (the documented event has no field to filter
 //! on); the function decides. Most tests here ask the control plane for the rich event (to
 //! pick the PENDING one out); `sparse_events_pending_to_available_and_clean_up` runs the
 //! loop on the event as AWS documents it.
+//!
+//! The template's reserved concurrency of 1 is not emulated (a second invocation while one
+//! runs would get a new instance here, where Lambda throttles it); these tests invoke one at
+//! a time, as the EventBridge rule's async invokes reach a function of concurrency 1.
 
 use std::time::Duration;
 
@@ -14,17 +20,13 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, VpcEndpoin
 use aws_sdk_mwaa::types::{EndpointManagement, WebserverAccessMode};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::iam::Role;
+use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
 use mwaa_ops_tests::rules::RuleQueue;
 use mwaa_ops_tests::vpc::{endpoint_policy, endpoints_in, private_network, PrivateNetwork};
 use mwaa_ops_tests::{session_without_airflow, Session};
-use provision_endpoints::accounts::Accounts;
 use provision_endpoints::decide::{ENVIRONMENT_KEY, MANAGED_BY_KEY, QUEUE_KEY};
-use provision_endpoints::environments::Participants;
-use provision_endpoints::ops::AwsOps;
-use provision_endpoints::ProvisionEndpoints;
 use serde_json::{json, Value};
 
-const BUDGET: Duration = Duration::from_secs(20);
 const RULE: &str = "ProvisionEndpointsFunctionStatusChange";
 
 /// These tests need no Airflow.
@@ -33,7 +35,7 @@ async fn bed() -> Session {
 }
 
 /// A VPC with two subnets and a security group in moto, the template's rule to a queue,
-/// and the function.
+/// and the template's functions on the bed's Lambda service.
 struct Case {
     ec2: aws_sdk_ec2::Client,
     mwaa: aws_sdk_mwaa::Client,
@@ -41,7 +43,7 @@ struct Case {
     subnets: Vec<String>,
     security_group: String,
     rule: RuleQueue,
-    function: ProvisionEndpoints<AwsOps>,
+    functions: Functions,
     region: String,
 }
 
@@ -74,15 +76,14 @@ async fn case_as_aws_sends(bed: &Session) -> Case {
     let role =
         Role::new("ProvisionEndpointsFunctionRole").parameter("EnvironmentNamePrefix", "pe-");
     let as_role = bed.as_role(&role).await;
-    let function = ProvisionEndpoints {
-        ops: AwsOps {
-            mwaa: as_role.mwaa(),
-            ec2: aws_sdk_ec2::Client::new(&as_role.aws),
-            participants: Participants::new(&as_role.aws, &as_role.aws, "unused"),
-        },
-        environment_prefix: "pe-".into(),
-        accounts: Accounts::owner_only(&bed.account),
-    };
+    let functions = Functions::start(
+        bed,
+        Deployment::new()
+            .parameter("EnvironmentNamePrefix", "pe-")
+            .parameter("ArrivalBuckets", "unused")
+            .role_key("provision-endpoints", &as_role.key),
+    )
+    .await;
     Case {
         ec2,
         mwaa,
@@ -90,12 +91,17 @@ async fn case_as_aws_sends(bed: &Session) -> Case {
         subnets,
         security_group,
         rule,
-        function,
+        functions,
         region: bed.region.clone(),
     }
 }
 
 impl Case {
+    /// The function invoked with `event`, as the rule's target is.
+    async fn handle(&self, event: Value) -> Result<Value, Failure> {
+        self.functions.invoke("provision-endpoints", &event).await
+    }
+
     /// Creates a CUSTOMER-managed environment and waits for PENDING; returns its queue ARN.
     async fn pending(
         &self,
@@ -262,8 +268,7 @@ async fn full_loop(name: &str, access: WebserverAccessMode) {
     // At-least-once delivery: the same event three times.
     for delivery in 0..3 {
         let report = case
-            .function
-            .handle(events[0].clone(), common::Deadline::after(BUDGET))
+            .handle(events[0].clone())
             .await
             .unwrap_or_else(|e| panic!("delivery {delivery}: {e}"));
         assert_eq!(report["action"], "provisioned", "{report}");
@@ -340,11 +345,7 @@ async fn full_loop(name: &str, access: WebserverAccessMode) {
         .unwrap();
     let deleted = case.events("DELETED", 1).await;
     for _ in 0..2 {
-        let report = case
-            .function
-            .handle(deleted[0].clone(), common::Deadline::after(BUDGET))
-            .await
-            .unwrap();
+        let report = case.handle(deleted[0].clone()).await.unwrap();
         assert_eq!(report["action"], "cleaned_up", "{report}");
     }
     let still_there = case.live_endpoint_ids(&[&database, &webserver]).await;
@@ -373,11 +374,7 @@ async fn full_loop(name: &str, access: WebserverAccessMode) {
 
     // Out of order: the PENDING event delivered once more, after the clean-up, recreates
     // nothing and does not put the queue back.
-    let late = case
-        .function
-        .handle(events[0].clone(), common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let late = case.handle(events[0].clone()).await.unwrap();
     assert_eq!(late["action"], "ignored", "{late}");
     assert_eq!(
         case.live_endpoint_ids(&[&database, &webserver]).await,
@@ -389,6 +386,59 @@ async fn full_loop(name: &str, access: WebserverAccessMode) {
         json!([other_queue]),
         "a late PENDING widened the policy again"
     );
+
+    // The dashboard's lines, as the binary printed them (CloudWatch reads its output): one
+    // document per event for this environment, both counters in each, zero included.
+    let endpoints = 1 + private as usize;
+    assert_eq!(
+        endpoint_counts(&case.functions, name),
+        [
+            (endpoints, 0),
+            (0, 0),
+            (0, 0),
+            (0, endpoints),
+            (0, 0),
+            (0, 0)
+        ],
+        "three PENDING, two DELETED and the late PENDING"
+    );
+}
+
+/// (EndpointsCreated, EndpointsDeleted) of each metric document provision-endpoints printed
+/// for `environment`, in order; each checked to be EMF with the environment and function as
+/// its one dimension set.
+fn endpoint_counts(functions: &Functions, environment: &str) -> Vec<(usize, usize)> {
+    let documents = functions.metrics();
+    documents
+        .iter()
+        .filter(|doc| {
+            doc.get("EndpointsCreated").is_some() || doc.get("EndpointsDeleted").is_some()
+        })
+        .inspect(|doc| {
+            let definition = &doc["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(
+                definition["Dimensions"],
+                json!([["Environment", "Function"]]),
+                "{doc}"
+            );
+            assert_eq!(
+                definition["Metrics"],
+                json!([{"Name": "EndpointsCreated", "Unit": "Count"},
+                       {"Name": "EndpointsDeleted", "Unit": "Count"}]),
+                "{doc}"
+            );
+            assert_eq!(doc["Function"], "provision-endpoints", "{doc}");
+        })
+        .filter(|doc| doc["Environment"] == environment)
+        .map(|doc| {
+            let count = |metric: &str| {
+                doc[metric]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{metric} in {doc}")) as usize
+            };
+            (count("EndpointsCreated"), count("EndpointsDeleted"))
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -419,11 +469,7 @@ async fn a_throttled_or_failing_control_plane_is_retried_and_provisions_once() {
         ]),
     )
     .await;
-    let report = case
-        .function
-        .handle(events[0].clone(), common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let report = case.handle(events[0].clone()).await.unwrap();
     assert_eq!(report["action"], "provisioned", "{report}");
     assert_eq!(report["created"].as_array().unwrap().len(), 1, "{report}");
     let faulted = bed
@@ -450,11 +496,7 @@ async fn with_policy(name: &str, policy: impl Fn(&str) -> Value) -> (Value, Valu
     let before = policy(&queue);
     let sqs = case.sqs_endpoint(&before).await;
     let events = case.events("PENDING", 1).await;
-    let report = case
-        .function
-        .handle(events[0].clone(), common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let report = case.handle(events[0].clone()).await.unwrap();
     wait_for_status(&case.mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
     (report, before, case.policy(&sqs).await)
 }
@@ -523,18 +565,10 @@ async fn no_sqs_endpoint_is_a_clear_error_and_the_environment_stays_pending() {
         .pending("pe-no-sqs", WebserverAccessMode::PrivateOnly)
         .await;
     let events = case.events("PENDING", 1).await;
-    let err = case
-        .function
-        .handle(events[0].clone(), common::Deadline::after(BUDGET))
-        .await
-        .unwrap_err();
-    assert!(!err.is_retryable());
-    let text = err.to_string();
-    assert!(
-        text.contains("pe-no-sqs")
-            && text.contains("no SQS interface endpoint")
-            && text.contains(&case.vpc),
-        "{text}"
+    // Not `Retryable`: Lambda's retries would not help, the event goes to the failed queue.
+    case.handle(events[0].clone()).await.unwrap_err().assert_is(
+        "ConfigurationInvalid",
+        &["pe-no-sqs", "no SQS interface endpoint", &case.vpc],
     );
     assert!(case
         .live_endpoints_to(env.database_vpc_endpoint_service().unwrap())
@@ -555,16 +589,10 @@ async fn an_sqs_policy_without_allow_is_a_clear_error() {
         "Action": "sqs:DeleteQueue", "Resource": "*"}]}))
         .await;
     let events = case.events("PENDING", 1).await;
-    let text = case
-        .function
-        .handle(events[0].clone(), common::Deadline::after(BUDGET))
+    case.handle(events[0].clone())
         .await
         .unwrap_err()
-        .to_string();
-    assert!(
-        text.contains("no Allow statement") && text.contains("pe-deny"),
-        "{text}"
-    );
+        .assert_is("ConfigurationInvalid", &["no Allow statement", "pe-deny"]);
     assert!(case
         .live_endpoints_to(env.database_vpc_endpoint_service().unwrap())
         .await
@@ -604,11 +632,7 @@ async fn service_managed_environments_are_not_the_rules_business() {
     let routed = case.rule.take(2, Duration::from_secs(10)).await;
     assert_eq!(routed.len(), 2, "{routed:?}");
     for event in routed {
-        let report = case
-            .function
-            .handle(event, common::Deadline::after(BUDGET))
-            .await
-            .unwrap();
+        let report = case.handle(event).await.unwrap();
         assert_eq!(report["action"], "ignored", "{report}");
     }
     let in_vpc = endpoints_in(&case.ec2, &case.vpc).await;
@@ -629,12 +653,7 @@ async fn sparse_events_pending_to_available_and_clean_up() {
     let webserver = env.webserver_vpc_endpoint_service().unwrap().to_owned();
     let other_queue = format!("arn:aws:sqs:{}:{}:unrelated", case.region, bed.account);
     let sqs = case.sqs_endpoint(&allow(json!(other_queue))).await;
-    let handle = |event: Value| async {
-        case.function
-            .handle(event, common::Deadline::after(BUDGET))
-            .await
-            .unwrap()
-    };
+    let handle = |event: Value| async { case.handle(event).await.unwrap() };
 
     // CREATING and PENDING, both read as PENDING now: one provisions, the other finds
     // everything there (or the environment already AVAILABLE).
@@ -714,4 +733,12 @@ async fn sparse_events_pending_to_available_and_clean_up() {
         json!([other_queue]),
         "the queue left the policy again"
     );
+    // Five events (CREATING, PENDING, AVAILABLE, DELETING, DELETED), five documents: the
+    // two endpoints counted once created and once deleted.
+    let counts = endpoint_counts(&case.functions, name);
+    assert_eq!(counts.len(), 5, "{counts:?}");
+    let created: usize = counts.iter().map(|(c, _)| c).sum();
+    let deleted: usize = counts.iter().map(|(_, d)| d).sum();
+    assert_eq!((created, deleted), (2, 2), "{counts:?}");
+    assert_eq!(counts[2], (0, 0), "AVAILABLE changes nothing: {counts:?}");
 }

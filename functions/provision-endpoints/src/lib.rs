@@ -68,7 +68,7 @@ impl<O: Ops + Environments> ProvisionEndpoints<O> {
                 common::metrics::emit(
                     "provision-endpoints",
                     &change.name,
-                    &endpoint_metrics(&report),
+                    &endpoint_metrics(&change, &self.environment_prefix, &report),
                 );
                 tracing::info!(event_id = %change.event_id, environment = %change.name,
                     status = %report["status"], status_from = told_by, report = %report,
@@ -280,14 +280,24 @@ impl<O: Ops + Environments> ProvisionEndpoints<O> {
     }
 }
 
-/// Endpoints created or deleted, as the report lists them (nothing for other actions).
-fn endpoint_metrics(report: &Value) -> Vec<(common::metrics::Metric, f64)> {
+/// Endpoints created and deleted for one handled event of an environment this deployment
+/// looks after: both counters, 0 when the report lists none, so the dashboard has each
+/// environment's lines from its first event on (CloudWatch draws no line for a metric never
+/// sent). Another deployment's environment gets none: its name is not ours to chart.
+fn endpoint_metrics(
+    change: &StatusChange,
+    prefix: &str,
+    report: &Value,
+) -> Vec<(common::metrics::Metric, f64)> {
+    if not_ours(change, prefix).is_some() {
+        return vec![];
+    }
     [
         (common::metrics::ENDPOINTS_CREATED, "created"),
         (common::metrics::ENDPOINTS_DELETED, "deleted"),
     ]
     .into_iter()
-    .filter_map(|(metric, key)| Some((metric, report[key].as_array()?.len() as f64)))
+    .map(|(metric, key)| (metric, report[key].as_array().map_or(0, Vec::len) as f64))
     .collect()
 }
 

@@ -52,6 +52,21 @@ fn changed(report: &Value) -> bool {
             .is_some_and(|p| p.iter().any(|e| e["policy"] == "queue added"))
 }
 
+/// The endpoints' lines of an environment the run looked after, as an event's would be:
+/// what the run created or deleted for it, 0 for the rest (the run only lists environments
+/// with the prefix, and orphans it made itself).
+fn count(environment: &str, report: &Value) {
+    let counted = |key: &str| report[key].as_array().map_or(0, Vec::len) as f64;
+    common::metrics::emit(
+        "provision-endpoints",
+        environment,
+        &[
+            (common::metrics::ENDPOINTS_CREATED, counted("created")),
+            (common::metrics::ENDPOINTS_DELETED, counted("deleted")),
+        ],
+    );
+}
+
 impl<O: Ops + Environments> ProvisionEndpoints<O> {
     /// One reconciliation run. Fails (so the schedule's failure reaches the alerts) when an
     /// account or an environment could not be handled, after doing everything else.
@@ -93,6 +108,7 @@ impl<O: Ops + Environments> ProvisionEndpoints<O> {
                     }
                 };
                 if step(&env.status) != Step::Provision {
+                    count(name, &json!({}));
                     continue;
                 }
                 let pending = change(&account, valid, env.arn.clone(), env.status.clone());
@@ -100,9 +116,13 @@ impl<O: Ops + Environments> ProvisionEndpoints<O> {
                     .provision(&reader, &pending, Some(Some(env)), deadline)
                     .await
                 {
-                    Ok(report) if changed(&report) => fixed.push(json!({"account": account,
-                        "environment": name, "fix": "provisioned", "report": report})),
-                    Ok(_) => {}
+                    Ok(report) => {
+                        count(name, &report);
+                        if changed(&report) {
+                            fixed.push(json!({"account": account, "environment": name,
+                                "fix": "provisioned", "report": report}));
+                        }
+                    }
                     Err(err) => problems.push(json!({"account": account, "environment": name,
                         "error": err.to_string()})),
                 }
@@ -129,8 +149,11 @@ impl<O: Ops + Environments> ProvisionEndpoints<O> {
             }
             let gone = change(&orphan.account, name, orphan.arn.clone(), Status::NotFound);
             match self.clean_up(&gone, deadline).await {
-                Ok(report) => fixed.push(json!({"account": orphan.account,
-                    "environment": orphan.name, "fix": "cleaned_up", "report": report})),
+                Ok(report) => {
+                    count(&orphan.name, &report);
+                    fixed.push(json!({"account": orphan.account,
+                        "environment": orphan.name, "fix": "cleaned_up", "report": report}))
+                }
                 Err(err) => problems.push(json!({"account": orphan.account,
                     "environment": orphan.name, "error": err.to_string()})),
             }

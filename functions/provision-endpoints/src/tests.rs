@@ -440,23 +440,40 @@ mod participants;
 mod sparse;
 
 #[test]
-fn created_and_deleted_endpoints_are_counted_and_other_actions_say_nothing() {
-    let named = |report: Value| -> Vec<(&'static str, f64)> {
-        super::endpoint_metrics(&report)
+fn every_event_of_ours_counts_created_and_deleted_endpoints_zero_included() {
+    let change = parse_status_change(&event("pending")).unwrap();
+    let named = |change: &StatusChange, prefix: &str, report: Value| {
+        super::endpoint_metrics(change, prefix, &report)
             .into_iter()
             .map(|(m, v)| (m.name, v))
-            .collect()
+            .collect::<Vec<_>>()
     };
+    let ours = |report: Value| named(&change, PREFIX, report);
     assert_eq!(
-        named(json!({"action": "provisioned", "created": [{"endpoint": "a"}, {"endpoint": "b"}]})),
-        [("EndpointsCreated", 2.0)]
+        ours(json!({"action": "provisioned", "created": [{"endpoint": "a"}, {"endpoint": "b"}]})),
+        [("EndpointsCreated", 2.0), ("EndpointsDeleted", 0.0)]
     );
     assert_eq!(
-        named(json!({"action": "cleaned_up", "deleted": ["vpce-1"]})),
-        [("EndpointsDeleted", 1.0)]
+        ours(json!({"action": "provisioned", "created": [], "existing": [{"endpoint": "a"}]})),
+        [("EndpointsCreated", 0.0), ("EndpointsDeleted", 0.0)],
+        "a redelivery: both lines, at zero"
     );
     assert_eq!(
-        named(json!({"action": "ignored", "reason": "service-managed"})),
-        []
+        ours(json!({"action": "cleaned_up", "deleted": ["vpce-1"]})),
+        [("EndpointsCreated", 0.0), ("EndpointsDeleted", 1.0)]
+    );
+    assert_eq!(
+        ours(json!({"action": "ignored", "reason": "AVAILABLE needs nothing"})),
+        [("EndpointsCreated", 0.0), ("EndpointsDeleted", 0.0)],
+        "an environment of ours that needs nothing still has its lines"
+    );
+    assert_eq!(
+        named(
+            &change,
+            "other-",
+            json!({"action": "ignored", "reason": "not ours"})
+        ),
+        [],
+        "another deployment's environment is not charted"
     );
 }
