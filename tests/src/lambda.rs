@@ -225,6 +225,46 @@ impl Functions {
     pub fn metrics(&self) -> Vec<Value> {
         metric_documents(&self.output())
     }
+
+    /// The values of `metrics` in each document `function` printed for `environment`, in
+    /// order (a document with none of them is skipped; one missing some fails the test). Each
+    /// is checked to be what CloudWatch would chart: `Environment` and `Function` its one
+    /// dimension set, each value declared as a metric.
+    pub fn metric_values(
+        &self,
+        function: &str,
+        environment: &str,
+        metrics: &[&str],
+    ) -> Vec<Vec<f64>> {
+        self.metrics()
+            .into_iter()
+            .filter(|doc| doc["Function"] == function && doc["Environment"] == environment)
+            .filter(|doc| metrics.iter().any(|m| doc.get(*m).is_some()))
+            .map(|doc| {
+                let definition = &doc["_aws"]["CloudWatchMetrics"][0];
+                assert_eq!(
+                    definition["Dimensions"],
+                    json!([["Environment", "Function"]]),
+                    "{doc}"
+                );
+                let declared: Vec<&str> = definition["Metrics"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m["Name"].as_str())
+                    .collect();
+                metrics
+                    .iter()
+                    .map(|m| {
+                        assert!(declared.contains(m), "{m} not declared in {doc}");
+                        doc[*m]
+                            .as_f64()
+                            .unwrap_or_else(|| panic!("{m} missing from {doc}"))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 /// The embedded-metric-format documents among `output`'s lines.

@@ -2,8 +2,10 @@
 //! its VPC; participants deploy `infra/participant.yaml` (through moto's CloudFormation) and
 //! create environments in the local MWAA control plane as themselves. Their status changes go
 //! participant bus -> the participant stack's rule -> the owner's default bus (its policy from
-//! the template) -> the template's rule -> a queue, and the real handler, acting as a session
-//! of the owner's function role, reads each environment through the participant's role.
+//! the template) -> the template's rule -> a queue, and the function's built binary, behind the
+//! bed's Lambda service with the template's parameters for these participants and a session of
+//! the owner's function role as its credentials (as Lambda hands it one), reads each
+//! environment through the participant's role.
 //!
 //! The events are the sparse ones AWS documents: the account comes from the envelope, the
 //! status from GetEnvironment.
@@ -14,17 +16,13 @@ use aws_sdk_ec2::types::VpcEndpointType;
 use aws_sdk_mwaa::types::{EndpointManagement, WebserverAccessMode};
 use mwaa_ops_tests::accounts::{AccountsSetUp, SharedVpcAccounts};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
 use mwaa_ops_tests::rules::RuleQueue;
 use mwaa_ops_tests::vpc::{endpoint_policy, endpoints_in, private_network};
 use mwaa_ops_tests::{session_without_airflow, Session};
-use provision_endpoints::accounts::Accounts;
 use provision_endpoints::decide::{ACCOUNT_KEY, ENVIRONMENT_KEY};
-use provision_endpoints::environments::Participants;
-use provision_endpoints::ops::AwsOps;
-use provision_endpoints::ProvisionEndpoints;
 use serde_json::{json, Value};
 
-const BUDGET: Duration = Duration::from_secs(20);
 const EXTERNAL_ID: &str = "mwaa-ops-bed-external-id";
 const P1: &str = "111111111111";
 const P2: &str = "222222222222";
@@ -42,7 +40,7 @@ struct Owner {
     sqs_endpoint: String,
     unrelated_queue: String,
     rule: RuleQueue,
-    function: ProvisionEndpoints<AwsOps>,
+    functions: Functions,
     accounts: SharedVpcAccounts,
 }
 
@@ -91,25 +89,19 @@ async fn owner(bed: &Session, set_up: &AccountsSetUp<'_>, listed: &[&str]) -> Ow
             ],
         )
         .await;
-    // The function acts as a session of its role, as in Lambda.
-    let as_function = bed.aws_config_as(&accounts.function).await;
-    let mwaa = bed.mwaa_config(&as_function);
-    let function = ProvisionEndpoints {
-        ops: AwsOps {
-            mwaa: common::aws::mwaa_client(&mwaa),
-            ec2: aws_sdk_ec2::Client::new(&as_function),
-            participants: Participants::new(&as_function, &mwaa, EXTERNAL_ID),
-        },
-        environment_prefix: "pe-".into(),
-        accounts: Accounts::from_settings(
-            "aws",
-            &bed.account,
-            &listed.join(","),
-            "mwaa-ops-participant",
-            EXTERNAL_ID,
-        )
-        .unwrap(),
-    };
+    // The function acts as a session of its role, as in Lambda. (The bed holds it to the
+    // stand-in role's trust, not to the template's statements: see the README's IAM part.)
+    let functions = Functions::start(
+        bed,
+        Deployment::new()
+            .parameter("EnvironmentNamePrefix", "pe-")
+            .parameter("ArrivalBuckets", "unused")
+            .parameter("ParticipantAccounts", &listed.join(","))
+            .parameter("ParticipantRoleName", "mwaa-ops-participant")
+            .parameter("ParticipantExternalId", EXTERNAL_ID)
+            .role_key("provision-endpoints", &accounts.function.access_key_id),
+    )
+    .await;
     Owner {
         ec2,
         vpc: network.vpc,
@@ -118,7 +110,7 @@ async fn owner(bed: &Session, set_up: &AccountsSetUp<'_>, listed: &[&str]) -> Ow
         sqs_endpoint,
         unrelated_queue,
         rule,
-        function,
+        functions,
         accounts,
     }
 }
@@ -141,10 +133,9 @@ impl Owner {
         wait_for_status(mwaa, NAME, "PENDING", Duration::from_secs(30)).await
     }
 
-    async fn handle(&self, event: Value) -> Result<Value, common::Error> {
-        self.function
-            .handle(event, common::Deadline::after(BUDGET))
-            .await
+    /// The function invoked with `event`, as the rule's target (or the reconciler's schedule).
+    async fn handle(&self, event: Value) -> Result<Value, Failure> {
+        self.functions.invoke("provision-endpoints", &event).await
     }
 
     /// Every event the owner's rule got so far, at least `min`.
@@ -179,6 +170,20 @@ impl Owner {
         ours
     }
 
+    /// (EndpointsCreated, EndpointsDeleted) of each metric document the function printed
+    /// for `pe-analytics` (whichever account's), in order.
+    fn endpoint_counts(&self) -> Vec<(usize, usize)> {
+        self.functions
+            .metric_values(
+                "provision-endpoints",
+                NAME,
+                &["EndpointsCreated", "EndpointsDeleted"],
+            )
+            .iter()
+            .map(|v| (v[0] as usize, v[1] as usize))
+            .collect()
+    }
+
     async fn policy_resources(&self) -> Value {
         let policy = endpoint_policy(&self.ec2, &self.sqs_endpoint).await;
         policy["Statement"][0]["Resource"].clone()
@@ -187,7 +192,7 @@ impl Owner {
 
 /// The email notify sends for the Lambda on-failure record of `event` failing with `err`
 /// after every retry (the record's shape as in `events/lambda-destination-failure.json`).
-fn gave_up_alert(event: &Value, err: &common::Error) -> String {
+fn gave_up_alert(event: &Value, err: &Failure) -> String {
     let record = json!({
         "version": "1.0",
         "timestamp": "2026-11-30T10:00:00.000Z",
@@ -197,7 +202,7 @@ fn gave_up_alert(event: &Value, err: &common::Error) -> String {
         "requestPayload": event,
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
             "functionError": "Unhandled"},
-        "responsePayload": {"errorType": err.kind().as_str(), "errorMessage": err.to_string()},
+        "responsePayload": {"errorType": err.error_type, "errorMessage": err.error_message},
     });
     let failure = notify::event::parse_failure(&record).expect("an on-failure record");
     let settings = notify::decide::Settings {
@@ -305,6 +310,12 @@ async fn participants_pending_environments_get_endpoints_in_the_owners_vpc_and_l
         json!([owner.unrelated_queue, q2])
     );
     wait_for_status(&m2, NAME, "AVAILABLE", Duration::from_secs(1)).await;
+    // Every handled event counted: four twice, two DELETED once; each endpoint once.
+    let counts = owner.endpoint_counts();
+    assert_eq!(counts.len(), 10, "{counts:?}");
+    let created: usize = counts.iter().map(|(c, _)| c).sum();
+    let deleted: usize = counts.iter().map(|(_, d)| d).sum();
+    assert_eq!((created, deleted), (4, 2), "{counts:?}");
 }
 
 /// An account the owner does not list: its events never reach the owner's bus (the policy),
@@ -323,10 +334,11 @@ async fn an_unlisted_account_is_refused_and_nothing_changes() {
         "{refused:?}"
     );
     let event = refused[1]["event"].clone();
-    let err = owner.handle(event).await.unwrap_err();
-    assert_eq!(err.kind(), common::ErrorKind::InvalidInput, "{err}");
-    let text = err.to_string();
-    assert!(text.contains(P3) && text.contains("`account`"), "{text}");
+    owner
+        .handle(event)
+        .await
+        .unwrap_err()
+        .assert_is("InvalidInput", &[P3, "`account`"]);
     assert!(owner.ours().await.is_empty());
     assert_eq!(owner.policy_resources().await, json!(owner.unrelated_queue));
     wait_for_status(&m3, NAME, "PENDING", Duration::from_secs(1)).await;
@@ -344,18 +356,16 @@ async fn a_refused_assume_role_is_a_clear_error_and_nothing_is_half_done() {
     owner.pending(&m1).await;
     let events = owner.events(2).await;
     for event in &events {
-        let err = owner.handle(event.clone()).await.unwrap_err();
-        assert_eq!(err.kind(), common::ErrorKind::OperationFailed, "{err}");
-        assert!(!err.is_retryable());
-        let text = err.to_string();
-        for part in [
-            P1,
-            &format!("arn:aws:iam::{P1}:role/mwaa-ops-participant"),
-            "AccessDenied",
-            "Nothing was changed",
-        ] {
-            assert!(text.contains(part), "{part}: {text}");
-        }
+        // Not `Retryable`: a refusal stays one.
+        owner.handle(event.clone()).await.unwrap_err().assert_is(
+            "OperationFailed",
+            &[
+                P1,
+                &format!("arn:aws:iam::{P1}:role/mwaa-ops-participant"),
+                "AccessDenied",
+                "Nothing was changed",
+            ],
+        );
     }
     // After Lambda's retries the failed invocation reaches notify as an on-failure record:
     // the email names the function, the account and what could not be done.
@@ -375,12 +385,11 @@ async fn a_refused_assume_role_is_a_clear_error_and_nothing_is_half_done() {
     assert_eq!(owner.policy_resources().await, json!(owner.unrelated_queue));
     wait_for_status(&m1, NAME, "PENDING", Duration::from_secs(1)).await;
     // The reconciler meets the same refusal: it fails (and so alerts) and changes nothing.
-    let err = owner
+    owner
         .handle(json!({"reconcile": {}}))
         .await
         .unwrap_err()
-        .to_string();
-    assert!(err.contains(P1) && err.contains("AccessDenied"), "{err}");
+        .assert_is("OperationFailed", &[P1, "AccessDenied"]);
     assert!(owner.ours().await.is_empty());
 }
 
@@ -450,4 +459,20 @@ async fn the_reconciler_makes_up_for_a_dropped_pending_and_a_dropped_deleted_eve
     wait_for_status(&m2, NAME, "AVAILABLE", Duration::from_secs(30)).await;
     let last = owner.handle(json!({"reconcile": {}})).await.unwrap();
     assert_eq!(last["fixed"], json!([]), "{last}");
+
+    // The dashboard's lines for the name, in order: each run's for each environment it looked
+    // after and each event's, both counters every time (0 included).
+    assert_eq!(
+        owner.endpoint_counts(),
+        [
+            (2, 0), // the first run provisions P1's
+            (0, 0), // the second finds it AVAILABLE
+            (0, 0), // P1's three events
+            (0, 0),
+            (0, 0),
+            (2, 0), // the third run provisions P2's
+            (0, 2), // and cleans up after P1's
+            (0, 0), // the last finds P2's AVAILABLE
+        ]
+    );
 }

@@ -405,39 +405,16 @@ async fn full_loop(name: &str, access: WebserverAccessMode) {
 }
 
 /// (EndpointsCreated, EndpointsDeleted) of each metric document provision-endpoints printed
-/// for `environment`, in order; each checked to be EMF with the environment and function as
-/// its one dimension set.
+/// for `environment`, in order.
 fn endpoint_counts(functions: &Functions, environment: &str) -> Vec<(usize, usize)> {
-    let documents = functions.metrics();
-    documents
+    functions
+        .metric_values(
+            "provision-endpoints",
+            environment,
+            &["EndpointsCreated", "EndpointsDeleted"],
+        )
         .iter()
-        .filter(|doc| {
-            doc.get("EndpointsCreated").is_some() || doc.get("EndpointsDeleted").is_some()
-        })
-        .inspect(|doc| {
-            let definition = &doc["_aws"]["CloudWatchMetrics"][0];
-            assert_eq!(
-                definition["Dimensions"],
-                json!([["Environment", "Function"]]),
-                "{doc}"
-            );
-            assert_eq!(
-                definition["Metrics"],
-                json!([{"Name": "EndpointsCreated", "Unit": "Count"},
-                       {"Name": "EndpointsDeleted", "Unit": "Count"}]),
-                "{doc}"
-            );
-            assert_eq!(doc["Function"], "provision-endpoints", "{doc}");
-        })
-        .filter(|doc| doc["Environment"] == environment)
-        .map(|doc| {
-            let count = |metric: &str| {
-                doc[metric]
-                    .as_f64()
-                    .unwrap_or_else(|| panic!("{metric} in {doc}")) as usize
-            };
-            (count("EndpointsCreated"), count("EndpointsDeleted"))
-        })
+        .map(|v| (v[0] as usize, v[1] as usize))
         .collect()
 }
 
