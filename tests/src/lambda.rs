@@ -25,6 +25,8 @@ pub struct Deployment {
     timeouts: Map<String, Value>,
     role_keys: Map<String, Value>,
     endpoints: Map<String, Value>,
+    async_scale: Option<f64>,
+    event_source_mappings: bool,
 }
 
 impl Deployment {
@@ -72,6 +74,21 @@ impl Deployment {
     /// An endpoint variable (`AWS_ENDPOINT_URL_<SERVICE>`) over the bed's, e.g. a fault proxy.
     pub fn endpoint(mut self, variable: &str, url: &str) -> Deployment {
         self.endpoints.insert(variable.into(), url.into());
+        self
+    }
+
+    /// Lambda's waits between asynchronous attempts (1 then 2 minutes) and the event's
+    /// maximum age (6 hours unless the template says), times `scale`: 0.01 makes a minute
+    /// 0.6 s. Real time (1.0) without it.
+    pub fn async_scale(mut self, scale: f64) -> Deployment {
+        self.async_scale = Some(scale);
+        self
+    }
+
+    /// Runs the template's SQS event source mappings whose queue a [`Deployment::resource`]
+    /// names: the queue is polled and its batches handed to the function as Lambda does.
+    pub fn event_source_mappings(mut self) -> Deployment {
+        self.event_source_mappings = true;
         self
     }
 }
@@ -134,6 +151,9 @@ impl Functions {
             "timeouts": deployment.timeouts,
             "role_keys": deployment.role_keys,
             "endpoints": endpoints,
+            "account": bed.account,
+            "async_scale": deployment.async_scale.unwrap_or(1.0),
+            "event_source_mappings": deployment.event_source_mappings,
         });
         let output = std::env::temp_dir().join(format!(
             "mwaa-ops-functions-{}-{}.out",
@@ -214,6 +234,53 @@ impl Functions {
                     .to_owned(),
             }),
         }
+    }
+
+    /// Invokes `function` asynchronously with `event`, as EventBridge and Scheduler do: Lambda
+    /// answers 202 at once, then tries it with its retries and on-failure destination.
+    pub async fn invoke_async(&self, function: &str, event: &Value) {
+        let answer = self
+            .client
+            .invoke()
+            .function_name(function)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_smithy_types::Blob::new(event.to_string()))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "Lambda refused to queue {function}: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(e)
+                )
+            });
+        assert_eq!(
+            answer.status_code(),
+            202,
+            "an asynchronous invoke is accepted"
+        );
+    }
+
+    /// The asynchronous invocations so far: `{function, requestId, attempts, outcome,
+    /// condition, destination}` ("delivered", "none" or "refused: ...").
+    pub async fn asynchronous_invocations(&self) -> Vec<Value> {
+        self.bed_list("async").await
+    }
+
+    /// The batches the event source mappings handed to functions so far: `{function,
+    /// messages, deleted, kept, failed}` (message ids).
+    pub async fn batches(&self) -> Vec<Value> {
+        self.bed_list("batches").await
+    }
+
+    async fn bed_list(&self, name: &str) -> Vec<Value> {
+        let url = format!("{}/_bed/{name}", self.url);
+        let body: Value = reqwest::get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        body.as_array().cloned().unwrap_or_default()
     }
 
     /// Everything the functions printed so far.
