@@ -32,6 +32,7 @@ import uuid
 REGION = "us-east-1"
 REAL_WAITS = (60.0, 120.0)
 DEFAULT_RETRIES, DEFAULT_MAX_AGE_S = 2, 21600
+CLIENTS_LOCK = threading.Lock()
 
 
 def record(function_arn: str, request_id: str, condition: str, attempts: int, event,
@@ -122,20 +123,25 @@ def sqs_client(deployed):
     """An SQS client signing with the function's role key, where the function's calls go."""
     import boto3
     env = deployed.process.env
-    return boto3.client("sqs", region_name=REGION,
-                        endpoint_url=env.get("AWS_ENDPOINT_URL_SQS") or env["AWS_ENDPOINT_URL"],
-                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key="unchecked")
+    with CLIENTS_LOCK:  # boto3's default session does not make clients thread-safely
+        return boto3.client("sqs", region_name=REGION,
+                            endpoint_url=env.get("AWS_ENDPOINT_URL_SQS") or env.get("AWS_ENDPOINT_URL"),
+                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key="unchecked")
 
 
 def sqs_sender(deployed):
-    client = sqs_client(deployed)
-    endpoint = client.meta.endpoint_url
+    """Sends a record to a queue ARN; its client is made at the first send (a boto3 client
+    per function would slow every start of the service)."""
+    clients = []
 
     def send(arn, body):
         if not arn.startswith("arn:aws:sqs:"):
             raise ValueError(f"the bed sends on-failure records to SQS only, not {arn}")
-        client.send_message(QueueUrl=queue_url(endpoint, arn), MessageBody=body)
+        if not clients:
+            clients.append(sqs_client(deployed))
+        client = clients[0]
+        client.send_message(QueueUrl=queue_url(client.meta.endpoint_url, arn), MessageBody=body)
     return send
 
 

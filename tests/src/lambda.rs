@@ -3,7 +3,10 @@
 //! MemorySize and environment variables, each signing its calls with its role's key (IAM
 //! enforced by the bed). A test invokes a function as EventBridge, an SQS event source or a
 //! person would, and gets what Lambda gives: the response, or the error object the binary
-//! reported (`Sandbox.Timedout` past the Timeout). What the functions print (their logs and
+//! reported (`Sandbox.Timedout` past the Timeout). `invoke_async` queues an event as
+//! EventBridge does (Lambda's retries, the on-failure destination: tests/bed/lambda_async.py);
+//! `Deployment::event_source_mappings` runs the template's SQS event sources
+//! (tests/bed/lambda_sqs.py). What the functions print (their logs and
 //! metrics, which CloudWatch Logs would read) is kept for the test.
 
 use std::io::{BufRead, BufReader, Write};
@@ -11,6 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_sdk_lambda::types::InvocationType;
 use serde_json::{json, Map, Value};
 
 use crate::Bed;
@@ -207,18 +211,8 @@ impl Functions {
     /// task or an SQS event source does: the response, or the error object Lambda gives.
     pub async fn invoke(&self, function: &str, event: &Value) -> Result<Value, Failure> {
         let answer = self
-            .client
-            .invoke()
-            .function_name(function)
-            .payload(aws_smithy_types::Blob::new(event.to_string()))
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "Lambda refused to invoke {function}: {}",
-                    aws_sdk_lambda::error::DisplayErrorContext(e)
-                )
-            });
+            .send(function, event, InvocationType::RequestResponse)
+            .await;
         let body = answer
             .payload()
             .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned())
@@ -239,25 +233,33 @@ impl Functions {
     /// Invokes `function` asynchronously with `event`, as EventBridge and Scheduler do: Lambda
     /// answers 202 at once, then tries it with its retries and on-failure destination.
     pub async fn invoke_async(&self, function: &str, event: &Value) {
-        let answer = self
-            .client
-            .invoke()
-            .function_name(function)
-            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-            .payload(aws_smithy_types::Blob::new(event.to_string()))
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "Lambda refused to queue {function}: {}",
-                    aws_sdk_lambda::error::DisplayErrorContext(e)
-                )
-            });
+        let answer = self.send(function, event, InvocationType::Event).await;
         assert_eq!(
             answer.status_code(),
             202,
             "an asynchronous invoke is accepted"
         );
+    }
+
+    async fn send(
+        &self,
+        function: &str,
+        event: &Value,
+        kind: InvocationType,
+    ) -> aws_sdk_lambda::operation::invoke::InvokeOutput {
+        self.client
+            .invoke()
+            .function_name(function)
+            .invocation_type(kind)
+            .payload(aws_smithy_types::Blob::new(event.to_string()))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "Lambda refused to invoke {function}: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(e)
+                )
+            })
     }
 
     /// The asynchronous invocations so far: `{function, requestId, attempts, outcome,
