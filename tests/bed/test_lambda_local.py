@@ -150,6 +150,20 @@ def test_a_failing_async_invocation_is_tried_three_times_then_its_record_reaches
     assert record["responsePayload"] == {"errorType": "ValueError", "errorMessage": "asked to fail"}
 
 
+def test_a_timed_out_async_invocation_is_retried_and_its_record_says_sandbox_timedout(tmp_path):
+    fn, sent = function(tmp_path, timeout_s=0.5), []
+    queue = asynchronous(fn, sent, scale=0.001, retries=1)
+    try:
+        queue.submit({"sleep": 3})
+        queue.wait(30)
+    finally:
+        fn.stop()
+    assert queue.log[0]["attempts"] == 2
+    [(_, record)] = sent
+    assert record["responsePayload"]["errorType"] == "Sandbox.Timedout"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+
+
 def test_a_succeeding_async_invocation_is_tried_once_and_sends_no_record(tmp_path):
     fn, sent = function(tmp_path), []
     queue = asynchronous(fn, sent, scale=0.001)
