@@ -155,7 +155,14 @@ def statements(role: str, parameters: dict | None = None, resources: dict | None
 def functions(parameters: dict | None = None, resources: dict | None = None) -> dict:
     """{logical id: properties} of every AWS::Lambda::Function, resolved as ``statements``
     resolves a role (the bed's Lambda service, tests/bed/lambda_local.py, runs them)."""
+    return {name: props for name, (_, props) in
+            of_type("AWS::Lambda::Function", parameters, resources).items()}
+
+
+def of_type(kind: str, parameters: dict | None = None, resources: dict | None = None) -> dict:
+    """{logical id: (properties as translated, properties resolved)} of every resource of
+    ``kind`` (the translated ones still say which function a ``Ref`` names)."""
     cfn = translated()
     resolve = _Resolver(cfn, parameters or {}, resources or {})
-    return {name: resolve(copy.deepcopy(spec["Properties"]))
-            for name, spec in cfn["Resources"].items() if spec["Type"] == "AWS::Lambda::Function"}
+    return {name: (spec["Properties"], resolve(copy.deepcopy(spec["Properties"])))
+            for name, spec in cfn["Resources"].items() if spec["Type"] == kind}

@@ -9,7 +9,13 @@ CONFIG: {"binaries": folder of the built binaries, "listen": "127.0.0.1:PORT" (o
 IAM, tests/bed/iam_roles.py), "variables": {function: {NAME: value}} (the bed's own settings,
 e.g. a shorter cache), "timeouts": {function: seconds} (a Timeout scaled for a test),
 "role_keys": {function: access key} (the key naming its role: the bed holds its calls to that
-role's IAM statements; "testing" otherwise), "endpoints": {AWS_ENDPOINT_URL...: url}}.
+role's IAM statements; "testing" otherwise), "endpoints": {AWS_ENDPOINT_URL...: url},
+"account" (the functions' ARNs), "async_scale" (Lambda's async retry waits and event age
+scaled: 0.01 makes 1 minute 0.6 s; lambda_async.py), "event_source_mappings": true (poll the
+template's SQS event sources the resources name; lambda_sqs.py)}.
+
+`X-Amz-Invocation-Type: Event` is answered 202 and run as Lambda's asynchronous invocation
+(retries, on-failure destination: lambda_async.py); `DryRun` is answered 204.
 
 A function is named by its binary (`BuildProperties.Binary`) or its `FunctionName`, bare or
 as an ARN. Each invocation goes to an idle instance of the function, or to a new one: one
@@ -42,6 +48,9 @@ import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import lambda_async
+import lambda_sqs
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 
@@ -108,7 +117,7 @@ class RuntimeApi:
                         break
                     except queue.Empty:
                         continue
-                rid = str(uuid.uuid4())
+                rid = rec.get("request_id") or str(uuid.uuid4())
                 rec["request_id"] = rid
                 rec["handed_out"] = time.perf_counter()
                 with api.lock:
@@ -155,9 +164,9 @@ class RuntimeApi:
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def submit(self, event, key):
+    def submit(self, event, key, request_id=None):
         rec = {"event": event, "key": key, "attempt": 0, "queued": time.perf_counter(),
-               "done": threading.Event()}
+               "done": threading.Event(), "request_id": request_id}
         self.pending.put(rec)
         return rec
 
@@ -253,6 +262,7 @@ def functions_from_template(binaries: Path, parameters: dict, resources: dict,
         deployed = Deployed(binary, binaries / binary, float(timeouts.get(binary, props.get("Timeout", 3))),
                             int(props.get("MemorySize", 128)), env, role_keys.get(binary, "testing"),
                             endpoints)
+        deployed.logical = logical
         out[binary] = deployed
         if isinstance(props.get("FunctionName"), str):
             out[props["FunctionName"]] = deployed
@@ -291,10 +301,10 @@ class Deployed:
         self.process.kill(proc)
         api.stop()
 
-    def invoke(self, event) -> tuple[bool, bytes]:
+    def invoke(self, event, request_id=None) -> tuple[bool, bytes]:
         """(failed, answer) as Lambda's synchronous Invoke gives them."""
         api, proc = self.instance()
-        rec = api.submit(event, "invoke")
+        rec = api.submit(event, "invoke", request_id)
         # The deadline starts when the instance takes the event (a cold start counts too in
         # Lambda, where init has its own 10 s: the bed gives init the same Timeout).
         limit = time.monotonic() + self.timeout_s
@@ -334,9 +344,12 @@ def function_name(path: str) -> str | None:
     return name.rsplit(":function:", 1)[-1].split(":", 1)[0]
 
 
-def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = None) -> QuietServer:
-    """The Invoke API for `functions` on `listen`, in a thread. An Invoke signed with the key
-    of a role registered in moto (`moto_url`) is held to that role (tests/bed/iam_lambda.py)."""
+def serve(functions: dict, listen: str = "127.0.0.1:0", logs: dict | None = None,
+          moto_url: str | None = None) -> QuietServer:
+    """The Invoke API for `functions` on `listen`, in a thread; `GET /_bed/NAME` lists
+    `logs[NAME]` (the asynchronous invocations, the event source's batches). An Invoke signed
+    with the key of a role registered in moto (`moto_url`) is held to that role
+    (tests/bed/iam_lambda.py)."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -353,6 +366,12 @@ def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = N
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_GET(self):
+            name = self.path.removeprefix("/_bed/")
+            if logs is None or name not in logs:
+                return self._reply(404, b'{"message": "not found"}')
+            self._reply(200, json.dumps(list(logs[name])).encode())
 
         def do_POST(self):
             n = int(self.headers.get("Content-Length") or 0)
@@ -377,6 +396,12 @@ def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = N
                 return self._reply(400, json.dumps({"Type": "User", "message":
                                    "Could not parse request body into json"}).encode(),
                                    [("x-amzn-ErrorType", "InvalidRequestContentException")])
+            kind = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+            if kind == "DryRun":
+                return self._reply(204, b"")
+            if kind == "Event":
+                deployed.asynchronous.submit(event)
+                return self._reply(202, b"")
             failed, answer = deployed.invoke(event)
             headers = [("X-Amz-Executed-Version", "$LATEST")]
             if failed:
@@ -395,11 +420,21 @@ def main():
         Path(config["binaries"]), config.get("parameters", {}), config.get("resources", {}),
         config.get("variables", {}), config.get("timeouts", {}), config.get("role_keys", {}),
         config.get("endpoints", {}))
-    server = serve(functions, config.get("listen") or "127.0.0.1:0",
+    by_logical = {d.logical: d for d in functions.values()}
+    logs = {"async": [], "batches": []}
+    lambda_async.configure(by_logical, config.get("parameters", {}), config.get("resources", {}),
+                           config.get("account", ACCOUNT), float(config.get("async_scale", 1)),
+                           logs["async"])
+    pollers = lambda_sqs.start(by_logical, config.get("parameters", {}),
+                               config.get("resources", {}), logs["batches"]) \
+        if config.get("event_source_mappings") else []
+    server = serve(functions, config.get("listen") or "127.0.0.1:0", logs,
                    config.get("endpoints", {}).get("AWS_ENDPOINT_URL"))
     print(json.dumps({"address": "%s:%d" % server.server_address[:2]}), flush=True)
     sys.stdin.read()  # until the parent closes it (or goes away)
     server.shutdown()
+    for poller in pollers:
+        poller.stop()
     for deployed in set(functions.values()):
         deployed.stop()
 

@@ -3,7 +3,10 @@
 //! MemorySize and environment variables, each signing its calls with its role's key (IAM
 //! enforced by the bed). A test invokes a function as EventBridge, an SQS event source or a
 //! person would, and gets what Lambda gives: the response, or the error object the binary
-//! reported (`Sandbox.Timedout` past the Timeout). What the functions print (their logs and
+//! reported (`Sandbox.Timedout` past the Timeout). `invoke_async` queues an event as
+//! EventBridge does (Lambda's retries, the on-failure destination: tests/bed/lambda_async.py);
+//! `Deployment::event_source_mappings` runs the template's SQS event sources
+//! (tests/bed/lambda_sqs.py). What the functions print (their logs and
 //! metrics, which CloudWatch Logs would read) is kept for the test.
 
 use std::io::{BufRead, BufReader, Write};
@@ -11,6 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_sdk_lambda::types::InvocationType;
 use serde_json::{json, Map, Value};
 
 use crate::Bed;
@@ -25,6 +29,8 @@ pub struct Deployment {
     timeouts: Map<String, Value>,
     role_keys: Map<String, Value>,
     endpoints: Map<String, Value>,
+    async_scale: Option<f64>,
+    event_source_mappings: bool,
 }
 
 impl Deployment {
@@ -72,6 +78,21 @@ impl Deployment {
     /// An endpoint variable (`AWS_ENDPOINT_URL_<SERVICE>`) over the bed's, e.g. a fault proxy.
     pub fn endpoint(mut self, variable: &str, url: &str) -> Deployment {
         self.endpoints.insert(variable.into(), url.into());
+        self
+    }
+
+    /// Lambda's waits between asynchronous attempts (1 then 2 minutes) and the event's
+    /// maximum age (6 hours unless the template says), times `scale`: 0.01 makes a minute
+    /// 0.6 s. Real time (1.0) without it.
+    pub fn async_scale(mut self, scale: f64) -> Deployment {
+        self.async_scale = Some(scale);
+        self
+    }
+
+    /// Runs the template's SQS event source mappings whose queue a [`Deployment::resource`]
+    /// names: the queue is polled and its batches handed to the function as Lambda does.
+    pub fn event_source_mappings(mut self) -> Deployment {
+        self.event_source_mappings = true;
         self
     }
 }
@@ -134,6 +155,9 @@ impl Functions {
             "timeouts": deployment.timeouts,
             "role_keys": deployment.role_keys,
             "endpoints": endpoints,
+            "account": bed.account,
+            "async_scale": deployment.async_scale.unwrap_or(1.0),
+            "event_source_mappings": deployment.event_source_mappings,
         });
         let output = std::env::temp_dir().join(format!(
             "mwaa-ops-functions-{}-{}.out",
@@ -187,18 +211,8 @@ impl Functions {
     /// task or an SQS event source does: the response, or the error object Lambda gives.
     pub async fn invoke(&self, function: &str, event: &Value) -> Result<Value, Failure> {
         let answer = self
-            .client
-            .invoke()
-            .function_name(function)
-            .payload(aws_smithy_types::Blob::new(event.to_string()))
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "Lambda refused to invoke {function}: {}",
-                    aws_sdk_lambda::error::DisplayErrorContext(e)
-                )
-            });
+            .send(function, event, InvocationType::RequestResponse)
+            .await;
         let body = answer
             .payload()
             .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned())
@@ -214,6 +228,61 @@ impl Functions {
                     .to_owned(),
             }),
         }
+    }
+
+    /// Invokes `function` asynchronously with `event`, as EventBridge and Scheduler do: Lambda
+    /// answers 202 at once, then tries it with its retries and on-failure destination.
+    pub async fn invoke_async(&self, function: &str, event: &Value) {
+        let answer = self.send(function, event, InvocationType::Event).await;
+        assert_eq!(
+            answer.status_code(),
+            202,
+            "an asynchronous invoke is accepted"
+        );
+    }
+
+    async fn send(
+        &self,
+        function: &str,
+        event: &Value,
+        kind: InvocationType,
+    ) -> aws_sdk_lambda::operation::invoke::InvokeOutput {
+        self.client
+            .invoke()
+            .function_name(function)
+            .invocation_type(kind)
+            .payload(aws_smithy_types::Blob::new(event.to_string()))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "Lambda refused to invoke {function}: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(e)
+                )
+            })
+    }
+
+    /// The asynchronous invocations so far: `{function, requestId, attempts, outcome,
+    /// condition, destination}` ("delivered", "none" or "refused: ...").
+    pub async fn asynchronous_invocations(&self) -> Vec<Value> {
+        self.bed_list("async").await
+    }
+
+    /// The batches the event source mappings handed to functions so far: `{function,
+    /// messages, deleted, kept, failed}` (message ids).
+    pub async fn batches(&self) -> Vec<Value> {
+        self.bed_list("batches").await
+    }
+
+    async fn bed_list(&self, name: &str) -> Vec<Value> {
+        let url = format!("{}/_bed/{name}", self.url);
+        let body: Value = reqwest::get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        body.as_array().cloned().unwrap_or_default()
     }
 
     /// Everything the functions printed so far.

@@ -1,0 +1,369 @@
+//! Lambda's asynchronous invocations and the SQS event source on the bed, end to end, with
+//! the functions as binaries and IAM held to their roles: an arrival trigger-dag cannot
+//! process, invoked as EventBridge invokes it, is tried three times and lands on the
+//! failed-events queue as a destination record; notify, fed by the queue's event source
+//! mapping, emails it and the queue is emptied. No Airflow needed.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use mwaa_ops_tests::iam::Role;
+use mwaa_ops_tests::lambda::{Deployment, Functions};
+use mwaa_ops_tests::sns::{published, Email};
+use mwaa_ops_tests::{session_without_airflow, Bed};
+use serde_json::{json, Value};
+
+const PREFIX: &str = "dev-";
+/// Lambda's 1 and 2 minute waits become 0.6 and 1.2 s.
+const SCALE: f64 = 0.01;
+
+/// One test's own queues, topic and bucket (the tests of this file share one bed).
+struct Stack {
+    sqs: aws_sdk_sqs::Client,
+    failed_url: String,
+    failed_arn: String,
+    unreported_url: String,
+    topic_arn: String,
+    bucket: String,
+}
+
+async fn queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: &[(&str, String)],
+) -> (String, String) {
+    let mut create = sqs.create_queue().queue_name(name);
+    for (k, v) in attributes {
+        create = create.attributes(QueueAttributeName::from(*k), v.clone());
+    }
+    let url = create.send().await.unwrap().queue_url.unwrap();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    (url, arn)
+}
+
+/// The failed-events queue as the template makes it, scaled: a 2 s visibility timeout
+/// (360 s there) and a redrive to the unreported queue after 2 receives (100 there).
+async fn stack(bed: &Bed, name: &str) -> Stack {
+    let config = bed.aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let (unreported_url, unreported_arn) = queue(&sqs, &format!("{name}-unreported"), &[]).await;
+    let redrive = json!({"deadLetterTargetArn": unreported_arn, "maxReceiveCount": 2});
+    let (failed_url, failed_arn) = queue(
+        &sqs,
+        &format!("{name}-failed-events"),
+        &[
+            ("VisibilityTimeout", "2".into()),
+            ("RedrivePolicy", redrive.to_string()),
+        ],
+    )
+    .await;
+    let topic_arn = aws_sdk_sns::Client::new(&config)
+        .create_topic()
+        .name(format!("{name}-alerts"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let bucket = format!("{name}-suite");
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    )
+    .create_bucket()
+    .bucket(&bucket)
+    .send()
+    .await
+    .unwrap();
+    Stack {
+        sqs,
+        failed_url,
+        failed_arn,
+        unreported_url,
+        topic_arn,
+        bucket,
+    }
+}
+
+impl Stack {
+    fn scheduler_role(&self) -> String {
+        format!("arn:aws:iam::123456789012:role/{}-scheduler", self.bucket)
+    }
+
+    /// trigger-dag and notify deployed on this stack, each held to its role of the template.
+    async fn deploy(&self, bed: &Bed, trigger_role: Role) -> Functions {
+        let trigger = bed.as_role(&trigger_role).await;
+        let notify = bed
+            .as_role(
+                &Role::new("NotifyFunctionRole")
+                    .parameter("EnvironmentNamePrefix", PREFIX)
+                    .resource("SuiteBucket", self.bucket.as_str().into())
+                    .resource("AlertTopic", self.topic_arn.as_str().into())
+                    .resource("NotifySchedulerRole", self.scheduler_role().into())
+                    .resource("FailedEventsQueue", self.failed_arn.as_str().into()),
+            )
+            .await;
+        let deployment = Deployment::new()
+            .parameter("Routes", "[]")
+            .parameter("EnvironmentNamePrefix", PREFIX)
+            .resource("SuiteBucket", self.bucket.as_str().into())
+            .resource("AlertTopic", self.topic_arn.as_str().into())
+            .resource("NotifySchedulerRole", self.scheduler_role().into())
+            .resource("FailedEventsQueue", self.failed_arn.as_str().into())
+            .role_key("trigger-dag", &trigger.key)
+            .role_key("notify", &notify.key)
+            .async_scale(SCALE)
+            .event_source_mappings();
+        Functions::start(bed, deployment).await
+    }
+
+    fn trigger_role(&self) -> Role {
+        Role::new("TriggerDagFunctionRole")
+            .resource("SuiteBucket", self.bucket.as_str().into())
+            .resource("FailedEventsQueue", self.failed_arn.as_str().into())
+    }
+
+    async fn messages_left(&self, url: &str) -> usize {
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|k| attributes[k].parse::<usize>().unwrap())
+        .sum()
+    }
+
+    async fn emails(&self, bed: &Bed) -> Vec<Email> {
+        published(bed, &self.topic_arn).await
+    }
+}
+
+/// Waits (up to a minute) until `ready` says yes; what the test then asserts is the state.
+async fn eventually<F, Fut>(what: &str, mut ready: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + Duration::from_secs(60);
+    while !ready().await {
+        assert!(Instant::now() < end, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An S3 arrival without its object: trigger-dag refuses it (InvalidInput) on every attempt.
+fn unreadable_arrival(id: &str) -> Value {
+    json!({
+        "version": "0", "id": id, "detail-type": "Object Created", "source": "aws.s3",
+        "account": "123456789012", "time": "2026-11-30T19:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:s3:::landing-zone"],
+        "detail": {"bucket": {"name": "landing-zone"}, "reason": "PutObject"}
+    })
+}
+
+/// The one asynchronous invocation, once it ended (its record sent, or not).
+async fn the_async_invocation(functions: &Functions) -> Value {
+    eventually("the asynchronous invocation ended", || async move {
+        let all = functions.asynchronous_invocations().await;
+        all.iter().any(|e| e.get("destination").is_some())
+    })
+    .await;
+    let all = functions.asynchronous_invocations().await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    all[0].clone()
+}
+
+#[tokio::test]
+async fn an_arrival_trigger_dag_cannot_process_is_tried_three_times_then_emailed_once_from_the_queue(
+) {
+    let bed = session_without_airflow().await;
+    let stack = stack(&bed, "async-arrival").await;
+    let functions = stack.deploy(&bed, stack.trigger_role()).await;
+    functions
+        .invoke_async("trigger-dag", &unreadable_arrival("arrival-without-object"))
+        .await;
+
+    let invocation = the_async_invocation(&functions).await;
+    assert_eq!(invocation["attempts"], 3, "{invocation}");
+    assert_eq!(invocation["condition"], "RetriesExhausted", "{invocation}");
+    assert_eq!(invocation["destination"], "delivered", "{invocation}");
+
+    let (stack, bed) = (&stack, &bed);
+    eventually(
+        "notify emailed the record and the queue is empty",
+        || async move {
+            !stack.emails(bed).await.is_empty() && stack.messages_left(&stack.failed_url).await == 0
+        },
+    )
+    .await;
+    let emails = stack.emails(bed).await;
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert!(
+        emails[0]
+            .subject
+            .starts_with("[mwaa-ops] trigger-dag failed after 3 attempts: "),
+        "{}",
+        emails[0].subject
+    );
+    assert!(
+        emails[0].body.contains("arrival-without-object"),
+        "{}",
+        emails[0].body
+    );
+    let batches = functions.batches().await;
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    assert_eq!(batches[0]["deleted"], batches[0]["messages"], "{batches:?}");
+    assert_eq!(stack.messages_left(&stack.unreported_url).await, 0);
+}
+
+#[tokio::test]
+async fn a_batch_with_one_record_notify_cannot_handle_leaves_only_that_record() {
+    let bed = session_without_airflow().await;
+    let stack = stack(&bed, "async-batch").await;
+    // notify must read the status of dev-unreadable (the sparse event has none): refused.
+    bed.inject_faults(
+        json!([{"operation": "GetEnvironment", "kind": "access_denied",
+                              "name": "dev-unreadable", "count": 100}]),
+    )
+    .await;
+    let functions = stack.deploy(&bed, stack.trigger_role()).await;
+    let record: Value =
+        serde_json::from_str(include_str!("../../events/lambda-destination-failure.json")).unwrap();
+    let mut sparse: Value =
+        serde_json::from_str(include_str!("../../events/mwaa-status-sparse.json")).unwrap();
+    sparse["resources"] =
+        json!(["arn:aws:airflow:us-east-1:123456789012:environment/dev-unreadable"]);
+    let sent = stack
+        .sqs
+        .send_message_batch()
+        .queue_url(&stack.failed_url)
+        .entries(
+            SendMessageBatchRequestEntry::builder()
+                .id("record")
+                .message_body(record.to_string())
+                .build()
+                .unwrap(),
+        )
+        .entries(
+            SendMessageBatchRequestEntry::builder()
+                .id("sparse")
+                .message_body(sparse.to_string())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id_of = |entry: &str| {
+        sent.successful()
+            .iter()
+            .find(|s| s.id() == entry)
+            .unwrap()
+            .message_id()
+            .to_owned()
+    };
+    let (record_id, sparse_id) = (id_of("record"), id_of("sparse"));
+
+    // Kept after each try, the unreadable one goes to the unreported queue past 2 receives.
+    let (stack, bed) = (&stack, &bed);
+    eventually(
+        "the unreadable record moved to the unreported queue",
+        || async move {
+            stack.messages_left(&stack.failed_url).await == 0
+                && stack.messages_left(&stack.unreported_url).await == 1
+        },
+    )
+    .await;
+    let batches = functions.batches().await;
+    let with_record = batches
+        .iter()
+        .find(|b| {
+            b["messages"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(record_id))
+        })
+        .expect("a batch with the destination record");
+    assert_eq!(with_record["deleted"], json!([record_id]), "{batches:?}");
+    let tries: Vec<&Value> = batches
+        .iter()
+        .filter(|b| {
+            b["messages"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(sparse_id))
+        })
+        .collect();
+    assert_eq!(tries.len(), 2, "received twice, then redriven: {batches:?}");
+    assert!(
+        tries.iter().all(|b| b["kept"] == json!([sparse_id])),
+        "{batches:?}"
+    );
+    let emails = stack.emails(bed).await;
+    assert_eq!(emails.len(), 1, "only the destination record: {emails:?}");
+    assert!(emails[0].subject.contains("failed after 3 attempts"));
+    let moved = stack
+        .sqs
+        .receive_message()
+        .queue_url(&stack.unreported_url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.messages()[0].message_id(), Some(sparse_id.as_str()));
+    reqwest::Client::new()
+        .delete(format!("{}/_bed/faults", bed.mwaa_url))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_role_that_may_not_send_to_the_destination_loses_the_record() {
+    let bed = session_without_airflow().await;
+    let stack = stack(&bed, "async-denied").await;
+    // The role as deployed without the failed-events queue named: its SAM-made
+    // sqs:SendMessage statement allows no queue, as if the template had left it out.
+    let role =
+        Role::new("TriggerDagFunctionRole").resource("SuiteBucket", stack.bucket.as_str().into());
+    let functions = stack.deploy(&bed, role).await;
+    functions
+        .invoke_async("trigger-dag", &unreadable_arrival("arrival-lost"))
+        .await;
+
+    let invocation = the_async_invocation(&functions).await;
+    assert_eq!(invocation["attempts"], 3, "{invocation}");
+    let destination = invocation["destination"].as_str().unwrap();
+    assert!(
+        destination.starts_with("refused") && destination.contains("AccessDenied"),
+        "{destination}"
+    );
+    assert!(
+        bed.iam_refusals()
+            .await
+            .iter()
+            .any(|r| r["action"] == "sqs:SendMessage" && r["resource"] == json!(stack.failed_arn)),
+        "the bed's IAM refused the send"
+    );
+    assert_eq!(stack.messages_left(&stack.failed_url).await, 0);
+    assert!(stack.emails(&bed).await.is_empty());
+}
