@@ -24,8 +24,9 @@ pub const SUITE_BUCKET: &str = "mwaa-ops-suite";
 pub const ROUTES_PREFIX: &str = "routes/";
 /// trigger-dag's name (its binary's) in the bed's Lambda service.
 pub const TRIGGER_DAG: &str = "trigger-dag";
-/// How long trigger-dag trusts an unmarked AVAILABLE answer on the bed (30 s in the template):
-/// the state machines' `pausing_wait_seconds` is scaled to it (tests/pause_resume/machines.py).
+/// How long trigger-dag trusts an unmarked AVAILABLE answer on the bed (30 s in the template),
+/// here and in step-worker: the state machines' `pausing_wait_seconds` is scaled to it
+/// (tests/pause_resume/machines.py), as the template's is to 30 s.
 pub const BED_ENVIRONMENT_CACHE_SECONDS: &str = "1";
 
 /// S3 console > Properties > Amazon EventBridge: On.
