@@ -1,19 +1,16 @@
 //! trigger-dag deployed on the bed as the template deploys it: a versioned landing bucket
 //! with EventBridge notifications, the template's arrival rule (to a queue), the suite
-//! bucket for held arrivals, and the function itself, in-process.
+//! bucket for held arrivals, and the function itself as its built binary behind the bed's
+//! Lambda service, held to its role of the template (IAM enforced, as in AWS).
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use trigger_dag::catalog::{FileSettings, RouteCatalog};
-use trigger_dag::ops::AwsOps;
-use trigger_dag::routes::parse_routes;
-use trigger_dag::TriggerDag;
 
 use crate::iam::Role;
+use crate::lambda::{Deployment, Failure, Functions};
 use crate::rules::RuleQueue;
 use crate::Bed;
-
 /// trigger-dag's role of the template, for environments whose names start with `prefix`.
 pub fn trigger_dag_role(prefix: &str) -> Role {
     Role::new("TriggerDagFunctionRole")
@@ -25,8 +22,12 @@ pub const LANDING: &str = "landing-zone";
 pub const SUITE_BUCKET: &str = "mwaa-ops-suite";
 /// Where the template tells trigger-dag to look for routes files (`ROUTES_PREFIX`).
 pub const ROUTES_PREFIX: &str = "routes/";
-/// Retry budget per event, as a Lambda with a minute would have.
-pub const BUDGET: Duration = Duration::from_secs(30);
+/// trigger-dag's name (its binary's) in the bed's Lambda service.
+pub const TRIGGER_DAG: &str = "trigger-dag";
+/// How long trigger-dag trusts an unmarked AVAILABLE answer on the bed (30 s in the template),
+/// here and in step-worker: the state machines' `pausing_wait_seconds` is scaled to it
+/// (tests/pause_resume/machines.py), as the template's is to 30 s.
+pub const BED_ENVIRONMENT_CACHE_SECONDS: &str = "1";
 
 /// S3 console > Properties > Amazon EventBridge: On.
 pub async fn send_events_to_eventbridge(s3: &aws_sdk_s3::Client, bucket: &str) {
@@ -49,33 +50,38 @@ pub struct Arrivals {
     pub rule: RuleQueue,
     /// Every `mwaa-ops` event the function put on the bus.
     pub suite_events: RuleQueue,
-    pub function: TriggerDag<AwsOps>,
+    /// The bed's Lambda service running trigger-dag (and whatever else the deployment has):
+    /// its output holds the function's logs and metric documents.
+    pub functions: Functions,
+    deployment: Deployment,
 }
 
 impl Arrivals {
-    /// Deploys the arrival path with `routes` (the `Routes` parameter's JSON).
-    pub async fn deploy(bed: &Bed, routes: Value) -> Arrivals {
-        Self::deploy_with_files(bed, routes, None).await
+    /// Deploys the arrival path with `routes` (the `Routes` parameter's JSON), trigger-dag held
+    /// to its role of the template for environments whose names start with `prefix`.
+    pub async fn deploy(bed: &Bed, routes: Value, prefix: &str) -> Arrivals {
+        Self::deploy_as(bed, routes, trigger_dag_role(prefix), &[]).await
     }
 
-    /// Deploys the arrival path with `routes` and, when `period` is given, the routes files
-    /// under [`ROUTES_PREFIX`] of the suite bucket, looked at again after `period`.
-    pub async fn deploy_with_files(bed: &Bed, routes: Value, period: Option<Duration>) -> Arrivals {
-        Self::deploy_as(bed, routes, period, None).await
-    }
-
-    /// Deploys the arrival path with trigger-dag held to its role of the template (IAM
-    /// enforced by the bed), for environments whose names start with `prefix`.
-    pub async fn deploy_enforced(bed: &Bed, routes: Value, prefix: &str) -> Arrivals {
-        Self::deploy_as(bed, routes, None, Some(trigger_dag_role(prefix))).await
-    }
-
-    /// Deploys the arrival path; trigger-dag acts as `role` when given, else unchecked.
+    /// Deploys the arrival path with trigger-dag acting as `role`, its `variables` over the
+    /// template's (e.g. `ROUTES_RELOAD_SECONDS` scaled for the bed).
     pub async fn deploy_as(
         bed: &Bed,
         routes: Value,
-        period: Option<Duration>,
-        role: Option<Role>,
+        role: Role,
+        variables: &[(&str, &str)],
+    ) -> Arrivals {
+        Self::deploy_with(bed, routes, role, variables, Deployment::new()).await
+    }
+
+    /// As [`Arrivals::deploy_as`], in `deployment` (which may carry other functions'
+    /// settings: they run in the same Lambda service).
+    pub async fn deploy_with(
+        bed: &Bed,
+        routes: Value,
+        role: Role,
+        variables: &[(&str, &str)],
+        deployment: Deployment,
     ) -> Arrivals {
         let s3 = bed.s3().await;
         for bucket in [LANDING, SUITE_BUCKET] {
@@ -99,47 +105,39 @@ impl Arrivals {
         let suite_events = bed
             .pattern_to_queue("suite-events", &json!({"source": ["mwaa-ops"]}))
             .await;
-        let ops = match role {
-            Some(role) => {
-                let as_role = bed.as_role(&role).await;
-                AwsOps {
-                    mwaa: as_role.mwaa(),
-                    serverless: trigger_dag::ops::serverless_client(&as_role.serverless),
-                    s3: as_role.s3(),
-                    events: aws_sdk_eventbridge::Client::new(&as_role.aws),
-                    bucket: SUITE_BUCKET.into(),
-                }
-            }
-            None => AwsOps {
-                mwaa: bed.mwaa().await,
-                serverless: bed.mwaa_serverless().await,
-                s3: s3.clone(),
-                events: aws_sdk_eventbridge::Client::new(&bed.aws_config().await),
-                bucket: SUITE_BUCKET.into(),
-            },
-        };
-        let function = TriggerDag {
-            replay: Default::default(),
-            ops,
-            routes: match period {
-                Some(period) => RouteCatalog::with_files(
-                    parse_routes(&routes.to_string()).unwrap(),
-                    FileSettings {
-                        bucket: SUITE_BUCKET.into(),
-                        prefix: ROUTES_PREFIX.into(),
-                        period,
-                    },
-                ),
-                None => parse_routes(&routes.to_string()).unwrap().into(),
-            },
-            environments: Default::default(),
-        };
+        let key = bed.as_role(&role).await.key;
+        let mut deployment = deployment
+            .parameter("Routes", &routes.to_string())
+            .resource("SuiteBucket", SUITE_BUCKET.into())
+            .role_key(TRIGGER_DAG, &key)
+            .variable(
+                TRIGGER_DAG,
+                "ENVIRONMENT_CACHE_SECONDS",
+                BED_ENVIRONMENT_CACHE_SECONDS,
+            );
+        for (name, value) in variables {
+            deployment = deployment.variable(TRIGGER_DAG, name, value);
+        }
+        let functions = Functions::start(bed, deployment.clone()).await;
         Arrivals {
             s3,
             rule,
             suite_events,
-            function,
+            functions,
+            deployment,
         }
+    }
+
+    /// Starts trigger-dag afresh: the next invocation is a cold start (its routes files read
+    /// again, nothing known of any environment), as after a deploy or a long idle time.
+    pub async fn cold_start(&mut self, bed: &Bed) {
+        self.functions = Functions::start(bed, self.deployment.clone()).await;
+    }
+
+    /// Invokes trigger-dag with `event`, as EventBridge Scheduler, the resume's state machine
+    /// or the CLI do.
+    pub async fn invoke(&self, event: &Value) -> Result<Value, Failure> {
+        self.functions.invoke(TRIGGER_DAG, event).await
     }
 
     pub async fn put(&self, key: &str, body: &str) {
@@ -153,12 +151,9 @@ impl Arrivals {
             .unwrap();
     }
 
-    /// Hands every delivered event to the handler `times` times (at-least-once delivery).
-    pub async fn deliver(
-        &self,
-        expected: usize,
-        times: usize,
-    ) -> Vec<Result<Value, common::Error>> {
+    /// Invokes trigger-dag with every event the rule delivered, `times` times each
+    /// (at-least-once delivery).
+    pub async fn deliver(&self, expected: usize, times: usize) -> Vec<Result<Value, Failure>> {
         let events = self.rule.take(expected, Duration::from_secs(15)).await;
         assert_eq!(
             events.len(),
@@ -168,11 +163,7 @@ impl Arrivals {
         let mut results = vec![];
         for event in &events {
             for _ in 0..times {
-                results.push(
-                    self.function
-                        .handle(event.clone(), common::Deadline::after(BUDGET))
-                        .await,
-                );
+                results.push(self.invoke(event).await);
             }
         }
         results

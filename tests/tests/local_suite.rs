@@ -1,11 +1,54 @@
 //! `scripts/local-up`'s local-suite, stopped by SIGTERM sent to it alone (`kill PID`,
 //! `timeout`, a service manager), not Ctrl-C to the whole process group: it ends cleanly and
-//! leaves no process of its bed running. Its bed starts without Airflow (seconds); what it
-//! stops is the same bed.py, moto, control planes and step-worker.
+//! leaves no process of its bed running. Before that, its pumps hand an arrival and an alert
+//! to trigger-dag's and notify's binaries in the bed's Lambda service. Its bed starts without
+//! Airflow (seconds); what it stops is the same bed.py, moto, control planes, step-worker and
+//! Lambda service.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
+
+/// How long a line local-suite is to print may take at most (a bound, not a speed).
+const LINE_BOUND: Duration = Duration::from_secs(60);
+
+/// The lines read until one `wanted`; panics if none comes within [`LINE_BOUND`].
+fn until(lines: &Receiver<String>, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+    let give_up = Instant::now() + LINE_BOUND;
+    let mut read = vec![];
+    loop {
+        let left = give_up.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let done = wanted(&line);
+                read.push(line);
+                if done {
+                    return read;
+                }
+            }
+            Err(e) => panic!("local-suite did not print the line ({e}); it printed {read:#?}"),
+        }
+    }
+}
+
+/// Puts `body` at `path` of moto's S3, as `curl -X PUT` in local-up's instructions does.
+fn put(moto: &str, path: &str, body: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .put(format!("{moto}/{path}"))
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("PUT to moto")
+            .status()
+    });
+    assert!(status.is_success(), "PUT {path}: {status}");
+}
 
 /// Processes whose environment carries `mark` (every descendant inherits it, and keeps it
 /// after its parent is gone), as "pid command line".
@@ -33,7 +76,8 @@ fn marked(mark: &str) -> Vec<String> {
 #[test]
 fn sigterm_to_local_suite_alone_stops_it_and_every_process_of_its_bed() {
     let mark = format!("local-suite-{}", std::process::id());
-    let mut suite = Command::new(env!("CARGO_BIN_EXE_local-suite"))
+    // MWAA_OPS_BIN_DIR: see mwaa_ops_tests::suite::sibling_binary.
+    let mut suite = Command::new(mwaa_ops_tests::suite::sibling_binary("local-suite"))
         .env("MWAA_OPS_BED_AIRFLOW", "")
         .env("MWAA_OPS_TEST_MARK", &mark)
         .stdin(Stdio::null())
@@ -41,20 +85,58 @@ fn sigterm_to_local_suite_alone_stops_it_and_every_process_of_its_bed() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start local-suite");
-    let mut out = BufReader::new(suite.stdout.take().expect("piped stdout"));
-    let mut line = String::new();
-    while !line.starts_with("mwaa-ops runs locally") {
-        line.clear();
-        let read = out.read_line(&mut line).expect("read local-suite's output");
-        assert!(read > 0, "local-suite ended before it was up");
-    }
+    let out = BufReader::new(suite.stdout.take().expect("piped stdout"));
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let up = until(&lines, |l| l.starts_with("mwaa-ops runs locally"));
+    let moto_line = until(&lines, |l| l.contains("moto (S3"));
+    let moto = moto_line
+        .last()
+        .and_then(|l| l.rsplit(": ").next())
+        .expect("moto's address")
+        .trim()
+        .to_owned();
+    assert!(
+        moto.starts_with("http://127.0.0.1:"),
+        "{up:?} {moto_line:?}"
+    );
     let running = marked(&mark);
-    for part in ["local-suite", "tests/bed/bed.py", "step-worker"] {
+    for part in [
+        "local-suite",
+        "tests/bed/bed.py",
+        "step-worker",
+        "tests/bed/lambda_local.py",
+    ] {
         assert!(
             running.iter().any(|p| p.contains(part)),
             "{part} runs: {running:#?}"
         );
     }
+
+    // A broken routes file, then an arrival no route takes: trigger-dag's binary (a cold
+    // start) reads the file, rejects it and answers the arrival; notify's binary gets the
+    // "Routes Rejected" event from the template's rule and sends the alert.
+    let broken = r#"[{"name": "x", "bucket": "landing-zone", "prefix": "x/", "environment": "9-bad", "dag": "d"}]"#;
+    put(&moto, "mwaa-ops-suite/routes/broken.json", broken);
+    put(&moto, "landing-zone/unrouted/orders.csv", "a,b");
+    let printed = until(&lines, |l| l.starts_with("arrival \"unrouted/orders.csv\""));
+    let arrival = printed.last().unwrap();
+    assert!(
+        arrival.contains(r#""runs":[]"#),
+        "answered, no run: {arrival}"
+    );
+    let printed = until(&lines, |l| l.starts_with("alert"));
+    let alert = printed.last().unwrap();
+    assert!(
+        alert.starts_with(r#"alert: {"sent":"#) && alert.contains("routes/broken.json"),
+        "{alert}"
+    );
 
     let term = Command::new("kill")
         .args(["-TERM", &suite.id().to_string()])
@@ -66,7 +148,7 @@ fn sigterm_to_local_suite_alone_stops_it_and_every_process_of_its_bed() {
         status.success(),
         "local-suite ends cleanly on SIGTERM: {status}"
     );
-    let rest: Vec<String> = out.lines().map_while(Result::ok).collect();
+    let rest: Vec<String> = lines.iter().collect();
     assert!(rest.iter().any(|l| l == "stopping"), "{rest:#?}");
 
     // The bed stops when local-suite's end closes its standard input: give its teardown a

@@ -1,6 +1,6 @@
 //! trigger-dag's routes files on the bed: files in moto's S3 (the suite bucket's `routes/`),
-//! arrivals through the template's rule, the real handler with a 1-second reload period (60 s
-//! in the template). A changed file is used within the period; a broken one keeps the old
+//! arrivals through the template's rule, trigger-dag's built binary behind the bed's Lambda
+//! service with a 1-second reload period (ROUTES_RELOAD_SECONDS; 60 s in the template). A changed file is used within the period; a broken one keeps the old
 //! routes and puts "Routes Rejected" on the bus, which the template's notify rule takes.
 //! No Airflow: the environment does not exist, so each run is held, naming its DAG.
 
@@ -9,10 +9,8 @@ use std::time::Duration;
 use mwaa_ops_tests::arrivals::{trigger_dag_role, Arrivals, LANDING, ROUTES_PREFIX, SUITE_BUCKET};
 use mwaa_ops_tests::session_without_airflow;
 use serde_json::{json, Value};
-use trigger_dag::catalog::{FileSettings, RouteCatalog};
-use trigger_dag::ops::AwsOps;
-use trigger_dag::TriggerDag;
 
+/// ROUTES_RELOAD_SECONDS on the bed (whole seconds, as the variable takes them).
 const PERIOD: Duration = Duration::from_secs(1);
 
 fn routes_file(name: &str, prefix: &str, environment: &str, dag: &str) -> String {
@@ -54,7 +52,9 @@ async fn a_changed_routes_file_is_used_within_the_period_and_a_broken_one_keeps_
     let bed = session_without_airflow().await;
     // trigger-dag held to its role (IAM enforced), for the environments named rf-*.
     let role = trigger_dag_role("rf");
-    let arrivals = Arrivals::deploy_as(&bed, json!([]), Some(PERIOD), Some(role)).await;
+    let period = PERIOD.as_secs().to_string();
+    let mut arrivals =
+        Arrivals::deploy_as(&bed, json!([]), role, &[("ROUTES_RELOAD_SECONDS", &period)]).await;
     let notify_rule = bed
         .rule_to_queue(
             "NotifyFunctionRoutesRejected",
@@ -132,30 +132,7 @@ async fn a_changed_routes_file_is_used_within_the_period_and_a_broken_one_keeps_
             &routes_file("events", "events/", "rf-env", "load_events"),
         )
         .await;
-    let config = bed.aws_config().await;
-    let cold = TriggerDag {
-        replay: Default::default(),
-        ops: AwsOps {
-            mwaa: bed.mwaa().await,
-            serverless: bed.mwaa_serverless().await,
-            s3: arrivals.s3.clone(),
-            events: aws_sdk_eventbridge::Client::new(&config),
-            bucket: SUITE_BUCKET.into(),
-        },
-        routes: RouteCatalog::with_files(
-            vec![],
-            FileSettings {
-                bucket: SUITE_BUCKET.into(),
-                prefix: ROUTES_PREFIX.into(),
-                period: PERIOD,
-            },
-        ),
-        environments: Default::default(),
-    };
-    let arrivals = Arrivals {
-        function: cold,
-        ..arrivals
-    };
+    arrivals.cold_start(&bed).await;
     arrivals.put("events/1.json", "x").await;
     arrivals.put("orders/5.csv", "x").await;
     let mut routed = dags(&arrivals, 2).await;

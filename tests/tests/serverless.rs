@@ -1,8 +1,10 @@
 //! trigger-dag routing arrivals to MWAA Serverless workflows on the bed: S3 PutObject in moto
-//! -> the template's rule -> the real handler -> StartWorkflowRun on the local MWAA
+//! -> the template's rule -> the built binary behind the bed's Lambda service, held to its role
+//! of the template -> StartWorkflowRun on the local MWAA
 //! Serverless control plane (tests/bed/mwaa_serverless_local.py). No Airflow needed.
 
-use mwaa_ops_tests::arrivals::{Arrivals, BUDGET, LANDING};
+use mwaa_ops_tests::arrivals::{Arrivals, LANDING};
+use mwaa_ops_tests::lambda::Failure;
 use mwaa_ops_tests::{session_without_airflow, Session};
 use serde_json::{json, Value};
 
@@ -91,7 +93,7 @@ async fn start_calls(bed: &Session) -> Vec<(String, Option<String>)> {
 async fn an_arrival_routed_to_a_serverless_workflow_delivered_three_times_is_one_run() {
     let bed = session_without_airflow().await;
     let arn = create_workflow(&bed, "wf-ingest-orders").await;
-    let arrivals = Arrivals::deploy_enforced(&bed, route_to(&arn), "wf").await;
+    let arrivals = Arrivals::deploy(&bed, route_to(&arn), "wf").await;
     let key = "orders/2026/ünïcode orders+1%.csv";
     arrivals.put(key, "id,amount\n1,2\n").await;
 
@@ -140,7 +142,7 @@ async fn an_arrival_routed_to_a_serverless_workflow_delivered_three_times_is_one
 async fn a_throttled_start_and_a_lost_answer_are_retried_into_one_run() {
     let bed = session_without_airflow().await;
     let arn = create_workflow(&bed, "wf-throttled").await;
-    let arrivals = Arrivals::deploy_enforced(&bed, route_to(&arn), "wf").await;
+    let arrivals = Arrivals::deploy(&bed, route_to(&arn), "wf").await;
     arrivals.put("orders/t.csv", "x").await;
     bed.inject_serverless_faults(json!([
         {"operation": "StartWorkflowRun", "kind": "throttle", "count": 2},
@@ -180,16 +182,14 @@ async fn a_throttled_start_and_a_lost_answer_are_retried_into_one_run() {
 async fn an_unknown_workflow_fails_the_arrival_and_nothing_is_held() {
     let bed = session_without_airflow().await;
     let missing = "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/wf-gone-0123456789";
-    let arrivals = Arrivals::deploy_enforced(&bed, route_to(missing), "wf").await;
+    let arrivals = Arrivals::deploy(&bed, route_to(missing), "wf").await;
     arrivals.put("orders/u.csv", "x").await;
 
     let results = arrivals.deliver(1, 1).await;
-    let err = results[0].as_ref().unwrap_err();
-    assert_eq!(err.kind(), common::ErrorKind::OperationFailed, "{err}");
-    assert!(
-        err.to_string().contains("ResourceNotFoundException"),
-        "{err}"
-    );
+    results[0]
+        .as_ref()
+        .unwrap_err()
+        .assert_is("OperationFailed", &["ResourceNotFoundException"]);
     assert_eq!(start_calls(&bed).await.len(), 1, "a refusal is not retried");
     assert!(arrivals.held_keys().await.is_empty());
     let published = arrivals
@@ -201,19 +201,17 @@ async fn an_unknown_workflow_fails_the_arrival_and_nothing_is_held() {
     assert_eq!(published[0]["detail"]["retryable"], false);
 }
 
-/// Hands a schedule firing to the handler, as EventBridge Scheduler invokes it.
-async fn deliver(arrivals: &Arrivals, firing: &Value) -> Result<Value, common::Error> {
-    arrivals
-        .function
-        .handle(firing.clone(), common::Deadline::after(BUDGET))
-        .await
+/// Invokes trigger-dag with a schedule firing, as EventBridge Scheduler does.
+async fn deliver(arrivals: &Arrivals, firing: &Value) -> Result<Value, Failure> {
+    arrivals.invoke(firing).await
 }
 
 #[tokio::test]
 async fn a_schedule_firing_naming_a_workflow_delivered_twice_is_one_run() {
     let bed = session_without_airflow().await;
-    let arn = create_workflow(&bed, "daily-report").await;
-    let arrivals = Arrivals::deploy(&bed, json!([])).await;
+    // Named with the deployment's prefix: the role may start only those workflows' runs.
+    let arn = create_workflow(&bed, "wf-daily-report").await;
+    let arrivals = Arrivals::deploy(&bed, json!([]), "wf").await;
     let mut firing: Value =
         serde_json::from_str(include_str!("../../events/schedule-firing-workflow.json")).unwrap();
     firing["workflow_arn"] = json!(arn);

@@ -1,15 +1,17 @@
-//! trigger-dag on the bed: S3 PutObject in moto -> the template's rule -> the real handler
-//! -> a run in a real Airflow 2 and 3, through the local MWAA control plane.
+//! trigger-dag on the bed: S3 PutObject in moto -> the template's rule -> the built binary
+//! behind the bed's Lambda service, held to its role of the template -> a run in a real
+//! Airflow 2 and 3, through the local MWAA control plane.
 
 use std::time::Duration;
 
-use mwaa_ops_tests::arrivals::{trigger_dag_role, Arrivals, BUDGET, LANDING};
+use mwaa_ops_tests::arrivals::{trigger_dag_role, Arrivals, LANDING};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::lambda::Failure;
 use mwaa_ops_tests::{session, Session};
 use serde_json::{json, Value};
 
 /// The run id of the first run an invocation reported.
-fn run_id(result: &Result<Value, common::Error>) -> String {
+fn run_id(result: &Result<Value, Failure>) -> String {
     let report = result.as_ref().expect("the invocation succeeded");
     report["runs"][0]["run_id"]
         .as_str()
@@ -17,7 +19,7 @@ fn run_id(result: &Result<Value, common::Error>) -> String {
         .to_owned()
 }
 
-fn outcomes(results: &[Result<Value, common::Error>]) -> Vec<String> {
+fn outcomes(results: &[Result<Value, Failure>]) -> Vec<String> {
     results
         .iter()
         .map(|r| match r {
@@ -45,7 +47,7 @@ async fn an_arrival_starts_one_run_for_three_deliveries(version: &str) {
     let bed = session().await;
     let env = format!("td-{}", version.replace('.', "-"));
     available(&bed, &env, version).await;
-    let arrivals = Arrivals::deploy_enforced(&bed, routes_to(&env, "bed_smoke"), "td").await;
+    let arrivals = Arrivals::deploy(&bed, routes_to(&env, "bed_smoke"), "td").await;
     let key = format!("orders/{version}/ünïcode orders+1%.csv");
     arrivals.put(&key, "id,amount\n1,2\n").await;
 
@@ -113,8 +115,7 @@ async fn airflow_3_2_an_arrival_starts_one_run_for_three_deliveries() {
 async fn a_paused_dag_still_gets_its_run_queued() {
     let bed = session().await;
     available(&bed, "td-paused", "3.0.6").await;
-    let arrivals =
-        Arrivals::deploy_enforced(&bed, routes_to("td-paused", "bed_paused"), "td").await;
+    let arrivals = Arrivals::deploy(&bed, routes_to("td-paused", "bed_paused"), "td").await;
     arrivals.put("orders/p.csv", "x").await;
     let results = arrivals.deliver(1, 1).await;
     assert_eq!(outcomes(&results), ["started"]);
@@ -131,17 +132,14 @@ async fn a_paused_dag_still_gets_its_run_queued() {
 async fn an_unknown_dag_fails_clearly_and_is_reported() {
     let bed = session().await;
     available(&bed, "td-unknown", "2.10.3").await;
-    let arrivals =
-        Arrivals::deploy_enforced(&bed, routes_to("td-unknown", "no_such_dag"), "td").await;
+    let arrivals = Arrivals::deploy(&bed, routes_to("td-unknown", "no_such_dag"), "td").await;
     arrivals.put("orders/u.csv", "x").await;
     let results = arrivals.deliver(1, 1).await;
-    let err = results[0].as_ref().unwrap_err();
-    assert!(!err.is_retryable());
-    let text = err.to_string();
-    assert!(
-        text.contains("404") && text.contains("no_such_dag") && text.contains("td-unknown"),
-        "{text}"
-    );
+    // Not Retryable: the resume's state machine and Lambda's retries would not repeat it.
+    results[0]
+        .as_ref()
+        .unwrap_err()
+        .assert_is("OperationFailed", &["404", "no_such_dag", "td-unknown"]);
     let published = arrivals.suite_events.take(1, Duration::from_secs(5)).await;
     assert_eq!(published.len(), 1);
     assert_eq!(published[0]["detail-type"], "Arrival Failed");
@@ -155,12 +153,13 @@ async fn without_its_invoke_rest_api_statement_the_run_is_refused_by_iam() {
     let bed = session().await;
     available(&bed, "td-denied", "2.10.3").await;
     let role = trigger_dag_role("td").without("StartDagRuns");
-    let arrivals =
-        Arrivals::deploy_as(&bed, routes_to("td-denied", "bed_smoke"), None, Some(role)).await;
+    let arrivals = Arrivals::deploy_as(&bed, routes_to("td-denied", "bed_smoke"), role, &[]).await;
     arrivals.put("orders/denied.csv", "x").await;
     let results = arrivals.deliver(1, 1).await;
-    let text = results[0].as_ref().unwrap_err().to_string();
-    assert!(text.contains("AccessDenied"), "{text}");
+    results[0]
+        .as_ref()
+        .unwrap_err()
+        .assert_is("OperationFailed", &["AccessDenied"]);
     let refused: Vec<_> = bed
         .calls()
         .await
@@ -180,7 +179,7 @@ async fn without_its_invoke_rest_api_statement_the_run_is_refused_by_iam() {
 async fn throttling_and_server_errors_are_retried_and_the_run_created_once() {
     let bed = session().await;
     available(&bed, "td-faults", "2.10.3").await;
-    let arrivals = Arrivals::deploy_enforced(&bed, routes_to("td-faults", "bed_smoke"), "td").await;
+    let arrivals = Arrivals::deploy(&bed, routes_to("td-faults", "bed_smoke"), "td").await;
     bed.control(
         "faults",
         json!([
@@ -215,7 +214,7 @@ async fn throttling_and_server_errors_are_retried_and_the_run_created_once() {
 #[tokio::test]
 async fn arrivals_while_the_environment_is_away_are_held_then_replayed_once() {
     let bed = session().await;
-    let arrivals = Arrivals::deploy_enforced(&bed, routes_to("td-resume", "bed_smoke"), "td").await;
+    let arrivals = Arrivals::deploy(&bed, routes_to("td-resume", "bed_smoke"), "td").await;
     for i in 0..3 {
         arrivals.put(&format!("orders/night-{i}.csv"), "x").await;
     }
@@ -244,18 +243,10 @@ async fn arrivals_while_the_environment_is_away_are_held_then_replayed_once() {
 
     wait_for_status(&mwaa, "td-resume", "AVAILABLE", Duration::from_secs(60)).await;
     let replay = json!({"replay": {"environment": "td-resume"}});
-    let report = arrivals
-        .function
-        .handle(replay.clone(), common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let report = arrivals.invoke(&replay).await.unwrap();
     assert_eq!(report["replayed"], 4);
     assert!(arrivals.held_keys().await.is_empty());
-    let again = arrivals
-        .function
-        .handle(replay, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let again = arrivals.invoke(&replay).await.unwrap();
     assert_eq!(again["replayed"], 0);
 
     let (_, runs) = bed
@@ -282,22 +273,14 @@ async fn arrivals_while_the_environment_is_away_are_held_then_replayed_once() {
 async fn a_schedule_firing_starts_one_run_per_scheduled_time() {
     let bed = session().await;
     available(&bed, "td-schedule", "2.10.3").await;
-    let arrivals = Arrivals::deploy_enforced(&bed, json!([]), "td").await;
+    let arrivals = Arrivals::deploy(&bed, json!([]), "td").await;
     let firing: Value =
         serde_json::from_str(include_str!("../../events/schedule-firing.json")).unwrap();
     let mut firing = firing;
     firing["environment"] = json!("td-schedule");
     firing["dag"] = json!("bed_smoke");
-    let first = arrivals
-        .function
-        .handle(firing.clone(), common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
-    let second = arrivals
-        .function
-        .handle(firing, common::Deadline::after(BUDGET))
-        .await
-        .unwrap();
+    let first = arrivals.invoke(&firing).await.unwrap();
+    let second = arrivals.invoke(&firing).await.unwrap();
     assert_eq!(first["runs"][0]["outcome"], "started");
     assert_eq!(second["runs"][0]["outcome"], "already_started");
     let run_id = first["runs"][0]["run_id"].as_str().unwrap();
@@ -314,22 +297,13 @@ async fn a_schedule_firing_starts_one_run_per_scheduled_time() {
 async fn a_schedule_firing_for_dag_dot_dot_is_refused_and_nothing_is_started_or_held() {
     let bed = session().await;
     available(&bed, "td-dots", "2.10.3").await;
-    let arrivals = Arrivals::deploy(&bed, json!([])).await;
+    let arrivals = Arrivals::deploy(&bed, json!([]), "td").await;
     for dots in [".", ".."] {
         // `/dags/../dagRuns` would address another REST resource of the environment.
         let firing = json!({"id": "sched-dots", "environment": "td-dots", "dag": dots,
             "time": "2026-11-21T06:13:00Z"});
-        let err = arrivals
-            .function
-            .handle(firing, common::Deadline::after(BUDGET))
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), common::ErrorKind::InvalidInput);
-        let text = err.to_string();
-        assert!(
-            text.contains("sched-dots") && text.contains("`dag`") && text.contains("path segment"),
-            "{text}"
-        );
+        let failure = arrivals.invoke(&firing).await.unwrap_err();
+        failure.assert_is("InvalidInput", &["sched-dots", "`dag`", "path segment"]);
     }
     let held = arrivals.held_keys().await;
     assert!(
@@ -350,7 +324,7 @@ async fn a_schedule_firing_for_dag_dot_dot_is_refused_and_nothing_is_started_or_
 async fn arrivals_while_the_environment_flaps_end_as_exactly_one_run_each() {
     let bed = session().await;
     available(&bed, "td-flap", "2.10.3").await;
-    let arrivals = Arrivals::deploy_enforced(&bed, routes_to("td-flap", "bed_smoke"), "td").await;
+    let arrivals = Arrivals::deploy(&bed, routes_to("td-flap", "bed_smoke"), "td").await;
     const N: usize = 8;
     for i in 0..N {
         arrivals.put(&format!("orders/flap-{i}.csv"), "x").await;
@@ -373,10 +347,7 @@ async fn arrivals_while_the_environment_flaps_end_as_exactly_one_run_each() {
             let status = statuses[(2 * i + delivery) % statuses.len()];
             bed.control("status", json!({"name": "td-flap", "status": status}))
                 .await;
-            let result = arrivals
-                .function
-                .handle(event.clone(), common::Deadline::after(BUDGET))
-                .await;
+            let result = arrivals.invoke(event).await;
             seen.push(format!("{status}: {}", outcomes(&[result])[0]));
         }
     }
@@ -391,11 +362,7 @@ async fn arrivals_while_the_environment_flaps_end_as_exactly_one_run_each() {
     bed.control("status", json!({"name": "td-flap", "status": "AVAILABLE"}))
         .await;
     arrivals
-        .function
-        .handle(
-            json!({"replay": {"environment": "td-flap"}}),
-            common::Deadline::after(BUDGET),
-        )
+        .invoke(&json!({"replay": {"environment": "td-flap"}}))
         .await
         .unwrap();
     assert!(arrivals.held_keys().await.is_empty());
@@ -420,18 +387,19 @@ async fn arrivals_while_the_environment_flaps_end_as_exactly_one_run_each() {
 }
 
 /// The resume's loop (MoreHeldArrivals) on the bed: batches of one listing page each, until
-/// a batch says nothing is left; every held arrival one run. The page is 25 here so that 60
-/// arrivals take three batches (in Lambda it is 500; the 10,000-arrival replay is measured
+/// a batch says nothing is left; every held arrival one run. The page is 25 here (REPLAY_PAGE)
+/// so that 60 arrivals take three batches (in Lambda it is 500; the 10,000-arrival replay is measured
 /// by `scripts/bench replay`).
 #[tokio::test]
 async fn held_arrivals_replay_in_bounded_batches_until_none_is_left() {
     let bed = session().await;
-    let mut arrivals =
-        Arrivals::deploy_enforced(&bed, routes_to("td-batches", "bed_smoke"), "td").await;
-    arrivals.function.replay = trigger_dag::replay::ReplayLimits {
-        page: 25,
-        ..Default::default()
-    };
+    let arrivals = Arrivals::deploy_as(
+        &bed,
+        routes_to("td-batches", "bed_smoke"),
+        trigger_dag_role("td"),
+        &[("REPLAY_PAGE", "25")],
+    )
+    .await;
     for i in 0..60 {
         arrivals.put(&format!("orders/batch-{i:02}.csv"), "x").await;
     }
@@ -443,11 +411,7 @@ async fn held_arrivals_replay_in_bounded_batches_until_none_is_left() {
     let replay = json!({"replay": {"environment": "td-batches"}});
     let mut batches = vec![];
     loop {
-        let report = arrivals
-            .function
-            .handle(replay.clone(), common::Deadline::after(BUDGET))
-            .await
-            .unwrap();
+        let report = arrivals.invoke(&replay).await.unwrap();
         batches.push((report["replayed"].as_u64().unwrap(), report["more"].clone()));
         if report["more"] != json!(true) || batches.len() > 5 {
             break;

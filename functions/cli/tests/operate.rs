@@ -1,7 +1,8 @@
 //! `mwaa-ops` end to end on the bed: the built binary, run as an operator runs it, against
 //! the suite as `scripts/local-up` deploys it (moto, the local MWAA control plane, a real
 //! Airflow 2.10.3, the production pause and resume state machines with their Rust steps,
-//! trigger-dag behind Lambda's Invoke API, and the stack whose outputs name them).
+//! trigger-dag behind Lambda's Invoke API, the arrivals handed to trigger-dag's binary as the
+//! template's rule would, and the stack whose outputs name them).
 
 use std::process::Command;
 use std::time::Duration;
@@ -74,7 +75,7 @@ async fn every_command_steers_the_local_suite() {
     wait_for_status(&mwaa, ENV, "AVAILABLE", Duration::from_secs(120)).await;
     let routes = json!([{"name": "cli", "bucket": mwaa_ops_tests::arrivals::LANDING,
         "prefix": "cli/", "environment": ENV, "dag": "bed_smoke"}]);
-    let arrivals = Arrivals::deploy(s.bed, routes.clone()).await;
+    let arrivals = Arrivals::deploy(s.bed, routes.clone(), "local").await;
     let suite = deploy_pause_resume(s.bed, &routes);
     deploy_stack(
         s.bed,
@@ -206,11 +207,28 @@ async fn every_command_steers_the_local_suite() {
 
     the_resumes_end_sends_one_digest(&s, &suite, woken["execution"].as_str().unwrap()).await;
 
-    // The night left its metrics (as CloudWatch would read them from the functions' output):
-    // each one on the stack's dashboard, in the namespace and dimensions it searches.
+    // The night left its metrics (as CloudWatch would read them from the functions' output:
+    // the steps', and trigger-dag's for the arrivals): each one on the stack's dashboard, in
+    // the namespace and dimensions it searches.
     let (namespace, on_dashboard) = dashboard_metrics();
     let mut seen = std::collections::BTreeSet::new();
-    for doc in suite.metrics() {
+    let arrival_metrics = arrivals.functions.metrics();
+    let total = |name: &str| -> f64 {
+        arrival_metrics
+            .iter()
+            .filter_map(|doc| doc[name].as_f64())
+            .sum()
+    };
+    assert_eq!(
+        (
+            total("ArrivalsRouted"),
+            total("ArrivalsHeld"),
+            total("RunsStarted")
+        ),
+        (2.0, 2.0, 0.0),
+        "two arrivals, both held (started later by the replays): {arrival_metrics:?}"
+    );
+    for doc in suite.metrics().into_iter().chain(arrival_metrics) {
         let definitions = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(definitions["Namespace"], namespace, "{doc}");
         assert_eq!(
@@ -234,6 +252,9 @@ async fn every_command_steers_the_local_suite() {
         "ExportRows",
         "ExportBytes",
         "ArrivalsReplayed",
+        "ArrivalsRouted",
+        "ArrivalsHeld",
+        "RunsStarted",
         "MwaaCalls",
         "MwaaThrottles",
     ] {
@@ -249,7 +270,7 @@ async fn every_command_steers_the_local_suite() {
 async fn failures_exit_non_zero_and_say_what_is_wrong() {
     let s = bed_session().await;
     let routes = json!([]);
-    let _arrivals = Arrivals::deploy(s.bed, routes.clone()).await;
+    let _arrivals = Arrivals::deploy(s.bed, routes.clone(), "local").await;
     let suite = deploy_pause_resume(s.bed, &routes);
     deploy_stack(
         s.bed,

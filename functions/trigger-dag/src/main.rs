@@ -5,6 +5,7 @@ use common::Deadline;
 use trigger_dag::catalog::{FileSettings, RouteCatalog, DEFAULT_PERIOD};
 use trigger_dag::environments::{self, KnownEnvironments};
 use trigger_dag::ops::AwsOps;
+use trigger_dag::replay::{ReplayLimits, REPLAY_PAGE};
 use trigger_dag::routes::parse_routes;
 use trigger_dag::TriggerDag;
 
@@ -43,7 +44,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     "ENVIRONMENT_CACHE_SECONDS",
                     environments::DEFAULT_TRUST,
                 )?),
-                replay: Default::default(),
+                replay: ReplayLimits {
+                    page: count("REPLAY_PAGE", REPLAY_PAGE)?,
+                    ..Default::default()
+                },
             };
             // Read the routes files now (cold start); if S3 cannot be read within the init
             // budget, the first arrival reads them (and fails, to be retried, if it cannot).
@@ -69,6 +73,20 @@ fn seconds(name: &str, default: Duration) -> Result<Duration, common::Error> {
         Ok(text) if !text.is_empty() => text.parse::<u64>().map(Duration::from_secs).map_err(|e| {
             common::Error::Config(format!("{name}: {text:?} is not a number of seconds: {e}"))
         }),
+        _ => Ok(default),
+    }
+}
+
+/// A positive count: `REPLAY_PAGE` (held records one replay batch reads; not set by the
+/// template, which keeps 500: the bed sets fewer so that a few arrivals make several batches).
+fn count(name: &str, default: usize) -> Result<usize, common::Error> {
+    match std::env::var(name) {
+        Ok(text) if !text.is_empty() => match text.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err(common::Error::Config(format!(
+                "{name}: {text:?} is not a count from 1 to 1000 (one S3 listing page)"
+            ))),
+        },
         _ => Ok(default),
     }
 }

@@ -1,7 +1,9 @@
 //! Measures the resume's two loops on the bed (prints, asserts nothing): the replay of many
 //! held arrivals, one trigger-dag invocation per batch as ReplayHeldArrivals / MoreHeldArrivals
 //! run them, and enable-dags over many DAGs, one invocation per batch as EnableDags /
-//! MoreDagsToEnable run them. Real handlers, the local MWAA control plane, real Airflow 2.10.3.
+//! MoreDagsToEnable run them. trigger-dag's binary behind the bed's Lambda service (its 90 s
+//! Timeout, its role of the template), enable-dags' handler in-process; the local MWAA control
+//! plane, real Airflow 2.10.3.
 //!
 //!     target/debug/batches [HELD] [DAGS]     (defaults 10000 and 1000)
 //!
@@ -44,7 +46,7 @@ async fn main() {
     let mwaa = bed.mwaa().await;
     NewEnvironment::new(ENV, "2.10.3").create(&mwaa).await;
     wait_for_status(&mwaa, ENV, "AVAILABLE", Duration::from_secs(60)).await;
-    let arrivals = Arrivals::deploy(&bed, json!([])).await;
+    let arrivals = Arrivals::deploy(&bed, json!([]), "bench").await;
 
     // The held records, as trigger-dag writes them while the environment is away.
     let started = Instant::now();
@@ -79,10 +81,9 @@ async fn main() {
     loop {
         let one = Instant::now();
         let report: Value = arrivals
-            .function
-            .handle(replay.clone(), deadline(90))
+            .invoke(&replay)
             .await
-            .expect("replay batch");
+            .unwrap_or_else(|failure| panic!("replay batch: {failure}"));
         times.push(one.elapsed());
         replayed += report["replayed"].as_u64().unwrap_or(0);
         if report["more"] != json!(true) {

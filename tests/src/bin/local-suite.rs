@@ -2,31 +2,38 @@
 //! Airflow 2.10.3 and 3.0.6 and the local MWAA control plane, creates one environment per
 //! Airflow, deploys the arrival path and the alert rules from the template and the pause and
 //! resume state machines (their Lambda steps served by step-worker), routes files under
-//! routes/ of the suite bucket (re-read every 5 s), then hands every event
-//! a rule delivers to its function and prints what happened, until Ctrl-C or SIGTERM.
+//! routes/ of the suite bucket (re-read every 5 s), then hands every event a rule delivers to
+//! its function (trigger-dag and notify, as their built binaries behind the bed's Lambda
+//! service, each held to its role of the template) and prints what happened, until Ctrl-C or
+//! SIGTERM.
 
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use mwaa_ops_tests::arrivals::{Arrivals, LANDING};
+use mwaa_ops_tests::arrivals::{trigger_dag_role, Arrivals, LANDING, SUITE_BUCKET};
 use mwaa_ops_tests::bed;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::iam::Role;
+use mwaa_ops_tests::lambda::Deployment;
 use mwaa_ops_tests::rules::RuleQueue;
 use mwaa_ops_tests::suite::{deploy_pause_resume, deploy_stack, endpoints, STACK};
 use mwaa_ops_tests::Bed;
-use notify::decide::Settings;
-use notify::Notify;
-use serde_json::json;
+use serde_json::{json, Value};
 
-/// How often the local trigger-dag looks for changed routes files.
+/// How often the local trigger-dag looks for changed routes files (ROUTES_RELOAD_SECONDS).
 const ROUTES_PERIOD: Duration = Duration::from_secs(5);
+const PREFIX: &str = "local";
 
-/// notify as the template deploys it: the alert topic, its four rules (to queues here).
-async fn deploy_alerts(bed: &Bed) -> (Notify<notify::ops::AwsOps>, Vec<RuleQueue>) {
+/// notify as the template deploys it: the alert topic, its four rules (to queues here), the
+/// function in `deployment` held to its role (`machines`: the suite's, for its key).
+async fn deploy_alerts(
+    bed: &Bed,
+    machines: &Value,
+    deployment: Deployment,
+) -> (Deployment, Vec<RuleQueue>) {
     let config = bed.aws_config().await;
-    let sns = aws_sdk_sns::Client::new(&config);
-    let topic_arn = sns
+    let topic_arn = aws_sdk_sns::Client::new(&config)
         .create_topic()
         .name("mwaa-ops-alerts")
         .send()
@@ -34,32 +41,37 @@ async fn deploy_alerts(bed: &Bed) -> (Notify<notify::ops::AwsOps>, Vec<RuleQueue
         .expect("CreateTopic")
         .topic_arn
         .expect("topic arn");
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
+    let dead_letters = aws_sdk_sqs::Client::new(&config)
+        .create_queue()
+        .queue_name("mwaa-ops-failed-events")
+        .send()
+        .await
+        .expect("CreateQueue");
+    let dead_letters = format!(
+        "arn:aws:sqs:{}:{}:{}",
+        bed.region,
+        bed.account,
+        dead_letters
+            .queue_url()
+            .and_then(|url| url.rsplit('/').next())
+            .expect("the queue's name")
     );
-    let function = Notify {
-        ops: notify::ops::AwsOps {
-            sns,
-            s3,
-            sfn: aws_sdk_sfn::Client::new(&config),
-            mwaa: bed.mwaa().await,
-            scheduler: aws_sdk_scheduler::Client::new(&config),
-            topic_arn,
-            bucket: mwaa_ops_tests::arrivals::SUITE_BUCKET.into(),
-            scheduler_role_arn: format!("arn:aws:iam::{}:role/mwaa-ops-scheduler", bed.account),
-            dead_letter_arn: None,
-        },
-        settings: Settings {
-            region: bed.region.clone(),
-            pending_minutes: 60,
-            environment_prefix: "local".into(),
-        },
-        window: Duration::from_secs(3600),
-        digest: None,
-    };
-    let params = [("EnvironmentNamePrefix", "local")];
+    let scheduler_role = format!("arn:aws:iam::{}:role/mwaa-ops-scheduler", bed.account);
+    let resources = [
+        ("SuiteBucket", json!(SUITE_BUCKET)),
+        ("SuiteKey", machines["key_arn"].clone()),
+        ("AlertTopic", json!(topic_arn)),
+        ("NotifySchedulerRole", json!(scheduler_role)),
+        ("FailedEventsQueue", json!(dead_letters)),
+    ];
+    let mut role = Role::new("NotifyFunctionRole").parameter("EnvironmentNamePrefix", PREFIX);
+    let mut deployment = deployment.parameter("EnvironmentNamePrefix", PREFIX);
+    for (logical_id, physical) in resources {
+        role = role.resource(logical_id, physical.clone());
+        deployment = deployment.resource(logical_id, physical);
+    }
+    let key = bed.as_role(&role).await.key;
+    let params = [("EnvironmentNamePrefix", PREFIX)];
     let mut rules = vec![];
     for rule in [
         "NotifyFunctionExecutionEnded",
@@ -69,7 +81,7 @@ async fn deploy_alerts(bed: &Bed) -> (Notify<notify::ops::AwsOps>, Vec<RuleQueue
     ] {
         rules.push(bed.rule_to_queue(rule, &params).await);
     }
-    (function, rules)
+    (deployment.role_key("notify", &key), rules)
 }
 
 #[tokio::main]
@@ -87,11 +99,20 @@ async fn main() {
         {"name": "airflow2", "bucket": LANDING, "prefix": "airflow2/", "environment": "local-airflow2", "dag": "bed_smoke"},
         {"name": "airflow3", "bucket": LANDING, "prefix": "airflow3/", "environment": "local-airflow3", "dag": "bed_smoke"}
     ]);
-    // Routes files under routes/ of the suite bucket are merged with these, looked at again
-    // every few seconds here (every 60 s in AWS).
-    let arrivals = Arrivals::deploy_with_files(bed, routes.clone(), Some(ROUTES_PERIOD)).await;
-    let (alerts, alert_rules) = deploy_alerts(bed).await;
     let suite = deploy_pause_resume(bed, &routes);
+    let (deployment, alert_rules) = deploy_alerts(bed, &suite.machines, Deployment::new()).await;
+    // Routes files under routes/ of the suite bucket are merged with these, looked at again
+    // every few seconds here (every 60 s in AWS). One Lambda service runs trigger-dag and
+    // notify.
+    let period = ROUTES_PERIOD.as_secs().to_string();
+    let arrivals = Arrivals::deploy_with(
+        bed,
+        routes.clone(),
+        trigger_dag_role(PREFIX),
+        &[("ROUTES_RELOAD_SECONDS", &period)],
+        deployment,
+    )
+    .await;
     let machines = &suite.machines;
     // The CLI finds the suite from this stack's outputs, as in AWS.
     deploy_stack(
@@ -157,7 +178,7 @@ async fn main() {
         airflows = airflows.join("\n"),
         region = bed.region,
         period = ROUTES_PERIOD.as_secs(),
-        suite = mwaa_ops_tests::arrivals::SUITE_BUCKET,
+        suite = SUITE_BUCKET,
         prefix = mwaa_ops_tests::arrivals::ROUTES_PREFIX,
         pause = machines["pause"].as_str().unwrap_or_default(),
         resume = machines["resume"].as_str().unwrap_or_default(),
@@ -166,30 +187,16 @@ async fn main() {
         loop {
             for event in arrivals.rule.take(0, Duration::from_secs(1)).await {
                 let key = event["detail"]["object"]["key"].clone();
-                match arrivals
-                    .function
-                    .handle(
-                        event,
-                        common::Deadline::after(mwaa_ops_tests::arrivals::BUDGET),
-                    )
-                    .await
-                {
+                match arrivals.invoke(&event).await {
                     Ok(report) => println!("arrival {key}: {report}"),
-                    Err(err) => println!("arrival {key} FAILED: {err}"),
+                    Err(failure) => println!("arrival {key} FAILED: {failure}"),
                 }
             }
             for rule in &alert_rules {
                 for event in rule.take(0, Duration::from_millis(200)).await {
-                    match alerts
-                        .handle(
-                            event,
-                            "local-notify",
-                            common::Deadline::after(Duration::from_secs(20)),
-                        )
-                        .await
-                    {
+                    match arrivals.functions.invoke("notify", &event).await {
                         Ok(outcome) => println!("alert: {outcome}"),
-                        Err(err) => println!("alert FAILED: {err}"),
+                        Err(failure) => println!("alert FAILED: {failure}"),
                     }
                 }
             }

@@ -38,11 +38,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// How long trigger-dag trusts an unmarked AVAILABLE answer on the bed, unless
-/// ENVIRONMENT_CACHE_SECONDS says otherwise: the state machines' `pausing_wait_seconds` is
-/// scaled to it (tests/pause_resume/machines.py), as the template's is to 30 s.
-const BED_CACHE_SECONDS: &str = "1";
-
 /// Waits while a test holds `function` back.
 async fn held(hold_dir: &Option<PathBuf>, function: &str) {
     let Some(dir) = hold_dir else { return };
@@ -81,8 +76,8 @@ fn start_lambda_service(address: &str) {
     if let Ok(losses) = std::env::var("ALLOW_LOSING_SETTINGS") {
         parameters["AllowLosingSettings"] = json!(losses);
     }
-    let cache =
-        std::env::var("ENVIRONMENT_CACHE_SECONDS").unwrap_or_else(|_| BED_CACHE_SECONDS.into());
+    let cache = std::env::var("ENVIRONMENT_CACHE_SECONDS")
+        .unwrap_or_else(|_| mwaa_ops_tests::arrivals::BED_ENVIRONMENT_CACHE_SECONDS.into());
     let config = json!({
         "binaries": binaries.parent().expect("the target folder"),
         "listen": address,
