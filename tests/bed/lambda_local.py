@@ -25,7 +25,10 @@ enforced) and `Environment.Variables` with parameters and resources resolved. An
 Lambda's: 200 and the response; 200 with `X-Amz-Function-Error: Unhandled` and the error the
 binary posted (`{errorType, errorMessage}`); past the Timeout the instance is killed (the next
 invocation starts a new one) and the error is `Sandbox.Timedout`, "Task timed out after N.00
-seconds"; a process that exits mid-invocation is `Runtime.ExitError`.
+seconds"; a process that exits mid-invocation is `Runtime.ExitError`. An Invoke signed
+with the key of a role the bed's IAM holds (a state machine's: step-worker signs with it) is
+refused with Lambda's 403 AccessDeniedException unless the role may `lambda:InvokeFunction`
+the function (tests/bed/iam_lambda.py).
 
 `RuntimeApi` and `Function` are also what the benchmarks (tests/bench/harness.py) run the
 binaries under.
@@ -341,9 +344,12 @@ def function_name(path: str) -> str | None:
     return name.rsplit(":function:", 1)[-1].split(":", 1)[0]
 
 
-def serve(functions: dict, listen: str = "127.0.0.1:0", logs: dict | None = None) -> QuietServer:
-    """The Invoke API for `functions` on `listen`, in a thread; `GET /_bed/NAME` lists
-    `logs[NAME]` (the asynchronous invocations, the event source's batches)."""
+def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = None,
+          logs: dict | None = None) -> QuietServer:
+    """The Invoke API for `functions` on `listen`, in a thread. An Invoke signed with the key
+    of a role registered in moto (`moto_url`) is held to that role (tests/bed/iam_lambda.py).
+    `GET /_bed/NAME` lists `logs[NAME]` (the asynchronous invocations, the event source's
+    batches)."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -371,6 +377,14 @@ def serve(functions: dict, listen: str = "127.0.0.1:0", logs: dict | None = None
             n = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(n) if n else b""
             name = function_name(self.path)
+            if name:
+                import iam_lambda
+                denied = iam_lambda.refusal(
+                    moto_url, self.headers.get("Authorization"),
+                    f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
+                if denied:
+                    return self._reply(403, json.dumps({"Type": "User", "Message": denied}).encode(),
+                                       [("x-amzn-ErrorType", "AccessDeniedException")])
             deployed = functions.get(name) if name else None
             if deployed is None:
                 return self._reply(404, json.dumps({"Type": "User", "message":
@@ -414,7 +428,8 @@ def main():
     pollers = lambda_sqs.start(by_logical, config.get("parameters", {}),
                                config.get("resources", {}), logs["batches"]) \
         if config.get("event_source_mappings") else []
-    server = serve(functions, config.get("listen") or "127.0.0.1:0", logs)
+    server = serve(functions, config.get("listen") or "127.0.0.1:0",
+                   config.get("endpoints", {}).get("AWS_ENDPOINT_URL"), logs)
     print(json.dumps({"address": "%s:%d" % server.server_address[:2]}), flush=True)
     sys.stdin.read()  # until the parent closes it (or goes away)
     server.shutdown()

@@ -141,6 +141,7 @@ class Cycle:
             env=dict(os.environ, AWS_ENDPOINT_URL_MWAA=self.plane_url, TASKS_QUEUE_URL=self.tasks,
                      SUITE_BUCKET=SUITE, ROUTES=json.dumps(routes), HOLD_DIR=str(self.hold), RUST_LOG="warn",
                      ROLE_KEYS=json.dumps(self.role_keys()), LAMBDA_API=self.lambda_api,
+                     MACHINE_KEYS=json.dumps(machines.machine_keys(self.moto_url, SUITE, self.key_arn)),
                      FUNCTION_TIMEOUTS=json.dumps(timeouts or {})))
 
     def role_keys(self):

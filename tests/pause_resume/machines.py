@@ -50,6 +50,7 @@ def definition(name: str, substitutions: dict, queue_url: str, poll_seconds: int
             continue
         params = state["Parameters"]
         state["Parameters"] = {"QueueUrl": queue_url, "MessageBody": {
+            "machine": name,
             "function": params["FunctionName"].split(":function:")[-1],
             "payload": params["Payload"],
             "token.$": "$$.Task.Token",
@@ -94,10 +95,29 @@ def role_keys(moto_url: str, bucket: str, key_arn: str, prefix: str,
     return keys
 
 
+def machine_keys(moto_url: str, bucket: str, key_arn: str,
+                 account: str = "123456789012", region: str = "us-east-1") -> dict:
+    """An access key per state machine, naming its role of the template (Pause/Resume
+    StateMachineRole): step-worker invokes each machine's functions with it (MACHINE_KEYS)
+    and the bed's Lambda service holds the Invoke to that role (tests/bed/iam_lambda.py)."""
+    import urllib.request
+    functions = {logical[:-len("Arn")]: binary for logical, binary in FUNCTIONS.items()}
+    keys = {}
+    for name in ("pause", "resume"):
+        body = {"role": f"{name.title()}StateMachineRole",
+                "resources": {**functions, "SuiteBucket": bucket, "SuiteKey": key_arn}}
+        request = urllib.request.Request(f"{moto_url}/moto-api/bed-iam/roles",
+                                         data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request) as answer:
+            keys[name] = json.loads(answer.read())["access_key"]
+    return keys
+
+
 def main(argv=None):
     """`machines.py MOTO_URL BUCKET`: deploys both state machines into moto for the local
     suite (scripts/local-up), with a KMS key and the Lambda-task queue, and prints
-    {"pause", "resume", "queue_url", "key_arn", "role_keys"} as one JSON line."""
+    {"pause", "resume", "queue_url", "key_arn", "role_keys", "machine_keys"} as one JSON
+    line."""
     import argparse
     import boto3
     ap = argparse.ArgumentParser(description=main.__doc__)
@@ -115,8 +135,9 @@ def main(argv=None):
     key_arn = kms.create_key(Description="mwaa-ops suite key (local)")["KeyMetadata"]["Arn"]
     arns = deploy(sfn, args.region, args.account, queue_url, args.bucket, key_arn)
     keys = role_keys(args.moto_url, args.bucket, key_arn, args.environment_prefix)
-    print(json.dumps(dict(arns, queue_url=queue_url, key_arn=key_arn, role_keys=keys)),
-          flush=True)
+    by_machine = machine_keys(args.moto_url, args.bucket, key_arn, args.account, args.region)
+    print(json.dumps(dict(arns, queue_url=queue_url, key_arn=key_arn, role_keys=keys,
+                          machine_keys=by_machine)), flush=True)
 
 
 if __name__ == "__main__":

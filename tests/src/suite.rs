@@ -20,7 +20,8 @@ pub const TRIGGER_DAG: &str = "trigger-dag";
 
 /// The deployed state machines and the process serving their functions.
 pub struct PauseResume {
-    /// `{"pause", "resume", "queue_url", "key_arn", "role_keys"}` (tests/pause_resume/machines.py).
+    /// `{"pause", "resume", "queue_url", "key_arn", "role_keys", "machine_keys"}`
+    /// (tests/pause_resume/machines.py).
     pub machines: Value,
     pub worker: Child,
     /// Where step-worker answers Lambda's Invoke API (`AWS_ENDPOINT_URL_LAMBDA`).
@@ -103,6 +104,8 @@ pub fn deploy_pause_resume(bed: &Bed, routes: &Value) -> PauseResume {
         .env("TASKS_QUEUE_URL", machines["queue_url"].as_str().unwrap())
         // Each function signs with its role's key: IAM enforced from the template.
         .env("ROLE_KEYS", machines["role_keys"].to_string())
+        // Each state machine invokes its functions as its role of the template.
+        .env("MACHINE_KEYS", machines["machine_keys"].to_string())
         .env("SUITE_BUCKET", SUITE_BUCKET)
         // The namespace the template gives every function (and its dashboard reads).
         .env("METRICS_NAMESPACE", format!("mwaa-ops/{STACK}"))

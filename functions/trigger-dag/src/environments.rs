@@ -222,18 +222,8 @@ mod tests {
     fn only_available_answers_are_kept_and_answers_renew_only_their_major() {
         let (now, clock) = manual();
         let known = KnownEnvironments::with_clock(TRUST, clock);
-        known.learn(
-            "a",
-            &Availability::Available(AirflowMajor::V2),
-            at_now(&known),
-            at_now(&known),
-        );
-        known.learn(
-            "b",
-            &Availability::NotAvailable(Status::Updating),
-            at_now(&known),
-            at_now(&known),
-        );
+        learn_now(&known, "a", &Availability::Available(AirflowMajor::V2));
+        learn_now(&known, "b", &Availability::NotAvailable(Status::Updating));
         known.learn("c", &Availability::Missing, at_now(&known), at_now(&known));
         assert_eq!(known.check("a"), Check::Start(AirflowMajor::V2));
         assert_eq!(known.check("b"), Check::Read);
@@ -252,34 +242,14 @@ mod tests {
             Check::Read,
             "another major's answer renews nothing"
         );
-        known.learn(
-            "a",
-            &Availability::Available(AirflowMajor::V2),
-            at_now(&known),
-            at_now(&known),
-        );
-        known.learn(
-            "a",
-            &Availability::NotAvailable(Status::Deleting),
-            at_now(&known),
-            at_now(&known),
-        );
+        learn_now(&known, "a", &Availability::Available(AirflowMajor::V2));
+        learn_now(&known, "a", &Availability::NotAvailable(Status::Deleting));
         assert_eq!(known.check("a"), Check::Read, "a later answer replaces it");
-        known.learn(
-            "a",
-            &Availability::Available(AirflowMajor::V2),
-            at_now(&known),
-            at_now(&known),
-        );
+        learn_now(&known, "a", &Availability::Available(AirflowMajor::V2));
         known.forget("a");
         assert_eq!(known.check("a"), Check::Read);
         let never = KnownEnvironments::new(Duration::ZERO);
-        never.learn(
-            "a",
-            &Availability::Available(AirflowMajor::V2),
-            at_now(&never),
-            at_now(&never),
-        );
+        learn_now(&never, "a", &Availability::Available(AirflowMajor::V2));
         assert_eq!(never.check("a"), Check::Read, "zero trust asks every time");
     }
 
@@ -327,5 +297,10 @@ mod tests {
 
     fn at_now(known: &KnownEnvironments) -> SystemTime {
         known.now()
+    }
+
+    /// GetEnvironment and the mark's listing, both asked now.
+    fn learn_now(known: &KnownEnvironments, environment: &str, availability: &Availability) {
+        known.learn(environment, availability, known.now(), known.now());
     }
 }

@@ -20,6 +20,10 @@
 //! FUNCTION_TIMEOUTS={"<function>": seconds}: a Timeout scaled for a test; ROLE_KEYS=
 //! {"<function>": "<access key>", ...}: that function signs its calls with the key of its role
 //! of the template, so the bed holds it to that role's IAM statements (mwaa_ops_tests::iam);
+//! MACHINE_KEYS={"pause": "<access key>", "resume": ...}: a message's `machine` invokes its
+//! function with the key of that state machine's role, so the Lambda service refuses an
+//! Invoke the role does not allow (Step Functions then fails the task with
+//! `Lambda.AWSLambdaException` and Lambda's AccessDeniedException as its cause);
 //! LAMBDA_API=127.0.0.1:PORT: where the Lambda service answers Lambda's Invoke API (a free
 //! port otherwise), so a Lambda client can invoke the functions directly; and optionally
 //! HOLD_DIR: while `<HOLD_DIR>/<function>` exists, that function's messages wait (the worker
@@ -127,11 +131,7 @@ async fn invoke(
         .payload(aws_smithy_types::Blob::new(payload.to_string()))
         .send()
         .await
-        .map_err(|e| {
-            // What the integration reports when Lambda itself refuses the call.
-            let e = aws_sdk_lambda::error::DisplayErrorContext(e);
-            ("Lambda.ServiceException".to_owned(), e.to_string())
-        })?;
+        .map_err(refused)?;
     let body = answer
         .payload()
         .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned())
@@ -147,6 +147,54 @@ async fn invoke(
             body,
         )),
     }
+}
+
+/// What the integration reports when Lambda itself refuses the call: its AccessDenied as
+/// `Lambda.AWSLambdaException` with the message and AWS's trailer, anything else as
+/// `Lambda.ServiceException`.
+fn refused(
+    e: aws_sdk_lambda::error::SdkError<aws_sdk_lambda::operation::invoke::InvokeError>,
+) -> (String, String) {
+    use aws_sdk_lambda::error::ProvideErrorMetadata;
+    if e.code() == Some("AccessDeniedException") {
+        let request = e
+            .raw_response()
+            .and_then(|r| r.headers().get("x-amzn-RequestId"))
+            .unwrap_or_default()
+            .to_owned();
+        return (
+            "Lambda.AWSLambdaException".to_owned(),
+            format!(
+                "{} (Service: AWSLambda; Status Code: 403; Error Code: AccessDeniedException; \
+                 Request ID: {request}; Proxy: null)",
+                e.message().unwrap_or_default()
+            ),
+        );
+    }
+    (
+        "Lambda.ServiceException".to_owned(),
+        aws_sdk_lambda::error::DisplayErrorContext(e).to_string(),
+    )
+}
+
+/// A Lambda client on the Lambda service at `address`, signing with `key` when given.
+fn lambda_client(
+    config: &aws_config::SdkConfig,
+    address: &str,
+    key: Option<&str>,
+) -> aws_sdk_lambda::Client {
+    let mut builder =
+        aws_sdk_lambda::config::Builder::from(config).endpoint_url(format!("http://{address}"));
+    if let Some(key) = key {
+        builder = builder.credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            key,
+            "unchecked",
+            None,
+            None,
+            "state-machine-role",
+        ));
+    }
+    aws_sdk_lambda::Client::from_conf(builder.build())
 }
 
 #[tokio::main]
@@ -166,11 +214,17 @@ async fn main() {
     });
     start_lambda_service(&address);
     let config = common::aws::load_config().await;
-    let lambda = aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::config::Builder::from(&config)
-            .endpoint_url(format!("http://{address}"))
-            .build(),
-    );
+    let lambda = lambda_client(&config, &address, None);
+    let by_machine: std::collections::HashMap<String, aws_sdk_lambda::Client> =
+        json_setting("MACHINE_KEYS")
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(machine, key)| {
+                let client = lambda_client(&config, &address, key.as_str());
+                (machine.clone(), client)
+            })
+            .collect();
     let sqs = aws_sdk_sqs::Client::new(&config);
     let sfn = aws_sdk_sfn::Client::new(&config);
     eprintln!("step-worker: serving {queue}, functions at {address}");
@@ -197,7 +251,8 @@ async fn main() {
             let token = body["token"].as_str().map(str::to_owned);
             let callback = body["callback"].as_bool().unwrap_or(false);
             held(&hold_dir, &function).await;
-            let outcome = invoke(&lambda, &function, &body["payload"]).await;
+            let as_machine = body["machine"].as_str().and_then(|m| by_machine.get(m));
+            let outcome = invoke(as_machine.unwrap_or(&lambda), &function, &body["payload"]).await;
             eprintln!(
                 "step-worker: {function} -> {}",
                 match &outcome {

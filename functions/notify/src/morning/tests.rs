@@ -46,13 +46,37 @@ pub(crate) fn snapshot() -> Value {
 /// Where [`snapshot`] says the pause saved the configuration.
 pub(crate) const CONFIGURATION_COPY: &str = "configurations/dev-a/20261130T195000Z.json";
 
-/// The step a resume whose import failed names.
-fn import_failed() -> FailedStep {
-    FailedStep {
+/// The night of dev-a (mw1.small, one worker) whose resume `a` succeeded at seven with
+/// `output`, after a pause started at `pause_started`.
+fn resume_succeeded(output: &Value, pause_started: Option<i64>) -> Night {
+    night(
+        "dev-a",
+        &run("a", "SUCCEEDED", SEVEN),
+        Some(output),
+        Some(&snapshot()),
+        Some(&configuration("mw1.small", 1)),
+        None,
+        pause_started,
+    )
+}
+
+/// The night of `environment` whose resume (`execution`, at seven) failed importing, after a
+/// pause of a `class` environment with `min_workers`.
+fn failed_import(environment: &str, execution: &str, class: &str, min_workers: u64) -> Night {
+    let step = FailedStep {
         state: "RunImport".into(),
         error: Some("MwaaOps.ImportFailed".into()),
         cause: None,
-    }
+    };
+    night(
+        environment,
+        &run(execution, "FAILED", SEVEN),
+        None,
+        Some(&snapshot()),
+        Some(&configuration(class, min_workers)),
+        Some(&step),
+        None,
+    )
 }
 
 /// The configuration save-configuration wrote (its members as GetEnvironment names them).
@@ -113,15 +137,7 @@ fn each_environment_is_told_by_its_latest_resume() {
 fn a_night_reads_the_resume_output_and_the_pause_record() {
     let output = resumed_output(&["etl", "report", "gone"], &["gone"], 3, 1);
     let pause_started = millis("2026-11-30T19:50:00Z");
-    let n = night(
-        "dev-a",
-        &run("a", "SUCCEEDED", SEVEN),
-        Some(&output),
-        Some(&snapshot()),
-        Some(&configuration("mw1.small", 1)),
-        None,
-        pause_started,
-    );
+    let n = resume_succeeded(&output, pause_started);
     assert_eq!(n.outcome, Outcome::Resumed);
     assert_eq!((n.held, n.replayed, n.set_aside), (4, 3, 1));
     assert_eq!(
@@ -143,16 +159,7 @@ fn a_night_reads_the_resume_output_and_the_pause_record() {
 
 #[test]
 fn a_failed_resume_names_its_step_and_a_resume_with_nothing_to_do_saves_nothing() {
-    let step = import_failed();
-    let failed = night(
-        "dev-a",
-        &run("a", "FAILED", SEVEN),
-        None,
-        Some(&snapshot()),
-        Some(&configuration("mw1.small", 1)),
-        Some(&step),
-        None,
-    );
+    let failed = failed_import("dev-a", "a", "mw1.small", 1);
     assert_eq!(
         failed.outcome,
         Outcome::Failed {
@@ -165,15 +172,7 @@ fn a_failed_resume_names_its_step_and_a_resume_with_nothing_to_do_saves_nothing(
     assert_eq!((failed.held, failed.dags_on), (0, None));
     let output =
         json!({"environment": "dev-a", "resumed": false, "reason": "the pause was skipped"});
-    let skipped = night(
-        "dev-a",
-        &run("a", "SUCCEEDED", SEVEN),
-        Some(&output),
-        Some(&snapshot()),
-        Some(&configuration("mw1.small", 1)),
-        None,
-        None,
-    );
+    let skipped = resume_succeeded(&output, None);
     assert_eq!(
         skipped.outcome,
         Outcome::NotResumed("the pause was skipped".into())
@@ -255,16 +254,7 @@ fn the_digest_reads_on_a_phone_and_carries_every_figure() {
         None,
         pause_started,
     );
-    let step = import_failed();
-    let failed = night(
-        "dev-reports",
-        &run("b", "FAILED", SEVEN),
-        None,
-        Some(&snapshot()),
-        Some(&configuration("mw1.medium", 2)),
-        Some(&step),
-        None,
-    );
+    let failed = failed_import("dev-reports", "b", "mw1.medium", 2);
     let unpriced = night(
         "dev-big",
         &run("c", "SUCCEEDED", SEVEN),

@@ -247,6 +247,13 @@ mod tests {
         describe_refused: Option<ErrorKind>,
     }
 
+    /// What settle_mark answers for an AVAILABLE environment `dev`.
+    async fn settled(marks: &Marks) -> Value {
+        settle_mark(marks, "suite", "dev", &Status::Available)
+            .await
+            .unwrap()
+    }
+
     /// One version of a mark naming [`PAUSE`], whose execution is `status`.
     fn marked(status: &str) -> Marks {
         Marks {
@@ -292,13 +299,10 @@ mod tests {
     async fn an_aborted_pauses_mark_is_removed_at_its_version_and_the_answer_says_so() {
         let marks = Marks {
             versions: Mutex::new(vec![mark(&format!("{PAUSE}\n"))]),
-            status: Some("ABORTED".into()),
             held: true,
-            ..Default::default()
+            ..marked("ABORTED")
         };
-        let out = settle_mark(&marks, "suite", "dev", &Status::Available)
-            .await
-            .unwrap();
+        let out = settled(&marks).await;
         assert_eq!(out["mark"], "ended");
         assert_eq!(out["replay"], true);
         assert_eq!(out["execution"], PAUSE);
@@ -309,25 +313,19 @@ mod tests {
             [("pausing/dev".to_owned(), Some("v2".to_owned()))]
         );
         // Again (a retried invocation): no mark, but arrivals held: still a replay.
-        let again = settle_mark(&marks, "suite", "dev", &Status::Available)
-            .await
-            .unwrap();
+        let again = settled(&marks).await;
         assert_eq!(again, json!({"mark": "none", "replay": true}));
         assert_eq!(marks.ended.lock().unwrap().len(), 1);
         // No mark and nothing held (a skipped pause): nothing to replay.
         let skipped = Marks::default();
-        let out = settle_mark(&skipped, "suite", "dev", &Status::Available)
-            .await
-            .unwrap();
+        let out = settled(&skipped).await;
         assert_eq!(out, json!({"mark": "none", "replay": false}));
     }
 
     #[tokio::test]
     async fn a_running_pause_keeps_its_mark_and_nothing_is_replayed() {
         let marks = marked("RUNNING");
-        let out = settle_mark(&marks, "suite", "dev", &Status::Available)
-            .await
-            .unwrap();
+        let out = settled(&marks).await;
         assert_eq!(out["mark"], "kept");
         assert_eq!(out["replay"], false);
         assert_eq!(out["execution_status"], "RUNNING");
@@ -357,13 +355,10 @@ mod tests {
         };
         let marks = Marks {
             versions: Mutex::new(vec![older, mark(PAUSE)]),
-            status: Some("ABORTED".into()),
             held: true,
-            ..Default::default()
+            ..marked("ABORTED")
         };
-        let out = settle_mark(&marks, "suite", "dev", &Status::Available)
-            .await
-            .unwrap();
+        let out = settled(&marks).await;
         assert_eq!(out["mark"], "ended");
         assert_eq!(out["replay"], true);
         assert!(marks.versions.lock().unwrap().is_empty());
@@ -386,9 +381,7 @@ mod tests {
             ..Default::default()
         };
         let denied = refused(ErrorKind::OperationFailed);
-        let out = settle_mark(&denied, "suite", "dev", &Status::Available)
-            .await
-            .unwrap();
+        let out = settled(&denied).await;
         assert_eq!(out["mark"], "kept");
         assert_eq!(out["replay"], false);
         assert!(
