@@ -344,12 +344,12 @@ def function_name(path: str) -> str | None:
     return name.rsplit(":function:", 1)[-1].split(":", 1)[0]
 
 
-def serve(functions: dict, listen: str = "127.0.0.1:0", logs: dict | None = None,
-          moto_url: str | None = None) -> QuietServer:
-    """The Invoke API for `functions` on `listen`, in a thread; `GET /_bed/NAME` lists
-    `logs[NAME]` (the asynchronous invocations, the event source's batches). An Invoke signed
-    with the key of a role registered in moto (`moto_url`) is held to that role
-    (tests/bed/iam_lambda.py)."""
+def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = None,
+          logs: dict | None = None) -> QuietServer:
+    """The Invoke API for `functions` on `listen`, in a thread. An Invoke signed with the key
+    of a role registered in moto (`moto_url`) is held to that role (tests/bed/iam_lambda.py).
+    `GET /_bed/NAME` lists `logs[NAME]` (the asynchronous invocations, the event source's
+    batches)."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -428,8 +428,8 @@ def main():
     pollers = lambda_sqs.start(by_logical, config.get("parameters", {}),
                                config.get("resources", {}), logs["batches"]) \
         if config.get("event_source_mappings") else []
-    server = serve(functions, config.get("listen") or "127.0.0.1:0", logs,
-                   config.get("endpoints", {}).get("AWS_ENDPOINT_URL"))
+    server = serve(functions, config.get("listen") or "127.0.0.1:0",
+                   config.get("endpoints", {}).get("AWS_ENDPOINT_URL"), logs)
     print(json.dumps({"address": "%s:%d" % server.server_address[:2]}), flush=True)
     sys.stdin.read()  # until the parent closes it (or goes away)
     server.shutdown()
