@@ -37,6 +37,19 @@ pub async fn start_notify(
     Functions::start(bed, deployment.role_key("notify", &key)).await
 }
 
+/// What notify's variables and role name on `bed`: the suite bucket `bucket`, the alert topic
+/// `alert_topic`, and its account's scheduler role and failed-events queue.
+pub fn notify_resources(bed: &Bed, bucket: &str, alert_topic: &str) -> Vec<(&'static str, Value)> {
+    let scheduler_role = format!("arn:aws:iam::{}:role/mwaa-ops-scheduler", bed.account);
+    let dead_letters = format!("arn:aws:sqs:{}:{}:failed-events", bed.region, bed.account);
+    vec![
+        ("SuiteBucket", bucket.into()),
+        ("AlertTopic", alert_topic.into()),
+        ("NotifySchedulerRole", scheduler_role.into()),
+        ("FailedEventsQueue", dead_letters.into()),
+    ]
+}
+
 /// notify with the digest on, as the template deploys it for the suite `machines`
 /// (tests/pause_resume/machines.py's answer: the stack's `<stack>-resume`, which the
 /// template's RESUME_STATE_MACHINE_ARN names).
@@ -57,25 +70,13 @@ impl Digest {
             topics.push(out.topic_arn.expect("topic arn"));
         }
         let (alerts, digest) = (topics[0].clone(), topics[1].clone());
-        let scheduler_role = format!("arn:aws:iam::{}:role/mwaa-ops-scheduler", bed.account);
-        let dead_letters = format!("arn:aws:sqs:{}:{}:failed-events", bed.region, bed.account);
         let params = [
             ("EnvironmentNamePrefix", prefix),
             ("DigestTopicArn", digest.as_str()),
         ];
-        let functions = start_notify(
-            bed,
-            &params,
-            &[
-                ("SuiteBucket", SUITE_BUCKET.into()),
-                ("SuiteKey", machines["key_arn"].clone()),
-                ("AlertTopic", alerts.as_str().into()),
-                ("NotifySchedulerRole", scheduler_role.as_str().into()),
-                ("FailedEventsQueue", dead_letters.as_str().into()),
-            ],
-            Deployment::new(),
-        )
-        .await;
+        let mut resources = notify_resources(bed, SUITE_BUCKET, &alerts);
+        resources.push(("SuiteKey", machines["key_arn"].clone()));
+        let functions = start_notify(bed, &params, &resources, Deployment::new()).await;
         let rule = bed
             .rule_to_queue("NotifyFunctionResumeSucceeded", &params)
             .await;

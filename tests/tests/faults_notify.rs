@@ -8,7 +8,7 @@
 //! retries until its deadline (Lambda's, less its margin): an outage that outlasts that is
 //! what reaches the caller, so those faults last until the test withdraws them.
 
-use mwaa_ops_tests::digest::start_notify;
+use mwaa_ops_tests::digest::{notify_resources, start_notify};
 use mwaa_ops_tests::fault_proxy::{Fault, FaultProxy};
 use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
 use mwaa_ops_tests::rules::sqs_batch;
@@ -61,18 +61,7 @@ async fn deploy(bed: &Bed, proxy: &FaultProxy) -> Alerts {
     let functions = start_notify(
         bed,
         &[("EnvironmentNamePrefix", "dev-")],
-        &[
-            ("SuiteBucket", BUCKET.into()),
-            ("AlertTopic", topic_arn.as_str().into()),
-            (
-                "NotifySchedulerRole",
-                "arn:aws:iam::123456789012:role/mwaa-ops-scheduler".into(),
-            ),
-            (
-                "FailedEventsQueue",
-                "arn:aws:sqs:us-east-1:123456789012:failed-events".into(),
-            ),
-        ],
+        &notify_resources(bed, BUCKET, &topic_arn),
         Deployment::new()
             .timeout("notify", TIMEOUT_SECONDS)
             .endpoint("AWS_ENDPOINT_URL_SNS", &proxy.url)

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_mwaa::types::EndpointManagement;
-use mwaa_ops_tests::digest::start_notify;
+use mwaa_ops_tests::digest::{notify_resources, start_notify};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
 use mwaa_ops_tests::rules::{sqs_batch, RuleQueue};
@@ -59,18 +59,7 @@ async fn deploy(bed: &Bed) -> Alerts {
     let functions = start_notify(
         bed,
         &[PARAMS[0], ("PendingAlertMinutes", "30")],
-        &[
-            ("SuiteBucket", SUITE_BUCKET.into()),
-            ("AlertTopic", topic_arn.as_str().into()),
-            (
-                "NotifySchedulerRole",
-                "arn:aws:iam::123456789012:role/mwaa-ops-scheduler".into(),
-            ),
-            (
-                "FailedEventsQueue",
-                "arn:aws:sqs:us-east-1:123456789012:failed-events".into(),
-            ),
-        ],
+        &notify_resources(bed, SUITE_BUCKET, &topic_arn),
         Deployment::new(),
     )
     .await;
