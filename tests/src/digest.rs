@@ -62,6 +62,16 @@ pub struct Digest {
 
 impl Digest {
     pub async fn deploy(bed: &Bed, machines: &Value, prefix: &str) -> Digest {
+        Digest::deploy_with(bed, &machines["key_arn"], prefix, Deployment::new()).await
+    }
+
+    /// [`Digest::deploy`] with the suite key `key_arn` and what a test scales (`deployment`).
+    pub async fn deploy_with(
+        bed: &Bed,
+        key_arn: &Value,
+        prefix: &str,
+        deployment: Deployment,
+    ) -> Digest {
         let config = bed.aws_config().await;
         let sns = aws_sdk_sns::Client::new(&config);
         let mut topics = vec![];
@@ -75,8 +85,8 @@ impl Digest {
             ("DigestTopicArn", digest.as_str()),
         ];
         let mut resources = notify_resources(bed, SUITE_BUCKET, &alerts);
-        resources.push(("SuiteKey", machines["key_arn"].clone()));
-        let functions = start_notify(bed, &params, &resources, Deployment::new()).await;
+        resources.push(("SuiteKey", key_arn.clone()));
+        let functions = start_notify(bed, &params, &resources, deployment).await;
         let rule = bed
             .rule_to_queue("NotifyFunctionResumeSucceeded", &params)
             .await;

@@ -8,7 +8,7 @@
 //! retries until its deadline (Lambda's, less its margin): an outage that outlasts that is
 //! what reaches the caller, so those faults last until the test withdraws them.
 
-use mwaa_ops_tests::digest::{notify_resources, start_notify};
+use mwaa_ops_tests::digest::{notify_resources, start_notify, Digest};
 use mwaa_ops_tests::fault_proxy::{Fault, FaultProxy};
 use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
 use mwaa_ops_tests::rules::sqs_batch;
@@ -257,4 +257,104 @@ async fn faults_notify_sends_each_failure_once_through_sns_and_s3_faults() {
     assert!(again.get("duplicate").is_some(), "{again}");
     assert_eq!(alerts.emails(&bed).await.len(), 3);
     assert_eq!(alerts.markers().await, 3);
+}
+
+/// The morning digest's marker (`digests/<date>.json`, PutObject `If-None-Match: *`) answered
+/// S3's 409 ConditionalRequestConflict once ("another conditional write is under way": retry):
+/// notify retries it, and the digest is sent exactly once.
+#[tokio::test]
+async fn faults_notify_a_conflicting_digest_marker_write_still_sends_one_digest() {
+    let bed: Session = session_without_airflow().await;
+    let proxy = FaultProxy::start(&bed.moto_url).await;
+    let config = bed.aws_config().await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    )
+    .create_bucket()
+    .bucket(BUCKET)
+    .send()
+    .await
+    .unwrap();
+    let key_arn = json!(format!(
+        "arn:aws:kms:{}:{}:key/unused",
+        bed.region, bed.account
+    ));
+    let digest = Digest::deploy_with(
+        &bed,
+        &key_arn,
+        "dev-",
+        Deployment::new().endpoint("AWS_ENDPOINT_URL_S3", &proxy.url),
+    )
+    .await;
+    // The stack's resume (a stand-in of one step), ended for one environment this morning.
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let definition =
+        json!({"StartAt": "Resumed", "States": {"Resumed": {"Type": "Pass", "End": true}}});
+    let machine = sfn
+        .create_state_machine()
+        .name("mwaa-ops-resume")
+        .definition(definition.to_string())
+        .role_arn(format!("arn:aws:iam::{}:role/mwaa-ops-resume", bed.account))
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn;
+    let execution = sfn
+        .start_execution()
+        .state_machine_arn(&machine)
+        .input(json!({"environment": "dev-analytics"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .execution_arn;
+    while sfn
+        .describe_execution()
+        .execution_arn(&execution)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_str()
+        == "RUNNING"
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    proxy.inject([Fault {
+        method: "PUT",
+        path: "/digests/".into(),
+        body: String::new(),
+        status: 409,
+        answer: "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>ConditionalRequestConflict\
+                 </Code><Message>A conflicting operation occurred. If using PutObject you can \
+                 retry the request. If using multipart upload you should initiate another \
+                 CreateMultipartUpload request and re-upload each part.</Message><RequestId>\
+                 fault-proxy</RequestId></Error>"
+            .into(),
+        count: 1,
+    }]);
+    let answers = digest.deliver_end_of(&execution).await;
+    assert!(proxy.pending().is_empty(), "{:?}", proxy.pending());
+    let writes: Vec<u16> = proxy
+        .served()
+        .iter()
+        .filter(|s| s.request.starts_with("PUT ") && s.request.contains("/digests/"))
+        .map(|s| s.status)
+        .collect();
+    assert_eq!(writes, [409, 200], "{:?}", proxy.served());
+    assert!(
+        answers[0]["morning_digest"]["digest"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("[mwaa-ops]")),
+        "{answers:?}"
+    );
+    assert_eq!(digest.emails(&bed).await.len(), 1);
+    // Delivered again: the marker the retry wrote remembers the date.
+    let again = digest.deliver_end_of(&execution).await;
+    assert_eq!(
+        again[0]["morning_digest"]["digest"], "sent already",
+        "{again:?}"
+    );
+    assert_eq!(digest.emails(&bed).await.len(), 1);
 }
