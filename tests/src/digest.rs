@@ -50,6 +50,45 @@ pub fn notify_resources(bed: &Bed, bucket: &str, alert_topic: &str) -> Vec<(&'st
     ]
 }
 
+/// Runs a state machine `name` of `definition` (created in moto) with `input` to its end: the
+/// ended execution, as DescribeExecution tells it.
+pub async fn ended_execution(
+    sfn: &aws_sdk_sfn::Client,
+    name: &str,
+    definition: &Value,
+    input: &Value,
+) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+    let machine = sfn
+        .create_state_machine()
+        .name(name)
+        .definition(definition.to_string())
+        .role_arn(format!("arn:aws:iam::123456789012:role/{name}"))
+        .send()
+        .await
+        .expect("CreateStateMachine")
+        .state_machine_arn;
+    let execution = sfn
+        .start_execution()
+        .state_machine_arn(&machine)
+        .input(input.to_string())
+        .send()
+        .await
+        .expect("StartExecution")
+        .execution_arn;
+    loop {
+        let described = sfn
+            .describe_execution()
+            .execution_arn(&execution)
+            .send()
+            .await
+            .expect("DescribeExecution");
+        if described.status().as_str() != "RUNNING" {
+            return described;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// notify with the digest on, as the template deploys it for the suite `machines`
 /// (tests/pause_resume/machines.py's answer: the stack's `<stack>-resume`, which the
 /// template's RESUME_STATE_MACHINE_ARN names).

@@ -8,7 +8,7 @@
 //! retries until its deadline (Lambda's, less its margin): an outage that outlasts that is
 //! what reaches the caller, so those faults last until the test withdraws them.
 
-use mwaa_ops_tests::digest::{notify_resources, start_notify, Digest};
+use mwaa_ops_tests::digest::{ended_execution, notify_resources, start_notify, Digest};
 use mwaa_ops_tests::fault_proxy::{Fault, FaultProxy};
 use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
 use mwaa_ops_tests::rules::sqs_batch;
@@ -292,35 +292,9 @@ async fn faults_notify_a_conflicting_digest_marker_write_still_sends_one_digest(
     let sfn = aws_sdk_sfn::Client::new(&config);
     let definition =
         json!({"StartAt": "Resumed", "States": {"Resumed": {"Type": "Pass", "End": true}}});
-    let machine = sfn
-        .create_state_machine()
-        .name("mwaa-ops-resume")
-        .definition(definition.to_string())
-        .role_arn(format!("arn:aws:iam::{}:role/mwaa-ops-resume", bed.account))
-        .send()
-        .await
-        .unwrap()
-        .state_machine_arn;
-    let execution = sfn
-        .start_execution()
-        .state_machine_arn(&machine)
-        .input(json!({"environment": "dev-analytics"}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .execution_arn;
-    while sfn
-        .describe_execution()
-        .execution_arn(&execution)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_str()
-        == "RUNNING"
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let input = json!({"environment": "dev-analytics"});
+    let ended = ended_execution(&sfn, "mwaa-ops-resume", &definition, &input).await;
+    let execution = ended.execution_arn();
     proxy.inject([Fault {
         method: "PUT",
         path: "/digests/".into(),
@@ -334,7 +308,7 @@ async fn faults_notify_a_conflicting_digest_marker_write_still_sends_one_digest(
             .into(),
         count: 1,
     }]);
-    let answers = digest.deliver_end_of(&execution).await;
+    let answers = digest.deliver_end_of(execution).await;
     assert!(proxy.pending().is_empty(), "{:?}", proxy.pending());
     let writes: Vec<u16> = proxy
         .served()
@@ -351,7 +325,7 @@ async fn faults_notify_a_conflicting_digest_marker_write_still_sends_one_digest(
     );
     assert_eq!(digest.emails(&bed).await.len(), 1);
     // Delivered again: the marker the retry wrote remembers the date.
-    let again = digest.deliver_end_of(&execution).await;
+    let again = digest.deliver_end_of(execution).await;
     assert_eq!(
         again[0]["morning_digest"]["digest"], "sent already",
         "{again:?}"

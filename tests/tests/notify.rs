@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_mwaa::types::EndpointManagement;
-use mwaa_ops_tests::digest::{notify_resources, start_notify};
+use mwaa_ops_tests::digest::{ended_execution, notify_resources, start_notify};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
 use mwaa_ops_tests::rules::{sqs_batch, RuleQueue};
@@ -269,38 +269,9 @@ async fn a_failed_execution_is_one_email_naming_its_step_from_the_real_history()
             "Done": {"Type": "Succeed"}
         }
     });
-    let machine = alerts
-        .sfn
-        .create_state_machine()
-        .name("mwaa-ops-pause")
-        .definition(definition.to_string())
-        .role_arn("arn:aws:iam::123456789012:role/sfn")
-        .send()
-        .await
-        .unwrap()
-        .state_machine_arn;
-    let execution = alerts
-        .sfn
-        .start_execution()
-        .state_machine_arn(&machine)
-        .input(json!({"environment": "dev-analytics"}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .execution_arn;
-    let described = loop {
-        let d = alerts
-            .sfn
-            .describe_execution()
-            .execution_arn(&execution)
-            .send()
-            .await
-            .unwrap();
-        if d.status().as_str() != "RUNNING" {
-            break d;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let input = json!({"environment": "dev-analytics"});
+    let described = ended_execution(&alerts.sfn, "mwaa-ops-pause", &definition, &input).await;
+    let (machine, execution) = (described.state_machine_arn(), described.execution_arn());
     assert_eq!(described.status().as_str(), "FAILED");
     // What EventBridge would say (moto's Step Functions emits no status events).
     let event = json!({
