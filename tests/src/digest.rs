@@ -1,57 +1,116 @@
-//! The morning digest on the bed: `notify` acting as its role of the template (IAM enforced),
-//! its own topic (`DigestTopicArn`), and the template's `<stack>-resume-succeeded` rule in
-//! moto's EventBridge, so a resume's end reaches the handler as EventBridge delivers it.
+//! The morning digest on the bed: `notify`'s binary behind the bed's Lambda service, as its
+//! role of the template (IAM enforced), its own topic (`DigestTopicArn`), and the template's
+//! `<stack>-resume-succeeded` rule in moto's EventBridge, so a resume's end reaches the
+//! function as EventBridge delivers it (an invocation with the event).
 
 use std::time::Duration;
 
-use notify::decide::Settings;
-use notify::morning::prices::Prices;
-use notify::morning::DigestSettings;
-use notify::ops::AwsOps;
-use notify::Notify;
 use serde_json::{json, Value};
 
 use crate::arrivals::SUITE_BUCKET;
-use crate::iam::{AsRole, Role};
+use crate::iam::Role;
+use crate::lambda::{Deployment, Functions};
 use crate::rules::RuleQueue;
 use crate::sns::Email;
 use crate::Bed;
 
-const BUDGET: Duration = Duration::from_secs(30);
-const OWN_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:mwaa-ops-notify";
+/// notify as the template deploys it with `parameters` and the bed's `resources` (logical
+/// id -> name or ARN): its binary behind the bed's Lambda service, signing as
+/// NotifyFunctionRole (the bed refuses what that role may not do); `deployment` adds what a
+/// test scales (a Timeout, an endpoint).
+pub async fn start_notify(
+    bed: &Bed,
+    parameters: &[(&str, &str)],
+    resources: &[(&str, Value)],
+    mut deployment: Deployment,
+) -> Functions {
+    let mut role = Role::new("NotifyFunctionRole");
+    for (name, value) in parameters {
+        role = role.parameter(name, value);
+        deployment = deployment.parameter(name, value);
+    }
+    for (logical_id, physical) in resources {
+        role = role.resource(logical_id, physical.clone());
+        deployment = deployment.resource(logical_id, physical.clone());
+    }
+    let key = bed.as_role(&role).await.key;
+    Functions::start(bed, deployment.role_key("notify", &key)).await
+}
 
-/// notify's clients as main.rs builds them, signed as `as_role` (its role of the template), so
-/// the bed refuses what that role may not do.
-pub fn notify_ops(
-    as_role: &AsRole,
-    topic_arn: String,
-    scheduler_role_arn: String,
-    dead_letter_arn: String,
-) -> AwsOps {
-    AwsOps {
-        sns: aws_sdk_sns::Client::new(&as_role.aws),
-        s3: as_role.s3(),
-        sfn: aws_sdk_sfn::Client::new(&as_role.aws),
-        mwaa: as_role.mwaa(),
-        scheduler: aws_sdk_scheduler::Client::new(&as_role.aws),
-        topic_arn,
-        bucket: SUITE_BUCKET.into(),
-        scheduler_role_arn,
-        dead_letter_arn: Some(dead_letter_arn),
+/// What notify's variables and role name on `bed`: the suite bucket `bucket`, the alert topic
+/// `alert_topic`, and its account's scheduler role and failed-events queue.
+pub fn notify_resources(bed: &Bed, bucket: &str, alert_topic: &str) -> Vec<(&'static str, Value)> {
+    let scheduler_role = format!("arn:aws:iam::{}:role/mwaa-ops-scheduler", bed.account);
+    let dead_letters = format!("arn:aws:sqs:{}:{}:failed-events", bed.region, bed.account);
+    vec![
+        ("SuiteBucket", bucket.into()),
+        ("AlertTopic", alert_topic.into()),
+        ("NotifySchedulerRole", scheduler_role.into()),
+        ("FailedEventsQueue", dead_letters.into()),
+    ]
+}
+
+/// Runs a state machine `name` of `definition` (created in moto) with `input` to its end: the
+/// ended execution, as DescribeExecution tells it.
+pub async fn ended_execution(
+    sfn: &aws_sdk_sfn::Client,
+    name: &str,
+    definition: &Value,
+    input: &Value,
+) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+    let machine = sfn
+        .create_state_machine()
+        .name(name)
+        .definition(definition.to_string())
+        .role_arn(format!("arn:aws:iam::123456789012:role/{name}"))
+        .send()
+        .await
+        .expect("CreateStateMachine")
+        .state_machine_arn;
+    let execution = sfn
+        .start_execution()
+        .state_machine_arn(&machine)
+        .input(input.to_string())
+        .send()
+        .await
+        .expect("StartExecution")
+        .execution_arn;
+    loop {
+        let described = sfn
+            .describe_execution()
+            .execution_arn(&execution)
+            .send()
+            .await
+            .expect("DescribeExecution");
+        if described.status().as_str() != "RUNNING" {
+            return described;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 /// notify with the digest on, as the template deploys it for the suite `machines`
-/// (tests/pause_resume/machines.py's answer).
+/// (tests/pause_resume/machines.py's answer: the stack's `<stack>-resume`, which the
+/// template's RESUME_STATE_MACHINE_ARN names).
 pub struct Digest {
     pub topic_arn: String,
-    function: Notify<AwsOps>,
+    functions: Functions,
     rule: RuleQueue,
     config: aws_config::SdkConfig,
 }
 
 impl Digest {
     pub async fn deploy(bed: &Bed, machines: &Value, prefix: &str) -> Digest {
+        Digest::deploy_with(bed, &machines["key_arn"], prefix, Deployment::new()).await
+    }
+
+    /// [`Digest::deploy`] with the suite key `key_arn` and what a test scales (`deployment`).
+    pub async fn deploy_with(
+        bed: &Bed,
+        key_arn: &Value,
+        prefix: &str,
+        deployment: Deployment,
+    ) -> Digest {
         let config = bed.aws_config().await;
         let sns = aws_sdk_sns::Client::new(&config);
         let mut topics = vec![];
@@ -60,45 +119,19 @@ impl Digest {
             topics.push(out.topic_arn.expect("topic arn"));
         }
         let (alerts, digest) = (topics[0].clone(), topics[1].clone());
-        let scheduler_role = format!("arn:aws:iam::{}:role/mwaa-ops-scheduler", bed.account);
-        let dead_letters = format!("arn:aws:sqs:{}:{}:failed-events", bed.region, bed.account);
         let params = [
             ("EnvironmentNamePrefix", prefix),
             ("DigestTopicArn", digest.as_str()),
         ];
-        let mut role = Role::new("NotifyFunctionRole");
-        for (name, value) in params {
-            role = role.parameter(name, value);
-        }
-        let role = role
-            .resource("SuiteBucket", SUITE_BUCKET.into())
-            .resource("SuiteKey", machines["key_arn"].clone())
-            .resource("AlertTopic", alerts.as_str().into())
-            .resource("NotifySchedulerRole", scheduler_role.as_str().into())
-            .resource("FailedEventsQueue", dead_letters.as_str().into());
-        let as_role = bed.as_role(&role).await;
-        let resume = machines["resume"].as_str().expect("resume ARN").to_owned();
-        let function = Notify {
-            ops: notify_ops(&as_role, alerts, scheduler_role, dead_letters),
-            settings: Settings {
-                region: bed.region.clone(),
-                pending_minutes: 60,
-                environment_prefix: prefix.into(),
-            },
-            window: Duration::from_secs(3600),
-            // As main.rs builds it from the template's variables.
-            digest: Some(DigestSettings {
-                resume_state_machine_arn: resume,
-                topic_arn: digest.clone(),
-                prices: Prices::for_region(&bed.region, "").expect("built-in prices"),
-            }),
-        };
+        let mut resources = notify_resources(bed, SUITE_BUCKET, &alerts);
+        resources.push(("SuiteKey", key_arn.clone()));
+        let functions = start_notify(bed, &params, &resources, deployment).await;
         let rule = bed
             .rule_to_queue("NotifyFunctionResumeSucceeded", &params)
             .await;
         Digest {
             topic_arn: digest,
-            function,
+            functions,
             rule,
             config,
         }
@@ -146,14 +179,15 @@ impl Digest {
         assert_eq!(put.failed_entry_count(), 0, "{put:?}");
         let mut answers = vec![];
         for event in self.rule.take(1, Duration::from_secs(15)).await {
-            answers.push(
-                self.function
-                    .handle(event, OWN_ARN, common::Deadline::after(BUDGET))
-                    .await
-                    .expect("notify handles the resume's end"),
-            );
+            let answer = self.functions.invoke("notify", &event).await;
+            answers.push(answer.unwrap_or_else(|f| panic!("notify failed the resume's end: {f}")));
         }
         answers
+    }
+
+    /// The embedded metrics notify printed so far (the digest's `HoursPaused`, ...).
+    pub fn metrics(&self) -> Vec<Value> {
+        self.functions.metrics()
     }
 
     /// What was published on the digest topic so far.

@@ -112,6 +112,11 @@ impl FaultProxy {
         self.state.lock().unwrap().faults.clone()
     }
 
+    /// Takes back the rules not used up yet (an outage that ends): what they had left.
+    pub fn withdraw(&self) -> Vec<Fault> {
+        std::mem::take(&mut self.state.lock().unwrap().faults)
+    }
+
     /// Every request so far.
     pub fn served(&self) -> Vec<Served> {
         self.state.lock().unwrap().served.clone()

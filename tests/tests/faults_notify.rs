@@ -1,23 +1,27 @@
-//! The fault matrix of notify: SNS and S3 faults through a fault proxy in front of moto,
-//! MWAA faults through the local control plane (`/_bed/faults`). Every test checks that each
-//! fault it injected was served (a fault never served proves nothing) and that each failure
-//! is sent exactly once. The pause-resume steps' faults are in faults_pause_resume.rs.
+//! The fault matrix of notify: its binary behind the bed's Lambda service (as its role of the
+//! template), SNS and S3 faults through a fault proxy in front of moto (its endpoints), MWAA
+//! faults through the local control plane (`/_bed/faults`). Every test checks that each fault
+//! it injected was served (a fault never served proves nothing) and that each failure is sent
+//! exactly once. The pause-resume steps' faults are in faults_pause_resume.rs.
 //!
-//! The SDK makes 3 attempts per call: 2 faults in a row are its to absorb, 3 reach notify.
+//! The SDK makes 3 attempts per call: 2 faults in a row are its to absorb. Beyond them notify
+//! retries until its deadline (Lambda's, less its margin): an outage that outlasts that is
+//! what reaches the caller, so those faults last until the test withdraws them.
 
-use std::time::Duration;
-
+use mwaa_ops_tests::digest::{ended_execution, notify_resources, start_notify, Digest};
 use mwaa_ops_tests::fault_proxy::{Fault, FaultProxy};
+use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
+use mwaa_ops_tests::rules::sqs_batch;
 use mwaa_ops_tests::{session_without_airflow, Bed, Session};
+use notify::ops::SENT_PREFIX;
 use serde_json::{json, Value};
 
 const BUCKET: &str = "mwaa-ops-suite";
-use mwaa_ops_tests::rules::sqs_batch;
-use notify::decide::Settings;
-use notify::ops::{AwsOps, SENT_PREFIX};
-use notify::Notify;
-
-const OWN_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:mwaa-ops-notify";
+/// notify's Timeout here: 7 s of retries after its 3 s margin, time for an SDK call that
+/// failed (up to 3 s of the SDK's backoff) and then one more of its own.
+const TIMEOUT_SECONDS: f64 = 10.0;
+/// An outage: more faults than any invocation can use up.
+const UNTIL_WITHDRAWN: u32 = 10_000;
 
 fn sample(name: &str, account: &str) -> Value {
     let path = mwaa_ops_tests::repo_root().join("events").join(name);
@@ -26,7 +30,7 @@ fn sample(name: &str, account: &str) -> Value {
 }
 
 struct Alerts {
-    function: Notify<AwsOps>,
+    functions: Functions,
     topic_arn: String,
     s3: aws_sdk_s3::Client,
     sqs: aws_sdk_sqs::Client,
@@ -46,12 +50,6 @@ async fn deploy(bed: &Bed, proxy: &FaultProxy) -> Alerts {
         .send()
         .await
         .unwrap();
-    let faulty = config
-        .clone()
-        .into_builder()
-        .endpoint_url(&proxy.url)
-        .build();
-    let sns = aws_sdk_sns::Client::new(&faulty);
     let topic_arn = aws_sdk_sns::Client::new(&config)
         .create_topic()
         .name("mwaa-ops-alerts")
@@ -60,32 +58,18 @@ async fn deploy(bed: &Bed, proxy: &FaultProxy) -> Alerts {
         .unwrap()
         .topic_arn
         .unwrap();
-    let function = Notify {
-        ops: AwsOps {
-            sns,
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&faulty)
-                    .force_path_style(true)
-                    .build(),
-            ),
-            sfn: aws_sdk_sfn::Client::new(&config),
-            mwaa: bed.mwaa().await,
-            scheduler: aws_sdk_scheduler::Client::new(&config),
-            topic_arn: topic_arn.clone(),
-            bucket: BUCKET.into(),
-            scheduler_role_arn: "arn:aws:iam::123456789012:role/mwaa-ops-scheduler".into(),
-            dead_letter_arn: None,
-        },
-        settings: Settings {
-            region: bed.region.clone(),
-            pending_minutes: 30,
-            environment_prefix: "dev-".into(),
-        },
-        window: Duration::from_secs(3600),
-        digest: None,
-    };
+    let functions = start_notify(
+        bed,
+        &[("EnvironmentNamePrefix", "dev-")],
+        &notify_resources(bed, BUCKET, &topic_arn),
+        Deployment::new()
+            .timeout("notify", TIMEOUT_SECONDS)
+            .endpoint("AWS_ENDPOINT_URL_SNS", &proxy.url)
+            .endpoint("AWS_ENDPOINT_URL_S3", &proxy.url),
+    )
+    .await;
     Alerts {
-        function,
+        functions,
         topic_arn,
         s3: direct_s3,
         sqs: aws_sdk_sqs::Client::new(&config),
@@ -123,12 +107,20 @@ impl Alerts {
         sqs_batch(&self.sqs, "failed-events", &messages).await
     }
 
-    /// One invocation; no retry budget of notify's own, so only the SDK's 3 attempts.
+    /// One invocation, which notify must answer.
     async fn handle(&self, event: Value) -> Value {
-        self.function
-            .handle(event, OWN_ARN, common::Deadline::after(Duration::ZERO))
+        self.functions
+            .invoke("notify", &event)
             .await
-            .expect("notify answers the batch")
+            .unwrap_or_else(|f| panic!("notify failed: {f}"))
+    }
+
+    /// One invocation, which notify must fail: what Lambda reports.
+    async fn fail(&self, event: Value) -> Failure {
+        match self.functions.invoke("notify", &event).await {
+            Ok(answer) => panic!("notify handled it: {answer}"),
+            Err(failure) => failure,
+        }
     }
 }
 
@@ -141,6 +133,25 @@ fn failed_ids(answer: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The statuses the proxy answered to SNS (every request to `POST /` is a Publish here).
+fn publishes(proxy: &FaultProxy) -> Vec<u16> {
+    let served = proxy.served();
+    served
+        .iter()
+        .filter(|s| s.request == "POST /")
+        .map(|s| s.status)
+        .collect()
+}
+
+/// Ends the control plane's outage: the rules it had left.
+async fn withdraw_mwaa_faults(bed: &Bed) -> Value {
+    let url = format!("{}/_bed/faults", bed.mwaa_url);
+    let left: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let cleared = reqwest::Client::new().delete(&url).send().await.unwrap();
+    assert!(cleared.status().is_success(), "{url}: {}", cleared.status());
+    left
+}
+
 #[tokio::test]
 async fn faults_notify_sends_each_failure_once_through_sns_and_s3_faults() {
     let bed: Session = session_without_airflow().await;
@@ -149,21 +160,30 @@ async fn faults_notify_sends_each_failure_once_through_sns_and_s3_faults() {
     let dead = sample("lambda-destination-failure.json", &bed.account);
     let undelivered = sample("s3-object-created.json", &bed.account);
 
-    // 1. SNS throttles the first publish 3 times (beyond the SDK's attempts), answers the
-    // second 500 twice (within them): the first message comes back, unmarked; the second
-    // is sent and marked.
+    // 1. SNS answers the first publish 500 twice (within the SDK's attempts), then throttles
+    // every publish (an outage beyond notify's deadline): the first message is sent and
+    // marked; the second comes back, unmarked, after notify retried it until its deadline.
+    // (The throttle takes only the second message's publishes: its alert names the DAG.)
     proxy.inject([
-        Fault::sns("Publish", 400, "Throttling", 3),
         Fault::sns("Publish", 500, "InternalError", 2),
+        Fault {
+            body: "sales_load".into(),
+            ..Fault::sns("Publish", 400, "Throttling", UNTIL_WITHDRAWN)
+        },
     ]);
     let batch = alerts
-        .batch(&[(&dead, None), (&undelivered, Some("SDK_CLIENT_ERROR"))])
+        .batch(&[(&undelivered, Some("SDK_CLIENT_ERROR")), (&dead, None)])
         .await;
     let answer = alerts.handle(batch.clone()).await;
-    assert!(proxy.pending().is_empty(), "{:?}", proxy.pending());
+    let left = proxy.withdraw();
+    assert_eq!(
+        left.len(),
+        1,
+        "the outage outlasted the invocation: {left:?}"
+    );
     assert_eq!(
         failed_ids(&answer),
-        [batch["Records"][0]["messageId"].as_str().unwrap()]
+        [batch["Records"][1]["messageId"].as_str().unwrap()]
     );
     let emails = alerts.emails(&bed).await;
     assert_eq!(emails.len(), 1, "{emails:?}");
@@ -173,17 +193,13 @@ async fn faults_notify_sends_each_failure_once_through_sns_and_s3_faults() {
         1,
         "a failed publish is never marked"
     );
-    let publishes = proxy
-        .served()
-        .iter()
-        .filter(|s| s.request == "POST /")
-        .map(|s| s.status)
-        .collect::<Vec<_>>();
-    assert_eq!(
-        publishes,
-        [400, 400, 400, 500, 500, 200],
-        "{:?}",
-        proxy.served()
+    let statuses = publishes(&proxy);
+    let (sent, throttled) = statuses.split_at(3);
+    assert_eq!(sent, [500, 500, 200], "{:?}", proxy.served());
+    // The SDK's 3 attempts per call, and more than one call: notify's own retries.
+    assert!(
+        throttled.len() >= 6 && throttled.len() % 3 == 0 && throttled.iter().all(|s| *s == 400),
+        "{throttled:?}"
     );
 
     // 2. SQS delivers the failed message again, and the sent one a second time (at least
@@ -205,29 +221,34 @@ async fn faults_notify_sends_each_failure_once_through_sns_and_s3_faults() {
     assert_eq!(failed_ids(&answer), Vec::<String>::new());
     assert_eq!(alerts.emails(&bed).await.len(), 2);
 
-    // 4. An EventBridge event (not a batch) whose publish fails for good fails the
-    // invocation (Lambda retries it), unmarked; its explanation (GetEnvironment) throttled
-    // beyond the SDK's attempts only loses the detail. The retry then sends it once.
+    // 4. An EventBridge event (not a batch) whose publish fails until notify's deadline
+    // fails the invocation (Lambda retries it), unmarked; its explanation (GetEnvironment)
+    // throttled throughout only loses the detail. The retry then sends it once.
     let create_failed = sample("mwaa-status-create-failed.json", &bed.account);
     let environment = create_failed["detail"]["name"].as_str().unwrap().to_owned();
     bed.inject_faults(
         json!([{"operation": "GetEnvironment", "name": environment, "kind": "throttle",
-                "count": 3}]),
+                "count": UNTIL_WITHDRAWN}]),
     )
     .await;
-    proxy.inject([Fault::sns("Publish", 503, "ServiceUnavailable", 3)]);
-    let err = alerts
-        .function
-        .handle(
-            create_failed.clone(),
-            OWN_ARN,
-            common::Deadline::after(Duration::ZERO),
-        )
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("SNS Publish"), "{err}");
-    assert!(proxy.pending().is_empty(), "{:?}", proxy.pending());
-    bed.assert_faults_served().await;
+    proxy.inject([Fault::sns(
+        "Publish",
+        503,
+        "ServiceUnavailable",
+        UNTIL_WITHDRAWN,
+    )]);
+    let before = publishes(&proxy).len();
+    let failure = alerts.fail(create_failed.clone()).await;
+    failure.assert_is("Retryable", &["SNS Publish"]);
+    assert_eq!(proxy.withdraw().len(), 1, "the SNS outage outlasted it");
+    let unavailable = &publishes(&proxy)[before..];
+    assert!(
+        unavailable.len() >= 6 && unavailable.iter().all(|s| *s == 503),
+        "{unavailable:?}"
+    );
+    let left = withdraw_mwaa_faults(&bed).await;
+    let reads = UNTIL_WITHDRAWN as u64 - left[0]["count"].as_u64().unwrap();
+    assert!(reads >= 3, "GetEnvironment throttled {reads} times: {left}");
     assert_eq!(alerts.markers().await, 2);
     assert_eq!(alerts.emails(&bed).await.len(), 2);
     let sent = alerts.handle(create_failed.clone()).await;
@@ -236,4 +257,78 @@ async fn faults_notify_sends_each_failure_once_through_sns_and_s3_faults() {
     assert!(again.get("duplicate").is_some(), "{again}");
     assert_eq!(alerts.emails(&bed).await.len(), 3);
     assert_eq!(alerts.markers().await, 3);
+}
+
+/// The morning digest's marker (`digests/<date>.json`, PutObject `If-None-Match: *`) answered
+/// S3's 409 ConditionalRequestConflict once ("another conditional write is under way": retry):
+/// notify retries it, and the digest is sent exactly once.
+#[tokio::test]
+async fn faults_notify_a_conflicting_digest_marker_write_still_sends_one_digest() {
+    let bed: Session = session_without_airflow().await;
+    let proxy = FaultProxy::start(&bed.moto_url).await;
+    let config = bed.aws_config().await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    )
+    .create_bucket()
+    .bucket(BUCKET)
+    .send()
+    .await
+    .unwrap();
+    let key_arn = json!(format!(
+        "arn:aws:kms:{}:{}:key/unused",
+        bed.region, bed.account
+    ));
+    let digest = Digest::deploy_with(
+        &bed,
+        &key_arn,
+        "dev-",
+        Deployment::new().endpoint("AWS_ENDPOINT_URL_S3", &proxy.url),
+    )
+    .await;
+    // The stack's resume (a stand-in of one step), ended for one environment this morning.
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let definition =
+        json!({"StartAt": "Resumed", "States": {"Resumed": {"Type": "Pass", "End": true}}});
+    let input = json!({"environment": "dev-analytics"});
+    let ended = ended_execution(&sfn, "mwaa-ops-resume", &definition, &input).await;
+    let execution = ended.execution_arn();
+    proxy.inject([Fault {
+        method: "PUT",
+        path: "/digests/".into(),
+        body: String::new(),
+        status: 409,
+        answer: "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>ConditionalRequestConflict\
+                 </Code><Message>A conflicting operation occurred. If using PutObject you can \
+                 retry the request. If using multipart upload you should initiate another \
+                 CreateMultipartUpload request and re-upload each part.</Message><RequestId>\
+                 fault-proxy</RequestId></Error>"
+            .into(),
+        count: 1,
+    }]);
+    let answers = digest.deliver_end_of(execution).await;
+    assert!(proxy.pending().is_empty(), "{:?}", proxy.pending());
+    let writes: Vec<u16> = proxy
+        .served()
+        .iter()
+        .filter(|s| s.request.starts_with("PUT ") && s.request.contains("/digests/"))
+        .map(|s| s.status)
+        .collect();
+    assert_eq!(writes, [409, 200], "{:?}", proxy.served());
+    assert!(
+        answers[0]["morning_digest"]["digest"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("[mwaa-ops]")),
+        "{answers:?}"
+    );
+    assert_eq!(digest.emails(&bed).await.len(), 1);
+    // Delivered again: the marker the retry wrote remembers the date.
+    let again = digest.deliver_end_of(execution).await;
+    assert_eq!(
+        again[0]["morning_digest"]["digest"], "sent already",
+        "{again:?}"
+    );
+    assert_eq!(digest.emails(&bed).await.len(), 1);
 }

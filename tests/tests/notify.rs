@@ -5,18 +5,15 @@
 use std::time::Duration;
 
 use aws_sdk_mwaa::types::EndpointManagement;
-use mwaa_ops_tests::digest::notify_ops;
+use mwaa_ops_tests::digest::{ended_execution, notify_resources, start_notify};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
-use mwaa_ops_tests::iam::Role;
+use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
 use mwaa_ops_tests::rules::{sqs_batch, RuleQueue};
 use mwaa_ops_tests::sns::Email;
 use mwaa_ops_tests::{session_without_airflow, Bed, Session};
-use notify::decide::Settings;
-use notify::ops::{pending_schedule_name, AwsOps};
-use notify::Notify;
+use notify::ops::pending_schedule_name;
 use serde_json::{json, Value};
 
-const BUDGET: Duration = Duration::from_secs(10);
 const SUITE_BUCKET: &str = "mwaa-ops-suite";
 const PARAMS: &[(&str, &str)] = &[("EnvironmentNamePrefix", "dev-")];
 const RULES: [&str; 4] = [
@@ -25,12 +22,11 @@ const RULES: [&str; 4] = [
     "NotifyFunctionMetadataFailed",
     "NotifyFunctionRoutesRejected",
 ];
-const OWN_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:mwaa-ops-NotifyFunction-x";
 
 /// The suite bucket, the alert topic and the function, as the template deploys them.
 struct Alerts {
     topic_arn: String,
-    function: Notify<AwsOps>,
+    functions: Functions,
     sfn: aws_sdk_sfn::Client,
     sqs: aws_sdk_sqs::Client,
     scheduler: aws_sdk_scheduler::Client,
@@ -58,34 +54,18 @@ async fn deploy(bed: &Bed) -> Alerts {
         .unwrap()
         .topic_arn
         .unwrap();
-    // notify acts as its role of the template: the bed refuses what that role may not do.
-    let scheduler_role = "arn:aws:iam::123456789012:role/mwaa-ops-scheduler";
-    let dead_letters = "arn:aws:sqs:us-east-1:123456789012:failed-events";
-    let role = Role::new("NotifyFunctionRole")
-        .parameter("EnvironmentNamePrefix", PARAMS[0].1)
-        .resource("SuiteBucket", SUITE_BUCKET.into())
-        .resource("AlertTopic", topic_arn.as_str().into())
-        .resource("NotifySchedulerRole", scheduler_role.into())
-        .resource("FailedEventsQueue", dead_letters.into());
-    let as_role = bed.as_role(&role).await;
-    let function = Notify {
-        ops: notify_ops(
-            &as_role,
-            topic_arn.clone(),
-            scheduler_role.into(),
-            dead_letters.into(),
-        ),
-        settings: Settings {
-            region: bed.region.clone(),
-            pending_minutes: 30,
-            environment_prefix: "dev-".into(),
-        },
-        window: Duration::from_secs(3600),
-        digest: None,
-    };
+    // notify's binary acts as its role of the template: the bed refuses what that role may
+    // not do. PENDING is alerted after 30 minutes here (the template's default is 60).
+    let functions = start_notify(
+        bed,
+        &[PARAMS[0], ("PendingAlertMinutes", "30")],
+        &notify_resources(bed, SUITE_BUCKET, &topic_arn),
+        Deployment::new(),
+    )
+    .await;
     Alerts {
         topic_arn,
-        function,
+        functions,
         sfn: aws_sdk_sfn::Client::new(&config),
         sqs: aws_sdk_sqs::Client::new(&config),
         scheduler: aws_sdk_scheduler::Client::new(&config),
@@ -98,11 +78,20 @@ impl Alerts {
         mwaa_ops_tests::sns::published(bed, &self.topic_arn).await
     }
 
+    /// One invocation of notify with `event`, which it must handle.
     async fn handle(&self, event: Value) -> Value {
-        self.function
-            .handle(event, OWN_ARN, common::Deadline::after(BUDGET))
+        self.functions
+            .invoke("notify", &event)
             .await
-            .expect("notify handles the event")
+            .unwrap_or_else(|f| panic!("notify failed: {f}"))
+    }
+
+    /// One invocation of notify with `event`, which it must fail: what Lambda reports.
+    async fn fail(&self, event: Value) -> Failure {
+        match self.functions.invoke("notify", &event).await {
+            Ok(answer) => panic!("notify handled it: {answer}"),
+            Err(failure) => failure,
+        }
     }
 
     async fn put_event(&self, event: &Value) {
@@ -225,6 +214,21 @@ async fn a_rejected_routes_file_is_one_email_however_many_instances_report_it() 
     alerts.handle(delivered[0].clone()).await;
     let again = alerts.handle(delivered[1].clone()).await;
     assert!(again.get("duplicate").is_some(), "{again}");
+    // Each alert handled counts sent and de-duplicated together, one 1 and the other 0: the
+    // dashboard's two lines exist from the first alert, and their Average is a rate.
+    let counted: Vec<(Value, Value)> = alerts
+        .functions
+        .metrics()
+        .iter()
+        .filter(|doc| doc.get("AlertsSent").is_some() || doc.get("AlertsDeduplicated").is_some())
+        .map(|doc| (doc["AlertsSent"].clone(), doc["AlertsDeduplicated"].clone()))
+        .collect();
+    assert_eq!(
+        counted,
+        [(json!(1.0), json!(0.0)), (json!(0.0), json!(1.0))],
+        "{}",
+        alerts.functions.output()
+    );
     let emails = alerts.emails(&bed).await;
     assert_eq!(emails.len(), 1, "{emails:?}");
     let email = &emails[0];
@@ -265,38 +269,9 @@ async fn a_failed_execution_is_one_email_naming_its_step_from_the_real_history()
             "Done": {"Type": "Succeed"}
         }
     });
-    let machine = alerts
-        .sfn
-        .create_state_machine()
-        .name("mwaa-ops-pause")
-        .definition(definition.to_string())
-        .role_arn("arn:aws:iam::123456789012:role/sfn")
-        .send()
-        .await
-        .unwrap()
-        .state_machine_arn;
-    let execution = alerts
-        .sfn
-        .start_execution()
-        .state_machine_arn(&machine)
-        .input(json!({"environment": "dev-analytics"}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .execution_arn;
-    let described = loop {
-        let d = alerts
-            .sfn
-            .describe_execution()
-            .execution_arn(&execution)
-            .send()
-            .await
-            .unwrap();
-        if d.status().as_str() != "RUNNING" {
-            break d;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let input = json!({"environment": "dev-analytics"});
+    let described = ended_execution(&alerts.sfn, "mwaa-ops-pause", &definition, &input).await;
+    let (machine, execution) = (described.state_machine_arn(), described.execution_arn());
     assert_eq!(described.status().as_str(), "FAILED");
     // What EventBridge would say (moto's Step Functions emits no status events).
     let event = json!({
@@ -409,11 +384,21 @@ async fn a_failing_environment_email_says_why_and_pending_is_watched_then_alerte
         .await
         .expect("the re-check schedule");
     assert!(schedule.schedule_expression().unwrap().starts_with("at("));
+    // Its target is the function as Lambda named it to itself (the invoked function's ARN).
     let target = schedule.target().unwrap();
-    assert_eq!(target.arn(), OWN_ARN);
-    // It fires: still PENDING -> an alert.
+    assert!(
+        target
+            .arn()
+            .starts_with("arn:aws:lambda:us-east-1:123456789012:function:"),
+        "{target:?}"
+    );
+    // It fires, invoking that ARN as Scheduler would: still PENDING -> an alert.
     let fired: Value = serde_json::from_str(target.input().unwrap()).unwrap();
-    alerts.handle(fired).await;
+    alerts
+        .functions
+        .invoke(target.arn(), &fired)
+        .await
+        .unwrap_or_else(|f| panic!("the re-check failed: {f}"));
     let emails = alerts.emails(&bed).await;
     assert_eq!(emails.len(), 2, "{emails:?}");
     assert_eq!(
@@ -586,16 +571,10 @@ async fn dead_letters_are_emailed_and_kept_when_sns_fails() {
         batch["Records"][0]["messageId"]
     );
     // And a single event fails the invocation (Lambda retries, then dead-letters it).
-    let err = alerts
-        .function
-        .handle(
-            sample("mwaa-status-create-failed.json", &bed.account),
-            OWN_ARN,
-            common::Deadline::after(BUDGET),
-        )
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("SNS Publish"), "{err}");
+    let failure = alerts
+        .fail(sample("mwaa-status-create-failed.json", &bed.account))
+        .await;
+    failure.assert_is("OperationFailed", &["SNS Publish"]);
 }
 
 #[tokio::test]
@@ -621,17 +600,10 @@ async fn unknown_kinds_are_reported_and_malformed_events_are_clear_errors() {
             "missing field `name`",
         ),
     ] {
-        let err = alerts
-            .function
-            .handle(
-                sample(name, &bed.account),
-                OWN_ARN,
-                common::Deadline::after(BUDGET),
-            )
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(field), "{name}: {err}");
+        let event = sample(name, &bed.account);
+        let id = event["id"].as_str().unwrap().to_owned();
+        let failure = alerts.fail(event).await;
+        failure.assert_is("InvalidInput", &[field, &id]);
     }
     assert_eq!(alerts.emails(&bed).await.len(), 1);
 }

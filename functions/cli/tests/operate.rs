@@ -205,11 +205,12 @@ async fn every_command_steers_the_local_suite() {
     let again = run(&["wake", ENV, "--json"]).json();
     assert_eq!(again["result"], "AVAILABLE", "nothing to do: {again}");
 
-    the_resumes_end_sends_one_digest(&s, &suite, woken["execution"].as_str().unwrap()).await;
+    let digest =
+        the_resumes_end_sends_one_digest(&s, &suite, woken["execution"].as_str().unwrap()).await;
 
     // The night left its metrics (as CloudWatch would read them from the functions' output:
-    // the steps', and trigger-dag's for the arrivals): each one on the stack's dashboard, in
-    // the namespace and dimensions it searches.
+    // the steps', trigger-dag's for the arrivals, notify's for the digest): each one on the
+    // stack's dashboard, in the namespace and dimensions it searches.
     let (namespace, on_dashboard) = dashboard_metrics();
     let mut seen = std::collections::BTreeSet::new();
     let arrival_metrics = arrivals.functions.metrics();
@@ -228,7 +229,12 @@ async fn every_command_steers_the_local_suite() {
         (2.0, 2.0, 0.0),
         "two arrivals, both held (started later by the replays): {arrival_metrics:?}"
     );
-    for doc in suite.metrics().into_iter().chain(arrival_metrics) {
+    for doc in suite
+        .metrics()
+        .into_iter()
+        .chain(arrival_metrics)
+        .chain(digest.metrics())
+    {
         let definitions = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(definitions["Namespace"], namespace, "{doc}");
         assert_eq!(
@@ -257,6 +263,8 @@ async fn every_command_steers_the_local_suite() {
         "RunsStarted",
         "MwaaCalls",
         "MwaaThrottles",
+        "HoursPaused",
+        "EstimatedSavingUsd",
     ] {
         assert!(
             seen.contains(expected),
@@ -316,8 +324,12 @@ async fn failures_exit_non_zero_and_say_what_is_wrong() {
 
 /// The morning digest after the night above: notify, as its role of the template, gets the
 /// resume's end from the template's rule and emails that night's figures on the digest topic,
-/// once; IAM refused none of its calls.
-async fn the_resumes_end_sends_one_digest(s: &Session, suite: &PauseResume, resume: &str) {
+/// once; IAM refused none of its calls. The digest's notify, for its metrics.
+async fn the_resumes_end_sends_one_digest(
+    s: &Session,
+    suite: &PauseResume,
+    resume: &str,
+) -> Digest {
     let digest = Digest::deploy(s.bed, &suite.machines, "local").await;
     let answers = digest.deliver_end_of(resume).await;
     assert_eq!(answers.len(), 1, "one event through the rule: {answers:?}");
@@ -405,6 +417,7 @@ async fn the_resumes_end_sends_one_digest(s: &Session, suite: &PauseResume, resu
     assert_eq!(digest.emails(s.bed).await.len(), 1);
     let refused = s.bed.iam_refusals().await;
     assert!(refused.is_empty(), "IAM refused: {refused:?}");
+    digest
 }
 
 /// The dashboard's namespace and the metric names its SEARCH expressions read, from the

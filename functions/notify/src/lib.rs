@@ -198,25 +198,36 @@ impl<O: Ops + morning::ops::DigestOps> Notify<O> {
         let environment = alert.environment.clone().unwrap_or_else(|| "none".into());
         match self.ops.sent_within(&key, self.window).await {
             Ok(true) => {
-                let deduplicated = [(common::metrics::ALERTS_DEDUPLICATED, 1.0)];
-                common::metrics::emit("notify", &environment, &deduplicated);
-                return Ok(Outcome::Duplicate { subject });
+                let outcome = Outcome::Duplicate { subject };
+                common::metrics::emit("notify", &environment, &alert_metrics(&outcome));
+                return Ok(outcome);
             }
             Ok(false) => {}
             // Better a second email than none.
             Err(err) => tracing::warn!(error = %err, "could not check for an earlier alert"),
         }
         with_retries(deadline, || self.ops.publish(&alert)).await?;
-        common::metrics::emit(
-            "notify",
-            &environment,
-            &[(common::metrics::ALERTS_SENT, 1.0)],
-        );
+        let outcome = Outcome::Sent { subject };
+        common::metrics::emit("notify", &environment, &alert_metrics(&outcome));
         if let Err(err) = self.ops.mark_sent(&key, &alert).await {
             tracing::warn!(error = %err, "sent, but could not remember it: a repeat may send again");
         }
-        Ok(Outcome::Sent { subject })
+        Ok(outcome)
     }
+}
+
+/// What an alert handled counts: sent and de-duplicated together (one 1, the other 0), so a
+/// dashboard's Average of either reads as a rate and both lines exist from the first alert.
+pub fn alert_metrics(outcome: &Outcome) -> Vec<(common::metrics::Metric, f64)> {
+    let (sent, deduplicated) = match outcome {
+        Outcome::Sent { .. } => (1.0, 0.0),
+        Outcome::Duplicate { .. } => (0.0, 1.0),
+        Outcome::Watching { .. } | Outcome::Ignored { .. } => return vec![],
+    };
+    vec![
+        (common::metrics::ALERTS_SENT, sent),
+        (common::metrics::ALERTS_DEDUPLICATED, deduplicated),
+    ]
 }
 
 #[cfg(test)]

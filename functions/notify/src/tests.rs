@@ -248,6 +248,34 @@ async fn the_same_failure_delivered_twice_sends_one_email_within_the_window() {
     );
 }
 
+#[test]
+fn each_alert_handled_counts_sent_and_deduplicated_together() {
+    let named = |outcome: Outcome| -> Vec<(&'static str, f64)> {
+        alert_metrics(&outcome)
+            .into_iter()
+            .map(|(m, v)| (m.name, v))
+            .collect()
+    };
+    let subject = || "[mwaa-ops] x".to_string();
+    assert_eq!(
+        named(Outcome::Sent { subject: subject() }),
+        [("AlertsSent", 1.0), ("AlertsDeduplicated", 0.0)]
+    );
+    assert_eq!(
+        named(Outcome::Duplicate { subject: subject() }),
+        [("AlertsSent", 0.0), ("AlertsDeduplicated", 1.0)]
+    );
+    // No alert handled, nothing to average over.
+    let watching = Outcome::Watching {
+        environment: "dev".into(),
+    };
+    assert_eq!(named(watching), []);
+    let ignored = Outcome::Ignored {
+        reason: "not ours".into(),
+    };
+    assert_eq!(named(ignored), []);
+}
+
 #[tokio::test]
 async fn after_the_window_the_same_failure_is_sent_again() {
     let n = notify(Duration::ZERO);
