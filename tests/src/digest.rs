@@ -94,6 +94,8 @@ pub async fn ended_execution(
 /// template's RESUME_STATE_MACHINE_ARN names).
 pub struct Digest {
     pub topic_arn: String,
+    /// The alert topic (notify's `AlertTopic`), where its alerts go.
+    pub alert_topic_arn: String,
     functions: Functions,
     rule: RuleQueue,
     config: aws_config::SdkConfig,
@@ -131,6 +133,7 @@ impl Digest {
             .await;
         Digest {
             topic_arn: digest,
+            alert_topic_arn: alerts,
             functions,
             rule,
             config,
@@ -183,6 +186,16 @@ impl Digest {
             answers.push(answer.unwrap_or_else(|f| panic!("notify failed the resume's end: {f}")));
         }
         answers
+    }
+
+    /// Invokes the same notify with `event` (an alert rule's), as the rule's target would.
+    pub async fn invoke(&self, event: &Value) -> Result<Value, crate::lambda::Failure> {
+        self.functions.invoke("notify", event).await
+    }
+
+    /// What was published on the alert topic so far.
+    pub async fn alerts(&self, bed: &Bed) -> Vec<Email> {
+        crate::sns::published(bed, &self.alert_topic_arn).await
     }
 
     /// The embedded metrics notify printed so far (the digest's `HoursPaused`, ...).

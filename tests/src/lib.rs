@@ -303,6 +303,26 @@ impl Bed {
         trigger_dag::ops::serverless_client(&self.aws_config_at(&self.serverless_url).await)
     }
 
+    /// Creates a workflow in the local MWAA Serverless control plane; its ARN.
+    pub async fn create_workflow(&self, name: &str) -> String {
+        let definition = aws_sdk_mwaaserverless::types::DefinitionS3Location::builder()
+            .bucket("dags")
+            .object_key(format!("{name}.yaml"))
+            .build()
+            .expect("a definition location");
+        self.mwaa_serverless()
+            .await
+            .create_workflow()
+            .name(name)
+            .role_arn(format!("arn:aws:iam::{}:role/workflow-role", self.account))
+            .definition_s3_location(definition)
+            .send()
+            .await
+            .expect("CreateWorkflow")
+            .workflow_arn()
+            .to_owned()
+    }
+
     /// Makes the MWAA Serverless control plane fail the calls `rules` match (`/_bed/faults`).
     pub async fn inject_serverless_faults(&self, rules: Value) {
         admin_post(format!("{}/_bed/faults", self.serverless_url), Some(rules)).await;
@@ -362,6 +382,7 @@ pub mod fault_proxy;
 pub mod http;
 pub mod iam;
 pub mod lambda;
+pub mod night;
 pub mod rules;
 pub mod sns;
 pub mod suite;

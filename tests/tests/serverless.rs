@@ -8,25 +8,6 @@ use mwaa_ops_tests::lambda::Failure;
 use mwaa_ops_tests::{session_without_airflow, Session};
 use serde_json::{json, Value};
 
-async fn create_workflow(bed: &Session, name: &str) -> String {
-    let definition = aws_sdk_mwaaserverless::types::DefinitionS3Location::builder()
-        .bucket("dags")
-        .object_key(format!("{name}.yaml"))
-        .build()
-        .unwrap();
-    bed.mwaa_serverless()
-        .await
-        .create_workflow()
-        .name(name)
-        .role_arn("arn:aws:iam::123456789012:role/workflow-role")
-        .definition_s3_location(definition)
-        .send()
-        .await
-        .expect("CreateWorkflow")
-        .workflow_arn()
-        .to_owned()
-}
-
 fn route_to(workflow_arn: &str) -> Value {
     json!([{"name": "orders", "bucket": LANDING, "prefix": "orders/",
             "workflow_arn": workflow_arn, "conf": {"team": "sales"}}])
@@ -92,7 +73,7 @@ async fn start_calls(bed: &Session) -> Vec<(String, Option<String>)> {
 #[tokio::test]
 async fn an_arrival_routed_to_a_serverless_workflow_delivered_three_times_is_one_run() {
     let bed = session_without_airflow().await;
-    let arn = create_workflow(&bed, "wf-ingest-orders").await;
+    let arn = bed.create_workflow("wf-ingest-orders").await;
     let arrivals = Arrivals::deploy(&bed, route_to(&arn), "wf").await;
     let key = "orders/2026/ünïcode orders+1%.csv";
     arrivals.put(key, "id,amount\n1,2\n").await;
@@ -141,7 +122,7 @@ async fn an_arrival_routed_to_a_serverless_workflow_delivered_three_times_is_one
 #[tokio::test]
 async fn a_throttled_start_and_a_lost_answer_are_retried_into_one_run() {
     let bed = session_without_airflow().await;
-    let arn = create_workflow(&bed, "wf-throttled").await;
+    let arn = bed.create_workflow("wf-throttled").await;
     let arrivals = Arrivals::deploy(&bed, route_to(&arn), "wf").await;
     arrivals.put("orders/t.csv", "x").await;
     bed.inject_serverless_faults(json!([
@@ -210,7 +191,7 @@ async fn deliver(arrivals: &Arrivals, firing: &Value) -> Result<Value, Failure> 
 async fn a_schedule_firing_naming_a_workflow_delivered_twice_is_one_run() {
     let bed = session_without_airflow().await;
     // Named with the deployment's prefix: the role may start only those workflows' runs.
-    let arn = create_workflow(&bed, "wf-daily-report").await;
+    let arn = bed.create_workflow("wf-daily-report").await;
     let arrivals = Arrivals::deploy(&bed, json!([]), "wf").await;
     let mut firing: Value =
         serde_json::from_str(include_str!("../../events/schedule-firing-workflow.json")).unwrap();

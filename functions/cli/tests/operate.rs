@@ -2,19 +2,26 @@
 //! the suite as `scripts/local-up` deploys it (moto, the local MWAA control plane, a real
 //! Airflow 2.10.3, the production pause and resume state machines with their Rust steps,
 //! trigger-dag behind Lambda's Invoke API, the arrivals handed to trigger-dag's binary as the
-//! template's rule would, and the stack whose outputs name them).
+//! template's rule would, the MWAA status changes to notify's and provision-endpoints'
+//! binaries as their rules would, and the stack whose outputs name them).
 
 use std::process::Command;
 use std::time::Duration;
 
-use mwaa_ops_tests::arrivals::{Arrivals, SUITE_BUCKET};
+use mwaa_ops_tests::arrivals::{trigger_dag_role, Arrivals, LANDING, SUITE_BUCKET};
 use mwaa_ops_tests::digest::Digest;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::lambda::Deployment;
+use mwaa_ops_tests::night::{
+    assert_the_dashboard_draws_the_night, with_provision_endpoints, StatusChanges,
+};
 use mwaa_ops_tests::suite::{deploy_pause_resume, deploy_stack, endpoints, PauseResume};
 use mwaa_ops_tests::{session, Session};
 use serde_json::{json, Value};
 
 const ENV: &str = "local-cli";
+/// An MWAA Serverless workflow arrivals are also routed to.
+const WORKFLOW: &str = "local-flow";
 
 /// The bed with one Airflow: this binary needs only 2.10.3.
 async fn bed_session() -> Session {
@@ -73,9 +80,26 @@ async fn every_command_steers_the_local_suite() {
     let mwaa = s.mwaa().await;
     NewEnvironment::new(ENV, "2.10.3").create(&mwaa).await;
     wait_for_status(&mwaa, ENV, "AVAILABLE", Duration::from_secs(120)).await;
-    let routes = json!([{"name": "cli", "bucket": mwaa_ops_tests::arrivals::LANDING,
-        "prefix": "cli/", "environment": ENV, "dag": "bed_smoke"}]);
-    let arrivals = Arrivals::deploy(s.bed, routes.clone(), "local").await;
+    let workflow = s.create_workflow(WORKFLOW).await;
+    // What trigger-dag counts a workflow's runs under: the ARN's last part (name-id).
+    let workflow_dimension = workflow.rsplit_once(":workflow/").unwrap().1.to_owned();
+    assert!(workflow_dimension.starts_with(WORKFLOW), "{workflow}");
+    let routes = json!([
+        {"name": "cli", "bucket": LANDING, "prefix": "cli/", "environment": ENV, "dag": "bed_smoke"},
+        {"name": "flow", "bucket": LANDING, "prefix": "flow/", "workflow_arn": workflow},
+    ]);
+    // Every MWAA status change from now on reaches notify and provision-endpoints (in the
+    // arrivals' Lambda service) as the template's rules deliver it.
+    let status_changes = StatusChanges::deploy(s.bed, "local").await;
+    let with_endpoints = with_provision_endpoints(s.bed, "local", Deployment::new()).await;
+    let arrivals = Arrivals::deploy_with(
+        s.bed,
+        routes.clone(),
+        trigger_dag_role("local"),
+        &[],
+        with_endpoints,
+    )
+    .await;
     let suite = deploy_pause_resume(s.bed, &routes);
     deploy_stack(
         s.bed,
@@ -87,6 +111,7 @@ async fn every_command_steers_the_local_suite() {
         ],
     )
     .await;
+    let digest = Digest::deploy(s.bed, &suite.machines, "local").await;
     let run = |args: &[&str]| mwaa_ops(&suite, &s, args);
 
     // status: the environment, up, with tonight's scheduled pause in the schedules' zone.
@@ -109,6 +134,11 @@ async fn every_command_steers_the_local_suite() {
         "{}",
         table.stdout
     );
+    // An arrival for the workflow: a run of it in MWAA Serverless.
+    arrivals.put("flow/orders.csv", "a,b").await;
+    for result in arrivals.deliver(1, 1).await {
+        assert_eq!(result.unwrap()["runs"][0]["outcome"], "started");
+    }
 
     // skip: the next pause ends "Skipped" and says why; the marker is used up.
     assert_eq!(
@@ -155,8 +185,9 @@ async fn every_command_steers_the_local_suite() {
         Value::Null
     );
 
-    // held and replay: an arrival while the environment is away, started on demand.
-    s.control("status", json!({"name": ENV, "status": "UPDATING"}))
+    // held and replay: an arrival while the environment is away (unavailable: one alert,
+    // however often its status change is delivered), started on demand.
+    s.control("status", json!({"name": ENV, "status": "UNAVAILABLE"}))
         .await;
     arrivals.put("cli/orders.csv", "a,b").await;
     for result in arrivals.deliver(1, 1).await {
@@ -168,6 +199,21 @@ async fn every_command_steers_the_local_suite() {
     assert_eq!(
         environment(&run(&["status", "--json"]).json(), ENV)["held"],
         1
+    );
+    let unavailable = status_changes
+        .to_notify
+        .take(1, Duration::from_secs(15))
+        .await;
+    assert_eq!(unavailable.len(), 1, "{unavailable:?}");
+    for _ in 0..2 {
+        digest.invoke(&unavailable[0]).await.unwrap();
+    }
+    let alerts = digest.alerts(s.bed).await;
+    assert_eq!(alerts.len(), 1, "one email for two deliveries: {alerts:?}");
+    assert!(
+        alerts[0].subject.contains(ENV) && alerts[0].subject.contains("UNAVAILABLE"),
+        "{}",
+        alerts[0].subject
     );
     s.control("status", json!({"name": ENV, "status": "AVAILABLE"}))
         .await;
@@ -205,72 +251,55 @@ async fn every_command_steers_the_local_suite() {
     let again = run(&["wake", ENV, "--json"]).json();
     assert_eq!(again["result"], "AVAILABLE", "nothing to do: {again}");
 
-    let digest =
-        the_resumes_end_sends_one_digest(&s, &suite, woken["execution"].as_str().unwrap()).await;
+    the_resumes_end_sends_one_digest(&s, &digest, woken["execution"].as_str().unwrap()).await;
+    // The night's status changes (unavailable, back, deleted, created, available) to
+    // provision-endpoints: nothing to make for an environment whose endpoints MWAA manages.
+    let changes = status_changes
+        .to_provision_endpoints(&arrivals.functions)
+        .await;
+    assert!(changes >= 4, "{changes} status changes");
 
     // The night left its metrics (as CloudWatch would read them from the functions' output:
-    // the steps', trigger-dag's for the arrivals, notify's for the digest): each one on the
-    // stack's dashboard, in the namespace and dimensions it searches.
-    let (namespace, on_dashboard) = dashboard_metrics();
-    let mut seen = std::collections::BTreeSet::new();
+    // the steps', trigger-dag's, provision-endpoints' and notify's), exactly those the
+    // stack's dashboard draws.
     let arrival_metrics = arrivals.functions.metrics();
-    let total = |name: &str| -> f64 {
+    let total = |environment: &str, name: &str| -> f64 {
         arrival_metrics
             .iter()
+            .filter(|doc| doc["Environment"] == environment)
             .filter_map(|doc| doc[name].as_f64())
             .sum()
     };
     assert_eq!(
         (
-            total("ArrivalsRouted"),
-            total("ArrivalsHeld"),
-            total("RunsStarted")
+            total(ENV, "ArrivalsRouted"),
+            total(ENV, "ArrivalsHeld"),
+            total(ENV, "RunsStarted")
         ),
         (2.0, 2.0, 0.0),
         "two arrivals, both held (started later by the replays): {arrival_metrics:?}"
     );
-    for doc in suite
+    assert_eq!(total(&workflow_dimension, "WorkflowRunsStarted"), 1.0);
+    assert_eq!(
+        (
+            total(ENV, "EndpointsCreated"),
+            total(ENV, "EndpointsDeleted")
+        ),
+        (0.0, 0.0)
+    );
+    let notified = digest.metrics();
+    let alerted = |name: &str| -> f64 { notified.iter().filter_map(|d| d[name].as_f64()).sum() };
+    assert_eq!(
+        (alerted("AlertsSent"), alerted("AlertsDeduplicated")),
+        (1.0, 1.0)
+    );
+    let night: Vec<Value> = suite
         .metrics()
         .into_iter()
-        .chain(arrival_metrics)
-        .chain(digest.metrics())
-    {
-        let definitions = &doc["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(definitions["Namespace"], namespace, "{doc}");
-        assert_eq!(
-            definitions["Dimensions"],
-            json!([["Environment", "Function"]])
-        );
-        assert_eq!(doc["Environment"], ENV, "{doc}");
-        for definition in definitions["Metrics"].as_array().unwrap() {
-            let name = definition["Name"].as_str().unwrap();
-            assert!(
-                on_dashboard.contains(name),
-                "{name} is emitted but not on the dashboard"
-            );
-            assert!(doc[name].is_number(), "{doc}");
-            seen.insert(name.to_string());
-        }
-    }
-    for expected in [
-        "StepSeconds",
-        "EnvironmentAvailable",
-        "ExportRows",
-        "ExportBytes",
-        "ArrivalsReplayed",
-        "ArrivalsRouted",
-        "ArrivalsHeld",
-        "RunsStarted",
-        "MwaaCalls",
-        "MwaaThrottles",
-        "HoursPaused",
-        "EstimatedSavingUsd",
-    ] {
-        assert!(
-            seen.contains(expected),
-            "{expected} not emitted; seen {seen:?}"
-        );
-    }
+        .chain(arrival_metrics.iter().cloned())
+        .chain(notified)
+        .collect();
+    assert_the_dashboard_draws_the_night(&night, &[ENV, &workflow_dimension]);
 }
 
 /// Every failure is a non-zero exit with a message naming what is wrong.
@@ -325,12 +354,7 @@ async fn failures_exit_non_zero_and_say_what_is_wrong() {
 /// The morning digest after the night above: notify, as its role of the template, gets the
 /// resume's end from the template's rule and emails that night's figures on the digest topic,
 /// once; IAM refused none of its calls. The digest's notify, for its metrics.
-async fn the_resumes_end_sends_one_digest(
-    s: &Session,
-    suite: &PauseResume,
-    resume: &str,
-) -> Digest {
-    let digest = Digest::deploy(s.bed, &suite.machines, "local").await;
+async fn the_resumes_end_sends_one_digest(s: &Session, digest: &Digest, resume: &str) {
     let answers = digest.deliver_end_of(resume).await;
     assert_eq!(answers.len(), 1, "one event through the rule: {answers:?}");
     let subject = answers[0]["morning_digest"]["digest"]
@@ -417,38 +441,4 @@ async fn the_resumes_end_sends_one_digest(
     assert_eq!(digest.emails(s.bed).await.len(), 1);
     let refused = s.bed.iam_refusals().await;
     assert!(refused.is_empty(), "IAM refused: {refused:?}");
-    digest
-}
-
-/// The dashboard's namespace and the metric names its SEARCH expressions read, from the
-/// template as CloudFormation gets it.
-fn dashboard_metrics() -> (String, std::collections::BTreeSet<String>) {
-    let template = mwaa_ops_tests::template::translated(&[]);
-    let body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
-        .as_str()
-        .expect("the dashboard body, its Fn::Sub resolved");
-    let body: Value = serde_json::from_str(body).expect("the dashboard body is JSON");
-    let (mut namespaces, mut names) = (
-        std::collections::BTreeSet::new(),
-        std::collections::BTreeSet::new(),
-    );
-    for widget in body["widgets"].as_array().unwrap() {
-        for line in widget["properties"]["metrics"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            for item in line.as_array().unwrap() {
-                let expression = item["expression"].as_str().unwrap();
-                // SEARCH('{<namespace>,Environment,Function} MetricName="<name>"', ...)
-                let (_, rest) = expression.split_once("'{").unwrap();
-                let (namespace, rest) = rest.split_once(",Environment,Function}").unwrap();
-                let (_, rest) = rest.split_once("MetricName=\"").unwrap();
-                namespaces.insert(namespace.to_string());
-                names.insert(rest.split('"').next().unwrap().to_string());
-            }
-        }
-    }
-    assert_eq!(namespaces.len(), 1, "{namespaces:?}");
-    (namespaces.pop_first().unwrap(), names)
 }

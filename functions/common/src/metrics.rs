@@ -86,7 +86,8 @@ pub const ESTIMATED_SAVING: Metric = metric("EstimatedSavingUsd", Unit::None, "n
 /// MWAA client of every function ([`crate::aws::mwaa_client`]).
 pub const MWAA_CALLS: Metric = metric("MwaaCalls", Unit::Count, "every function");
 pub const MWAA_THROTTLES: Metric = metric("MwaaThrottles", Unit::Count, "every function");
-/// MWAA Serverless workflow runs trigger-dag started (`Environment` = the workflow's name).
+/// MWAA Serverless workflow runs trigger-dag started (`Environment` = the last part of the
+/// workflow's ARN: its name and id).
 pub const WORKFLOW_RUNS_STARTED: Metric = metric("WorkflowRunsStarted", Unit::Count, "trigger-dag");
 
 /// Every metric the suite emits.

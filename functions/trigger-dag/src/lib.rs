@@ -393,8 +393,8 @@ fn run_metrics(
         .collect()
 }
 
-/// A workflow has no environment: its name (as few as environments) is the `Environment`
-/// dimension of what is counted for it.
+/// A workflow has no environment: the last part of its ARN (its name and id; as few as
+/// environments) is the `Environment` dimension of what is counted for it.
 fn workflow_dimension(workflow_arn: &str) -> &str {
     workflow_arn
         .rsplit_once(":workflow/")
