@@ -386,10 +386,10 @@ async fn a_failing_environment_email_says_why_and_pending_is_watched_then_alerte
     assert!(schedule.schedule_expression().unwrap().starts_with("at("));
     // Its target is the function as Lambda named it to itself (the invoked function's ARN).
     let target = schedule.target().unwrap();
-    assert!(
-        target
-            .arn()
-            .starts_with("arn:aws:lambda:us-east-1:123456789012:function:"),
+    // The invoked function's own ARN (the bed's Lambda service names it by its binary).
+    assert_eq!(
+        target.arn(),
+        "arn:aws:lambda:us-east-1:123456789012:function:notify",
         "{target:?}"
     );
     // It fires, invoking that ARN as Scheduler would: still PENDING -> an alert.

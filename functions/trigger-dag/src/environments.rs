@@ -16,7 +16,8 @@
 //!
 //! Times are the wall clock, each taken when its question was sent (an answer can only show
 //! what held then): Lambda freezes an idle instance, and nothing says a monotonic clock runs
-//! meanwhile; a wall clock set back makes every fact stale, so it is asked again.
+//! meanwhile. A wall clock set back past a fact's time makes it stale (asked again); a smaller
+//! step back stretches its trust by that step (an NTP correction: milliseconds).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

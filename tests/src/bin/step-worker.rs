@@ -246,8 +246,15 @@ async fn main() {
             let token = body["token"].as_str().map(str::to_owned);
             let callback = body["callback"].as_bool().unwrap_or(false);
             held(&hold_dir, &function).await;
-            let as_machine = body["machine"].as_str().and_then(|m| by_machine.get(m));
-            let outcome = invoke(as_machine.unwrap_or(&lambda), &function, &body["payload"]).await;
+            // A state machine's task invokes as its role; only a message naming no machine (a
+            // plain invocation) goes unchecked. A machine without a key is a launcher's mistake.
+            let client = match body["machine"].as_str() {
+                Some(machine) => by_machine.get(machine).unwrap_or_else(|| {
+                    panic!("step-worker: MACHINE_KEYS has no key for the {machine} state machine")
+                }),
+                None => &lambda,
+            };
+            let outcome = invoke(client, &function, &body["payload"]).await;
             eprintln!(
                 "step-worker: {function} -> {}",
                 match &outcome {
