@@ -164,14 +164,7 @@ impl Functions {
             std::process::id(),
             next_service()
         ));
-        let mut service = Command::new(crate::bed_python())
-            .arg(crate::repo_root().join("tests/bed/lambda_local.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the bed's Lambda service");
-        let mut stdin = service.stdin.take().expect("its standard input");
-        writeln!(stdin, "{config}").expect("configure the Lambda service");
+        let (mut service, stdin) = spawn_service(&config, Stdio::piped());
         // Its first line is its address; the rest (the functions' output) goes to the file.
         let mut reader = BufReader::new(service.stdout.take().expect("its standard output"));
         let mut first = String::new();
@@ -334,6 +327,20 @@ impl Functions {
             })
             .collect()
     }
+}
+
+/// Starts tests/bed/lambda_local.py with `config` (its output to `stdout`); the service runs
+/// until the returned standard input is closed.
+pub fn spawn_service(config: &Value, stdout: Stdio) -> (Child, ChildStdin) {
+    let mut service = Command::new(crate::bed_python())
+        .arg(crate::repo_root().join("tests/bed/lambda_local.py"))
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .spawn()
+        .expect("start the bed's Lambda service");
+    let mut stdin = service.stdin.take().expect("its standard input");
+    writeln!(stdin, "{config}").expect("configure the Lambda service");
+    (service, stdin)
 }
 
 /// The embedded-metric-format documents among `output`'s lines.

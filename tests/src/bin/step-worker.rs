@@ -31,9 +31,8 @@
 //! EXIT_WITH_STDIN=1: exit when standard input closes (the local suite that started it ended).
 //! The functions' output goes to this worker's standard output.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -88,14 +87,7 @@ fn start_lambda_service(address: &str) {
         "role_keys": json_setting("ROLE_KEYS"),
         "endpoints": endpoints,
     });
-    let mut service = Command::new(mwaa_ops_tests::bed_python())
-        .arg(mwaa_ops_tests::repo_root().join("tests/bed/lambda_local.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::inherit())
-        .spawn()
-        .expect("step-worker: start the Lambda service");
-    let mut stdin = service.stdin.take().expect("its standard input");
-    writeln!(stdin, "{config}").expect("step-worker: configure the Lambda service");
+    let (mut service, stdin) = mwaa_ops_tests::lambda::spawn_service(&config, Stdio::inherit());
     // Kept open for the life of this process: closing it stops the service.
     std::mem::forget(stdin);
     let started = Instant::now();
