@@ -71,6 +71,15 @@ impl<O: Ops + morning::ops::DigestOps> Notify<O> {
                 let mut response = SqsBatchResponse::default();
                 for message in &messages {
                     let id = message.message_id.clone().unwrap_or_default();
+                    // A call started after the deadline could still take an SDK call's
+                    // own retries, and every later message one more: past the Timeout
+                    // Lambda kills the invocation and SQS redelivers the whole batch.
+                    // Once the deadline has passed the rest stay in the queue untried.
+                    if deadline.passed() {
+                        tracing::warn!(message_id = %id, "deadline reached; SQS keeps the message untried");
+                        response.add_failure(id);
+                        continue;
+                    }
                     match self.report(parse_message(message), own_arn, deadline).await {
                         Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "reported"),
                         Err(err) => {

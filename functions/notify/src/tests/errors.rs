@@ -51,6 +51,23 @@ async fn in_a_queue_batch_a_throttled_publish_keeps_the_message_instead_of_faili
 }
 
 #[tokio::test]
+async fn a_queue_batch_reached_after_the_deadline_stays_in_the_queue_untried() {
+    let n = notify(Duration::from_secs(3600));
+    let batch = sample(include_str!("../../../../events/sqs-failed-events.json"));
+    let answer = n
+        .handle(batch, OWN_ARN, common::Deadline::after(Duration::ZERO))
+        .await
+        .expect("a batch answers with the messages SQS keeps");
+    assert_eq!(failed_ids(&answer).len(), 3, "{answer}");
+    assert_eq!(
+        *n.ops.publish_attempts.lock().unwrap(),
+        0,
+        "no alert started after the deadline"
+    );
+    assert_eq!(*n.ops.environment_reads.lock().unwrap(), 0);
+}
+
+#[tokio::test]
 async fn a_malformed_event_is_invalid_input_and_an_unknown_kind_is_an_alert() {
     let n = notify(Duration::from_secs(3600));
     for event in [
