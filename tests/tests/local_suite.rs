@@ -1,7 +1,8 @@
 //! `scripts/local-up`'s local-suite, stopped by SIGTERM sent to it alone (`kill PID`,
 //! `timeout`, a service manager), not Ctrl-C to the whole process group: it ends cleanly and
-//! leaves no process of its bed running. Before that, its pumps hand an arrival and an alert
-//! to trigger-dag's and notify's binaries in the bed's Lambda service. Its bed starts without
+//! leaves no process of its bed running. Before that, the template's rules deliver an arrival
+//! and an alert to trigger-dag's and notify's binaries in the bed's Lambda service (as
+//! EventBridge does: asynchronous invokes) and local-suite prints what each answered. Its bed starts without
 //! Airflow (seconds); what it stops is the same bed.py, moto, control planes, step-worker and
 //! Lambda service.
 
