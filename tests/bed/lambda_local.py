@@ -21,7 +21,7 @@ AWS::Lambda::Permission)}.
 run as Lambda's asynchronous invocation (retries, on-failure destination: lambda_async.py);
 `DryRun` is answered 204. An Invoke a rule makes (`X-Bed-Source-Arn`, lambda_rules.py) is
 refused with 403 AccessDeniedException unless the function's resource-based policy lets that
-rule invoke it.
+rule invoke it; `POST /_bed/fire/RULE` fires a scheduled rule (lambda_rules.py).
 
 A function is named by its binary (`BuildProperties.Binary`) or its `FunctionName`, bare or
 as an ARN. Each invocation goes to an idle instance of the function, or to a new one: one
@@ -352,11 +352,13 @@ def function_name(path: str) -> str | None:
 
 
 def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = None,
-          logs: dict | None = None, permissions=None) -> QuietServer:
+          logs: dict | None = None, permissions=None, fire=None) -> QuietServer:
     """The Invoke API for `functions` on `listen`, in a thread. An Invoke signed with the key
     of a role registered in moto (`moto_url`) is held to that role (tests/bed/iam_lambda.py).
     `GET /_bed/NAME` lists `logs[NAME]` (the asynchronous invocations, the event source's
-    batches). `permissions` (lambda_rules.Permissions) holds the Invokes rules make."""
+    batches). `permissions` (lambda_rules.Permissions) holds the Invokes rules make;
+    `POST /_bed/fire/RULE` calls `fire[0](RULE)` (the rules' bridge, made once the address is
+    known)."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -383,6 +385,12 @@ def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = N
         def do_POST(self):
             n = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(n) if n else b""
+            if self.path.startswith("/_bed/fire/") and fire:
+                try:
+                    delivery = fire[0](self.path.removeprefix("/_bed/fire/"))
+                except (KeyError, IndexError) as e:
+                    return self._reply(404, json.dumps({"message": str(e)}).encode())
+                return self._reply(200, json.dumps(delivery).encode())
             name = function_name(self.path)
             source = self.headers.get("X-Bed-Source-Arn")
             if name and source and permissions is not None:
@@ -443,10 +451,13 @@ def main():
         if config.get("event_source_mappings") else []
     permissions = lambda_rules.Permissions(by_logical, config.get("account", ACCOUNT),
                                            config.get("rules_without_permission", []))
+    fire = []
     server = serve(functions, config.get("listen") or "127.0.0.1:0",
-                   config.get("endpoints", {}).get("AWS_ENDPOINT_URL"), logs, permissions)
+                   config.get("endpoints", {}).get("AWS_ENDPOINT_URL"), logs, permissions, fire)
     address = "%s:%d" % server.server_address[:2]
     bridge = lambda_rules.start(config, by_logical, f"http://{address}", logs["rules"])
+    if bridge:
+        fire.append(bridge.fire)
     print(json.dumps({"address": address}), flush=True)
     sys.stdin.read()  # until the parent closes it (or goes away)
     if bridge:

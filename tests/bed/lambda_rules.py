@@ -24,13 +24,17 @@ asynchronous Invoke (`X-Amz-Invocation-Type: Event`) of the Lambda service:
   (`MaximumRetryAttempts` | `MaximumEventAgeInSeconds`); the body is the event. Without a
   queue, or with one EventBridge may not send to, the event is dropped.
 
+A scheduled rule (SAM `Type: Schedule`: a `ScheduleExpression`, no pattern) is not timed by
+the bed: `POST /_bed/fire/LOGICAL_ID` fires it once, delivering what EventBridge would (the
+target's constant `Input`, else the `Scheduled Event`), the same way.
+
 A function's own error is Lambda's business once the Invoke is accepted (202): its async
 retries and on-failure destination (lambda_async.py). Every delivery is listed at
 `GET /_bed/rules` ({rule, ruleArn, function, eventId, event, attempts, outcome: "delivered" |
 "dead-lettered" | "dropped", errorCode, errorMessage, requestId (Lambda's, of the accepted
 asynchronous invocation)}).
 
-Not emulated: input transformers and `Input`/`InputPath` (the template uses none), the
+Not emulated: input transformers and `InputPath` (the template uses none), schedules' timing, the
 at-least-once duplicates EventBridge may deliver, its exact waits and jitter, rules on buses
 other than the default, FIFO queues, the DLQ's own KMS or send failures beyond the policy.
 """
@@ -64,12 +68,24 @@ class Rule:
 
     def __init__(self, logical: str, name: str, pattern: dict, function: str,
                  function_arn: str, retries: int, max_age_s: float, dead_letter: str | None,
-                 dead_letter_allowed: bool, account: str):
+                 dead_letter_allowed: bool, account: str, target_input: str | None = None):
         self.logical, self.name, self.pattern = logical, name, pattern
+        self.target_input = target_input
         self.function, self.function_arn = function, function_arn
         self.retries, self.max_age_s = retries, max_age_s
         self.dead_letter, self.dead_letter_allowed = dead_letter, dead_letter_allowed
         self.arn = f"arn:aws:events:{REGION}:{account}:rule/{name}"
+        self.account = account
+
+    def scheduled(self, now: float | None = None) -> dict:
+        """What a firing of this scheduled rule delivers: the target's `Input`, else
+        EventBridge's `Scheduled Event` for this rule."""
+        if self.target_input is not None:
+            return json.loads(self.target_input)
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+                "source": "aws.events", "account": self.account, "time": when,
+                "region": REGION, "resources": [self.arn], "detail": {}}
 
 
 def deliver(rule: Rule, event: dict, invoke, send, scale: float, sleep=time.sleep,
@@ -156,12 +172,12 @@ def rules_of_template(names: list[str], by_logical: dict, parameters: dict, reso
                          .get("Fn::GetAtt", [None])[0])
         rule_arn = f"arn:aws:events:{REGION}:{account}:rule/{resolved['Name']}"
         out.append(Rule(
-            logical, resolved["Name"], resolved["EventPattern"], deployed.name,
+            logical, resolved["Name"], resolved.get("EventPattern"), deployed.name,
             f"arn:aws:lambda:{REGION}:{account}:function:{deployed.name}",
             int(retry.get("MaximumRetryAttempts", DEFAULT_RETRIES)),
             float(retry.get("MaximumEventAgeInSeconds", DEFAULT_MAX_AGE_S)), dead_letter,
             bool(dead_letter) and queue_allows(policies, queue_logical, dead_letter, rule_arn),
-            account))
+            account, target.get("Input")))
     return out
 
 
@@ -209,6 +225,8 @@ class Bridge:
 
     def start(self):
         for rule in self.rules:
+            if rule.pattern is None:  # a schedule: fired by the test (`fire`)
+                continue
             # Two services on one bed (tests sharing it) each get their own moto rule.
             moto_name = f"bed-{self.token}-{rule.name}"[:64]
             url = self.sqs.create_queue(QueueName=f"bed-{self.token}-{rule.logical}"[:80])["QueueUrl"]
@@ -249,9 +267,18 @@ class Bridge:
                 threading.Thread(target=self._deliver, args=(rule, json.loads(m["Body"])),
                                  daemon=True).start()
 
-    def _deliver(self, rule: Rule, event: dict):
-        self.log.append(deliver(rule, event, self.invoke, self.send, self.scale,
-                                sleep=lambda s: self.stopping.wait(s)))
+    def _deliver(self, rule: Rule, event: dict) -> dict:
+        entry = deliver(rule, event, self.invoke, self.send, self.scale,
+                        sleep=lambda s: self.stopping.wait(s))
+        self.log.append(entry)
+        return entry
+
+    def fire(self, logical: str) -> dict:
+        """Fires the scheduled rule `logical` once; its delivery once it ended."""
+        rule = next((r for r in self.rules if r.logical == logical and r.pattern is None), None)
+        if rule is None:
+            raise KeyError(f"no scheduled rule {logical} among {[r.logical for r in self.rules]}")
+        return self._deliver(rule, rule.scheduled())
 
     def invoke(self, function: str, event: dict, rule_arn: str):
         request = urllib.request.Request(

@@ -146,3 +146,18 @@ def test_lambda_refuses_a_rule_the_functions_resource_based_policy_does_not_name
         finally:
             server.shutdown()
     assert len(submitted) == 1
+
+
+def test_a_scheduled_rule_delivers_its_targets_input_or_the_scheduled_event():
+    functions = {"ProvisionEndpointsFunction": type("D", (), {"name": "provision-endpoints"})()}
+    (reconcile,) = lambda_rules.rules_of_template(
+        ["ProvisionEndpointsFunctionReconcile"], functions, {}, {"FailedEventsQueue": QUEUE},
+        ACCOUNT)
+    assert reconcile.pattern is None
+    assert (reconcile.retries, reconcile.max_age_s) == (2, 3600.0)
+    assert reconcile.scheduled() == {"reconcile": {}}
+    assert reconcile.dead_letter == QUEUE and reconcile.dead_letter_allowed
+    plain = rule()
+    event = plain.scheduled(now=0)
+    assert (event["detail-type"], event["source"], event["time"], event["resources"]) == \
+        ("Scheduled Event", "aws.events", "1970-01-01T00:00:00Z", [plain.arn])

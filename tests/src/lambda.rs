@@ -310,6 +310,20 @@ impl Functions {
         self.bed_list("rules").await
     }
 
+    /// Fires the template's scheduled rule `logical_id` (SAM `Type: Schedule`, named with
+    /// [`Deployment::rule`]) once, as its schedule would: its target's input delivered by an
+    /// asynchronous invoke. The delivery (as [`Functions::rule_deliveries`] lists it).
+    pub async fn fire(&self, logical_id: &str) -> Value {
+        let url = format!("{}/_bed/fire/{logical_id}", self.url);
+        let answer = reqwest::Client::new()
+            .post(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(answer.status().is_success(), "{url}: {}", answer.status());
+        answer.json().await.unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
     /// The batches the event source mappings handed to functions so far: `{function,
     /// messages, deleted, kept, failed}` (message ids).
     pub async fn batches(&self) -> Vec<Value> {
