@@ -180,6 +180,20 @@ impl Stack {
         published(bed, &self.topic_arn).await
     }
 
+    /// The emails once notify emailed what reached the failed-events queue and the queue is
+    /// empty.
+    async fn emailed_from_the_queue(&self, bed: &Bed) -> Vec<Email> {
+        eventually(
+            "notify emailed from the queue and it is empty",
+            || async move {
+                !self.emails(bed).await.is_empty()
+                    && self.messages_left(&self.failed_url).await == 0
+            },
+        )
+        .await;
+        self.emails(bed).await
+    }
+
     /// Puts an object in the landing bucket, as a producer would.
     async fn arrive(&self, key: &str) {
         self.s3
@@ -261,15 +275,7 @@ async fn an_arrival_trigger_dag_cannot_process_is_tried_three_times_then_emailed
     assert_eq!(invocation["condition"], "RetriesExhausted", "{invocation}");
     assert_eq!(invocation["destination"], "delivered", "{invocation}");
 
-    let (stack, bed) = (&stack, &bed);
-    eventually(
-        "notify emailed the record and the queue is empty",
-        || async move {
-            !stack.emails(bed).await.is_empty() && stack.messages_left(&stack.failed_url).await == 0
-        },
-    )
-    .await;
-    let emails = stack.emails(bed).await;
+    let emails = stack.emailed_from_the_queue(&bed).await;
     assert_eq!(emails.len(), 1, "{emails:?}");
     assert!(
         emails[0]
@@ -436,14 +442,7 @@ async fn an_arrival_the_rule_may_not_invoke_trigger_dag_with_is_dead_lettered_an
         .await;
     stack.arrive("orders/never-invoked.csv").await;
 
-    let (stack, bed) = (&stack, &bed);
-    eventually(
-        "notify emailed the dead letter and the queue is empty",
-        || async move {
-            !stack.emails(bed).await.is_empty() && stack.messages_left(&stack.failed_url).await == 0
-        },
-    )
-    .await;
+    let emails = stack.emailed_from_the_queue(&bed).await;
     // Lambda refused the rule (403): EventBridge does not retry a missing permission.
     let deliveries = functions.rule_deliveries().await;
     assert_eq!(deliveries.len(), 1, "{deliveries:?}");
@@ -452,7 +451,6 @@ async fn an_arrival_the_rule_may_not_invoke_trigger_dag_with_is_dead_lettered_an
     assert_eq!(delivery["attempts"], 1, "{delivery}");
     assert_eq!(delivery["errorCode"], "NO_PERMISSIONS", "{delivery}");
     assert!(functions.asynchronous_invocations().await.is_empty());
-    let emails = stack.emails(bed).await;
     assert_eq!(emails.len(), 1, "{emails:?}");
     let email = format!("{}\n{}", emails[0].subject, emails[0].body);
     for mention in [
