@@ -393,19 +393,17 @@ def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = N
                 return self._reply(200, json.dumps(delivery).encode())
             name = function_name(self.path)
             source = self.headers.get("X-Bed-Source-Arn")
-            if name and source and permissions is not None:
+            denied = None
+            if name and source and permissions is not None:  # a rule: the resource policy
                 denied = permissions.refusal(name, source)
-                if denied:
-                    return self._reply(403, json.dumps({"Type": "User", "Message": denied}).encode(),
-                                       [("x-amzn-ErrorType", "AccessDeniedException")])
             elif name:
                 import iam_lambda
                 denied = iam_lambda.refusal(
                     moto_url, self.headers.get("Authorization"),
                     f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
-                if denied:
-                    return self._reply(403, json.dumps({"Type": "User", "Message": denied}).encode(),
-                                       [("x-amzn-ErrorType", "AccessDeniedException")])
+            if denied:
+                return self._reply(403, json.dumps({"Type": "User", "Message": denied}).encode(),
+                                   [("x-amzn-ErrorType", "AccessDeniedException")])
             deployed = functions.get(name) if name else None
             if deployed is None:
                 return self._reply(404, json.dumps({"Type": "User", "message":
