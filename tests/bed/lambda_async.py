@@ -15,7 +15,8 @@ answered 202 at once and run in the background, as Lambda's internal queue runs 
   record, as on AWS (which only counts it in DestinationDeliveryFailures).
 
 Every asynchronous invocation is listed at `GET /_bed/async` (function, requestId, attempts,
-outcome, condition, destination: "delivered" | "none" | "refused: ...").
+outcome, condition, response (the last attempt's answer), destination: "delivered" | "none" |
+"refused: ...").
 Not emulated: retries of throttles and of Lambda's own errors (up to 6 hours), OnSuccess
 destinations, destinations other than SQS, a function's DeadLetterConfig, the async payload
 limit. Each attempt of one event keeps its request id, as on AWS.
@@ -35,13 +36,18 @@ DEFAULT_RETRIES, DEFAULT_MAX_AGE_S = 2, 21600
 CLIENTS_LOCK = threading.Lock()
 
 
+def answer_of(answer: bytes):
+    """The function's last answer as JSON (its text if it is not), for the bed's log."""
+    try:
+        return json.loads(answer)
+    except ValueError:
+        return answer.decode(errors="replace")
+
+
 def record(function_arn: str, request_id: str, condition: str, attempts: int, event,
            answer: bytes) -> dict:
     """The invocation record Lambda sends to an on-failure destination."""
-    try:
-        response = json.loads(answer)
-    except ValueError:
-        response = answer.decode(errors="replace")
+    response = answer_of(answer)
     now = datetime.datetime.now(datetime.timezone.utc)
     return {
         "version": "1.0",
@@ -88,7 +94,7 @@ class AsyncInvocations:
             failed, answer = self.deployed.invoke(event, entry["requestId"])
             entry["attempts"] += 1
             if not failed:
-                entry["outcome"] = "succeeded"
+                entry.update(outcome="succeeded", response=answer_of(answer))
                 return
             if entry["attempts"] > self.retries:
                 condition = "RetriesExhausted"
@@ -98,7 +104,7 @@ class AsyncInvocations:
                 condition = "EventAgeExceeded"
                 break
             time.sleep(wait)
-        entry.update(outcome="failed", condition=condition)
+        entry.update(outcome="failed", condition=condition, response=answer_of(answer))
         if not self.on_failure:
             entry["destination"] = "none"
             return

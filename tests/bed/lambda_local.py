@@ -12,10 +12,16 @@ e.g. a shorter cache), "timeouts": {function: seconds} (a Timeout scaled for a t
 role's IAM statements; "testing" otherwise), "endpoints": {AWS_ENDPOINT_URL...: url},
 "account" (the functions' ARNs), "async_scale" (Lambda's async retry waits and event age
 scaled: 0.01 makes 1 minute 0.6 s; lambda_async.py), "event_source_mappings": true (poll the
-template's SQS event sources the resources name; lambda_sqs.py)}.
+template's SQS event sources the resources name; lambda_sqs.py), "rules": [rule logical id]
+(the template's EventBridge rules delivering to their functions; lambda_rules.py),
+"rules_without_permission": [rule logical id] (as if the template lacked the rule's
+AWS::Lambda::Permission)}.
 
-`X-Amz-Invocation-Type: Event` is answered 202 and run as Lambda's asynchronous invocation
-(retries, on-failure destination: lambda_async.py); `DryRun` is answered 204.
+`X-Amz-Invocation-Type: Event` is answered 202 (its `x-amzn-RequestId` the invocation's) and
+run as Lambda's asynchronous invocation (retries, on-failure destination: lambda_async.py);
+`DryRun` is answered 204. An Invoke a rule makes (`X-Bed-Source-Arn`, lambda_rules.py) is
+refused with 403 AccessDeniedException unless the function's resource-based policy lets that
+rule invoke it; `POST /_bed/fire/RULE` fires a scheduled rule (lambda_rules.py).
 
 A function is named by its binary (`BuildProperties.Binary`) or its `FunctionName`, bare or
 as an ARN. Each invocation goes to an idle instance of the function, or to a new one: one
@@ -50,6 +56,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import lambda_async
+import lambda_rules
 import lambda_sqs
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
@@ -345,11 +352,13 @@ def function_name(path: str) -> str | None:
 
 
 def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = None,
-          logs: dict | None = None) -> QuietServer:
+          logs: dict | None = None, permissions=None, fire=None) -> QuietServer:
     """The Invoke API for `functions` on `listen`, in a thread. An Invoke signed with the key
     of a role registered in moto (`moto_url`) is held to that role (tests/bed/iam_lambda.py).
     `GET /_bed/NAME` lists `logs[NAME]` (the asynchronous invocations, the event source's
-    batches)."""
+    batches). `permissions` (lambda_rules.Permissions) holds the Invokes rules make;
+    `POST /_bed/fire/RULE` calls `fire[0](RULE)` (the rules' bridge, made once the address is
+    known)."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -357,12 +366,12 @@ def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = N
         def log_message(self, *a):
             pass
 
-        def _reply(self, status, body: bytes, headers=()):
+        def _reply(self, status, body: bytes, headers=(), request_id=None):
             self.send_response(status)
             for k, v in headers:
                 self.send_header(k, v)
             self.send_header("Content-Type", "application/json")
-            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+            self.send_header("x-amzn-RequestId", request_id or str(uuid.uuid4()))
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -376,15 +385,25 @@ def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = N
         def do_POST(self):
             n = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(n) if n else b""
+            if self.path.startswith("/_bed/fire/") and fire:
+                try:
+                    delivery = fire[0](self.path.removeprefix("/_bed/fire/"))
+                except (KeyError, IndexError) as e:
+                    return self._reply(404, json.dumps({"message": str(e)}).encode())
+                return self._reply(200, json.dumps(delivery).encode())
             name = function_name(self.path)
-            if name:
+            source = self.headers.get("X-Bed-Source-Arn")
+            denied = None
+            if name and source and permissions is not None:  # a rule: the resource policy
+                denied = permissions.refusal(name, source)
+            elif name:
                 import iam_lambda
                 denied = iam_lambda.refusal(
                     moto_url, self.headers.get("Authorization"),
                     f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
-                if denied:
-                    return self._reply(403, json.dumps({"Type": "User", "Message": denied}).encode(),
-                                       [("x-amzn-ErrorType", "AccessDeniedException")])
+            if denied:
+                return self._reply(403, json.dumps({"Type": "User", "Message": denied}).encode(),
+                                   [("x-amzn-ErrorType", "AccessDeniedException")])
             deployed = functions.get(name) if name else None
             if deployed is None:
                 return self._reply(404, json.dumps({"Type": "User", "message":
@@ -400,8 +419,8 @@ def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = N
             if kind == "DryRun":
                 return self._reply(204, b"")
             if kind == "Event":
-                deployed.asynchronous.submit(event)
-                return self._reply(202, b"")
+                request_id = deployed.asynchronous.submit(event)
+                return self._reply(202, b"", request_id=request_id)
             failed, answer = deployed.invoke(event)
             headers = [("X-Amz-Executed-Version", "$LATEST")]
             if failed:
@@ -421,17 +440,26 @@ def main():
         config.get("variables", {}), config.get("timeouts", {}), config.get("role_keys", {}),
         config.get("endpoints", {}))
     by_logical = {d.logical: d for d in functions.values()}
-    logs = {"async": [], "batches": []}
+    logs = {"async": [], "batches": [], "rules": []}
     lambda_async.configure(by_logical, config.get("parameters", {}), config.get("resources", {}),
                            config.get("account", ACCOUNT), float(config.get("async_scale", 1)),
                            logs["async"])
     pollers = lambda_sqs.start(by_logical, config.get("parameters", {}),
                                config.get("resources", {}), logs["batches"]) \
         if config.get("event_source_mappings") else []
+    permissions = lambda_rules.Permissions(by_logical, config.get("account", ACCOUNT),
+                                           config.get("rules_without_permission", []))
+    fire = []
     server = serve(functions, config.get("listen") or "127.0.0.1:0",
-                   config.get("endpoints", {}).get("AWS_ENDPOINT_URL"), logs)
-    print(json.dumps({"address": "%s:%d" % server.server_address[:2]}), flush=True)
+                   config.get("endpoints", {}).get("AWS_ENDPOINT_URL"), logs, permissions, fire)
+    address = "%s:%d" % server.server_address[:2]
+    bridge = lambda_rules.start(config, by_logical, f"http://{address}", logs["rules"])
+    if bridge:
+        fire.append(bridge.fire)
+    print(json.dumps({"address": address}), flush=True)
     sys.stdin.read()  # until the parent closes it (or goes away)
+    if bridge:
+        bridge.stop()
     server.shutdown()
     for poller in pollers:
         poller.stop()

@@ -6,7 +6,9 @@
 //! reported (`Sandbox.Timedout` past the Timeout). `invoke_async` queues an event as
 //! EventBridge does (Lambda's retries, the on-failure destination: tests/bed/lambda_async.py);
 //! `Deployment::event_source_mappings` runs the template's SQS event sources
-//! (tests/bed/lambda_sqs.py). What the functions print (their logs and
+//! (tests/bed/lambda_sqs.py); `Deployment::rule` makes a template's EventBridge rule deliver
+//! matched events to its function by an asynchronous invoke (tests/bed/lambda_rules.py).
+//! What the functions print (their logs and
 //! metrics, which CloudWatch Logs would read) is kept for the test.
 
 use std::io::{BufRead, BufReader, Write};
@@ -31,6 +33,8 @@ pub struct Deployment {
     endpoints: Map<String, Value>,
     async_scale: Option<f64>,
     event_source_mappings: bool,
+    rules: Vec<String>,
+    rules_without_permission: Vec<String>,
 }
 
 impl Deployment {
@@ -93,6 +97,21 @@ impl Deployment {
     /// names: the queue is polled and its batches handed to the function as Lambda does.
     pub fn event_source_mappings(mut self) -> Deployment {
         self.event_source_mappings = true;
+        self
+    }
+
+    /// Makes the template's EventBridge rule `logical_id` (e.g. `TriggerDagFunctionArrival`)
+    /// deliver the events it matches to its function as EventBridge does: an asynchronous
+    /// invoke, a refused one retried per its RetryPolicy, then its DeadLetterConfig queue.
+    pub fn rule(mut self, logical_id: &str) -> Deployment {
+        self.rules.push(logical_id.into());
+        self
+    }
+
+    /// As if the template lacked the `AWS::Lambda::Permission` letting rule `logical_id`
+    /// invoke its function: Lambda refuses the rule's invokes (403).
+    pub fn rule_without_permission(mut self, logical_id: &str) -> Deployment {
+        self.rules_without_permission.push(logical_id.into());
         self
     }
 }
@@ -158,6 +177,8 @@ impl Functions {
             "account": bed.account,
             "async_scale": deployment.async_scale.unwrap_or(1.0),
             "event_source_mappings": deployment.event_source_mappings,
+            "rules": deployment.rules,
+            "rules_without_permission": deployment.rules_without_permission,
         });
         let output = std::env::temp_dir().join(format!(
             "mwaa-ops-functions-{}-{}.out",
@@ -259,6 +280,48 @@ impl Functions {
     /// condition, destination}` ("delivered", "none" or "refused: ...").
     pub async fn asynchronous_invocations(&self) -> Vec<Value> {
         self.bed_list("async").await
+    }
+
+    /// The asynchronous invocations once at least `count` of them ended (succeeded, or failed
+    /// after Lambda's retries), waiting up to `bound` (a bound, not a speed).
+    pub async fn ended_asynchronous_invocations(
+        &self,
+        count: usize,
+        bound: Duration,
+    ) -> Vec<Value> {
+        let give_up = Instant::now() + bound;
+        loop {
+            let all = self.asynchronous_invocations().await;
+            let ended = all.iter().filter(|i| i["outcome"] != "queued").count();
+            if ended >= count {
+                return all;
+            }
+            assert!(
+                Instant::now() < give_up,
+                "{ended} of {count} asynchronous invocations ended: {all:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The events the rules delivered so far (or dead-lettered, or dropped): `{rule, ruleArn,
+    /// function, eventId, event, attempts, outcome, errorCode, errorMessage, requestId}`.
+    pub async fn rule_deliveries(&self) -> Vec<Value> {
+        self.bed_list("rules").await
+    }
+
+    /// Fires the template's scheduled rule `logical_id` (SAM `Type: Schedule`, named with
+    /// [`Deployment::rule`]) once, as its schedule would: its target's input delivered by an
+    /// asynchronous invoke. The delivery (as [`Functions::rule_deliveries`] lists it).
+    pub async fn fire(&self, logical_id: &str) -> Value {
+        let url = format!("{}/_bed/fire/{logical_id}", self.url);
+        let answer = reqwest::Client::new()
+            .post(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(answer.status().is_success(), "{url}: {}", answer.status());
+        answer.json().await.unwrap_or_else(|e| panic!("{url}: {e}"))
     }
 
     /// The batches the event source mappings handed to functions so far: `{function,

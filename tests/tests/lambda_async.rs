@@ -1,12 +1,15 @@
-//! Lambda's asynchronous invocations and the SQS event source on the bed, end to end, with
-//! the functions as binaries and IAM held to their roles: an arrival trigger-dag cannot
-//! process, invoked as EventBridge invokes it, is tried three times and lands on the
+//! Lambda's asynchronous invocations, the template's EventBridge rules and the SQS event
+//! source on the bed, end to end, with the functions as binaries and IAM held to their roles:
+//! an object put in a landing bucket that trigger-dag cannot process reaches it through the
+//! template's arrival rule (an asynchronous invoke), is tried three times and lands on the
 //! failed-events queue as a destination record; notify, fed by the queue's event source
-//! mapping, emails it and the queue is emptied. No Airflow needed.
+//! mapping, emails it and the queue is emptied. A rule Lambda does not let invoke its
+//! function dead-letters the event with EventBridge's attributes. No Airflow needed.
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use mwaa_ops_tests::arrivals::send_events_to_eventbridge;
 use mwaa_ops_tests::iam::Role;
 use mwaa_ops_tests::lambda::{Deployment, Functions};
 use mwaa_ops_tests::sns::{published, Email};
@@ -25,6 +28,9 @@ struct Stack {
     unreported_url: String,
     topic_arn: String,
     bucket: String,
+    /// Sends S3's EventBridge notifications; trigger-dag's arrival rule takes its events.
+    landing: String,
+    s3: aws_sdk_s3::Client,
 }
 
 async fn queue(
@@ -75,16 +81,16 @@ async fn stack(bed: &Bed, name: &str) -> Stack {
         .topic_arn
         .unwrap();
     let bucket = format!("{name}-suite");
-    aws_sdk_s3::Client::from_conf(
+    let landing = format!("{name}-landing");
+    let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)
             .build(),
-    )
-    .create_bucket()
-    .bucket(&bucket)
-    .send()
-    .await
-    .unwrap();
+    );
+    for b in [&bucket, &landing] {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    send_events_to_eventbridge(&s3, &landing).await;
     Stack {
         sqs,
         failed_url,
@@ -92,6 +98,8 @@ async fn stack(bed: &Bed, name: &str) -> Stack {
         unreported_url,
         topic_arn,
         bucket,
+        landing,
+        s3,
     }
 }
 
@@ -102,6 +110,18 @@ impl Stack {
 
     /// trigger-dag and notify deployed on this stack, each held to its role of the template.
     async fn deploy(&self, bed: &Bed, trigger_role: Role) -> Functions {
+        self.deploy_with(bed, trigger_role, Deployment::new()).await
+    }
+
+    /// As [`Stack::deploy`], over `deployment` (a test's rules, say); trigger-dag's arrival
+    /// rule takes this stack's landing bucket, its one route a workflow MWAA Serverless does
+    /// not know (trigger-dag fails such an arrival: OperationFailed).
+    async fn deploy_with(
+        &self,
+        bed: &Bed,
+        trigger_role: Role,
+        deployment: Deployment,
+    ) -> Functions {
         let trigger = bed.as_role(&trigger_role).await;
         let notify = bed
             .as_role(
@@ -113,8 +133,11 @@ impl Stack {
                     .resource("FailedEventsQueue", self.failed_arn.as_str().into()),
             )
             .await;
-        let deployment = Deployment::new()
-            .parameter("Routes", "[]")
+        let route = json!([{"bucket": self.landing,
+            "workflow_arn": "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/dev-unknown-0123456789"}]);
+        let deployment = deployment
+            .parameter("Routes", &route.to_string())
+            .parameter("ArrivalBuckets", &self.landing)
             .parameter("EnvironmentNamePrefix", PREFIX)
             .resource("SuiteBucket", self.bucket.as_str().into())
             .resource("AlertTopic", self.topic_arn.as_str().into())
@@ -155,6 +178,32 @@ impl Stack {
 
     async fn emails(&self, bed: &Bed) -> Vec<Email> {
         published(bed, &self.topic_arn).await
+    }
+
+    /// The emails once notify emailed what reached the failed-events queue and the queue is
+    /// empty.
+    async fn emailed_from_the_queue(&self, bed: &Bed) -> Vec<Email> {
+        eventually(
+            "notify emailed from the queue and it is empty",
+            || async move {
+                !self.emails(bed).await.is_empty()
+                    && self.messages_left(&self.failed_url).await == 0
+            },
+        )
+        .await;
+        self.emails(bed).await
+    }
+
+    /// Puts an object in the landing bucket, as a producer would.
+    async fn arrive(&self, key: &str) {
+        self.s3
+            .put_object()
+            .bucket(&self.landing)
+            .key(key)
+            .body(b"a,b".to_vec().into())
+            .send()
+            .await
+            .unwrap();
     }
 }
 
@@ -198,25 +247,35 @@ async fn an_arrival_trigger_dag_cannot_process_is_tried_three_times_then_emailed
 ) {
     let bed = session_without_airflow().await;
     let stack = stack(&bed, "async-arrival").await;
-    let functions = stack.deploy(&bed, stack.trigger_role()).await;
-    functions
-        .invoke_async("trigger-dag", &unreadable_arrival("arrival-without-object"))
+    let functions = stack
+        .deploy_with(
+            &bed,
+            stack.trigger_role(),
+            Deployment::new().rule("TriggerDagFunctionArrival"),
+        )
         .await;
+    stack.arrive("orders/arrival-to-nowhere.csv").await;
 
     let invocation = the_async_invocation(&functions).await;
+    // The rule's one delivery is the invocation Lambda then tried three times.
+    let deliveries = functions.rule_deliveries().await;
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(deliveries[0]["outcome"], "delivered", "{deliveries:?}");
+    assert_eq!(deliveries[0]["attempts"], 1, "{deliveries:?}");
+    assert_eq!(deliveries[0]["requestId"], invocation["requestId"]);
+    assert_eq!(
+        deliveries[0]["event"]["detail"]["object"]["key"],
+        "orders/arrival-to-nowhere.csv"
+    );
+    assert_eq!(
+        invocation["response"]["errorType"], "OperationFailed",
+        "{invocation}"
+    );
     assert_eq!(invocation["attempts"], 3, "{invocation}");
     assert_eq!(invocation["condition"], "RetriesExhausted", "{invocation}");
     assert_eq!(invocation["destination"], "delivered", "{invocation}");
 
-    let (stack, bed) = (&stack, &bed);
-    eventually(
-        "notify emailed the record and the queue is empty",
-        || async move {
-            !stack.emails(bed).await.is_empty() && stack.messages_left(&stack.failed_url).await == 0
-        },
-    )
-    .await;
-    let emails = stack.emails(bed).await;
+    let emails = stack.emailed_from_the_queue(&bed).await;
     assert_eq!(emails.len(), 1, "{emails:?}");
     assert!(
         emails[0]
@@ -226,7 +285,7 @@ async fn an_arrival_trigger_dag_cannot_process_is_tried_three_times_then_emailed
         emails[0].subject
     );
     assert!(
-        emails[0].body.contains("arrival-without-object"),
+        emails[0].body.contains("orders/arrival-to-nowhere.csv"),
         "{}",
         emails[0].body
     );
@@ -366,4 +425,39 @@ async fn a_role_that_may_not_send_to_the_destination_loses_the_record() {
     );
     assert_eq!(stack.messages_left(&stack.failed_url).await, 0);
     assert!(stack.emails(&bed).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_arrival_the_rule_may_not_invoke_trigger_dag_with_is_dead_lettered_and_emailed() {
+    let bed = session_without_airflow().await;
+    let stack = stack(&bed, "rule-denied").await;
+    let functions = stack
+        .deploy_with(
+            &bed,
+            stack.trigger_role(),
+            Deployment::new()
+                .rule("TriggerDagFunctionArrival")
+                .rule_without_permission("TriggerDagFunctionArrival"),
+        )
+        .await;
+    stack.arrive("orders/never-invoked.csv").await;
+
+    let emails = stack.emailed_from_the_queue(&bed).await;
+    // Lambda refused the rule (403): EventBridge does not retry a missing permission.
+    let deliveries = functions.rule_deliveries().await;
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    let delivery = &deliveries[0];
+    assert_eq!(delivery["outcome"], "dead-lettered", "{delivery}");
+    assert_eq!(delivery["attempts"], 1, "{delivery}");
+    assert_eq!(delivery["errorCode"], "NO_PERMISSIONS", "{delivery}");
+    assert!(functions.asynchronous_invocations().await.is_empty());
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    let email = format!("{}\n{}", emails[0].subject, emails[0].body);
+    for mention in [
+        "rule/mwaa-ops-arrival",
+        "NO_PERMISSIONS",
+        "orders/never-invoked.csv",
+    ] {
+        assert!(email.contains(mention), "{mention} not in {email}");
+    }
 }

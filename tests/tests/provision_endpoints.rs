@@ -719,3 +719,38 @@ async fn sparse_events_pending_to_available_and_clean_up() {
     assert_eq!((created, deleted), (2, 2), "{counts:?}");
     assert_eq!(counts[2], (0, 0), "AVAILABLE changes nothing: {counts:?}");
 }
+
+/// The template's reconcile schedule (SAM `Type: Schedule`), fired once on the bed, delivers its
+/// `{"reconcile": {}}` input to provision-endpoints' binary by an asynchronous invoke, as
+/// EventBridge does; the function, held to its role, reconciles.
+#[tokio::test]
+async fn the_reconcile_schedule_delivers_its_input_by_an_asynchronous_invoke() {
+    let bed = bed().await;
+    let role =
+        Role::new("ProvisionEndpointsFunctionRole").parameter("EnvironmentNamePrefix", "pe-");
+    let as_role = bed.as_role(&role).await;
+    let functions = Functions::start(
+        &bed,
+        Deployment::new()
+            .parameter("EnvironmentNamePrefix", "pe-")
+            .parameter("ArrivalBuckets", "unused")
+            .role_key("provision-endpoints", &as_role.key)
+            .rule("ProvisionEndpointsFunctionReconcile"),
+    )
+    .await;
+    let delivery = functions.fire("ProvisionEndpointsFunctionReconcile").await;
+    assert_eq!(delivery["outcome"], "delivered", "{delivery}");
+    assert_eq!(delivery["event"], json!({"reconcile": {}}), "{delivery}");
+    let invocations = functions
+        .ended_asynchronous_invocations(1, std::time::Duration::from_secs(60))
+        .await;
+    assert_eq!(invocations.len(), 1, "{invocations:?}");
+    let invocation = &invocations[0];
+    assert_eq!(invocation["requestId"], delivery["requestId"]);
+    assert_eq!(invocation["function"], "provision-endpoints");
+    assert_eq!(invocation["outcome"], "succeeded", "{invocation}");
+    assert_eq!(
+        invocation["response"]["action"], "reconciled",
+        "{invocation}"
+    );
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mwaa_ops_tests::arrivals::{trigger_dag_role, Arrivals, LANDING};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
-use mwaa_ops_tests::lambda::Failure;
+use mwaa_ops_tests::lambda::{Deployment, Failure};
 use mwaa_ops_tests::{session, Session};
 use serde_json::{json, Value};
 
@@ -115,9 +115,24 @@ async fn airflow_3_2_an_arrival_starts_one_run_for_three_deliveries() {
 async fn a_paused_dag_still_gets_its_run_queued() {
     let bed = session().await;
     available(&bed, "td-paused", "3.0.6").await;
-    let arrivals = Arrivals::deploy(&bed, routes_to("td-paused", "bed_paused"), "td").await;
+    // The template's arrival rule delivers the object's event by itself: an asynchronous
+    // invoke, as EventBridge makes it.
+    let deployment = Deployment::new()
+        .parameter("ArrivalBuckets", LANDING)
+        .rule("TriggerDagFunctionArrival");
+    let routes = routes_to("td-paused", "bed_paused");
+    let arrivals =
+        Arrivals::deploy_with(&bed, routes, trigger_dag_role("td"), &[], deployment).await;
     arrivals.put("orders/p.csv", "x").await;
-    let results = arrivals.deliver(1, 1).await;
+    let invocations = arrivals
+        .functions
+        .ended_asynchronous_invocations(1, Duration::from_secs(60))
+        .await;
+    assert_eq!(invocations.len(), 1, "{invocations:?}");
+    let invocation = &invocations[0];
+    assert_eq!(invocation["outcome"], "succeeded", "{invocation}");
+    assert_eq!(invocation["attempts"], 1, "{invocation}");
+    let results = [Ok(invocation["response"].clone())];
     assert_eq!(outcomes(&results), ["started"]);
     let run_id = run_id(&results[0]);
     let run = bed

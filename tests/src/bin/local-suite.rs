@@ -2,10 +2,11 @@
 //! Airflow 2.10.3 and 3.0.6 and the local MWAA control plane, creates one environment per
 //! Airflow, deploys the arrival path and the alert rules from the template and the pause and
 //! resume state machines (their Lambda steps served by step-worker), routes files under
-//! routes/ of the suite bucket (re-read every 5 s), then hands every event a rule delivers to
-//! its function (trigger-dag and notify, as their built binaries behind the bed's Lambda
-//! service, each held to its role of the template) and prints what happened, until Ctrl-C or
-//! SIGTERM.
+//! routes/ of the suite bucket (re-read every 5 s). The template's arrival and alert rules
+//! deliver their events to trigger-dag and notify by themselves, as EventBridge does (an
+//! asynchronous invoke of the built binaries behind the bed's Lambda service, each held to its
+//! role of the template: tests/bed/lambda_rules.py); local-suite prints what each invocation
+//! answered, until Ctrl-C or SIGTERM.
 
 use std::time::Duration;
 
@@ -15,8 +16,7 @@ use mwaa_ops_tests::arrivals::{trigger_dag_role, Arrivals, LANDING, SUITE_BUCKET
 use mwaa_ops_tests::bed;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::iam::Role;
-use mwaa_ops_tests::lambda::Deployment;
-use mwaa_ops_tests::rules::RuleQueue;
+use mwaa_ops_tests::lambda::{Deployment, Functions};
 use mwaa_ops_tests::suite::{deploy_pause_resume, deploy_stack, endpoints, STACK};
 use mwaa_ops_tests::Bed;
 use serde_json::{json, Value};
@@ -25,13 +25,9 @@ use serde_json::{json, Value};
 const ROUTES_PERIOD: Duration = Duration::from_secs(5);
 const PREFIX: &str = "local";
 
-/// notify as the template deploys it: the alert topic, its four rules (to queues here), the
-/// function in `deployment` held to its role (`machines`: the suite's, for its key).
-async fn deploy_alerts(
-    bed: &Bed,
-    machines: &Value,
-    deployment: Deployment,
-) -> (Deployment, Vec<RuleQueue>) {
+/// notify as the template deploys it: the alert topic, its four rules, the function in
+/// `deployment` held to its role (`machines`: the suite's, for its key).
+async fn deploy_alerts(bed: &Bed, machines: &Value, deployment: Deployment) -> Deployment {
     let config = bed.aws_config().await;
     let topic_arn = aws_sdk_sns::Client::new(&config)
         .create_topic()
@@ -71,17 +67,59 @@ async fn deploy_alerts(
         deployment = deployment.resource(logical_id, physical);
     }
     let key = bed.as_role(&role).await.key;
-    let params = [("EnvironmentNamePrefix", PREFIX)];
-    let mut rules = vec![];
     for rule in [
         "NotifyFunctionExecutionEnded",
         "NotifyFunctionEnvironmentStatus",
         "NotifyFunctionMetadataFailed",
         "NotifyFunctionRoutesRejected",
     ] {
-        rules.push(bed.rule_to_queue(rule, &params).await);
+        deployment = deployment.rule(rule);
     }
-    (deployment.role_key("notify", &key), rules)
+    deployment.role_key("notify", &key)
+}
+
+/// What each asynchronous invocation the rules made answered, once it ended (an arrival's
+/// object key from the event the rule delivered), and each event a rule could not deliver.
+async fn print_invocations(functions: &Functions, printed: &mut std::collections::HashSet<String>) {
+    let deliveries = functions.rule_deliveries().await;
+    for delivery in &deliveries {
+        let id = format!("rule {}", delivery["eventId"]);
+        if delivery["outcome"] != "delivered" && printed.insert(id) {
+            println!(
+                "rule {}: event {} {} ({})",
+                delivery["rule"],
+                delivery["eventId"],
+                delivery["outcome"],
+                delivery["errorMessage"]
+            );
+        }
+    }
+    for invocation in functions.asynchronous_invocations().await {
+        let request = invocation["requestId"].as_str().unwrap_or_default();
+        let Some(event) = deliveries
+            .iter()
+            .find(|d| d["requestId"] == request)
+            .map(|d| &d["event"])
+        else {
+            continue; // its delivery is being written down: the next look finds it
+        };
+        if invocation["outcome"] == "queued" || !printed.insert(request.to_owned()) {
+            continue;
+        }
+        let response = &invocation["response"];
+        let what = match invocation["function"].as_str() {
+            Some("trigger-dag") => format!("arrival {}", event["detail"]["object"]["key"]),
+            _ => "alert".to_owned(),
+        };
+        if invocation["outcome"] == "succeeded" {
+            println!("{what}: {response}");
+        } else {
+            println!(
+                "{what} FAILED after {} attempts: {}: {}",
+                invocation["attempts"], response["errorType"], response["errorMessage"]
+            );
+        }
+    }
 }
 
 #[tokio::main]
@@ -100,7 +138,10 @@ async fn main() {
         {"name": "airflow3", "bucket": LANDING, "prefix": "airflow3/", "environment": "local-airflow3", "dag": "bed_smoke"}
     ]);
     let suite = deploy_pause_resume(bed, &routes);
-    let (deployment, alert_rules) = deploy_alerts(bed, &suite.machines, Deployment::new()).await;
+    let deployment = Deployment::new()
+        .parameter("ArrivalBuckets", LANDING)
+        .rule("TriggerDagFunctionArrival");
+    let deployment = deploy_alerts(bed, &suite.machines, deployment).await;
     // Routes files under routes/ of the suite bucket are merged with these, looked at again
     // every few seconds here (every 60 s in AWS). One Lambda service runs trigger-dag and
     // notify.
@@ -183,30 +224,18 @@ async fn main() {
         pause = machines["pause"].as_str().unwrap_or_default(),
         resume = machines["resume"].as_str().unwrap_or_default(),
     );
-    let pump = async {
+    let report = async {
+        let mut printed = std::collections::HashSet::new();
         loop {
-            for event in arrivals.rule.take(0, Duration::from_secs(1)).await {
-                let key = event["detail"]["object"]["key"].clone();
-                match arrivals.invoke(&event).await {
-                    Ok(report) => println!("arrival {key}: {report}"),
-                    Err(failure) => println!("arrival {key} FAILED: {failure}"),
-                }
-            }
-            for rule in &alert_rules {
-                for event in rule.take(0, Duration::from_millis(200)).await {
-                    match arrivals.functions.invoke("notify", &event).await {
-                        Ok(outcome) => println!("alert: {outcome}"),
-                        Err(failure) => println!("alert FAILED: {failure}"),
-                    }
-                }
-            }
+            print_invocations(&arrivals.functions, &mut printed).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
     // SIGTERM reaches local-suite alone (`kill PID`, `timeout`, a service manager), Ctrl-C the
     // whole process group: either ends here, so the step-worker is stopped and the bed too.
     let mut terminate = signal(SignalKind::terminate()).expect("a SIGTERM handler");
     tokio::select! {
-        _ = pump => {}
+        _ = report => {}
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
