@@ -58,17 +58,32 @@ pub fn mwaa_client(config: &SdkConfig) -> aws_sdk_mwaa::Client {
 
 /// [`mwaa_client`] with another attempt timeout (tests use a short one).
 pub fn mwaa_client_with_timeout(config: &SdkConfig, attempt: Duration) -> aws_sdk_mwaa::Client {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_millis(3100))
-        .operation_attempt_timeout(attempt)
-        .build();
     let mut builder = aws_sdk_mwaa::config::Builder::from(config)
-        .timeout_config(timeouts)
+        .timeout_config(attempt_timeouts(attempt))
         .interceptor(CountMwaaCalls);
     if mwaa_endpoint_overridden(config) {
         builder = builder.interceptor(NoEndpointPrefix);
     }
     aws_sdk_mwaa::Client::from_conf(builder.build())
+}
+
+/// The SDK's own connect timeout (3.1 s) and `attempt` for each attempt of a call: the
+/// bound every client gives a call that may hang (see [`MWAA_ATTEMPT_TIMEOUT`]). The type is
+/// the same for every SDK client's `timeout_config`.
+fn attempt_timeouts(attempt: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(3100))
+        .operation_attempt_timeout(attempt)
+        .build()
+}
+
+/// `config` with each attempt of a call bounded as an MWAA call's is
+/// ([`MWAA_ATTEMPT_TIMEOUT`]), for clients whose calls a retry budget counts as MWAA calls.
+pub fn bounded_like_mwaa(config: &SdkConfig) -> SdkConfig {
+    config
+        .to_builder()
+        .timeout_config(attempt_timeouts(MWAA_ATTEMPT_TIMEOUT))
+        .build()
 }
 
 /// GetEnvironment; `None` when MWAA does not know the environment (deleted, never created).
@@ -108,6 +123,22 @@ pub async fn read_object(
         .await
         .map_err(|e| crate::Error::transient("S3", "GetObject", e.to_string()))?;
     Ok(Some(bytes.into_bytes().to_vec()))
+}
+
+/// DeleteObject. S3 answers the same whether or not the object was there, so a repeated
+/// delete (at-least-once delivery) is harmless.
+pub async fn delete_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<(), crate::Error> {
+    s3.delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| crate::Error::aws("S3", "DeleteObject", &e))?;
+    Ok(())
 }
 
 /// Removes the operation's endpoint host prefix; only installed when an endpoint override is set.
@@ -228,6 +259,26 @@ fn is_throttle(status: u16, error_type: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_bounded_like_mwaa_keeps_its_endpoint_and_bounds_each_attempt() {
+        let config = SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:4010")
+            .build();
+        let bounded = bounded_like_mwaa(&config);
+        let timeouts = bounded.timeout_config().expect("timeouts set");
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(MWAA_ATTEMPT_TIMEOUT)
+        );
+        assert_eq!(
+            timeouts.connect_timeout(),
+            Some(Duration::from_millis(3100))
+        );
+        assert_eq!(bounded.region(), config.region());
+        assert_eq!(bounded.endpoint_url(), Some("http://127.0.0.1:4010"));
+    }
 
     #[test]
     fn a_call_names_its_environment_in_its_path() {

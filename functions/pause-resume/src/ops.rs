@@ -212,13 +212,9 @@ impl Objects for aws_sdk_s3::Client {
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), Error> {
-        self.delete_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
+        common::aws::delete_object(self, bucket, key)
             .await
-            .map_err(|e| in_object(Error::aws("S3", "DeleteObject", &e), bucket, key))?;
-        Ok(())
+            .map_err(|e| in_object(e, bucket, key))
     }
 
     async fn digest(
