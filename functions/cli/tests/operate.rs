@@ -352,9 +352,6 @@ async fn failures_exit_non_zero_and_say_what_is_wrong() {
     );
 }
 
-/// The morning digest after the night above: notify, as its role of the template, gets the
-/// resume's end from the template's rule and emails that night's figures on the digest topic,
-/// once; IAM refused none of its calls. The digest's notify, for its metrics.
 /// A JSON object of the suite's bucket, which the test expects (`what` says which).
 async fn suite_json(s3: &aws_sdk_s3::Client, key: &str, what: &str) -> Value {
     let got = s3
@@ -367,6 +364,9 @@ async fn suite_json(s3: &aws_sdk_s3::Client, key: &str, what: &str) -> Value {
     serde_json::from_slice(&got.body.collect().await.unwrap().into_bytes()).unwrap()
 }
 
+/// The morning digest after the night above: notify, as its role of the template, gets the
+/// resume's end from the template's rule and emails that night's figures on the digest topic,
+/// once; IAM refused none of its calls. The digest's notify, for its metrics.
 async fn the_resumes_end_sends_one_digest(s: &Session, digest: &Digest, resume: &str) {
     let answers = digest.deliver_end_of(resume).await;
     assert_eq!(answers.len(), 1, "one event through the rule: {answers:?}");
