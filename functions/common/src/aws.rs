@@ -91,8 +91,21 @@ pub async fn get_environment(
     mwaa: &aws_sdk_mwaa::Client,
     name: &str,
 ) -> Result<Option<aws_sdk_mwaa::types::Environment>, crate::Error> {
+    found_environment(mwaa.get_environment().name(name).send().await)
+}
+
+/// GetEnvironment's answer, however the call was made: `None` when MWAA does not know the
+/// environment.
+pub fn found_environment(
+    answer: Result<
+        aws_sdk_mwaa::operation::get_environment::GetEnvironmentOutput,
+        aws_sdk_mwaa::error::SdkError<
+            aws_sdk_mwaa::operation::get_environment::GetEnvironmentError,
+        >,
+    >,
+) -> Result<Option<aws_sdk_mwaa::types::Environment>, crate::Error> {
     use aws_sdk_mwaa::operation::get_environment::GetEnvironmentError;
-    match mwaa.get_environment().name(name).send().await {
+    match answer {
         Ok(out) => Ok(out.environment),
         Err(e)
             if matches!(
@@ -112,10 +125,8 @@ pub async fn read_object(
     bucket: &str,
     key: &str,
 ) -> Result<Option<Vec<u8>>, crate::Error> {
-    let got = match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(got) => got,
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-        Err(e) => return Err(crate::Error::aws("S3", "GetObject", &e)),
+    let Some(got) = get_object(s3, bucket, key).await? else {
+        return Ok(None);
     };
     let bytes = got
         .body
@@ -123,6 +134,20 @@ pub async fn read_object(
         .await
         .map_err(|e| crate::Error::transient("S3", "GetObject", e.to_string()))?;
     Ok(Some(bytes.into_bytes().to_vec()))
+}
+
+/// GetObject, the body not read yet; `None` for NoSuchKey (S3 answers 403 instead unless
+/// the caller may list the bucket).
+pub async fn get_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, crate::Error> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(got) => Ok(Some(got)),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+        Err(e) => Err(crate::Error::aws("S3", "GetObject", &e)),
+    }
 }
 
 /// DeleteObject. S3 answers the same whether or not the object was there, so a repeated
