@@ -150,6 +150,24 @@ pub async fn get_object(
     }
 }
 
+/// PutObject of a JSON document (the bucket's default encryption applies).
+pub async fn put_json(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<(), crate::Error> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(body.into())
+        .send()
+        .await
+        .map_err(|e| crate::Error::aws("S3", "PutObject", &e))?;
+    Ok(())
+}
+
 /// DeleteObject. S3 answers the same whether or not the object was there, so a repeated
 /// delete (at-least-once delivery) is harmless.
 pub async fn delete_object(

@@ -127,16 +127,7 @@ impl Ops for AwsOps {
 
     async fn hold(&self, target: &Target) -> Result<(), Error> {
         let body = serde_json::to_vec(target).expect("a target serializes");
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(held_key(target))
-            .content_type("application/json")
-            .body(body.into())
-            .send()
-            .await
-            .map_err(|e| Error::aws("S3", "PutObject", &e))?;
-        Ok(())
+        common::aws::put_json(&self.s3, &self.bucket, &held_key(target), body).await
     }
 
     async fn held(&self, environment: &str, limit: usize) -> Result<HeldPage, Error> {
@@ -173,18 +164,14 @@ impl Ops for AwsOps {
 
     async fn set_aside(&self, target: &Target, reason: &str) -> Result<(), Error> {
         let record = json!({"target": target, "reason": reason});
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(format!(
-                "failed/{}",
-                held_key(target).trim_start_matches("held/")
-            ))
-            .content_type("application/json")
-            .body(record.to_string().into_bytes().into())
-            .send()
-            .await
-            .map_err(|e| Error::aws("S3", "PutObject", &e))?;
+        let key = format!("failed/{}", held_key(target).trim_start_matches("held/"));
+        common::aws::put_json(
+            &self.s3,
+            &self.bucket,
+            &key,
+            record.to_string().into_bytes(),
+        )
+        .await?;
         self.release(target).await
     }
 
