@@ -126,14 +126,7 @@ impl Aws {
     }
 
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), Error> {
-        self.s3
-            .delete_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| Error::aws("S3", "DeleteObject", &e))?;
-        Ok(())
+        common::aws::delete_object(&self.s3, bucket, key).await
     }
 
     /// The arrivals held for `environment` (trigger-dag keeps each as

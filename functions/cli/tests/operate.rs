@@ -352,6 +352,18 @@ async fn failures_exit_non_zero_and_say_what_is_wrong() {
     );
 }
 
+/// A JSON object of the suite's bucket, which the test expects (`what` says which).
+async fn suite_json(s3: &aws_sdk_s3::Client, key: &str, what: &str) -> Value {
+    let got = s3
+        .get_object()
+        .bucket(SUITE_BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect(what);
+    serde_json::from_slice(&got.body.collect().await.unwrap().into_bytes()).unwrap()
+}
+
 /// The morning digest after the night above: notify, as its role of the template, gets the
 /// resume's end from the template's rule and emails that night's figures on the digest topic,
 /// once; IAM refused none of its calls. The digest's notify, for its metrics.
@@ -372,27 +384,16 @@ async fn the_resumes_end_sends_one_digest(s: &Session, digest: &Digest, resume: 
 
     // The figures are the night's: the pause's snapshot record, the resume's replay.
     let s3 = s.bed.s3().await;
-    let record = s3
-        .get_object()
-        .bucket(SUITE_BUCKET)
-        .key(format!("snapshots/{ENV}/latest.json"))
-        .send()
-        .await
-        .expect("the pause's snapshot record");
-    let record: Value =
-        serde_json::from_slice(&record.body.collect().await.unwrap().into_bytes()).unwrap();
+    let record = suite_json(
+        &s3,
+        &format!("snapshots/{ENV}/latest.json"),
+        "the pause's snapshot record",
+    )
+    .await;
     let paused = record["paused_at"].as_str().unwrap();
     let verified = &record["verified"];
     let copy = record["configuration"]["result"]["copy"].as_str().unwrap();
-    let saved = s3
-        .get_object()
-        .bucket(SUITE_BUCKET)
-        .key(copy)
-        .send()
-        .await
-        .expect("the configuration the pause saved");
-    let saved: Value =
-        serde_json::from_slice(&saved.body.collect().await.unwrap().into_bytes()).unwrap();
+    let saved = suite_json(&s3, copy, "the configuration the pause saved").await;
     let class = saved["EnvironmentClass"].as_str().unwrap();
     let active = record["active_dags"].as_array().unwrap().len();
     assert!(active > 0, "{record}");
@@ -422,15 +423,7 @@ async fn the_resumes_end_sends_one_digest(s: &Session, digest: &Digest, resume: 
 
     // The marker of the date names the end that claimed it.
     let date = answers[0]["morning_digest"]["date"].as_str().unwrap();
-    let marker = s3
-        .get_object()
-        .bucket(SUITE_BUCKET)
-        .key(format!("digests/{date}.json"))
-        .send()
-        .await
-        .expect("the digest's marker");
-    let marker: Value =
-        serde_json::from_slice(&marker.body.collect().await.unwrap().into_bytes()).unwrap();
+    let marker = suite_json(&s3, &format!("digests/{date}.json"), "the digest's marker").await;
     assert_eq!(marker["claimed_by"], resume, "{marker}");
 
     // A second delivery of the same end sends nothing: the marker remembers the date.

@@ -58,12 +58,8 @@ pub fn mwaa_client(config: &SdkConfig) -> aws_sdk_mwaa::Client {
 
 /// [`mwaa_client`] with another attempt timeout (tests use a short one).
 pub fn mwaa_client_with_timeout(config: &SdkConfig, attempt: Duration) -> aws_sdk_mwaa::Client {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_millis(3100))
-        .operation_attempt_timeout(attempt)
-        .build();
     let mut builder = aws_sdk_mwaa::config::Builder::from(config)
-        .timeout_config(timeouts)
+        .timeout_config(attempt_timeouts(attempt))
         .interceptor(CountMwaaCalls);
     if mwaa_endpoint_overridden(config) {
         builder = builder.interceptor(NoEndpointPrefix);
@@ -71,13 +67,45 @@ pub fn mwaa_client_with_timeout(config: &SdkConfig, attempt: Duration) -> aws_sd
     aws_sdk_mwaa::Client::from_conf(builder.build())
 }
 
+/// The SDK's own connect timeout (3.1 s) and `attempt` for each attempt of a call: the
+/// bound every client gives a call that may hang (see [`MWAA_ATTEMPT_TIMEOUT`]). The type is
+/// the same for every SDK client's `timeout_config`.
+fn attempt_timeouts(attempt: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(3100))
+        .operation_attempt_timeout(attempt)
+        .build()
+}
+
+/// `config` with each attempt of a call bounded as an MWAA call's is
+/// ([`MWAA_ATTEMPT_TIMEOUT`]), for clients whose calls a retry budget counts as MWAA calls.
+pub fn bounded_like_mwaa(config: &SdkConfig) -> SdkConfig {
+    config
+        .to_builder()
+        .timeout_config(attempt_timeouts(MWAA_ATTEMPT_TIMEOUT))
+        .build()
+}
+
 /// GetEnvironment; `None` when MWAA does not know the environment (deleted, never created).
 pub async fn get_environment(
     mwaa: &aws_sdk_mwaa::Client,
     name: &str,
 ) -> Result<Option<aws_sdk_mwaa::types::Environment>, crate::Error> {
+    found_environment(mwaa.get_environment().name(name).send().await)
+}
+
+/// GetEnvironment's answer, however the call was made: `None` when MWAA does not know the
+/// environment.
+pub fn found_environment(
+    answer: Result<
+        aws_sdk_mwaa::operation::get_environment::GetEnvironmentOutput,
+        aws_sdk_mwaa::error::SdkError<
+            aws_sdk_mwaa::operation::get_environment::GetEnvironmentError,
+        >,
+    >,
+) -> Result<Option<aws_sdk_mwaa::types::Environment>, crate::Error> {
     use aws_sdk_mwaa::operation::get_environment::GetEnvironmentError;
-    match mwaa.get_environment().name(name).send().await {
+    match answer {
         Ok(out) => Ok(out.environment),
         Err(e)
             if matches!(
@@ -97,10 +125,8 @@ pub async fn read_object(
     bucket: &str,
     key: &str,
 ) -> Result<Option<Vec<u8>>, crate::Error> {
-    let got = match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(got) => got,
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-        Err(e) => return Err(crate::Error::aws("S3", "GetObject", &e)),
+    let Some(got) = get_object(s3, bucket, key).await? else {
+        return Ok(None);
     };
     let bytes = got
         .body
@@ -108,6 +134,54 @@ pub async fn read_object(
         .await
         .map_err(|e| crate::Error::transient("S3", "GetObject", e.to_string()))?;
     Ok(Some(bytes.into_bytes().to_vec()))
+}
+
+/// GetObject, the body not read yet; `None` for NoSuchKey (S3 answers 403 instead unless
+/// the caller may list the bucket).
+pub async fn get_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, crate::Error> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(got) => Ok(Some(got)),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+        Err(e) => Err(crate::Error::aws("S3", "GetObject", &e)),
+    }
+}
+
+/// PutObject of a JSON document (the bucket's default encryption applies).
+pub async fn put_json(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<(), crate::Error> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(body.into())
+        .send()
+        .await
+        .map_err(|e| crate::Error::aws("S3", "PutObject", &e))?;
+    Ok(())
+}
+
+/// DeleteObject. S3 answers the same whether or not the object was there, so a repeated
+/// delete (at-least-once delivery) is harmless.
+pub async fn delete_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<(), crate::Error> {
+    s3.delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| crate::Error::aws("S3", "DeleteObject", &e))?;
+    Ok(())
 }
 
 /// Removes the operation's endpoint host prefix; only installed when an endpoint override is set.
@@ -228,6 +302,26 @@ fn is_throttle(status: u16, error_type: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_bounded_like_mwaa_keeps_its_endpoint_and_bounds_each_attempt() {
+        let config = SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:4010")
+            .build();
+        let bounded = bounded_like_mwaa(&config);
+        let timeouts = bounded.timeout_config().expect("timeouts set");
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(MWAA_ATTEMPT_TIMEOUT)
+        );
+        assert_eq!(
+            timeouts.connect_timeout(),
+            Some(Duration::from_millis(3100))
+        );
+        assert_eq!(bounded.region(), config.region());
+        assert_eq!(bounded.endpoint_url(), Some("http://127.0.0.1:4010"));
+    }
 
     #[test]
     fn a_call_names_its_environment_in_its_path() {

@@ -40,11 +40,7 @@ impl EnvironmentName {
 
     /// Checks a name taken from `field` of event `event_id`.
     pub fn parse(event_id: &str, field: &str, name: &str) -> Result<Self, Error> {
-        Self::new(name).map_err(|reason| Error::InvalidEvent {
-            event_id: event_id.to_owned(),
-            field: field.to_owned(),
-            reason,
-        })
+        Self::new(name).map_err(|reason| Error::invalid_event(event_id, field, reason))
     }
 
     pub fn as_str(&self) -> &str {

@@ -150,6 +150,15 @@ impl Error {
         }
     }
 
+    /// Field `field` of event `event_id` cannot be used as it is, and why.
+    pub fn invalid_event(event_id: &str, field: &str, reason: impl Into<String>) -> Self {
+        Error::InvalidEvent {
+            event_id: event_id.to_owned(),
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
     /// Input that is wrong where no event field can be named (a step's whole input).
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidInput, message)

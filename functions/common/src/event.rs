@@ -18,11 +18,8 @@ pub fn event_id(event: &Value) -> String {
 pub fn parse<T: DeserializeOwned>(event_id: &str, value: &Value) -> Result<T, Error> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        Error::InvalidEvent {
-            event_id: event_id.to_owned(),
-            field: if path == "." { "(event)".into() } else { path },
-            reason: e.into_inner().to_string(),
-        }
+        let field = if path == "." { "(event)" } else { &path };
+        Error::invalid_event(event_id, field, e.into_inner().to_string())
     })
 }
 

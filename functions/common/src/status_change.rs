@@ -49,11 +49,7 @@ struct NameAndStatus {
 /// naming the field and the event id.
 pub fn parse_status_change(event: &Value) -> Result<StatusChange, Error> {
     let id = event_id(event);
-    let bad = |field: &str, reason: String| Error::InvalidEvent {
-        event_id: id.clone(),
-        field: field.to_owned(),
-        reason,
-    };
+    let bad = |field: &str, reason: String| Error::invalid_event(&id, field, reason);
     let envelope: Envelope = parse(&id, event)?;
     if envelope.source != MWAA_SOURCE {
         let got = envelope.source;

@@ -143,11 +143,11 @@ pub fn parse_input(event: &Value) -> Result<Input, Error> {
 pub fn parse_failure(event: &Value) -> Result<Failure, Error> {
     let id = event_id(event);
     if !event.is_object() {
-        return Err(Error::InvalidEvent {
-            event_id: id,
-            field: "(event)".into(),
-            reason: format!("expected a JSON object, got {}", kind_of(event)),
-        });
+        return Err(Error::invalid_event(
+            &id,
+            "(event)",
+            format!("expected a JSON object, got {}", kind_of(event)),
+        ));
     }
     if let Some(check) = event.get("check_pending") {
         #[derive(Deserialize)]
@@ -170,11 +170,9 @@ pub fn parse_failure(event: &Value) -> Result<Failure, Error> {
         .and_then(Value::as_str)
         .unwrap_or("");
     let detail = || {
-        event.get("detail").ok_or_else(|| Error::InvalidEvent {
-            event_id: event_id(event),
-            field: "detail".into(),
-            reason: "missing".into(),
-        })
+        event
+            .get("detail")
+            .ok_or_else(|| Error::invalid_event(&event_id(event), "detail", "missing"))
     };
     match (source, detail_type) {
         (STATES_SOURCE, EXECUTION_STATUS_CHANGE) => {

@@ -123,16 +123,14 @@ impl Ops for AwsOps {
     async fn mark_sent(&self, fingerprint: &str, alert: &Alert) -> Result<(), Error> {
         let record = json!({"subject": alert.subject(), "kind": alert.kind,
                             "environment": alert.environment});
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(format!("{SENT_PREFIX}{fingerprint}.json"))
-            .content_type("application/json")
-            .body(record.to_string().into_bytes().into())
-            .send()
-            .await
-            .map_err(|e| Error::aws("S3", "PutObject", &e))?;
-        Ok(())
+        let key = format!("{SENT_PREFIX}{fingerprint}.json");
+        common::aws::put_json(
+            &self.s3,
+            &self.bucket,
+            &key,
+            record.to_string().into_bytes(),
+        )
+        .await
     }
 
     async fn failed_step(&self, execution_arn: &str) -> Result<Option<FailedStep>, Error> {

@@ -85,15 +85,7 @@ impl Clients {
 /// The Step Functions client, each attempt bounded as an MWAA call is
 /// ([`common::aws::MWAA_ATTEMPT_TIMEOUT`]), so `Step::longest` counts it as one.
 pub fn sfn_client(config: &common::aws::SdkConfig) -> aws_sdk_sfn::Client {
-    let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
-        .connect_timeout(std::time::Duration::from_millis(3100))
-        .operation_attempt_timeout(common::aws::MWAA_ATTEMPT_TIMEOUT)
-        .build();
-    aws_sdk_sfn::Client::from_conf(
-        aws_sdk_sfn::config::Builder::from(config)
-            .timeout_config(timeouts)
-            .build(),
-    )
+    aws_sdk_sfn::Client::new(&common::aws::bounded_like_mwaa(config))
 }
 
 /// Runs `step` as the Lambda handler, through the suite's one runtime entry.

@@ -9,7 +9,6 @@ use aws_sdk_mwaa::error::ProvideErrorMetadata;
 use aws_sdk_mwaa::operation::create_environment::CreateEnvironmentError;
 use aws_sdk_mwaa::operation::delete_environment::DeleteEnvironmentError;
 use aws_sdk_mwaa::types::Environment;
-use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::types::ServerSideEncryption;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef;
@@ -96,7 +95,6 @@ impl Environments for aws_sdk_mwaa::Client {
     }
 
     async fn describe(&self, name: &str) -> Result<Option<Described>, Error> {
-        use aws_sdk_mwaa::operation::get_environment::GetEnvironmentError;
         let raw = RawAnswer::default();
         let answer = self
             .get_environment()
@@ -105,19 +103,7 @@ impl Environments for aws_sdk_mwaa::Client {
             .config_override(aws_sdk_mwaa::config::Builder::default().interceptor(raw.clone()))
             .send()
             .await;
-        let environment = match answer {
-            Ok(out) => out.environment,
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(GetEnvironmentError::ResourceNotFoundException(_))
-                ) =>
-            {
-                None
-            }
-            Err(e) => return Err(Error::aws("MWAA", "GetEnvironment", &e)),
-        };
-        let Some(environment) = environment else {
+        let Some(environment) = common::aws::found_environment(answer)? else {
             return Ok(None);
         };
         let body = raw
@@ -212,13 +198,9 @@ impl Objects for aws_sdk_s3::Client {
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), Error> {
-        self.delete_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
+        common::aws::delete_object(self, bucket, key)
             .await
-            .map_err(|e| in_object(Error::aws("S3", "DeleteObject", &e), bucket, key))?;
-        Ok(())
+            .map_err(|e| in_object(e, bucket, key))
     }
 
     async fn digest(
@@ -389,20 +371,15 @@ impl PauseMarks for crate::Clients {
     }
 }
 
-/// GetObject; `None` for NoSuchKey (S3 answers 403 instead unless the caller may list the
-/// bucket).
+/// GetObject ([`common::aws::get_object`]), its error naming the object.
 async fn get_object(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
 ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, Error> {
-    match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(object) => Ok(Some(object)),
-        Err(err) if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_))) => {
-            Ok(None)
-        }
-        Err(err) => Err(in_object(Error::aws("S3", "GetObject", &err), bucket, key)),
-    }
+    common::aws::get_object(s3, bucket, key)
+        .await
+        .map_err(|e| in_object(e, bucket, key))
 }
 
 /// The body broke off while streaming: a transport failure, worth another try.

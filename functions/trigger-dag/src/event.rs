@@ -136,22 +136,18 @@ pub fn parse_input(event: &Value) -> Result<Input, Error> {
     }
     let envelope: EventBridgeEvent<Value> = parse(&id, event)?;
     if envelope.source != "aws.s3" || envelope.detail_type != "Object Created" {
-        return Err(Error::InvalidEvent {
-            event_id: id,
-            field: "detail-type".into(),
-            reason: format!(
+        return Err(Error::invalid_event(
+            &id,
+            "detail-type",
+            format!(
                 "expected an aws.s3 \"Object Created\" event, got {} {:?}",
                 envelope.source, envelope.detail_type
             ),
-        });
+        ));
     }
     let detail: ObjectCreated = parse(&id, &envelope.detail).map_err(|e| nested("detail", e))?;
     if detail.object.key.is_empty() {
-        return Err(Error::InvalidEvent {
-            event_id: id,
-            field: "detail.object.key".into(),
-            reason: "empty key".into(),
-        });
+        return Err(Error::invalid_event(&id, "detail.object.key", "empty key"));
     }
     Ok(Input::Arrival(Arrival {
         event_id: id,
@@ -169,11 +165,7 @@ pub fn parse_input(event: &Value) -> Result<Input, Error> {
 /// once here so a bad schedule is refused naming the field before anything is started.
 fn parse_firing(id: &str, event: &Value) -> Result<ScheduleFiring, Error> {
     let spec: FiringSpec = parse(id, event)?;
-    let bad = |field: &str, reason: String| Error::InvalidEvent {
-        event_id: id.to_owned(),
-        field: field.to_owned(),
-        reason,
-    };
+    let bad = |field: &str, reason: String| Error::invalid_event(id, field, reason);
     let destination = destination(
         "a schedule",
         spec.environment.as_ref(),

@@ -75,15 +75,7 @@ pub struct AwsOps {
 /// attempt bounded like MWAA's calls ([`common::aws::MWAA_ATTEMPT_TIMEOUT`]): a hung call
 /// is tried again, and the client token makes that safe.
 pub fn serverless_client(config: &common::aws::SdkConfig) -> aws_sdk_mwaaserverless::Client {
-    let timeouts = aws_sdk_mwaaserverless::config::timeout::TimeoutConfig::builder()
-        .connect_timeout(std::time::Duration::from_millis(3100))
-        .operation_attempt_timeout(common::aws::MWAA_ATTEMPT_TIMEOUT)
-        .build();
-    aws_sdk_mwaaserverless::Client::from_conf(
-        aws_sdk_mwaaserverless::config::Builder::from(config)
-            .timeout_config(timeouts)
-            .build(),
-    )
+    aws_sdk_mwaaserverless::Client::new(&common::aws::bounded_like_mwaa(config))
 }
 
 /// `pausing/<environment>`: the mark a pause sets before its export and removes when the
@@ -135,16 +127,7 @@ impl Ops for AwsOps {
 
     async fn hold(&self, target: &Target) -> Result<(), Error> {
         let body = serde_json::to_vec(target).expect("a target serializes");
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(held_key(target))
-            .content_type("application/json")
-            .body(body.into())
-            .send()
-            .await
-            .map_err(|e| Error::aws("S3", "PutObject", &e))?;
-        Ok(())
+        common::aws::put_json(&self.s3, &self.bucket, &held_key(target), body).await
     }
 
     async fn held(&self, environment: &str, limit: usize) -> Result<HeldPage, Error> {
@@ -176,30 +159,19 @@ impl Ops for AwsOps {
     }
 
     async fn release(&self, target: &Target) -> Result<(), Error> {
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(held_key(target))
-            .send()
-            .await
-            .map_err(|e| Error::aws("S3", "DeleteObject", &e))?;
-        Ok(())
+        common::aws::delete_object(&self.s3, &self.bucket, &held_key(target)).await
     }
 
     async fn set_aside(&self, target: &Target, reason: &str) -> Result<(), Error> {
         let record = json!({"target": target, "reason": reason});
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(format!(
-                "failed/{}",
-                held_key(target).trim_start_matches("held/")
-            ))
-            .content_type("application/json")
-            .body(record.to_string().into_bytes().into())
-            .send()
-            .await
-            .map_err(|e| Error::aws("S3", "PutObject", &e))?;
+        let key = format!("failed/{}", held_key(target).trim_start_matches("held/"));
+        common::aws::put_json(
+            &self.s3,
+            &self.bucket,
+            &key,
+            record.to_string().into_bytes(),
+        )
+        .await?;
         self.release(target).await
     }
 

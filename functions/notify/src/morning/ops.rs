@@ -156,14 +156,7 @@ impl DigestOps for AwsOps {
     }
 
     async fn release_digest(&self, date: &str) -> Result<(), Error> {
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(marker_key(date))
-            .send()
-            .await
-            .map_err(|e| Error::aws("S3", "DeleteObject", &e))?;
-        Ok(())
+        common::aws::delete_object(&self.s3, &self.bucket, &marker_key(date)).await
     }
 
     async fn publish_digest(

@@ -145,6 +145,14 @@ mod tests {
         assert_eq!(bad.kind(), ErrorKind::InvalidInput);
     }
 
+    /// A marker that is not one key under the environment's overrides is refused, naming
+    /// its field.
+    async fn marker_refused(mwaa: &FakeMwaa, s3: &MemoryObjects, field: &str, marker: &str) {
+        let bad = json!({"environment": "up", field: marker});
+        let err = environment_status(mwaa, s3, BUCKET, bad).await.unwrap_err();
+        common::testing::assert_invalid_input(err, &[field]);
+    }
+
     #[tokio::test]
     async fn a_skip_marker_is_reported_and_left_for_the_state_machine() {
         let mwaa = FakeMwaa::with(&[environment("up", EnvironmentStatus::Available, "2.10.3")]);
@@ -163,11 +171,7 @@ mod tests {
             true,
             "a retried read still skips: the state machine deletes the marker"
         );
-        let bad = json!({"environment": "up", "skip_marker": "../x"});
-        let err = environment_status(&mwaa, &s3, BUCKET, bad)
-            .await
-            .unwrap_err();
-        common::testing::assert_invalid_input(err, &["skip_marker"]);
+        marker_refused(&mwaa, &s3, "skip_marker", "../x").await;
     }
 
     #[test]
@@ -233,10 +237,6 @@ mod tests {
             Value::Null,
             "ended: pause as usual"
         );
-        let bad = json!({"environment": "up", "stay_up_marker": "a/b"});
-        let err = environment_status(&mwaa, &s3, BUCKET, bad)
-            .await
-            .unwrap_err();
-        common::testing::assert_invalid_input(err, &["stay_up_marker"]);
+        marker_refused(&mwaa, &s3, "stay_up_marker", "a/b").await;
     }
 }

@@ -85,6 +85,16 @@ async fn resume(mwaa: &FakeMwaa, s3: &MemoryObjects, name: &str) -> Result<Value
     create_environment(mwaa, s3, &NoMarks, BUCKET, input(name)).await
 }
 
+/// What create-environment refuses `name` with; it must have created nothing.
+async fn refused(mwaa: &FakeMwaa, s3: &MemoryObjects, name: &str) -> Error {
+    let err = resume(mwaa, s3, name).await.unwrap_err();
+    assert!(
+        mwaa.created.lock().unwrap().is_empty(),
+        "created, then refused: {err}"
+    );
+    err
+}
+
 /// `dev`, AVAILABLE, created at `secs` since the epoch.
 fn available_since(secs: i64) -> Environment {
     creatable("dev")
@@ -199,16 +209,15 @@ async fn a_snapshot_recorded_before_exports_were_bound_is_refused_naming_the_fie
 async fn without_a_verified_pause_nothing_is_created() {
     let (mwaa, s3) = paused().await;
     s3.delete(BUCKET, &snapshot_key("dev")).await.unwrap();
-    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
+    let err = refused(&mwaa, &s3, "dev").await;
     common::testing::assert_fails_as(
         err,
         ErrorKind::SnapshotNotFound,
         &["snapshots/dev/latest.json"],
     );
     s3.insert(BUCKET, &snapshot_key("dev"), b"not json".to_vec());
-    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
+    let err = refused(&mwaa, &s3, "dev").await;
     assert_eq!(err.kind(), ErrorKind::SnapshotNotFound);
-    assert!(mwaa.created.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -239,7 +248,7 @@ async fn losing_a_create_race_counts_as_not_created() {
 async fn create_stops_at_failed_deleting_or_unsaved_environments() {
     let (mwaa, s3) = paused().await;
     mwaa.put(failed(EnvironmentStatus::CreateFailed));
-    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
+    let err = refused(&mwaa, &s3, "dev").await;
     common::testing::assert_fails_as(
         err,
         ErrorKind::EnvironmentFailed,
@@ -247,17 +256,16 @@ async fn create_stops_at_failed_deleting_or_unsaved_environments() {
     );
 
     mwaa.put(environment("dev", EnvironmentStatus::Deleting, "2.10.3"));
-    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
+    let err = refused(&mwaa, &s3, "dev").await;
     assert_eq!(err.kind(), ErrorKind::EnvironmentDeleting);
 
-    let err = resume(&mwaa, &s3, "other").await.unwrap_err();
+    let err = refused(&mwaa, &s3, "other").await;
     assert_eq!(err.kind(), ErrorKind::ConfigurationNotFound);
     assert!(
         err.to_string()
             .contains("s3://suite/configurations/other/latest.json"),
         "{err}"
     );
-    assert!(mwaa.created.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -265,12 +273,11 @@ async fn a_configuration_saved_for_another_name_or_unreadable_is_refused() {
     let (mwaa, s3) = paused().await;
     let body = s3.body(BUCKET, &latest_key("dev")).unwrap();
     s3.insert(BUCKET, &latest_key("copy"), body);
-    let err = resume(&mwaa, &s3, "copy").await.unwrap_err();
+    let err = refused(&mwaa, &s3, "copy").await;
     common::testing::assert_fails_as(err, ErrorKind::ConfigurationInvalid, &["\"dev\""]);
     s3.insert(BUCKET, &latest_key("dev"), b"{\"Name\": \"dev\"}".to_vec());
-    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
+    let err = refused(&mwaa, &s3, "dev").await;
     assert_eq!(err.kind(), ErrorKind::ConfigurationInvalid);
-    assert!(mwaa.created.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -279,7 +286,7 @@ async fn an_airflow_version_mwaa_refuses_is_named_with_the_choices_and_nothing_i
     mwaa.create_refusal =
         Some("Invalid AirflowVersion: 2.10.3. Valid values: 2.11.0, 3.0.6".into());
     let kept = s3.keys();
-    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
+    let err = refused(&mwaa, &s3, "dev").await;
     common::testing::assert_fails_as(
         err,
         ErrorKind::AirflowVersionRefused,
@@ -293,7 +300,7 @@ async fn an_airflow_version_mwaa_refuses_is_named_with_the_choices_and_nothing_i
     assert_eq!(s3.keys(), kept, "configuration and snapshot stay");
 
     mwaa.create_refusal = Some("Invalid EnvironmentClass: mw1.huge".into());
-    let err = resume(&mwaa, &s3, "dev").await.unwrap_err();
+    let err = refused(&mwaa, &s3, "dev").await;
     assert_eq!(
         err.kind(),
         ErrorKind::OperationFailed,
