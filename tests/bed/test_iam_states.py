@@ -27,34 +27,27 @@ INPUT = {"environment": ENVIRONMENT, "snapshot": {"export_id": "e1"},
          "outcome": {"reason": "not paused", "pausing": False}, "replayed": [],
          "creation": {"result": {"snapshot": {"manifest": "m"}}}}
 
-# (machine, task state, the statement of the machine's role that grants its call, what a
-# refusal is named, the action and resource IAM refused)
-S3_OBJECT = f"arn:aws:s3:::{BUCKET}/"
-BUS = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
+# (machine, task state, the statement of the machine's role that grants its call, the action
+# IAM refuses without it, on what: an object key of the suite bucket, the default bus or the
+# machine the schedule starts)
 TASKS = [
-    ("pause", "ConsumeSkipMarker", "ConsumeSkipMarkers", "S3.AccessDeniedException",
-     "s3:DeleteObject", f"{S3_OBJECT}overrides/{ENVIRONMENT}/skip-next-pause"),
-    ("pause", "MarkPausing", "PausingMarks", "S3.AccessDeniedException",
-     "s3:PutObject", f"{S3_OBJECT}pausing/{ENVIRONMENT}"),
-    ("pause", "RecordSnapshot", "Snapshots", "S3.AccessDeniedException",
-     "s3:PutObject", f"{S3_OBJECT}snapshots/{ENVIRONMENT}/latest.json"),
-    ("pause", "EmitPaused", "PublishSuiteEvents", "EventBridge.AccessDeniedException",
-     "events:PutEvents", BUS),
-    ("pause", "EndPausing", "PausingMarks", "S3.AccessDeniedException",
-     "s3:DeleteObject", f"{S3_OBJECT}pausing/{ENVIRONMENT}"),
-    ("resume", "RecordRestore", "RestoreRecords", "S3.AccessDeniedException",
-     "s3:PutObject", f"{S3_OBJECT}snapshots/{ENVIRONMENT}/restored.json"),
-    ("resume", "EndPausing", "EndPausingMarks", "S3.AccessDeniedException",
-     "s3:DeleteObject", f"{S3_OBJECT}pausing/{ENVIRONMENT}"),
-    ("resume", "EmitResumed", "PublishSuiteEvents", "EventBridge.AccessDeniedException",
-     "events:PutEvents", BUS),
-    ("resume", "EmitNotResumed", "PublishSuiteEvents", "EventBridge.AccessDeniedException",
-     "events:PutEvents", BUS),
-    ("schedule", "StartPause", "StartPauseAndResume", "StepFunctions.AccessDeniedException",
-     "states:StartExecution", "pause"),
-    ("schedule", "StartResume", "StartPauseAndResume", "StepFunctions.AccessDeniedException",
-     "states:StartExecution", "resume"),
+    ("pause", "ConsumeSkipMarker", "ConsumeSkipMarkers", "s3:DeleteObject",
+     f"overrides/{ENVIRONMENT}/skip-next-pause"),
+    ("pause", "MarkPausing", "PausingMarks", "s3:PutObject", f"pausing/{ENVIRONMENT}"),
+    ("pause", "RecordSnapshot", "Snapshots", "s3:PutObject", f"snapshots/{ENVIRONMENT}/latest.json"),
+    ("pause", "EmitPaused", "PublishSuiteEvents", "events:PutEvents", "default"),
+    ("pause", "EndPausing", "PausingMarks", "s3:DeleteObject", f"pausing/{ENVIRONMENT}"),
+    ("resume", "RecordRestore", "RestoreRecords", "s3:PutObject",
+     f"snapshots/{ENVIRONMENT}/restored.json"),
+    ("resume", "EndPausing", "EndPausingMarks", "s3:DeleteObject", f"pausing/{ENVIRONMENT}"),
+    ("resume", "EmitResumed", "PublishSuiteEvents", "events:PutEvents", "default"),
+    ("resume", "EmitNotResumed", "PublishSuiteEvents", "events:PutEvents", "default"),
+    ("schedule", "StartPause", "StartPauseAndResume", "states:StartExecution", "pause"),
+    ("schedule", "StartResume", "StartPauseAndResume", "states:StartExecution", "resume"),
 ]
+# What Step Functions names a task's refused call, by the service refusing it.
+ERRORS = {"s3": "S3.AccessDeniedException", "events": "EventBridge.AccessDeniedException",
+          "states": "StepFunctions.AccessDeniedException"}
 
 
 def admin(moto, service):
@@ -99,6 +92,12 @@ class Suite:
                               "Region": REGION, "PauseStateMachineArn": self.targets["pause"],
                               "ResumeStateMachineArn": self.targets["resume"]}
 
+    def arn_of(self, action: str, target: str) -> str:
+        """The ARN IAM authorises `action` on (TASKS' last column)."""
+        return {"s3": f"arn:aws:s3:::{BUCKET}/{target}",
+                "events": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{target}",
+                "states": self.targets.get(target)}[action.split(":")[0]]
+
     def role(self, machine: str, role_arn: str, without=()):
         """Registers the template's role of `machine` for `role_arn`, less `without`."""
         resources = {"SuiteBucket": BUCKET, "SuiteKey": self.key_arn,
@@ -132,10 +131,10 @@ class Suite:
             time.sleep(0.1)
 
 
-@pytest.mark.parametrize("machine,state,sid,error,action,resource", TASKS,
+@pytest.mark.parametrize("machine,state,sid,action,target", TASKS,
                          ids=[f"{m}-{s}" for m, s, *_ in TASKS])
-def test_each_task_needs_its_statement_of_the_machine_role(moto, machine, state, sid, error,
-                                                            action, resource):
+def test_each_task_needs_its_statement_of_the_machine_role(moto, machine, state, sid, action,
+                                                            target):
     suite = Suite(moto)
     definition = suite.task_alone(machine, state)
     granted, lacking = (f"arn:aws:iam::{ACCOUNT}:role/mwaa-ops-{machine}-{kind}"
@@ -148,11 +147,11 @@ def test_each_task_needs_its_statement_of_the_machine_role(moto, machine, state,
     assert refusals(moto) == []
 
     refused = suite.run(f"{machine}-{state}-lacking", definition, lacking)
+    error = ERRORS[action.split(":")[0]]
     assert (refused["status"], refused["error"]) == ("FAILED", error), refused
-    assert "is not authorized to perform" in refused["cause"], refused["cause"]
-    resource = suite.targets.get(resource, resource)
+    assert f"is not authorized to perform: {action}" in refused["cause"], refused["cause"]
     assert [(r["role"], r["action"], r["resource"]) for r in refusals(moto)] == \
-        [(f"{machine.title()}StateMachineRole", action, resource)]
+        [(f"{machine.title()}StateMachineRole", action, suite.arn_of(action, target))]
 
 
 def test_the_lambda_task_stand_ins_are_not_held_to_the_machine_role(moto):
