@@ -5,8 +5,9 @@ A test registers a role of the template (``POST /moto-api/bed-iam/roles``, body 
 logical id, "parameters": {..}, "resources": {logical id: name or ARN}, "without": [Sid],
 "role_arn": ARN}``) and gets an access key naming it; clients signing with that key are held
 to the role's statements. ``role_arn`` (optional) is the IAM role ARN a state machine is
-created with: its executions' integration calls then sign with that key (iam_states.py). moto's own IAM mode (``INITIAL_NO_AUTH_ACTION_COUNT``) is not used: it checks
-actions only ("TODO add support for the Resource and Condition parts of IAM policies",
+created with: its executions' integration calls then sign with that key (iam_states.py).
+moto's own IAM mode (``INITIAL_NO_AUTH_ACTION_COUNT``) is not used: it checks actions only
+("TODO add support for the Resource and Condition parts of IAM policies",
 moto/iam/access_control.py, 5.2.5). Requests signed with any other key are not checked.
 
 Each request becomes checks (action, resource ARN, condition keys) by ``checks()``; a refusal
