@@ -2,10 +2,12 @@
 "How the bed holds us to AWS's rules").
 
 A test registers a role of the template (``POST /moto-api/bed-iam/roles``, body ``{"role":
-logical id, "parameters": {..}, "resources": {logical id: name or ARN}, "without": [Sid]}``)
-and gets an access key naming it; clients signing with that key are held to the role's
-statements. moto's own IAM mode (``INITIAL_NO_AUTH_ACTION_COUNT``) is not used: it checks
-actions only ("TODO add support for the Resource and Condition parts of IAM policies",
+logical id, "parameters": {..}, "resources": {logical id: name or ARN}, "without": [Sid],
+"role_arn": ARN}``) and gets an access key naming it; clients signing with that key are held
+to the role's statements. ``role_arn`` (optional) is the IAM role ARN a state machine is
+created with: its executions' integration calls then sign with that key (iam_states.py).
+moto's own IAM mode (``INITIAL_NO_AUTH_ACTION_COUNT``) is not used: it checks actions only
+("TODO add support for the Resource and Condition parts of IAM policies",
 moto/iam/access_control.py, 5.2.5). Requests signed with any other key are not checked.
 
 Each request becomes checks (action, resource ARN, condition keys) by ``checks()``; a refusal
@@ -30,6 +32,7 @@ log = logging.getLogger("bed.iam")
 
 KEY_PREFIX = "BEDIAM"
 _roles: dict[str, dict] = {}  # access key -> {"role", "arn", "statements"}
+_by_role_arn: dict[str, str] = {}  # a state machine's roleArn -> access key
 _counter = itertools.count(1)
 _lock = threading.Lock()
 REFUSED: list[dict] = []
@@ -44,7 +47,15 @@ def register(body: dict, account: str) -> dict:
              "arn": f"arn:aws:sts::{account}:assumed-role/{role}/bed"}
     with _lock:
         _roles[key] = entry
+        if body.get("role_arn"):
+            _by_role_arn[body["role_arn"]] = key
     return {"access_key": key, **entry}
+
+
+def key_of_role_arn(role_arn: str | None) -> str | None:
+    """The access key registered for an IAM role ARN (``role_arn``), if any."""
+    with _lock:
+        return _by_role_arn.get(role_arn or "")
 
 
 def role_of(access_key: str | None) -> dict | None:
@@ -55,6 +66,7 @@ def role_of(access_key: str | None) -> dict | None:
 def reset() -> None:
     with _lock:
         _roles.clear()
+        _by_role_arn.clear()
         REFUSED.clear()
 
 

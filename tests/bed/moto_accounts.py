@@ -277,12 +277,14 @@ def patch_sfn_start_execution() -> None:
 
 def main(argv=None) -> None:
     import iam_moto  # identity policies of the template's roles (README "How the bed ...")
+    import iam_states  # ... and of the state machines' roles, for their integration calls
 
     patch_sts()
     patch_events()
     patch_sfn_start_execution()
     patch_task_failure()
     iam_moto.patch_moto()
+    iam_states.patch_stepfunctions()
     from moto import server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 

@@ -40,6 +40,9 @@ def definition(name: str, substitutions: dict, queue_url: str, poll_seconds: int
     machine = json.loads(text)
     unresolved = [k for k in FUNCTIONS if "${%s}" % k in text]
     assert not unresolved, unresolved
+    # The bed lets the machines' SQS calls through unchecked: only its own stand-ins for
+    # Lambda tasks may be SQS (tests/bed/iam_states.py).
+    assert "arn:aws:states:::sqs:" not in text, f"{name}: an SQS task the bed would not check"
     defaults = machine["States"].get("Defaults", {}).get("Result", {})
     if "pausing_wait_seconds" in defaults:
         defaults["pausing_wait_seconds"] = BED_PAUSING_WAIT
@@ -67,9 +70,24 @@ def deploy(sfn, region: str, account: str, queue_url: str, bucket: str, key_arn:
     arns = {}
     for name in ("pause", "resume"):
         arns[name] = sfn.create_state_machine(
-            name=f"{stack}-{name}", roleArn=f"arn:aws:iam::{account}:role/{stack}-{name}",
+            name=f"{stack}-{name}", roleArn=role_arn(account, stack, name),
             definition=json.dumps(definition(name, substitutions, queue_url, poll_seconds)))["stateMachineArn"]
     return arns
+
+
+def role_arn(account: str, stack: str, machine: str) -> str:
+    """The role the bed creates state machine `machine` with: its integration calls are held
+    to the template's role registered for this ARN (machine_keys, tests/bed/iam_states.py)."""
+    return f"arn:aws:iam::{account}:role/{stack}-{machine}"
+
+
+def register(moto_url: str, body: dict) -> str:
+    """An access key for a role of the template (tests/bed/iam_moto.py's registration)."""
+    import urllib.request
+    request = urllib.request.Request(f"{moto_url}/moto-api/bed-iam/roles",
+                                     data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request) as answer:
+        return json.loads(answer.read())["access_key"]
 
 
 def role_keys(moto_url: str, bucket: str, key_arn: str, prefix: str,
@@ -78,7 +96,6 @@ def role_keys(moto_url: str, bucket: str, key_arn: str, prefix: str,
     each function's calls with it (ROLE_KEYS) and the bed holds them to that role's IAM
     statements (README "How the bed holds us to AWS's rules"). `prefix`:
     EnvironmentNamePrefix."""
-    import urllib.request
     keys = {}
     for function in FUNCTIONS.values():
         role = "".join(part.title() for part in function.split("-")) + "FunctionRole"
@@ -88,29 +105,33 @@ def role_keys(moto_url: str, bucket: str, key_arn: str, prefix: str,
                     "EnvironmentNamePrefix": prefix,
                     "EnvironmentExecutionRoles": f"arn:aws:iam::{account}:role/mwaa-exec"},
                 "resources": {"SuiteBucket": bucket, "SuiteKey": key_arn}}
-        request = urllib.request.Request(f"{moto_url}/moto-api/bed-iam/roles",
-                                         data=json.dumps(body).encode(), method="POST")
-        with urllib.request.urlopen(request) as answer:
-            keys[function] = json.loads(answer.read())["access_key"]
+        keys[function] = register(moto_url, body)
     return keys
 
 
 def machine_keys(moto_url: str, bucket: str, key_arn: str,
-                 account: str = "123456789012", region: str = "us-east-1") -> dict:
+                 account: str = "123456789012", region: str = "us-east-1",
+                 stack: str = "mwaa-ops") -> dict:
     """An access key per state machine, naming its role of the template (Pause/Resume
     StateMachineRole): step-worker invokes each machine's functions with it (MACHINE_KEYS)
-    and the bed's Lambda service holds the Invoke to that role (tests/bed/iam_lambda.py)."""
-    import urllib.request
+    and the bed's Lambda service holds the Invoke to that role (tests/bed/iam_lambda.py);
+    the machine's own S3 and EventBridge tasks sign with it too (its role_arn,
+    tests/bed/iam_states.py)."""
     functions = {logical[:-len("Arn")]: binary for logical, binary in FUNCTIONS.items()}
-    keys = {}
-    for name in ("pause", "resume"):
-        body = {"role": f"{name.title()}StateMachineRole",
-                "resources": {**functions, "SuiteBucket": bucket, "SuiteKey": key_arn}}
-        request = urllib.request.Request(f"{moto_url}/moto-api/bed-iam/roles",
-                                         data=json.dumps(body).encode(), method="POST")
-        with urllib.request.urlopen(request) as answer:
-            keys[name] = json.loads(answer.read())["access_key"]
-    return keys
+    return {name: register(moto_url, {
+                "role": f"{name.title()}StateMachineRole",
+                "role_arn": role_arn(account, stack, name),
+                "resources": {**functions, "SuiteBucket": bucket, "SuiteKey": key_arn}})
+            for name in ("pause", "resume")}
+
+
+def schedule_key(moto_url: str, arns: dict, account: str = "123456789012",
+                 stack: str = "mwaa-ops") -> str:
+    """The schedule machine's role of the template (ScheduleStateMachineRole) for the machine
+    created with role_arn(account, stack, "schedule"); `arns`: deploy's answer."""
+    return register(moto_url, {
+        "role": "ScheduleStateMachineRole", "role_arn": role_arn(account, stack, "schedule"),
+        "resources": {"PauseStateMachine": arns["pause"], "ResumeStateMachine": arns["resume"]}})
 
 
 def main(argv=None):

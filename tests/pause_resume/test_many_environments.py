@@ -136,8 +136,9 @@ def scenario(tmp_path_factory):
         try:
             cycle.admin("airflows", [played.info])
             cycle.deploy([], poll_seconds=BED_POLL)
+            machines.schedule_key(cycle.moto_url, cycle.machines, shared.ACCOUNT)
             schedule = cycle.sfn.create_state_machine(
-                name="mwaa-ops-schedule", roleArn=f"arn:aws:iam::{shared.ACCOUNT}:role/mwaa-ops-schedule",
+                name="mwaa-ops-schedule", roleArn=machines.role_arn(shared.ACCOUNT, "mwaa-ops", "schedule"),
                 definition=json.dumps(machines.definition("schedule", {
                     "PauseStateMachineArn": cycle.machines["pause"],
                     "ResumeStateMachineArn": cycle.machines["resume"]}, cycle.tasks)))["stateMachineArn"]
