@@ -267,23 +267,6 @@ impl Bed {
         s3
     }
 
-    /// The clients a pause/resume step works with, on `mwaa` and `s3` (built by the test, e.g.
-    /// with a short attempt timeout) and Step Functions in moto, keeping things in `bucket`.
-    pub async fn step_clients(
-        &self,
-        mwaa: &aws_sdk_mwaa::Client,
-        s3: &aws_sdk_s3::Client,
-        bucket: &str,
-    ) -> pause_resume::Clients {
-        pause_resume::Clients {
-            mwaa: mwaa.clone(),
-            s3: s3.clone(),
-            sfn: pause_resume::sfn_client(&self.aws_config().await),
-            bucket: Some(bucket.into()),
-            may_lose_settings: vec![],
-        }
-    }
-
     /// The MWAA client the functions use, pointed at the local control plane.
     pub async fn mwaa(&self) -> aws_sdk_mwaa::Client {
         common::aws::mwaa_client(&self.aws_config_at(&self.mwaa_url).await)
@@ -385,5 +368,6 @@ pub mod lambda;
 pub mod night;
 pub mod rules;
 pub mod sns;
+pub mod steps;
 pub mod suite;
 pub mod vpc;

@@ -1,51 +1,60 @@
 //! The fault matrix of the pause-resume steps that need no Airflow (environment-status,
-//! save-configuration, create-environment, delete-environment): throttling, 5xx, 5xx after
-//! the work was done (the answer lost) and slow answers, injected through the local MWAA
-//! control plane (`/_bed/faults`). Every test checks that each fault it injected was served
-//! (a fault never served proves nothing) and that the work was done exactly once. The
-//! run-dag, enable-dags and whole-state-machine cases are in tests/pause_resume (they need
-//! Airflow); notify's faults are in faults_notify.rs.
+//! save-configuration, create-environment, delete-environment), each its built binary behind
+//! the bed's Lambda service as its role of the template: throttling, 5xx, 5xx after the work
+//! was done (the answer lost) and slow answers, injected through the local MWAA control plane
+//! (`/_bed/faults`, where the binaries' MWAA endpoint already is: no proxy in between). Every
+//! test checks that each fault it injected was served (a fault never served proves nothing)
+//! and that the work was done exactly once. The run-dag, enable-dags and whole-state-machine
+//! cases are in tests/pause_resume (they need Airflow); notify's faults are in
+//! faults_notify.rs.
 //!
 //! The SDK makes 3 attempts per call: 2 faults in a row are its to absorb, 3 reach the step,
-//! whose error must then be `Retryable` (what the state machines retry).
+//! whose error must then be `Retryable` (what the state machines retry). No deadline is
+//! scaled: the steps' template Timeouts (60 s, 150 s) outlast every case here.
 
 use std::time::Duration;
 
-use aws_smithy_types::DateTime;
+use common::aws::MWAA_ATTEMPT_TIMEOUT;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
+use mwaa_ops_tests::steps::start_steps;
 use mwaa_ops_tests::{session_without_airflow, Bed, Session};
 use pause_resume::layout::snapshot_key;
-use pause_resume::steps::create_environment::create_environment;
-use pause_resume::steps::delete_environment::delete_environment;
-use pause_resume::steps::environment_status::environment_status;
-use pause_resume::steps::save_configuration::save_configuration;
-use pause_resume::ErrorKind;
+use pause_resume::{ErrorKind, Step};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "mwaa-ops-suite";
-/// The attempt timeout of the clients here: short, so a slow answer costs little time.
-const ATTEMPT: Duration = Duration::from_millis(1000);
-/// A slow answer: beyond `ATTEMPT`, so the SDK gives up on it and tries again.
-const SLOW_MS: u64 = 1500;
+/// A slow answer: beyond the binaries' attempt timeout (`MWAA_ATTEMPT_TIMEOUT`, 15 s), so the
+/// SDK gives up on it and tries again. The binary's own timeout, not a test's shorter one:
+/// each slow case costs its 15 s.
+const SLOW: Duration = MWAA_ATTEMPT_TIMEOUT.saturating_add(Duration::from_millis(1500));
 
 struct Steps {
+    /// The test's own clients, for set-up and checks (not held to any role).
     mwaa: aws_sdk_mwaa::Client,
     s3: aws_sdk_s3::Client,
-    /// create-environment's pausing-mark calls (only a resume that resumes nothing makes them).
-    marks: pause_resume::Clients,
+    functions: Functions,
 }
 
 async fn steps(bed: &Bed) -> Steps {
     let s3 = bed.s3_with_bucket(BUCKET).await;
-    let config = bed
-        .aws_config()
-        .await
-        .into_builder()
-        .endpoint_url(&bed.mwaa_url)
-        .build();
-    let mwaa = common::aws::mwaa_client_with_timeout(&config, ATTEMPT);
-    let marks = bed.step_clients(&mwaa, &s3, BUCKET).await;
-    Steps { mwaa, s3, marks }
+    let functions = start_steps(bed, BUCKET, "dev-", Deployment::new()).await;
+    Steps {
+        mwaa: bed.mwaa().await,
+        s3,
+        functions,
+    }
+}
+
+impl Steps {
+    /// `step` invoked as the state machines' task invokes it: its output, or Lambda's error.
+    async fn invoke(&self, step: Step, event: Value) -> Result<Value, Failure> {
+        self.functions.invoke(step.name(), &event).await
+    }
+}
+
+fn slow_ms() -> u64 {
+    SLOW.as_millis() as u64
 }
 
 /// Calls of `operation` to `name`, as `(fault kind or "", after, status)`.
@@ -99,23 +108,19 @@ async fn record_pause(s: &Steps, name: &str) {
 }
 
 /// delete-environment as the pause invokes it.
-async fn delete(s: &Steps, name: &str) -> Result<Value, pause_resume::Error> {
+async fn delete(s: &Steps, name: &str) -> Result<Value, Failure> {
     let event = json!({"environment": name, "execution": EXECUTION});
-    delete_environment(&s.mwaa, &s.s3, BUCKET, event).await
+    s.invoke(Step::DeleteEnvironment, event).await
 }
 
-/// save-configuration as the pause invokes it: no settings allowed to be lost, the
-/// execution started at the epoch.
-async fn save(s: &Steps, name: &str) -> Result<Value, pause_resume::Error> {
-    save_configuration(
-        &s.mwaa,
-        &s.s3,
-        BUCKET,
-        &[],
-        DateTime::from_secs(0),
-        input(name),
-    )
-    .await
+/// save-configuration as the pause invokes it (no settings allowed to be lost).
+async fn save(s: &Steps, name: &str) -> Result<Value, Failure> {
+    s.invoke(Step::SaveConfiguration, input(name)).await
+}
+
+/// Asserts `failure` is `Retryable`, the error the state machines retry.
+fn assert_retryable(failure: &Failure) {
+    failure.assert_is(ErrorKind::Retryable.as_str(), &[]);
 }
 
 #[tokio::test]
@@ -132,16 +137,18 @@ async fn faults_status_save_and_delete_retry_and_delete_once() {
         {"operation": "GetEnvironment", "name": name, "kind": "server_error", "status": 500},
     ]))
     .await;
-    let out = environment_status(&s.mwaa, &s.s3, BUCKET, input(name))
+    let out = s
+        .invoke(Step::EnvironmentStatus, input(name))
         .await
         .unwrap();
     assert_eq!(out["status"], "AVAILABLE");
     let before_slow = calls(&bed, "GetEnvironment", name).await.len();
     bed.inject_faults(
-        json!([{"operation": "GetEnvironment", "name": name, "kind": "latency", "latency_ms": SLOW_MS}]),
+        json!([{"operation": "GetEnvironment", "name": name, "kind": "latency", "latency_ms": slow_ms()}]),
     )
     .await;
-    let out = environment_status(&s.mwaa, &s.s3, BUCKET, input(name))
+    let out = s
+        .invoke(Step::EnvironmentStatus, input(name))
         .await
         .unwrap();
     assert_eq!(out["status"], "AVAILABLE");
@@ -180,16 +187,16 @@ async fn faults_status_save_and_delete_retry_and_delete_once() {
                 "status": 503, "count": 3}]),
     )
     .await;
-    let err = environment_status(&s.mwaa, &s.s3, BUCKET, input(name))
+    let failure = s
+        .invoke(Step::EnvironmentStatus, input(name))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
+    assert_retryable(&failure);
     bed.inject_faults(
         json!([{"operation": "GetEnvironment", "name": name, "kind": "throttle", "count": 3}]),
     )
     .await;
-    let err = save(&s, name).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
+    assert_retryable(&save(&s, name).await.unwrap_err());
     bed.assert_faults_served().await;
     assert!(
         s.s3.list_objects_v2()
@@ -254,12 +261,14 @@ async fn faults_create_environment_creates_once_when_answers_are_lost_or_slow() 
                 "after": true, "count": 3}]),
     )
     .await;
-    let err = create_environment(&s.mwaa, &s.s3, &s.marks, BUCKET, input(name))
+    let failure = s
+        .invoke(Step::CreateEnvironment, input(name))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Retryable, "{err}");
+    assert_retryable(&failure);
     bed.assert_faults_served().await;
-    let retried = create_environment(&s.mwaa, &s.s3, &s.marks, BUCKET, input(name))
+    let retried = s
+        .invoke(Step::CreateEnvironment, input(name))
         .await
         .unwrap();
     assert_eq!(
@@ -284,11 +293,12 @@ async fn faults_create_environment_creates_once_when_answers_are_lost_or_slow() 
     // creates, the other finds it there. One environment, the step succeeds.
     let name = "dev-slow";
     bed.inject_faults(json!([
-        {"operation": "CreateEnvironment", "name": name, "kind": "latency", "latency_ms": SLOW_MS},
+        {"operation": "CreateEnvironment", "name": name, "kind": "latency", "latency_ms": slow_ms()},
         {"operation": "GetEnvironment", "name": name, "kind": "throttle"},
     ]))
     .await;
-    let out = create_environment(&s.mwaa, &s.s3, &s.marks, BUCKET, input(name))
+    let out = s
+        .invoke(Step::CreateEnvironment, input(name))
         .await
         .unwrap();
     assert_eq!(out["resume_needed"], true, "{out}");

@@ -1,13 +1,15 @@
-//! delete-environment on the bed, invoked directly as any caller with `lambda:InvokeFunction`
-//! could: it deletes only with the pause's proof, the snapshot record of an export the
+//! delete-environment on the bed, its built binary behind the bed's Lambda service as its role
+//! of the template, invoked directly as any caller with `lambda:InvokeFunction` could: it
+//! deletes only with the pause's proof, the snapshot record of an export the
 //! calling execution verified (`snapshots/<env>/latest.json`). The state machine cases (an
 //! older export sent to the export's task token, a fresh one verified and deleted) are in
 //! tests/pause_resume/test_pause_proof.py.
 
 use std::time::Duration;
 
-use common::runtime::Invocation;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
+use mwaa_ops_tests::steps::start_steps;
 use mwaa_ops_tests::{session_without_airflow, Session};
 use pause_resume::layout::snapshot_key;
 use pause_resume::{ErrorKind, Step};
@@ -27,19 +29,23 @@ fn record(name: &str, execution: &str) -> Value {
                      "manifest": "s3://b/m.json"}})
 }
 
+/// delete-environment invoked as the pause's task invokes it: its output, or Lambda's error.
+async fn delete_environment(steps: &Functions, event: Value) -> Result<Value, Failure> {
+    steps.invoke(Step::DeleteEnvironment.name(), &event).await
+}
+
 #[tokio::test]
 async fn delete_environment_refuses_without_this_executions_verified_snapshot() {
     let bed: Session = session_without_airflow().await;
     let s3 = bed.s3_with_bucket(BUCKET).await;
-    let clients = bed.step_clients(&bed.mwaa().await, &s3, BUCKET).await;
+    let mwaa = bed.mwaa().await;
+    let steps = start_steps(&bed, BUCKET, "dev-", Deployment::new()).await;
     let name = "dev-proof";
-    NewEnvironment::new(name, "2.10.3")
-        .create(&clients.mwaa)
-        .await;
-    wait_for_status(&clients.mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
+    NewEnvironment::new(name, "2.10.3").create(&mwaa).await;
+    wait_for_status(&mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
     let delete = |execution: &str| {
         let event = json!({"environment": name, "execution": execution});
-        Step::DeleteEnvironment.run(&clients, Invocation::new(event, Duration::from_secs(60)))
+        delete_environment(&steps, event)
     };
     let put_record = |body: Value| {
         s3.put_object()
@@ -65,26 +71,15 @@ async fn delete_environment_refuses_without_this_executions_verified_snapshot() 
     forged["verified"]["execution"] = json!(LAST_NIGHT);
     put_record(forged).await.unwrap();
     refusals.push(delete(TONIGHT).await.unwrap_err());
-    for err in &refusals {
-        assert_eq!(err.kind(), ErrorKind::SnapshotNotFound, "{err}");
-        assert!(
-            err.to_string().contains("refusing to delete dev-proof"),
-            "{err}"
+    for failure in &refusals {
+        failure.assert_is(
+            ErrorKind::SnapshotNotFound.as_str(),
+            &["refusing to delete dev-proof"],
         );
     }
-    assert!(
-        refusals[1].to_string().contains("last-night"),
-        "{}",
-        refusals[1]
-    );
+    refusals[1].assert_is(ErrorKind::SnapshotNotFound.as_str(), &["last-night"]);
     assert_eq!(deletes().await, 0, "nothing deleted without proof");
-    let status = clients
-        .mwaa
-        .get_environment()
-        .name(name)
-        .send()
-        .await
-        .unwrap();
+    let status = mwaa.get_environment().name(name).send().await.unwrap();
     assert_eq!(
         status.environment().unwrap().status().unwrap().as_str(),
         "AVAILABLE"

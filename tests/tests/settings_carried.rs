@@ -3,7 +3,8 @@
 //! which aws-sdk-mwaa 1.128 does not model):
 //! - every member of botocore's `Environment` (read from the bed venv's model, no bed started)
 //!   is carried by the recreate or a fact of the environment, but two;
-//! - save-configuration, the pause's first change, refuses an environment whose settings the
+//! - save-configuration, the pause's first change (its built binary behind the bed's Lambda
+//!   service as its role of the template, as are the other steps here), refuses an environment whose settings the
 //!   resume could not create again, naming them, and writes nothing; allowed for that
 //!   environment (`AllowLosingSettings`), it saves and lists what is dropped;
 //! - create-environment, when MWAA refuses the saved Airflow version, fails naming the
@@ -11,17 +12,18 @@
 
 use std::time::Duration;
 
-use aws_smithy_types::DateTime;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
+use mwaa_ops_tests::steps::start_steps;
 use mwaa_ops_tests::{model_sample, session_without_airflow, Bed};
 use pause_resume::configuration::not_carried;
 use pause_resume::layout::{latest_key, snapshot_key};
-use pause_resume::steps::create_environment::create_environment;
-use pause_resume::steps::save_configuration::{allowed_losses, save_configuration};
-use pause_resume::ErrorKind;
+use pause_resume::{ErrorKind, Step};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "mwaa-ops-suite";
+/// The environments the steps' roles are scoped to here (`EnvironmentNamePrefix`).
+const PREFIX: &str = "dev-";
 
 async fn clients(bed: &Bed) -> (aws_sdk_mwaa::Client, aws_sdk_s3::Client) {
     (bed.mwaa().await, bed.s3_with_bucket(BUCKET).await)
@@ -55,6 +57,13 @@ async fn create_with_teams(bed: &Bed, name: &str) {
         status.is_success(),
         "CreateEnvironment {name}: {status} {answer}"
     );
+}
+
+/// `step` invoked with `{"environment": name}`, as the state machines' task invokes it.
+async fn invoke(steps: &Functions, step: Step, name: &str) -> Result<Value, Failure> {
+    steps
+        .invoke(step.name(), &json!({"environment": name}))
+        .await
 }
 
 async fn keys(s3: &aws_sdk_s3::Client, prefix: &str) -> Vec<String> {
@@ -103,15 +112,12 @@ async fn settings_the_resume_cannot_create_again_stop_the_pause_before_anything_
     for name in ["dev-teams", "dev-plain"] {
         wait_for_status(&mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
     }
-    let now = DateTime::from_secs(1_793_754_123);
-    let input = |name: &str| json!({"environment": name});
+    let steps = start_steps(&bed, BUCKET, PREFIX, Deployment::new()).await;
+    let save = Step::SaveConfiguration;
 
-    let err = save_configuration(&mwaa, &s3, BUCKET, &[], now, input("dev-teams"))
-        .await
-        .unwrap_err();
-    common::testing::assert_fails_as(
-        err,
-        ErrorKind::SettingsNotCarried,
+    let failure = invoke(&steps, save, "dev-teams").await.unwrap_err();
+    failure.assert_is(
+        ErrorKind::SettingsNotCarried.as_str(),
         &[
             "dev-teams",
             "IdentityCenterConfiguration, Teams",
@@ -125,15 +131,14 @@ async fn settings_the_resume_cannot_create_again_stop_the_pause_before_anything_
 
     // Every member of the bed's full GetEnvironment answer of a plain environment is carried
     // or a fact of that environment: nothing to refuse.
-    let plain = save_configuration(&mwaa, &s3, BUCKET, &[], now, input("dev-plain"))
-        .await
-        .unwrap();
+    let plain = invoke(&steps, save, "dev-plain").await.unwrap();
     assert_eq!(plain["not_carried"], json!([]));
 
-    let allowed = allowed_losses("dev-teams");
-    let out = save_configuration(&mwaa, &s3, BUCKET, &allowed, now, input("dev-teams"))
-        .await
-        .unwrap();
+    // Deployed again with the template's AllowLosingSettings naming it.
+    drop(steps);
+    let allowing = Deployment::new().parameter("AllowLosingSettings", "dev-teams");
+    let steps = start_steps(&bed, BUCKET, PREFIX, allowing).await;
+    let out = invoke(&steps, save, "dev-teams").await.unwrap();
     assert_eq!(
         out["not_carried"],
         json!(["IdentityCenterConfiguration", "Teams"])
@@ -150,10 +155,8 @@ async fn a_resume_whose_airflow_version_mwaa_refuses_names_it_and_the_choices_an
     let name = "dev-retired";
     NewEnvironment::new(name, "2.10.3").create(&mwaa).await;
     wait_for_status(&mwaa, name, "AVAILABLE", Duration::from_secs(30)).await;
-    let now = DateTime::from_secs(1_793_754_123);
-    save_configuration(&mwaa, &s3, BUCKET, &[], now, json!({"environment": name}))
-        .await
-        .unwrap();
+    let steps = start_steps(&bed, BUCKET, PREFIX, Deployment::new()).await;
+    invoke(&steps, Step::SaveConfiguration, name).await.unwrap();
     // The pause deleted it; meanwhile MWAA retired the version (the saved file says 2.6.3).
     mwaa.delete_environment().name(name).send().await.unwrap();
     for _ in 0..300 {
@@ -193,14 +196,12 @@ async fn a_resume_whose_airflow_version_mwaa_refuses_names_it_and_the_choices_an
     }
     let before = keys(&s3, "").await;
 
-    // The environment is gone: the pausing mark is not looked at (no SFN call to allow).
-    let marks = bed.step_clients(&mwaa, &s3, BUCKET).await;
-    let err = create_environment(&mwaa, &s3, &marks, BUCKET, json!({"environment": name}))
+    // The environment is gone: the pausing mark is not looked at (no Step Functions call).
+    let failure = invoke(&steps, Step::CreateEnvironment, name)
         .await
         .unwrap_err();
-    common::testing::assert_fails_as(
-        err,
-        ErrorKind::AirflowVersionRefused,
+    failure.assert_is(
+        ErrorKind::AirflowVersionRefused.as_str(),
         &[
             name,
             "Airflow 2.6.3",
