@@ -125,7 +125,10 @@ def patch_sts() -> None:
         role_arn = self._get_param("RoleArn") or ""
         external_id = self._get_param("ExternalId")
         caller_backend = sts_backends[self.current_account]["aws"]
-        account, arns, shown = _caller(caller_backend, self.get_access_key(), self.region)
+        # moto reads only 20-character keys from the signature: a template role's key is longer.
+        import iam_moto
+        key = iam_moto.access_key(self.headers.get("Authorization")) or self.get_access_key()
+        account, arns, shown = _caller(caller_backend, key, self.region)
         denied = AccessDeniedError(shown, f"sts:AssumeRole on resource: {role_arn}")
         # STS (awsQuery) answers <ErrorResponse><Error>...; moto's generic shape nests an
         # <Errors> that the SDKs do not read as a code and a message.

@@ -251,7 +251,7 @@ def test_a_session_is_held_to_its_roles_inline_and_managed_statements(moto):
     sqs.list_queues()
     sqs.create_queue(QueueName="allowed-1")
     code, status, message = refusal(lambda: sqs.create_queue(QueueName="other"))
-    assert (code, status) == ("AccessDenied", 403)
+    assert (code, status) == ("AccessDeniedException", 403)
     assert message == (
         f"User: arn:aws:sts::{PARTICIPANT}:assumed-role/reader/reader is not authorized to "
         f"perform: sqs:CreateQueue on resource: arn:aws:sqs:{REGION}:{PARTICIPANT}:other "
@@ -269,7 +269,7 @@ def test_a_session_is_held_to_its_roles_inline_and_managed_statements(moto):
 def test_a_session_of_a_role_without_policies_may_do_nothing_and_a_deny_wins(moto):
     bare = reader_session(moto)
     assert refusal(lambda: client(moto, "sqs", creds=bare).list_queues())[:2] == \
-        ("AccessDenied", 403)
+        ("AccessDeniedException", 403)
     moto.reset()
     policy = json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "sqs:*", "Resource": "*",
@@ -278,7 +278,7 @@ def test_a_session_of_a_role_without_policies_may_do_nothing_and_a_deny_wins(mot
     sqs = client(moto, "sqs", creds=reader_session(moto, policy=policy))
     url = sqs.create_queue(QueueName="kept")["QueueUrl"]
     code, _, message = refusal(lambda: sqs.delete_queue(QueueUrl=url))
-    assert code == "AccessDenied" and "with an explicit deny" in message, message
+    assert code == "AccessDeniedException" and "with an explicit deny" in message, message
 
 
 def test_a_session_reading_mwaa_is_held_to_its_role(moto):
