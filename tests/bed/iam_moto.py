@@ -8,7 +8,9 @@ to the role's statements. ``role_arn`` (optional) is the IAM role ARN a state ma
 created with: its executions' integration calls then sign with that key (iam_states.py).
 moto's own IAM mode (``INITIAL_NO_AUTH_ACTION_COUNT``) is not used: it checks actions only
 ("TODO add support for the Resource and Condition parts of IAM policies",
-moto/iam/access_control.py, 5.2.5). Requests signed with any other key are not checked.
+moto/iam/access_control.py, 5.2.5). A session moto's AssumeRole hands out is registered too
+(``register_session``, from moto_accounts.py), held to its role's statements as moto holds
+them. Requests signed with any other key are not checked.
 
 Each request becomes checks (action, resource ARN, condition keys) by ``checks()``; a refusal
 is the service's own: S3 ``AccessDenied`` 403 (XML), SNS ``AuthorizationError`` 403, EC2
@@ -43,8 +45,11 @@ def register(body: dict, account: str) -> dict:
     found = iam_roles.statements(role, body.get("parameters"), body.get("resources"),
                                  body.get("without"))
     key = f"{KEY_PREFIX}{next(_counter):06d}{re.sub(r'[^A-Za-z0-9]', '', role)}"
+    # "name" and "session": the role's deployed name and Lambda's session name (the function's
+    # name), so that the ARN is the one AWS shows and a trust policy naming the role matches it.
     entry = {"role": role, "account": account, "statements": found,
-             "arn": f"arn:aws:sts::{account}:assumed-role/{role}/bed"}
+             "arn": f"arn:aws:sts::{account}:assumed-role/{body.get('name') or role}/"
+                    f"{body.get('session') or 'bed'}"}
     with _lock:
         _roles[key] = entry
         if body.get("role_arn"):
@@ -56,6 +61,17 @@ def key_of_role_arn(role_arn: str | None) -> str | None:
     """The access key registered for an IAM role ARN (``role_arn``), if any."""
     with _lock:
         return _by_role_arn.get(role_arn or "")
+
+
+def register_session(access_key: str, role_arn: str, session_arn: str,
+                     statements: list[dict]) -> dict:
+    """Holds a session AssumeRole handed out to its role's statements, as moto holds them
+    (moto_accounts.py reads them when the trust policy let the caller in)."""
+    account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
+    entry = {"role": name, "account": account, "statements": statements, "arn": session_arn}
+    with _lock:
+        _roles[access_key] = entry
+    return entry
 
 
 def role_of(access_key: str | None) -> dict | None:

@@ -1,5 +1,6 @@
 """IAM for the local MWAA control plane (mwaa_local.py): calls signed with a key of a role
-registered in moto (iam_moto.py) are held to that role's statements.
+registered in moto (iam_moto.py), or with a session AssumeRole handed out for a role moto
+holds (moto_accounts.py), are held to that role's statements.
 
 Resources as MWAA's IAM reference has them: ``environment/NAME`` for the environment
 actions, ``*`` for ListEnvironments, ``role/NAME/AIRFLOW_ROLE`` for InvokeRestApi and
@@ -23,7 +24,9 @@ AIRFLOW_ROLES = ("Admin", "Op", "User", "Viewer", "Public")
 
 def role_of(moto_url: str | None, authorization: str | None) -> dict | None:
     match = re.search(r"Credential=([^/,\s]+)/", authorization or "")
-    if not match or not moto_url or not match.group(1).startswith("BEDIAM"):
+    # BEDIAM: a template role's key; ASIA: a session moto's AssumeRole handed out, held to
+    # its role's statements (moto_accounts.py). Other keys are not checked.
+    if not match or not moto_url or not match.group(1).startswith(("BEDIAM", "ASIA")):
         return None
     try:
         with urllib.request.urlopen(f"{moto_url}/moto-api/bed-iam/keys/{match.group(1)}",

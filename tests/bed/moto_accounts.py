@@ -17,8 +17,11 @@ provision-endpoints depends on both, so this launcher adds them before starting 
    any other condition (``aws:PrincipalOrgID`` included: the bed has no Organizations) does
    not hold, so the bed refuses rather than allow what AWS might not. Refusals are AWS's
    ``AccessDenied`` (403) with IAM's wording. The caller's own identity policy
-   (``sts:AssumeRole`` on the role) is evaluated only for callers signing with a key of a
-   template role (iam_moto.py, README "How the bed holds us to AWS's rules").
+   (``sts:AssumeRole`` on the role) is evaluated for callers signing with a key of a template
+   role or with a session of a role moto holds (iam_moto.py, README "How the bed holds us to
+   AWS's rules"); a template role's key shows as its registered session ARN. The session
+   handed out is held to the role's statements as moto holds them (inline policies and the
+   default version of each attached managed policy).
 2. **Delivered events name their account** (moto's SQS delivery leaves ``account`` out).
 3. **A rule forwarding to another account's bus keeps the event.** AWS delivers the event
    as it was (its ``account``, ``resources``, ``time`` and ``id`` those of the sender), and
@@ -96,7 +99,12 @@ def trust_allows(policy: dict, caller_account: str, caller_arns: list[str], cont
 
 def _caller(backend, access_key: str, region: str) -> tuple[str, list[str], str]:
     """(account, ARNs a trust policy may name for the caller, the caller's ARN as shown)."""
-    _, arn, account = backend.get_caller_identity(access_key, region)
+    import iam_moto
+    entry = iam_moto.role_of(access_key)  # a template role's key moto itself does not know
+    if entry is not None:
+        arn, account = entry["arn"], entry["account"]
+    else:
+        _, arn, account = backend.get_caller_identity(access_key, region)
     arns = [arn]
     parts = arn.split(":", 5)
     if len(parts) == 6 and parts[5].startswith("assumed-role/"):
@@ -117,7 +125,10 @@ def patch_sts() -> None:
         role_arn = self._get_param("RoleArn") or ""
         external_id = self._get_param("ExternalId")
         caller_backend = sts_backends[self.current_account]["aws"]
-        account, arns, shown = _caller(caller_backend, self.get_access_key(), self.region)
+        # moto reads only 20-character keys from the signature: a template role's key is longer.
+        import iam_moto
+        key = iam_moto.access_key(self.headers.get("Authorization")) or self.get_access_key()
+        account, arns, shown = _caller(caller_backend, key, self.region)
         denied = AccessDeniedError(shown, f"sts:AssumeRole on resource: {role_arn}")
         # STS (awsQuery) answers <ErrorResponse><Error>...; moto's generic shape nests an
         # <Errors> that the SDKs do not read as a code and a message.
@@ -139,9 +150,42 @@ def patch_sts() -> None:
             context["sts:externalid"] = external_id
         if not trust_allows(policy or {}, account, arns, context):
             raise denied
-        return original(self)
+        answer = original(self)
+        _hold_session_to_role(answer.result, role)
+        return answer
 
     TokenResponse.assume_role = assume_role
+
+
+def _document(policy) -> dict:
+    if isinstance(policy, str):
+        import urllib.parse
+        text = policy if policy.lstrip().startswith("{") else urllib.parse.unquote(policy)
+        return json.loads(text)
+    return policy or {}
+
+
+def role_statements(role) -> list[dict]:
+    """The identity-policy statements of a role moto holds: its inline policies and the
+    default version of each managed policy attached to it."""
+    out = []
+    for policy in role.policies.values():
+        out += _as_list(_document(policy).get("Statement"))
+    for managed in role.managed_policies.values():
+        [default] = [v for v in managed.versions if v.is_default_version]
+        out += _as_list(_document(default.document).get("Statement"))
+    return [s for s in out if isinstance(s, dict)]
+
+
+def _hold_session_to_role(result: dict, role) -> None:
+    """The session AssumeRole just handed out acts as the role: the bed's IAM (iam_moto.py,
+    iam_mwaa.py) holds its calls to the role's statements, as AWS would. A session policy
+    (AssumeRole's ``Policy``) and a permissions boundary are not intersected (README "How the
+    bed holds us to AWS's rules")."""
+    import iam_moto
+    session = result["Credentials"]
+    iam_moto.register_session(session.access_key_id, role.arn, session.arn,
+                              role_statements(role))
 
 
 def bus_allows(policy: str | None, source_account: str, bus_account: str) -> bool:

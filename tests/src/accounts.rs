@@ -21,7 +21,8 @@ pub struct Keys {
 /// What `accounts.py` set up.
 #[derive(Debug, Deserialize)]
 pub struct SharedVpcAccounts {
-    /// A session of the owner's provision-endpoints role (what Lambda would hand it).
+    /// The owner's provision-endpoints function's key: the bed's IAM holds it to the
+    /// template's ProvisionEndpointsFunctionRole (what Lambda would hand the function).
     pub function: Keys,
     pub function_role_arn: String,
     /// An administrator of each participant account.
@@ -37,6 +38,8 @@ pub struct AccountsSetUp<'a> {
     pub participants: Vec<(&'a str, Option<&'a str>)>,
     /// Accounts that deploy the participant stack but are not in the owner's bus policy.
     pub unlisted: Vec<&'a str>,
+    /// Sids of `infra/participant.yaml`'s role policies every participant deploys without.
+    pub without: Vec<&'a str>,
 }
 
 impl Bed {
@@ -62,6 +65,9 @@ impl Bed {
         }
         for account in &set_up.unlisted {
             command.args(["--unlisted", account]);
+        }
+        for sid in &set_up.without {
+            command.args(["--without", sid]);
         }
         let out = command.output().expect("run tests/bed/accounts.py");
         assert!(

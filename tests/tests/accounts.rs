@@ -3,9 +3,10 @@
 //! create environments in the local MWAA control plane as themselves. Their status changes go
 //! participant bus -> the participant stack's rule -> the owner's default bus (its policy from
 //! the template) -> the template's rule -> a queue, and the function's built binary, behind the
-//! bed's Lambda service with the template's parameters for these participants and a session of
-//! the owner's function role as its credentials (as Lambda hands it one), reads each
-//! environment through the participant's role.
+//! bed's Lambda service with the template's parameters for these participants and a key of
+//! the owner's function role as its credentials (as Lambda hands it one; the bed's IAM holds
+//! it to the template's ProvisionEndpointsFunctionRole), reads each environment through the
+//! participant's role (a session the bed holds to that role's statements as deployed).
 //!
 //! The events are the sparse ones AWS documents: the account comes from the envelope, the
 //! status from GetEnvironment.
@@ -54,6 +55,7 @@ fn set_up<'a>(
         prefix: "pe-",
         participants: participants.to_vec(),
         unlisted: unlisted.to_vec(),
+        without: vec![],
     }
 }
 
@@ -89,8 +91,9 @@ async fn owner(bed: &Session, set_up: &AccountsSetUp<'_>, listed: &[&str]) -> Ow
             ],
         )
         .await;
-    // The function acts as a session of its role, as in Lambda. (The bed holds it to the
-    // stand-in role's trust, not to the template's statements: see the README's IAM part.)
+    // The function acts as its role of the template, as in Lambda: the bed holds its calls
+    // to the role's statements, and the sessions it gets in participant accounts to the
+    // participant role's.
     let functions = Functions::start(
         bed,
         Deployment::new()
@@ -391,6 +394,38 @@ async fn a_refused_assume_role_is_a_clear_error_and_nothing_is_half_done() {
         .unwrap_err()
         .assert_is("OperationFailed", &[P1, "AccessDenied"]);
     assert!(owner.ours().await.is_empty());
+}
+
+/// The participant's role deployed without its ReadEnvironments statement: AssumeRole
+/// succeeds (the trust is intact), but the session may not read the environment, and the bed
+/// refuses it as MWAA would. The refusal (naming the action, the environment and the session)
+/// is in the function's error object, and nothing was created or widened.
+#[tokio::test]
+async fn a_participant_role_without_read_environments_is_refused_in_the_error_object() {
+    let bed = session_without_airflow().await;
+    let mut accounts = set_up(&[(P1, None)], &[]);
+    accounts.without = vec!["ReadEnvironments"];
+    let owner = owner(&bed, &accounts, &[P1]).await;
+    let m1 = owner.participant_mwaa(&bed, P1).await;
+    owner.pending(&m1).await;
+    let events = owner.events(2).await;
+    let environment = format!("arn:aws:airflow:{}:{P1}:environment/{NAME}", bed.region);
+    let session = format!("arn:aws:sts::{P1}:assumed-role/mwaa-ops-participant/");
+    for event in &events {
+        owner.handle(event.clone()).await.unwrap_err().assert_is(
+            "OperationFailed",
+            &[
+                "GetEnvironment",
+                "AccessDeniedException",
+                "is not authorized to perform: airflow:GetEnvironment",
+                &environment,
+                &session,
+            ],
+        );
+    }
+    assert!(owner.ours().await.is_empty());
+    assert_eq!(owner.policy_resources().await, json!(owner.unrelated_queue));
+    wait_for_status(&m1, NAME, "PENDING", Duration::from_secs(1)).await;
 }
 
 /// Every event lost: the reconciler provisions the PENDING environment of a participant
