@@ -170,3 +170,30 @@ def test_the_key_holds_exactly_the_readmes_statements(moto, suite):
     documented = iam_execution.documented_policy("env-a", BUCKET, suite, REGION, ACCOUNT)
     assert entry["statements"] == documented["Statement"]
     assert entry["arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/env-a-execution-role/bed"
+
+
+def test_on_airflow_3_the_dags_may_call_their_own_airflow_and_no_other(moto, suite):
+    """The 3.x DAGs reach their Airflow through MWAA InvokeRestApi: the local control plane
+    holds them to the policy's ItsOwnAirflowOn3 (IAM decides before the environment is looked
+    up, so an unknown environment is MWAA's own 404 to who may call it)."""
+    import mwaa_local
+    from botocore.config import Config
+    plane = mwaa_local.serve(moto_url=moto.url, airflows=[], region=REGION, account=ACCOUNT)
+    try:
+        def mwaa(key):
+            return boto3.client("mwaa", endpoint_url=plane.url, region_name=REGION,
+                                aws_access_key_id=key, aws_secret_access_key="x",
+                                config=Config(inject_host_prefix=False, retries={"max_attempts": 1}))
+
+        def call(client, env):
+            return lambda: client.invoke_rest_api(Name=env, Method="GET", Path="/dags")
+
+        own = mwaa(execution_role(moto, "env-a", suite))
+        assert refused(call(own, "env-a"))[:2] == ("ResourceNotFoundException", 404)
+        assert refused(call(own, "env-b"))[:2] == ("AccessDeniedException", 403)
+        without = mwaa(execution_role(moto, "env-a", suite, without=["ItsOwnAirflowOn3"]))
+        code, status, message = refused(call(without, "env-a"))
+        assert (code, status) == ("AccessDeniedException", 403)
+        assert "airflow:InvokeRestApi" in message and "role/env-a/" in message, message
+    finally:
+        plane.shutdown()
