@@ -3,7 +3,8 @@ database to S3 (gzip JSON Lines per table, secrets envelope-encrypted with KMS, 
 On Airflow 3 (no database access from tasks) it writes what the REST API and the task SDK can
 read instead: pools, variables, connections and paused state.
 
-conf: bucket, environment, kms_key_id (required); prefix ("mwaa-ops/metadata"), task_token,
+conf: bucket, environment, kms_key_id (required); prefix ("metadata", the one the
+execution role's documented policy allows), task_token,
 region, wait_timeout_seconds (1800), poll_seconds (10). See README.md.
 """
 import base64
@@ -88,7 +89,7 @@ def export(ti=None, dag_run=None, **_):
 def _export(conf: dict, ti) -> dict:
     bucket, environment = m.require(conf, "bucket"), m.own_environment(conf)
     kms_key = m.require(conf, "kms_key_id")  # secrets are never written without it
-    prefix, region = conf.get("prefix", "mwaa-ops/metadata"), conf.get("region")
+    prefix, region = conf.get("prefix", "metadata"), conf.get("region")
     token = m.TaskToken(conf.get("task_token"), region)
     token.verify()  # before any DAG is paused: only the pause starts an export
     if _major() >= 3:

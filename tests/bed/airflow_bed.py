@@ -267,12 +267,17 @@ def boto_shim(workdir: Path) -> Path:
 
 class Airflow:
     """triggerer: also run `airflow triggerer` (MWAA runs one; deferred tasks need it). Off by
-    default: ~0.15 GB more, and only the tests of deferred tasks need it."""
+    default: ~0.15 GB more, and only the tests of deferred tasks need it.
+
+    execution_key: a bed IAM access key (tests/bed/iam_execution.py) the task processes sign
+    their AWS calls with, as MWAA gives an environment's tasks its execution role; without
+    one they inherit the caller's AWS variables."""
 
     def __init__(self, version: str, postgres: Postgres, dags_folder: Path, workdir: Path,
-                 triggerer: bool = False):
+                 triggerer: bool = False, execution_key: str | None = None):
         self.version, self.major = version, int(version.split(".")[0])
         self.triggerer = triggerer
+        self.execution_key = execution_key
         self.postgres, self.dags_folder, self.workdir = postgres, Path(dags_folder), Path(workdir)
         self.airflow = ROOT / ".bed" / f"airflow-{version}" / "bin" / "airflow"
         self.procs = []
@@ -330,7 +335,24 @@ class Airflow:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
             })
+        if self.execution_key:
+            # A credentials file rather than variables: use_execution_key can swap the role of
+            # a running Airflow (each task process reads it when it first calls AWS).
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                         "AWS_PROFILE"):
+                env.pop(name, None)
+            env["AWS_SHARED_CREDENTIALS_FILE"] = str(self.workdir / "aws-credentials")
+            self.use_execution_key(self.execution_key)
         return env
+
+    def use_execution_key(self, key: str) -> None:
+        """The tasks started from now on act as the role of ``key`` (started with one only)."""
+        if not self.execution_key:
+            raise RuntimeError("this Airflow was started without an execution key")
+        self.execution_key = key
+        path = self.workdir / "aws-credentials"
+        path.write_text(f"[default]\naws_access_key_id = {key}\n"
+                        "aws_secret_access_key = bed-execution-role\n")
 
     def _run(self, args: list, log: str) -> None:
         with open(self.workdir / log, "ab") as out:

@@ -44,16 +44,24 @@ def register(body: dict, account: str) -> dict:
     role = body["role"]
     found = iam_roles.statements(role, body.get("parameters"), body.get("resources"),
                                  body.get("without"))
+    return register_statements(role, found, account, body.get("name"), body.get("session"),
+                               body.get("role_arn"))
+
+
+def register_statements(role: str, statements: list[dict], account: str, name: str | None = None,
+                        session: str | None = None, role_arn: str | None = None) -> dict:
+    """A key held to ``statements`` as the role named ``role`` (a template's role, or one the
+    bed holds to a documented policy: iam_execution.py). ``name`` and ``session``: the role's
+    deployed name and Lambda's session name (the function's name), so that the ARN is the one
+    AWS shows and a trust policy naming the role matches it; ``role_arn``: the IAM role ARN a
+    state machine is created with (its integration calls then sign with this key)."""
     key = f"{KEY_PREFIX}{next(_counter):06d}{re.sub(r'[^A-Za-z0-9]', '', role)}"
-    # "name" and "session": the role's deployed name and Lambda's session name (the function's
-    # name), so that the ARN is the one AWS shows and a trust policy naming the role matches it.
-    entry = {"role": role, "account": account, "statements": found,
-             "arn": f"arn:aws:sts::{account}:assumed-role/{body.get('name') or role}/"
-                    f"{body.get('session') or 'bed'}"}
+    entry = {"role": role, "account": account, "statements": statements,
+             "arn": f"arn:aws:sts::{account}:assumed-role/{name or role}/{session or 'bed'}"}
     with _lock:
         _roles[key] = entry
-        if body.get("role_arn"):
-            _by_role_arn[body["role_arn"]] = key
+        if role_arn:
+            _by_role_arn[role_arn] = key
     return {"access_key": key, **entry}
 
 
@@ -141,7 +149,90 @@ def _s3_checks(resp, resource: str, ctx: dict) -> list[iam_policy.Check]:
         source = urllib.parse.unquote(resp.headers["x-amz-copy-source"].split("?")[0])
         checks.append(iam_policy.Check("s3:GetObject", f"arn:aws:s3:::{source.lstrip('/')}",
                                        dict(ctx)))
-    return checks
+    return checks + _s3_kms_checks(resp, action, resource, ctx)
+
+
+def _s3_kms_checks(resp, action: str, resource: str, ctx: dict) -> list[iam_policy.Check]:
+    """The KMS calls S3 makes on the caller's behalf for SSE-KMS (moto stores the key id and
+    calls no KMS): GenerateDataKey for a PUT or the start of a multipart upload, Decrypt for a
+    GET (not a HEAD), both authorised against the caller's policy with ``kms:ViaService`` and
+    S3's encryption context, the bucket's ARN with an S3 Bucket Key, else the object's."""
+    if action not in ("PutObject", "GetObject", "GetObjectVersion") or "/" not in resource:
+        return []
+    method = resp.method if hasattr(resp, "method") else ""
+    if method == "HEAD" or "uploadId" in resp.querystring or "partNumber" in resp.querystring:
+        return []  # HEAD reads no data; parts and completion: not modelled (README)
+    bucket_arn = resource.split("/", 1)[0]
+    if action == "PutObject":
+        sealed = _s3_put_encryption(resp, bucket_arn[len("arn:aws:s3:::"):])
+        kms_action = "kms:GenerateDataKey"
+    else:
+        sealed = _s3_stored_encryption(resp, resource)
+        kms_action = "kms:Decrypt"
+    if sealed is None:
+        return []
+    key_arn = _kms_arn(resp.current_account, resp.region, sealed[0])
+    if key_arn is None:
+        return []  # the AWS managed key or an unknown one: S3's own error, not modelled
+    context_arn = bucket_arn if sealed[1] else resource
+    return [iam_policy.Check(kms_action, key_arn, {
+        **ctx, "aws:ViaAWSService": "true", "kms:CallerAccount": resp.current_account,
+        "kms:ViaService": f"s3.{resp.region}.amazonaws.com",
+        "kms:EncryptionContext:aws:s3:arn": context_arn,
+        "kms:EncryptionContextKeys": ["aws:s3:arn"]})]
+
+
+def _s3_put_encryption(resp, bucket: str):
+    """(KMS key id, bucket key?) a PUT seals its object with, or None: the request's headers,
+    else the bucket's default encryption (S3 applies it to a request that names none)."""
+    from moto.s3.models import s3_backends
+    headers = resp.headers
+    algorithm = headers.get("x-amz-server-side-encryption")
+    key_id = headers.get("x-amz-server-side-encryption-aws-kms-key-id")
+    bucket_key = headers.get("x-amz-server-side-encryption-bucket-key-enabled")
+    try:
+        rule = s3_backends[resp.current_account][resp.partition].get_bucket(
+            bucket).encryption or {}
+    except Exception:  # no such bucket: S3's own error follows
+        return None
+    rule = rule.get("Rule") or {}
+    default = rule.get("ApplyServerSideEncryptionByDefault") or {}
+    if algorithm is None:
+        algorithm = default.get("SSEAlgorithm")
+        key_id = key_id or default.get("KMSMasterKeyID")
+    elif key_id is None and default.get("SSEAlgorithm") == algorithm:
+        key_id = default.get("KMSMasterKeyID")
+    if algorithm not in ("aws:kms", "aws:kms:dsse") or not key_id:
+        return None
+    if bucket_key is None:
+        bucket_key = str(rule.get("BucketKeyEnabled", False))
+    return key_id, str(bucket_key).lower() == "true"
+
+
+def _s3_stored_encryption(resp, resource: str):
+    """(KMS key id, bucket key?) the object being read was sealed with, or None."""
+    from moto.s3.models import s3_backends
+    bucket, _, key = resource[len("arn:aws:s3:::"):].partition("/")
+    version = (resp.querystring.get("versionId") or [None])[0]
+    try:
+        found = s3_backends[resp.current_account][resp.partition].get_object(
+            bucket, key, version_id=version)
+    except Exception:  # no such bucket or version: S3's own error follows
+        return None
+    if found is None or found.encryption not in ("aws:kms", "aws:kms:dsse") or \
+            not found.kms_key_id:
+        return None
+    return found.kms_key_id, str(found.bucket_key_enabled).lower() == "true"
+
+
+def _kms_arn(account: str, region: str, key_id: str) -> str | None:
+    from moto.kms.models import kms_backends
+    if key_id.startswith("arn:"):  # the key's own account and region
+        _, _, _, region, account, _ = key_id.split(":", 5)
+    try:
+        return kms_backends[account][region].describe_key(key_id).arn
+    except Exception:
+        return None
 
 
 def _s3_exists(resp, resource: str) -> bool:
@@ -216,9 +307,7 @@ def _kms_checks(resp, action, region, account, ctx):
         if key_id:
             arn = backend.describe_key(key_id).arn
         elif action == "Decrypt":
-            import base64
-            blob = base64.b64decode(resp._get_param("CiphertextBlob"))
-            arn = backend.decrypt(blob, resp._get_param("EncryptionContext") or {})[1]
+            arn = backend.decrypt(_ciphertext(resp), resp._get_param("EncryptionContext") or {})[1]
     except Exception:  # an unknown key is the service's error, not IAM's
         return []
     context = {**ctx, "kms:CallerAccount": account}
@@ -227,6 +316,14 @@ def _kms_checks(resp, action, region, account, ctx):
     if resp._get_param("EncryptionContext"):
         context["kms:EncryptionContextKeys"] = list(resp._get_param("EncryptionContext"))
     return [iam_policy.Check(f"kms:{action}", arn, context)]
+
+
+def _ciphertext(resp) -> bytes:
+    """The request's CiphertextBlob as bytes: moto's parser hands the blob over decoded (as
+    its Decrypt does), the JSON body has it in base64."""
+    import base64
+    blob = resp._get_param("CiphertextBlob")
+    return blob if isinstance(blob, bytes) else base64.b64decode(blob)
 
 
 def _ec2_endpoint(account, region, endpoint_id):
@@ -385,7 +482,9 @@ def patch_moto() -> None:
 
 
 def admin_app(app, default_account: str = "123456789012"):
-    """WSGI middleware: ``POST /moto-api/bed-iam/roles`` (register), ``GET
+    """WSGI middleware: ``POST /moto-api/bed-iam/roles`` (register), ``POST
+    /moto-api/bed-iam/execution-roles`` (an environment's execution role as infra/dags/README.md
+    documents it: iam_execution.py), ``GET
     /moto-api/bed-iam/keys/KEY`` (a key's role, for the MWAA control plane), ``GET
     /moto-api/bed-iam/refused``; ``/moto-api/reset`` forgets them."""
     def answer(start_response, status, body):
@@ -402,6 +501,15 @@ def admin_app(app, default_account: str = "123456789012"):
             try:
                 return answer(start_response, "200 OK",
                               register(body, body.get("account", default_account)))
+            except KeyError as e:
+                return answer(start_response, "400 Bad Request", {"message": str(e)})
+        if path == "/moto-api/bed-iam/execution-roles" and environ["REQUEST_METHOD"] == "POST":
+            import iam_execution
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            try:
+                return answer(start_response, "200 OK", iam_execution.register(
+                    body, default_account, register_statements))
             except KeyError as e:
                 return answer(start_response, "400 Bad Request", {"message": str(e)})
         if path.startswith("/moto-api/bed-iam/keys/"):

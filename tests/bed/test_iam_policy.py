@@ -168,3 +168,43 @@ def test_every_role_of_the_template_is_one_the_evaluator_reads_whole():
                 _conditions_hold(statement.get("Condition"), {})
             except Unsupported as e:
                 raise AssertionError(f"{role} {statement.get('Sid')}: {e}") from None
+
+
+def test_the_dags_execution_role_policy_is_read_whole_and_each_of_its_conditions_refuses():
+    """infra/dags/README.md's block (iam_execution.py): every statement understood, and each
+    condition key it uses decides on its own."""
+    import iam_execution
+    key = "arn:aws:kms:us-east-1:123456789012:key/k-1"
+    statements = iam_execution.documented_policy("env-a", "mwaa-ops-suite", key, "us-east-1",
+                                                 "123456789012")["Statement"]
+
+    def decision(action, resource, **context):
+        found, notes = decide(statements, Check(action, resource, context))
+        assert notes == [], notes  # nothing skipped as unreadable
+        return found
+
+    assert decision("s3:ListBucket", BUCKET, **{"s3:prefix": "metadata/env-a/dt="}) == ALLOW
+    assert decision("s3:ListBucket", BUCKET, **{"s3:prefix": "metadata/env-b/"}) == IMPLICIT_DENY
+    assert decision("s3:ListBucket", BUCKET) == IMPLICIT_DENY
+    via_s3 = {"kms:ViaService": "s3.us-east-1.amazonaws.com",
+              "kms:EncryptionContext:aws:s3:arn": BUCKET, "kms:EncryptionContextKeys": ["aws:s3:arn"]}
+    assert decision("kms:GenerateDataKey", key, **via_s3) == ALLOW
+    assert decision("kms:GenerateDataKey", key,
+                    **dict(via_s3, **{"kms:ViaService": "sqs.us-east-1.amazonaws.com"})) == IMPLICIT_DENY
+    assert decision("kms:Decrypt", key, **{k: v for k, v in via_s3.items()
+                                           if k != "kms:ViaService"}) == IMPLICIT_DENY
+    assert decision("kms:Decrypt", key, **dict(via_s3, **{
+        "kms:EncryptionContext:aws:s3:arn": f"{BUCKET}/metadata/env-a/x"})) == IMPLICIT_DENY
+    own = {"kms:EncryptionContext:mwaa-ops:environment": "env-a",
+           "kms:EncryptionContext:mwaa-ops:export-id": "e-1",
+           "kms:EncryptionContextKeys": ["mwaa-ops:environment", "mwaa-ops:export-id"]}
+    assert decision("kms:Decrypt", key, **own) == ALLOW
+    assert decision("kms:Decrypt", key, **dict(own, **{
+        "kms:EncryptionContext:mwaa-ops:environment": "env-b"})) == IMPLICIT_DENY
+    assert decision("kms:Decrypt", key, **dict(own, **{  # ForAllValues: no other key
+        "kms:EncryptionContextKeys": [*own["kms:EncryptionContextKeys"], "other"],
+        "kms:EncryptionContext:other": "x"})) == IMPLICIT_DENY
+    no_export = {k: v for k, v in own.items() if "export-id" not in k}
+    no_export["kms:EncryptionContextKeys"] = ["mwaa-ops:environment"]
+    assert decision("kms:Decrypt", key, **no_export) == IMPLICIT_DENY  # Null: export id required
+    assert decision("kms:Encrypt", key, **own) == IMPLICIT_DENY

@@ -231,11 +231,16 @@ def differences(source, target, active, ignore=lambda table, row: False):
 
 # ---------------------------------------------------------------- exports bound to their pause
 
-def versioned_bucket(s3, bucket):
+def versioned_bucket(s3, bucket, key_arn=None):
     """The suite bucket as the template makes it: versioned (the import reads the version the
-    snapshot recorded)."""
+    snapshot recorded); with `key_arn`, also sealed by default with that key and an S3 Bucket
+    Key (SSE-KMS: the bed then authorises S3's KMS calls as the caller's)."""
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    if key_arn:
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+            "BucketKeyEnabled": True}]})
 
 
 def snapshot_conf(export_output: dict, environment: str) -> dict:

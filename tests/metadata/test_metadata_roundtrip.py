@@ -16,11 +16,13 @@ import gzip
 import json
 import os
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
 
+import iam_execution
 import metadata_bed as mb
 from metadata_bed import ab
 from moto_bed import Moto
@@ -74,14 +76,17 @@ def scenario(tmp_path_factory):
                                    aws_access_key_id="test", aws_secret_access_key="test")
                    for s in ("s3", "kms", "stepfunctions", "sqs")}
         s3, sfn, sqs = clients["s3"], clients["stepfunctions"], clients["sqs"]
-        mb.versioned_bucket(s3, BUCKET)
-        kms_key = clients["kms"].create_key()["KeyMetadata"]["KeyId"]
+        key = clients["kms"].create_key()["KeyMetadata"]
+        kms_key = key["KeyId"]
+        mb.versioned_bucket(s3, BUCKET, key["Arn"])
         out = {"s3": s3, "kms_key": kms_key}
+        # Both environments are env-a's: their tasks act as its execution role (README's policy).
+        execution_key = iam_execution.register_with(moto.url, "env-a", BUCKET, key["Arn"])
         pg.start(tmp / "pg")
         folder = ab.dags_folder(tmp / "dags", (ab.SUITE_DAGS, HERE / "dags"))
 
         # -- source environment: history, a failing export, the export
-        af = ab.Airflow(VERSION, pg, folder, tmp / "source", triggerer=True)
+        af = ab.Airflow(VERSION, pg, folder, tmp / "source", triggerer=True, execution_key=execution_key)
         src = af.start()
         af.wait_for_dag("mwaa_ops_history")
         t0 = time.monotonic()
@@ -93,6 +98,13 @@ def scenario(tmp_path_factory):
         conf = {"bucket": BUCKET, "environment": "env-a", "kms_key_id": kms_key, "poll_seconds": 1}
         out["bad_export"] = run_dag(src, "mwaa_ops_export", dict(conf, kms_key_id="alias/no-such-key"), sfn, sqs)
         out["paused_after_bad_export"] = mb.call(src, "GET", "/dags/mwaa_ops_history")["is_paused"]
+        # The same export as a role whose policy lacks the statement for S3's KMS calls.
+        af.use_execution_key(iam_execution.register_with(moto.url, "env-a", BUCKET, key["Arn"],
+                                                         without=["ObjectsSealedByS3"]))
+        out["export_without_a_statement"] = run_dag(src, "mwaa_ops_export", conf, sfn, sqs)
+        out["refused_by_iam"] = json.loads(urllib.request.urlopen(
+            f"{moto.url}/moto-api/bed-iam/refused").read())
+        af.use_execution_key(execution_key)
         t0 = time.monotonic()
         out["export"] = run_dag(src, "mwaa_ops_export", conf, sfn, sqs)
         out["export_seconds"] = time.monotonic() - t0
@@ -106,7 +118,7 @@ def scenario(tmp_path_factory):
         out["recorded"] = recorded
         out["kms_other_context"] = mb.kms_refuses_another_context(clients["kms"], recorded,
                                                                    mb.read_manifest(s3, recorded))
-        af = ab.Airflow(VERSION, pg, folder, tmp / "target", triggerer=True)
+        af = ab.Airflow(VERSION, pg, folder, tmp / "target", triggerer=True, execution_key=execution_key)
         dst = af.start()
         af.wait_for_dag("mwaa_ops_import")
         out["refused"] = {}
@@ -215,6 +227,17 @@ def test_failed_export_reenables_dags_and_fails_the_task_token(scenario):
     assert state == "failed"
     assert execution["status"] == "FAILED" and execution["error"] == "MwaaOps.ExportFailed"
     assert scenario["paused_after_bad_export"] is False  # paused by the export, re-enabled on failure
+
+
+def test_an_execution_role_missing_a_documented_statement_fails_the_export_with_access_denied(scenario):
+    """Without ObjectsSealedByS3, S3 may not ask KMS for the objects' data key as the role: the
+    first write is refused, and the DAG fails its task token with S3's AccessDenied."""
+    state, execution = scenario["export_without_a_statement"]
+    assert state == "failed"
+    assert execution["status"] == "FAILED" and execution["error"] == "MwaaOps.ExportFailed"
+    assert "AccessDenied" in execution["cause"] and "PutObject" in execution["cause"], execution["cause"]
+    refused = [(r["role"], r["action"]) for r in scenario["refused_by_iam"]]
+    assert refused and set(refused) == {("env-a-execution-role", "kms:GenerateDataKey")}, refused
 
 
 def test_export_sends_manifest_to_step_functions(scenario):

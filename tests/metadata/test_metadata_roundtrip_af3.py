@@ -19,6 +19,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+import iam_execution
 import metadata_bed as mb
 import mwaa_local
 from metadata_bed import ab
@@ -60,8 +61,8 @@ def run_dag(info, dag_id, conf, sfn, sqs):
     return state, execution
 
 
-def start_airflow(pg, folder, workdir, plane_url):
-    af = ab.Airflow(VERSION, pg, folder, workdir)
+def start_airflow(pg, folder, workdir, plane_url, execution_key):
+    af = ab.Airflow(VERSION, pg, folder, workdir, execution_key=execution_key)
     info = af.start()
     admin(plane_url, "airflows", [info])  # InvokeRestApi on ENV now reaches this Airflow
     for dag in OWN + TEST_DAGS:
@@ -102,8 +103,11 @@ def scenario(tmp_path_factory):
         kw = dict(region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
         s3, kms, sfn, sqs = (boto3.client(s, endpoint_url=moto.url, **kw) for s in ("s3", "kms", "stepfunctions", "sqs"))
         mwaa = boto3.client("mwaa", endpoint_url=plane.url, config=Config(inject_host_prefix=False), **kw)
-        mb.versioned_bucket(s3, BUCKET)
-        kms_key = kms.create_key()["KeyMetadata"]["KeyId"]
+        key = kms.create_key()["KeyMetadata"]
+        kms_key = key["KeyId"]
+        mb.versioned_bucket(s3, BUCKET, key["Arn"])
+        # Both Airflows are ENV's: their tasks act as its execution role (README's policy).
+        execution_key = iam_execution.register_with(moto.url, ENV, BUCKET, key["Arn"], REGION)
         create_environment(mwaa)
         out = {"s3": s3, "plane": plane}
         pg.start(tmp / "pg")
@@ -111,7 +115,7 @@ def scenario(tmp_path_factory):
 
         # -- source: settings, a failing export, the export
         t0 = time.monotonic()
-        af, src = start_airflow(pg, folder, tmp / "source", plane.url)
+        af, src = start_airflow(pg, folder, tmp / "source", plane.url, execution_key)
         out["start_seconds"] = time.monotonic() - t0
         seed(src)
         out["source"] = settings(src)
@@ -127,7 +131,7 @@ def scenario(tmp_path_factory):
         # -- target: refusals (nothing written), the import, the import again
         recorded = mb.snapshot_conf(json.loads(out["export"][1]["output"]), ENV)
         out["manifest_uri"], out["recorded"] = recorded["manifest"], recorded
-        af, dst = start_airflow(pg, folder, tmp / "target", plane.url)
+        af, dst = start_airflow(pg, folder, tmp / "target", plane.url, execution_key)
         out["fernet_changed"] = dst["fernet_key"] != src["fernet_key"]
         out["fresh"] = settings(dst)
         bad = dict(bad_manifests(s3, recorded), **mb.binding_cases(s3, kms, recorded))

@@ -16,6 +16,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+import iam_execution
 import machines
 import metadata_bed as mb
 
@@ -124,11 +125,11 @@ class Cycle:
         receiving the suite's events) and the step-worker serving the Lambda tasks (the
         functions' binaries; `poll_seconds`: see machines.definition; `timeouts`:
         {function: seconds} in place of the template's)."""
-        for bucket in (SUITE, LANDING):
-            self.s3.create_bucket(Bucket=bucket)
-        # Versioned as the template makes it: the snapshot records the manifest's version.
-        self.s3.put_bucket_versioning(Bucket=SUITE, VersioningConfiguration={"Status": "Enabled"})
+        self.s3.create_bucket(Bucket=LANDING)
         self.key_arn = self.kms.create_key()["KeyMetadata"]["Arn"]
+        # As the template makes it: versioned (the snapshot records the manifest's version),
+        # sealed with the suite key and an S3 Bucket Key.
+        mb.versioned_bucket(self.s3, SUITE, self.key_arn)
         self.tasks = self.sqs.create_queue(QueueName="lambda-tasks")["QueueUrl"]
         self.events_queue = self.sqs.create_queue(QueueName="suite-events")["QueueUrl"]
         self.events.put_rule(Name="suite-events", EventPattern=json.dumps({"source": ["mwaa-ops"]}))
@@ -143,6 +144,12 @@ class Cycle:
                      ROLE_KEYS=json.dumps(self.role_keys()), LAMBDA_API=self.lambda_api,
                      MACHINE_KEYS=json.dumps(machines.machine_keys(self.moto_url, SUITE, self.key_arn)),
                      FUNCTION_TIMEOUTS=json.dumps(timeouts or {})))
+
+    def execution_key(self, without=None):
+        """A key of this environment's execution role, as infra/dags/README.md documents it
+        (its Airflow's tasks sign with it); `without`: Sids left out."""
+        return iam_execution.register_with(self.moto_url, self.env, SUITE, self.key_arn, REGION,
+                                           ACCOUNT, without)
 
     def role_keys(self):
         """Each function acting as its role of the template, for environments named like

@@ -96,9 +96,11 @@ def expected_faults(rules):
                   for r in rules for _ in range(r.get("count", 1)))
 
 
-def start_airflow(pg, folder, workdir):
-    airflow = ab.Airflow(VERSION, pg, folder, workdir)
+def start_airflow(pg, folder, workdir, cycle):
+    """ENV's Airflow, its tasks acting as ENV's execution role (README's policy)."""
+    airflow = ab.Airflow(VERSION, pg, folder, workdir, execution_key=cycle.execution_key())
     info = airflow.start()
+    cycle.admin("airflows", [info])  # InvokeRestApi on ENV now reaches this Airflow
     for dag in ("mwaa_ops_export", "mwaa_ops_import", "mwaa_ops_history", "bed_smoke", "mwaa_ops_busy"):
         airflow.wait_for_dag(dag)
     return airflow, info
@@ -119,11 +121,11 @@ def scenario(tmp_path_factory):
         pg.start(tmp / "pg")
         folder = ab.dags_folder(tmp / "dags", (ab.SUITE_DAGS, ROOT / "tests" / "metadata" / "dags",
                                                ab.DAGS, HERE / "dags"))
-        airflow, source = start_airflow(pg, folder, tmp / "source")
-        plane = mwaa_local.serve(moto_url=moto.url, airflows=[source], region=REGION, account=shared.ACCOUNT)
+        plane = mwaa_local.serve(moto_url=moto.url, airflows=[], region=REGION, account=shared.ACCOUNT)
         cycle = shared.Cycle(moto.url, plane.url, tmp, ENV)
         cycle.deploy(ROUTES)
         tasks = cycle.tasks
+        airflow, source = start_airflow(pg, folder, tmp / "source", cycle)
 
         cycle.create_environment(VERSION)
         out["history"] = mb.make_history(source)
@@ -225,8 +227,7 @@ def scenario(tmp_path_factory):
         out["source_runs"] = [(r.get("conf") or {}).get("key")
                               for r in mb.call(source, "GET", "/dags/bed_smoke/dagRuns")["dag_runs"]]
         airflow.stop()
-        airflow, target = start_airflow(pg, folder, tmp / "target")
-        cycle.admin("airflows", [target])
+        airflow, target = start_airflow(pg, folder, tmp / "target", cycle)
         out["fernet_changed"] = target["fernet_key"] != source["fernet_key"]
 
         # 7. CREATE_FAILED

@@ -48,7 +48,7 @@ ROUTES = [{"name": "landing", "bucket": LANDING, "prefix": "in/", "environment":
 
 
 def start_airflow(version, pg, folder, workdir, cycle):
-    airflow = ab.Airflow(version, pg, folder, workdir)
+    airflow = ab.Airflow(version, pg, folder, workdir, execution_key=cycle.execution_key())
     info = airflow.start()
     cycle.admin("airflows", [info])  # InvokeRestApi on ENV now reaches this Airflow
     for dag in ("mwaa_ops_export", "mwaa_ops_import", ON, OFF, LONG, HOURLY):

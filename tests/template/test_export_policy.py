@@ -4,25 +4,18 @@ DAG code in another environment would make), by the rules of IAM that it uses: A
 matched by action, resource (wildcards) and conditions (StringEquals, StringLike,
 ForAllValues:StringEquals, Null); no statement matching is an implicit deny."""
 import fnmatch
-import json
-import re
-from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[2] / "infra" / "dags" / "README.md"
+import iam_execution
+
 BUCKET, KEY = "suite-bucket", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def documented_policy(environment: str) -> dict:
-    """The README's JSON block under "IAM for the environment's execution role", for `environment`."""
-    text = README.read_text()
-    section = text[text.index("## IAM for the environment's execution role"):]
-    block = re.search(r"```json\n(.*?)```", section, re.S).group(1)
-    for placeholder, value in (("BUCKET", BUCKET), ("KEY_ARN", KEY), ("REGION", "eu-west-1"),
-                               ("ACCOUNT", "123456789012"), ("ENV", environment)):
-        block = block.replace(placeholder, value)
-    return json.loads(block)
+    """The README's JSON block under "IAM for the environment's execution role", for `environment`
+    (read as the bed reads it to hold the DAGs to it)."""
+    return iam_execution.documented_policy(environment, BUCKET, KEY, "eu-west-1", "123456789012")
 
 
 def _listed(value):
@@ -86,6 +79,7 @@ def test_an_environment_may_write_and_read_its_own_exports_and_data_keys(env_a):
     for action in ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"):
         assert allowed(env_a, action, "*"), action
     assert allowed(env_a, "events:PutEvents", "arn:aws:events:eu-west-1:123456789012:event-bus/default")
+    assert allowed(env_a, "airflow:InvokeRestApi", "arn:aws:airflow:eu-west-1:123456789012:role/env-a/Op")
 
 
 def test_an_environment_can_neither_read_nor_replace_another_environments_export(env_a):
@@ -95,6 +89,8 @@ def test_an_environment_can_neither_read_nor_replace_another_environments_export
         assert not allowed(env_a, action, f"arn:aws:s3:::{BUCKET}/metadata/env-ab/x"), action
     assert not allowed(env_a, "s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": "metadata/env-b/"})
     assert not allowed(env_a, "s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {})
+    for role in ("role/env-b/Op", "role/env-a/Admin", "role/env-ab/Op"):
+        assert not allowed(env_a, "airflow:InvokeRestApi", f"arn:aws:airflow:eu-west-1:123456789012:{role}"), role
 
 
 def test_an_environment_cannot_open_another_environments_data_key(env_a):
