@@ -200,8 +200,10 @@ def _s3_put_encryption(resp, bucket: str):
     if algorithm is None:
         algorithm = default.get("SSEAlgorithm")
         key_id = key_id or default.get("KMSMasterKeyID")
-    elif key_id is None and default.get("SSEAlgorithm") == algorithm:
-        key_id = default.get("KMSMasterKeyID")
+    elif key_id is None:
+        # `aws:kms` without a key id is the AWS managed key aws/s3 (moto_accounts.py), whose
+        # key policy lets the account's principals use it through S3: nothing to authorise.
+        return None
     if algorithm not in ("aws:kms", "aws:kms:dsse") or not key_id:
         return None
     if bucket_key is None:

@@ -256,6 +256,28 @@ def patch_events() -> None:
     models.Rule.send_to_targets = send_to_targets
 
 
+def aws_managed_s3_key(account: str, region: str) -> str:
+    """The stand-in ARN of the account's AWS managed key for S3 (``aws/s3``)."""
+    return f"arn:aws:kms:{region}:{account}:alias/aws/s3"
+
+
+def patch_s3_managed_key() -> None:
+    """A PUT asking for ``aws:kms`` without a key id is sealed with the AWS managed key
+    ``aws/s3``, as S3's PutObject says ("If you specify x-amz-server-side-encryption:aws:kms
+    ... but do not provide x-amz-server-side-encryption-aws-kms-key-id, Amazon S3 uses the
+    AWS managed key (aws/s3)", botocore's S3 model), whatever the bucket's default; moto 5.2.5
+    takes the bucket's default key instead (kinder: it hides a write that leaves the suite
+    key's policy)."""
+    from moto.s3.models import S3Backend
+    put = S3Backend.put_object
+
+    def put_object(self, bucket_name, key_name, value, *args, **kwargs):
+        if kwargs.get("encryption") in ("aws:kms", "aws:kms:dsse") and not kwargs.get("kms_key_id"):
+            kwargs["kms_key_id"] = aws_managed_s3_key(self.account_id, "us-east-1")
+        return put(self, bucket_name, key_name, value, *args, **kwargs)
+    S3Backend.put_object = put_object
+
+
 def patch_task_failure() -> None:
     """moto 5.2.5's SendTaskFailure drops `cause` (responses.py passes only the error), so a
     failed Lambda task's error object would never reach the execution's history or a Catch's
@@ -327,6 +349,7 @@ def main(argv=None) -> None:
     patch_events()
     patch_sfn_start_execution()
     patch_task_failure()
+    patch_s3_managed_key()
     iam_moto.patch_moto()
     iam_states.patch_stepfunctions()
     from moto import server

@@ -197,3 +197,15 @@ def test_on_airflow_3_the_dags_may_call_their_own_airflow_and_no_other(moto, sui
         assert "airflow:InvokeRestApi" in message and "role/env-a/" in message, message
     finally:
         plane.shutdown()
+
+
+def test_aws_kms_without_a_key_id_seals_with_the_aws_managed_key_not_the_buckets(moto, suite):
+    """S3's PutObject: `aws:kms` without a key id is the AWS managed key aws/s3, whatever the
+    bucket's default; no header at all takes the bucket's default (the suite key)."""
+    s3 = client(moto, "s3")
+    s3.put_object(Bucket=BUCKET, Key="settings/named", Body=b"{}", ServerSideEncryption="aws:kms")
+    s3.put_object(Bucket=BUCKET, Key="settings/default", Body=b"{}")
+    named = s3.head_object(Bucket=BUCKET, Key="settings/named")
+    default = s3.head_object(Bucket=BUCKET, Key="settings/default")
+    assert named["SSEKMSKeyId"].endswith(":alias/aws/s3"), named
+    assert default["SSEKMSKeyId"] == suite, default

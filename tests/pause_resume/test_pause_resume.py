@@ -209,6 +209,10 @@ def scenario(tmp_path_factory):
         out["pause_steps"] = cycle.steps(out["pause"][3])
         out["after_pause"] = cycle.status()
         out["snapshot"] = json.loads(cycle.s3.get_object(Bucket=SUITE, Key=f"snapshots/{ENV}/latest.json")["Body"].read())
+        out["sealed_with"] = {key: cycle.s3.head_object(Bucket=SUITE, Key=key).get("SSEKMSKeyId")
+                              for key in (f"configurations/{ENV}/latest.json",
+                                          f"snapshots/{ENV}/latest.json")}
+        out["suite_key"] = cycle.key_arn
         out["source"] = mb.dump(VERSION, source["database_url"], source["fernet_key"])
 
         # 5. an arrival while paused: S3 -> rule -> trigger-dag (as Lambda would invoke it)
@@ -439,6 +443,13 @@ def test_create_failed_fails_the_resume_at_once_and_keeps_what_it_needs(scenario
     configurations, snapshots = scenario["create_failed_keys"]
     assert f"configurations/{ENV}/latest.json" in configurations
     assert snapshots == [f"snapshots/{ENV}/latest.json"]
+
+
+def test_what_the_pause_writes_is_sealed_with_the_suite_key(scenario):
+    """The saved configuration (save-configuration's binary) and the snapshot record (the
+    state machine) are sealed with the suite key, not the AWS managed key aws/s3 a bare
+    `aws:kms` header would ask for."""
+    assert scenario["sealed_with"] == dict.fromkeys(scenario["sealed_with"], scenario["suite_key"])
 
 
 def test_a_failed_import_keeps_the_configuration_and_the_export(scenario):

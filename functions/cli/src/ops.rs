@@ -3,7 +3,6 @@
 //! works against AWS and the local bed.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_sfn::types::ExecutionStatus;
 use common::{Error, ErrorKind};
 use jiff::Timestamp;
@@ -110,13 +109,13 @@ impl Aws {
         Ok(body.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
-    /// Writes an override, encrypted with the bucket's KMS key as everything there.
+    /// Writes an override, encrypted with the bucket's KMS key as everything there: by the
+    /// bucket's default, since `aws:kms` without a key id would mean the AWS managed key.
     pub async fn write(&self, bucket: &str, key: &str, body: &str) -> Result<(), Error> {
         self.s3
             .put_object()
             .bucket(bucket)
             .key(key)
-            .server_side_encryption(ServerSideEncryption::AwsKms)
             .content_type("text/plain")
             .body(ByteStream::from(body.as_bytes().to_vec()))
             .send()

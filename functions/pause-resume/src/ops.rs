@@ -9,7 +9,6 @@ use aws_sdk_mwaa::error::ProvideErrorMetadata;
 use aws_sdk_mwaa::operation::create_environment::CreateEnvironmentError;
 use aws_sdk_mwaa::operation::delete_environment::DeleteEnvironmentError;
 use aws_sdk_mwaa::types::Environment;
-use aws_sdk_s3::types::ServerSideEncryption;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -71,7 +70,7 @@ pub trait Objects: Send + Sync {
         bucket: &str,
         key: &str,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, Error>> + Send;
-    /// Writes a JSON object, SSE-KMS encrypted.
+    /// Writes a JSON object, sealed by the bucket's default encryption (the suite key).
     fn put_json(
         &self,
         bucket: &str,
@@ -185,11 +184,13 @@ impl Objects for aws_sdk_s3::Client {
     }
 
     async fn put_json(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), Error> {
+        // No encryption header: the bucket's default seals it with the suite key. A header of
+        // `aws:kms` without a key id would seal it with the AWS managed key `aws/s3` instead
+        // (S3's PutObject), outside the suite key's policy.
         self.put_object()
             .bucket(bucket)
             .key(key)
             .content_type("application/json")
-            .server_side_encryption(ServerSideEncryption::AwsKms)
             .body(body.into())
             .send()
             .await
