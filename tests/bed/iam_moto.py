@@ -222,8 +222,8 @@ def _s3_stored_encryption(resp, resource: str):
     except Exception:  # no such bucket or version: S3's own error follows
         return None
     if found is None or found.encryption not in ("aws:kms", "aws:kms:dsse") or \
-            not found.kms_key_id:
-        return None
+            not found.kms_key_id or found.kms_key_id.endswith(":alias/aws/s3"):
+        return None  # the AWS managed key's policy lets the account read it through S3
     return found.kms_key_id, str(found.bucket_key_enabled).lower() == "true"
 
 

@@ -273,7 +273,8 @@ def patch_s3_managed_key() -> None:
 
     def put_object(self, bucket_name, key_name, value, *args, **kwargs):
         if kwargs.get("encryption") in ("aws:kms", "aws:kms:dsse") and not kwargs.get("kms_key_id"):
-            kwargs["kms_key_id"] = aws_managed_s3_key(self.account_id, "us-east-1")
+            region = self.get_bucket(bucket_name).region_name
+            kwargs["kms_key_id"] = aws_managed_s3_key(self.account_id, region)
         return put(self, bucket_name, key_name, value, *args, **kwargs)
     S3Backend.put_object = put_object
 

@@ -42,7 +42,8 @@ def definition(name: str, substitutions: dict, queue_url: str, poll_seconds: int
     assert not unresolved, unresolved
     # The bed lets the machines' SQS calls through unchecked: only its own stand-ins for
     # Lambda tasks may be SQS (tests/bed/iam_states.py).
-    assert "arn:aws:states:::sqs:" not in text, f"{name}: an SQS task the bed would not check"
+    assert "arn:aws:states:::sqs:" not in text and "arn:aws:states:::aws-sdk:sqs:" not in text, \
+        f"{name}: an SQS task the bed would not check"
     defaults = machine["States"].get("Defaults", {}).get("Result", {})
     if "pausing_wait_seconds" in defaults:
         defaults["pausing_wait_seconds"] = BED_PAUSING_WAIT
