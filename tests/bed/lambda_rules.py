@@ -113,7 +113,9 @@ def deliver(rule: Rule, event: dict, invoke, send, scale: float, sleep=time.slee
         if clock() + wait - received > rule.max_age_s * scale:
             condition = "MaximumEventAgeInSeconds"
             break
-        sleep(wait)
+        if sleep(wait):  # the bed is stopping (Event.wait answers True): no more attempts
+            entry.update(outcome="dropped", deadLetter="the bed stopped before the next attempt")
+            return entry
     if not rule.dead_letter:
         entry["outcome"] = "dropped"
         return entry
