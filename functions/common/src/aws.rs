@@ -150,7 +150,8 @@ pub async fn get_object(
     }
 }
 
-/// PutObject of a JSON document (the bucket's default encryption applies).
+/// PutObject of a JSON document. No encryption header, so the bucket's default (the suite
+/// key) seals it: `aws:kms` without a key id would mean the AWS managed key `aws/s3`.
 pub async fn put_json(
     s3: &aws_sdk_s3::Client,
     bucket: &str,

@@ -187,15 +187,9 @@ impl Objects for aws_sdk_s3::Client {
         // No encryption header: the bucket's default seals it with the suite key. A header of
         // `aws:kms` without a key id would seal it with the AWS managed key `aws/s3` instead
         // (S3's PutObject), outside the suite key's policy.
-        self.put_object()
-            .bucket(bucket)
-            .key(key)
-            .content_type("application/json")
-            .body(body.into())
-            .send()
+        common::aws::put_json(self, bucket, key, body)
             .await
-            .map_err(|e| in_object(Error::aws("S3", "PutObject", &e), bucket, key))?;
-        Ok(())
+            .map_err(|e| in_object(e, bucket, key))
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), Error> {
