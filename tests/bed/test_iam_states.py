@@ -201,3 +201,13 @@ def test_a_start_without_a_name_gets_a_uuid_as_on_aws(moto):
     for arn in (first, second):
         name = arn.rsplit(":", 1)[1]
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", name), arn
+
+
+def test_every_task_of_the_machines_but_their_lambda_tasks_is_checked_above():
+    """A task added to a definition without a row in TASKS would run unchecked by this file."""
+    written = {(machine, name)
+               for machine in ("pause", "resume", "schedule")
+               for name, state in states_of(json.loads(
+                   (machines.MACHINES / f"{machine}.asl.json").read_text())).items()
+               if state["Type"] == "Task" and state["Resource"] not in machines.LAMBDA_TASKS}
+    assert written == {(machine, state) for machine, state, *_ in TASKS}
