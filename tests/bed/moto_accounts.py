@@ -342,6 +342,24 @@ def patch_sfn_start_execution() -> None:
     sfn.StateTaskServiceSfn._eval_service_task = eval_service_task
 
 
+def patch_unnamed_executions() -> None:
+    """StartExecution without `name`: AWS names the execution with a UUID (the StartExecution
+    API reference). moto 5.2.5's executing backend names it `None` instead, so a second unnamed
+    start of a machine fails ExecutionAlreadyExists, or, with the same input, answers the
+    first execution as if it were asked again. EventBridge Scheduler starts the schedule state
+    machine without a name every night."""
+    import uuid
+
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    start = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self, state_machine_arn, name=None, execution_input=None, trace_header=None):
+        return start(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
+
+    StepFunctionsParserBackend.start_execution = start_execution
+
+
 def main(argv=None) -> None:
     import iam_moto  # identity policies of the template's roles (README "How the bed ...")
     import iam_states  # ... and of the state machines' roles, for their integration calls
@@ -350,6 +368,7 @@ def main(argv=None) -> None:
     patch_events()
     patch_sfn_start_execution()
     patch_task_failure()
+    patch_unnamed_executions()
     patch_s3_managed_key()
     iam_moto.patch_moto()
     iam_states.patch_stepfunctions()

@@ -8,6 +8,7 @@ Run: .bed/venv/bin/python -m pytest tests/bed/test_iam_states.py
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 
@@ -184,3 +185,29 @@ def test_a_machine_whose_role_nobody_registered_is_not_checked(moto):
     ran = suite.run("unregistered", suite.task_alone("pause", "RecordSnapshot"),
                     f"arn:aws:iam::{ACCOUNT}:role/nobody")
     assert ran["status"] == "SUCCEEDED", ran
+
+
+def test_a_start_without_a_name_gets_a_uuid_as_on_aws(moto):
+    """Scheduler starts the schedule machine without a name every night; AWS names each
+    execution with a UUID (moto_accounts.patch_unnamed_executions)."""
+    sfn = admin(moto, "stepfunctions")
+    machine = sfn.create_state_machine(
+        name="unnamed-starts", roleArn=f"arn:aws:iam::{ACCOUNT}:role/unregistered",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+    )["stateMachineArn"]
+    first, second = (sfn.start_execution(stateMachineArn=machine, input='{"action": "pause"}')
+                     ["executionArn"] for _ in range(2))
+    assert first != second, "the same input started twice is two executions"
+    for arn in (first, second):
+        name = arn.rsplit(":", 1)[1]
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", name), arn
+
+
+def test_every_task_of_the_machines_but_their_lambda_tasks_is_checked_above():
+    """A task added to a definition without a row in TASKS would run unchecked by this file."""
+    written = {(machine, name)
+               for machine in ("pause", "resume", "schedule")
+               for name, state in states_of(json.loads(
+                   (machines.MACHINES / f"{machine}.asl.json").read_text())).items()
+               if state["Type"] == "Task" and state["Resource"] not in machines.LAMBDA_TASKS}
+    assert written == {(machine, state) for machine, state, *_ in TASKS}

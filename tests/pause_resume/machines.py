@@ -13,6 +13,10 @@ BED_PAUSING_WAIT for step-worker's 1 s cache and invocations of about a second.
 import json
 from pathlib import Path
 
+import boto3
+
+import iam_roles
+
 ROOT = Path(__file__).resolve().parents[2]
 MACHINES = ROOT / "infra" / "statemachines"
 BED_PAUSING_WAIT = 4
@@ -133,6 +137,29 @@ def schedule_key(moto_url: str, arns: dict, account: str = "123456789012",
     return register(moto_url, {
         "role": "ScheduleStateMachineRole", "role_arn": role_arn(account, stack, "schedule"),
         "resources": {"PauseStateMachine": arns["pause"], "ResumeStateMachine": arns["resume"]}})
+
+
+def fire(moto_url: str, schedule: str, parameters: dict, resources: dict,
+         region: str = "us-east-1") -> str:
+    """EventBridge Scheduler firing the template's `schedule` (PauseSchedule, ResumeSchedule)
+    once: the Target's Input as the template renders it from `parameters`
+    (PausedEnvironments), started on the Target's state machine with a key of the Target's role
+    (ScheduleRole), so that role's statements decide as on AWS. `resources`: logical id ->
+    ARN (ScheduleStateMachine). Returns the execution ARN. Not emulated: the
+    cron timing, Scheduler's retries and dead-letter queue."""
+    written, props = iam_roles.of_type("AWS::Scheduler::Schedule", parameters, resources)[schedule]
+    target = props["Target"]
+    role, _ = written["Target"]["RoleArn"]["Fn::GetAtt"]
+    key = register(moto_url, {"role": role, "parameters": parameters, "resources": resources})
+    sfn = boto3.client("stepfunctions", endpoint_url=moto_url, region_name=region,
+                       aws_access_key_id=key, aws_secret_access_key="bed")
+    return sfn.start_execution(stateMachineArn=target["Arn"], input=target["Input"])["executionArn"]
+
+
+def scheduler_key(moto_url: str, parameters: dict, resources: dict) -> str:
+    """A key of the role Scheduler assumes for the schedules (ScheduleRole of the template)."""
+    return register(moto_url, {"role": "ScheduleRole", "parameters": parameters,
+                               "resources": resources})
 
 
 def main(argv=None):

@@ -111,11 +111,12 @@ class PlayedDags:
 
 
 def scheduled(cycle, schedule_arn, action, machine, timeout=600):
-    """Starts the schedule as the template's schedule does; waits for it and for every
-    execution it started. Returns the schedule's status and {environment: (status, error)}."""
+    """Fires the template's PauseSchedule or ResumeSchedule (its Input, its role's key:
+    machines.fire); waits for it and for every execution it started. Returns the schedule's
+    status and {environment: (status, error)}."""
     t0 = time.monotonic()
-    arn = cycle.sfn.start_execution(stateMachineArn=schedule_arn, name=f"{action}-{time.time_ns()}",
-                                    input=json.dumps({"action": action, "environments": ENVS}))["executionArn"]
+    schedule = {"pause": "PauseSchedule", "resume": "ResumeSchedule"}[action]
+    arn = machines.fire(cycle.moto_url, schedule, *scheduler_setting(schedule_arn))
     schedule = mb.wait_execution(cycle.sfn, arn, timeout=timeout)
     started = cycle.sfn.list_executions(stateMachineArn=cycle.machines[machine], maxResults=1000)["executions"]
     ends = {}
@@ -125,6 +126,23 @@ def scheduled(cycle, schedule_arn, action, machine, timeout=600):
         assert env not in ends, f"two {action}s of {env}"
         ends[env] = (end["status"], end.get("error"))
     return schedule["status"], ends, time.monotonic() - t0
+
+
+def scheduler_setting(schedule_arn):
+    """The parameters and resources the template's schedules and ScheduleRole resolve with."""
+    return {"PausedEnvironments": ",".join(ENVS)}, {"ScheduleStateMachine": schedule_arn}
+
+
+def refused_to_scheduler(cycle, machine_arn):
+    """The error a start of `machine_arn` signed with ScheduleRole's key ends in (None: started)."""
+    key = machines.scheduler_key(cycle.moto_url, *scheduler_setting("unused"))
+    sfn = boto3.client("stepfunctions", endpoint_url=cycle.moto_url, region_name=REGION,
+                       aws_access_key_id=key, aws_secret_access_key="bed")
+    try:
+        sfn.start_execution(stateMachineArn=machine_arn, input=json.dumps({"environment": ENVS[0]}))
+    except sfn.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +165,8 @@ def scenario(tmp_path_factory):
                 cycle.create_environment("2.10.3")
             cycle.admin("status", {"name": NOT_AVAILABLE, "status": "UPDATING"})
 
+            # The scheduler's role may start the fan-out and nothing else.
+            out["scheduler_direct_pause"] = refused_to_scheduler(cycle, cycle.machines["pause"])
             out["pause"] = scheduled(cycle, schedule, "pause", "pause")
             out["after_pause"] = {env: status_of(cycle, env) for env in ENVS}
             out["snapshots"] = sorted(k.split("/")[1] for k in cycle.keys("snapshots/") if k.endswith("/latest.json"))
@@ -175,6 +195,8 @@ def test_one_schedule_pauses_each_environment_on_its_own(scenario):
     status, ends, seconds = scenario["pause"]
     assert status == "SUCCEEDED", "one environment's failure does not fail the others' schedule"
     assert sorted(ends) == ENVS, "one pause per environment, no more"
+    assert scenario["scheduler_direct_pause"] == "AccessDeniedException", \
+        "Scheduler's role may start the schedule's fan-out only, not a pause itself"
     assert ends.pop(NOT_AVAILABLE) == ("FAILED", "MwaaOps.EnvironmentNotAvailable")
     assert ends.pop(EXPORT_FAILS) == ("FAILED", "MwaaOps.ExportFailed")
     assert set(ends.values()) == {("SUCCEEDED", None)}, (ends, scenario["worker_log"][-3000:])
