@@ -19,9 +19,13 @@ AWS::Lambda::Permission)}.
 
 `X-Amz-Invocation-Type: Event` is answered 202 (its `x-amzn-RequestId` the invocation's) and
 run as Lambda's asynchronous invocation (retries, on-failure destination: lambda_async.py);
-`DryRun` is answered 204. An Invoke a rule makes (`X-Bed-Source-Arn`, lambda_rules.py) is
-refused with 403 AccessDeniedException unless the function's resource-based policy lets that
-rule invoke it; `POST /_bed/fire/RULE` fires a scheduled rule (lambda_rules.py).
+`DryRun` is answered 204. An Invoke a rule makes (`X-Bed-Source-Arn` with the service's
+secret: only the rules' bridge has it, lambda_rules.py) is refused with 403
+AccessDeniedException unless the function's resource-based policy lets that rule invoke it;
+without the secret the header is ignored. `POST /_bed/fire/RULE` fires a scheduled rule
+(lambda_rules.py). When a template's SQS event source mapping fails the checks AWS makes on
+creating it (lambda_sqs.py), the service prints {"error": "InvalidParameterValueException:
+..."} instead of its address and exits.
 
 A function is named by its binary (`BuildProperties.Binary`) or its `FunctionName`, bare or
 as an ARN. Each invocation goes to an idle instance of the function, or to a new one: one
@@ -392,9 +396,10 @@ def serve(functions: dict, listen: str = "127.0.0.1:0", moto_url: str | None = N
                     return self._reply(404, json.dumps({"message": str(e)}).encode())
                 return self._reply(200, json.dumps(delivery).encode())
             name = function_name(self.path)
-            source = self.headers.get("X-Bed-Source-Arn")
+            # Only the bridge (it has the secret) invokes as a rule; anyone else as themselves.
+            source = permissions.claimed_source(self.headers) if permissions else None
             denied = None
-            if name and source and permissions is not None:  # a rule: the resource policy
+            if name and source:  # a rule: the resource policy
                 denied = permissions.refusal(name, source)
             elif name:
                 import iam_lambda
@@ -444,16 +449,23 @@ def main():
     lambda_async.configure(by_logical, config.get("parameters", {}), config.get("resources", {}),
                            config.get("account", ACCOUNT), float(config.get("async_scale", 1)),
                            logs["async"])
-    pollers = lambda_sqs.start(by_logical, config.get("parameters", {}),
-                               config.get("resources", {}), logs["batches"]) \
-        if config.get("event_source_mappings") else []
+    moto_url = config.get("endpoints", {}).get("AWS_ENDPOINT_URL")
+    try:
+        pollers = lambda_sqs.start(by_logical, config.get("parameters", {}),
+                                   config.get("resources", {}), logs["batches"], moto_url,
+                                   config.get("account", ACCOUNT)) \
+            if config.get("event_source_mappings") else []
+    except lambda_sqs.MappingRefused as e:  # as CloudFormation would fail the stack
+        print(json.dumps({"error": str(e)}), flush=True)
+        sys.exit(1)
     permissions = lambda_rules.Permissions(by_logical, config.get("account", ACCOUNT),
                                            config.get("rules_without_permission", []))
     fire = []
-    server = serve(functions, config.get("listen") or "127.0.0.1:0",
-                   config.get("endpoints", {}).get("AWS_ENDPOINT_URL"), logs, permissions, fire)
+    server = serve(functions, config.get("listen") or "127.0.0.1:0", moto_url, logs,
+                   permissions, fire)
     address = "%s:%d" % server.server_address[:2]
-    bridge = lambda_rules.start(config, by_logical, f"http://{address}", logs["rules"])
+    bridge = lambda_rules.start(config, by_logical, f"http://{address}", logs["rules"],
+                                permissions.secret)
     if bridge:
         fire.append(bridge.fire)
     print(json.dumps({"address": address}), flush=True)

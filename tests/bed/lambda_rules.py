@@ -11,7 +11,10 @@ asynchronous Invoke (`X-Amz-Invocation-Type: Event`) of the Lambda service:
 - the Invoke is made as the rule (`X-Bed-Source-Arn`, for EventBridge's service principal):
   Lambda refuses it (403 AccessDeniedException) unless the function's resource-based policy
   (the template's `AWS::Lambda::Permission` of the rule) lets `events.amazonaws.com` invoke
-  it from that rule;
+  it from that rule. Only the bridge can claim a rule: its Invokes carry the Lambda
+  service's secret (`X-Bed-Rule-Secret`, made when the service starts, shared in memory,
+  never logged); a source ARN without it is ignored and the Invoke judged as any caller's
+  (its signing key's role statements, iam_lambda.py);
 - a refused *delivery* is EventBridge's business: throttling (429), Lambda's 5xx and a
   connection failure are retried per the target's `RetryPolicy` (EventBridge's defaults, 185
   attempts and 24 hours, without one) with exponential backoff (`backoff_s`: EventBridge
@@ -40,7 +43,9 @@ other than the default, FIFO queues, the DLQ's own KMS or send failures beyond t
 """
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import sys
 import threading
 import time
@@ -56,6 +61,7 @@ RETRIED = {429: "THROTTLING", 500: "INTERNAL_ERROR", 502: "INTERNAL_ERROR",
            503: "INTERNAL_ERROR", 504: "INTERNAL_ERROR", None: "CONNECTION_FAILURE"}
 NOT_RETRIED = {403: "NO_PERMISSIONS", 404: "NO_RESOURCE", 400: "INVALID_PARAMETER"}
 EVENTS = "events.amazonaws.com"
+SOURCE_HEADER, SECRET_HEADER = "X-Bed-Source-Arn", "X-Bed-Rule-Secret"
 
 
 def backoff_s(retry: int) -> float:
@@ -186,10 +192,11 @@ def rules_of_template(names: list[str], by_logical: dict, parameters: dict, reso
 class Permissions:
     """The functions' resource-based policies: which rule may invoke which function (the
     template's `AWS::Lambda::Permission`s for events.amazonaws.com, minus those a test
-    removed)."""
+    removed), and the secret by which the bridge's Invokes are known to be the rules'."""
 
     def __init__(self, by_logical: dict, account: str, without: list[str]):
         import iam_roles
+        self.secret = secrets.token_hex(32)
         rules = iam_roles.of_type("AWS::Events::Rule", {}, {})
         self.allowed = set()
         for logical, (raw, _) in iam_roles.of_type("AWS::Lambda::Permission", {}, {}).items():
@@ -200,6 +207,15 @@ class Permissions:
                 continue
             name = rules[source][1]["Name"]
             self.allowed.add((function.name, f"arn:aws:events:{REGION}:{account}:rule/{name}"))
+
+    def claimed_source(self, headers) -> str | None:
+        """The rule ARN an Invoke is made as, if the bridge made it; else None (a caller who
+        set the header without the secret is an ordinary caller)."""
+        source = headers.get(SOURCE_HEADER)
+        offered = headers.get(SECRET_HEADER) or ""
+        if source and hmac.compare_digest(offered.encode(), self.secret.encode()):
+            return source
+        return None
 
     def refusal(self, function: str, source_arn: str) -> str | None:
         if (function, source_arn) in self.allowed:
@@ -212,9 +228,10 @@ class Bridge:
     """The rules in moto, each with its bridge queue and the thread that delivers from it."""
 
     def __init__(self, rules: list[Rule], moto_url: str, lambda_url: str, scale: float,
-                 log: list):
+                 log: list, secret: str):
         import boto3
         self.rules, self.lambda_url, self.scale, self.log = rules, lambda_url, scale, log
+        self.secret = secret
         self.token = uuid.uuid4().hex[:8]
         session = dict(region_name=REGION, endpoint_url=moto_url,
                        aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -286,7 +303,8 @@ class Bridge:
         request = urllib.request.Request(
             f"{self.lambda_url}/2015-03-31/functions/{function}/invocations",
             data=json.dumps(event).encode(), method="POST",
-            headers={"X-Amz-Invocation-Type": "Event", "X-Bed-Source-Arn": rule_arn})
+            headers={"X-Amz-Invocation-Type": "Event", SOURCE_HEADER: rule_arn,
+                     SECRET_HEADER: self.secret})
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:
                 return answer.status, None, "", answer.headers.get("x-amzn-RequestId")
@@ -304,8 +322,10 @@ class Bridge:
                                for k, v in attributes.items()})
 
 
-def start(config: dict, by_logical: dict, lambda_url: str, log: list) -> Bridge | None:
-    """The bridge for the rules `config["rules"]` names, or None without any."""
+def start(config: dict, by_logical: dict, lambda_url: str, log: list,
+          secret: str) -> Bridge | None:
+    """The bridge for the rules `config["rules"]` names, or None without any; its Invokes
+    carry `secret` (the Lambda service's `Permissions.secret`)."""
     names = config.get("rules") or []
     if not names:
         return None
@@ -313,4 +333,4 @@ def start(config: dict, by_logical: dict, lambda_url: str, log: list) -> Bridge 
     rules = rules_of_template(names, by_logical, config.get("parameters", {}),
                               config.get("resources", {}), account)
     return Bridge(rules, config["endpoints"]["AWS_ENDPOINT_URL"], lambda_url,
-                  float(config.get("async_scale", 1)), log).start()
+                  float(config.get("async_scale", 1)), log, secret).start()

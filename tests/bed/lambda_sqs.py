@@ -17,6 +17,17 @@ eventSource, eventSourceARN, awsRegion). What is deleted (`settle`):
 
 The queue's redrive policy (moto's) moves a message past `maxReceiveCount`. Each batch is
 listed at `GET /_bed/batches` ({function, messages, deleted, kept, failed}).
+
+Before any poller starts, each mapping gets the checks CreateEventSourceMapping makes
+(`refusal`), and the bed refuses to start (`MappingRefused`, Lambda's
+InvalidParameterValueException, naming the mapping and the queue) when one fails:
+`BatchSize` 1-10000 (10 on a FIFO queue), above 10 only with a
+`MaximumBatchingWindowInSeconds` of at least 1 (0-300) (the API reference); the execution
+role allowed `sqs:ReceiveMessage`, `sqs:DeleteMessage` and `sqs:GetQueueAttributes` on the
+queue (the Lambda and SQS developer guides), judged by iam_policy.py with the statements the
+bed holds the function's role key to, else the template's for its role; the queue there and
+its `VisibilityTimeout` at least the function's Timeout ("Lambda validates this requirement
+when you create or update an event source mapping", services-sqs-configure.html).
 Not emulated: the batching window, scaling to several concurrent pollers, FIFO queues,
 filter criteria, `ScalingConfig`, partial-batch backoff.
 """
@@ -25,10 +36,13 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from dataclasses import dataclass
 
 import lambda_async
 
 REGION = lambda_async.REGION
+# What Lambda's poller calls with the execution role, in the order AWS names a missing one.
+POLLER_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 KEPT_ATTRIBUTES = ("ApproximateReceiveCount", "SentTimestamp", "SenderId",
                    "ApproximateFirstReceiveTimestamp")
 
@@ -130,17 +144,117 @@ class QueuePoller:
         return batch
 
 
-def start(by_logical: dict, parameters: dict, resources: dict, log: list) -> list:
-    """Pollers for the template's SQS event source mappings whose queue the test named."""
+class MappingRefused(Exception):
+    """CreateEventSourceMapping's InvalidParameterValueException: the mapping is not made."""
+
+
+@dataclass
+class Mapping:
+    """One `AWS::Lambda::EventSourceMapping` of the template on an SQS queue."""
+    logical: str
+    deployed: object
+    role: str | None  # the function's role, a logical id of the template
+    queue_arn: str
+    batch_size: int
+    window_s: int | None
+    report_failures: bool
+
+
+def mappings(by_logical: dict, parameters: dict, resources: dict) -> list[Mapping]:
+    """The template's SQS event source mappings whose queue the test named."""
     import iam_roles
-    pollers = []
-    for raw, resolved in iam_roles.of_type("AWS::Lambda::EventSourceMapping", parameters,
-                                           resources).values():
+    functions = iam_roles.of_type("AWS::Lambda::Function", parameters, resources)
+    out = []
+    for logical, (raw, resolved) in iam_roles.of_type(
+            "AWS::Lambda::EventSourceMapping", parameters, resources).items():
         deployed = by_logical.get(raw["FunctionName"].get("Ref"))
         arn = resolved.get("EventSourceArn")
         if deployed is None or not isinstance(arn, str) or not arn.startswith("arn:aws:sqs:"):
             continue
-        pollers.append(QueuePoller(
-            deployed, arn, int(resolved.get("BatchSize", 10)),
-            "ReportBatchItemFailures" in resolved.get("FunctionResponseTypes", []), log).start())
-    return pollers
+        role = functions[deployed.logical][0].get("Role", {})
+        window = resolved.get("MaximumBatchingWindowInSeconds")
+        out.append(Mapping(
+            logical, deployed, role.get("Fn::GetAtt", [None])[0] if isinstance(role, dict) else None,
+            arn, int(resolved.get("BatchSize", 10)), None if window is None else int(window),
+            "ReportBatchItemFailures" in resolved.get("FunctionResponseTypes", [])))
+    return out
+
+
+def refusal(mapping: Mapping, role: dict, read_queue) -> str | None:
+    """Why AWS would refuse to create `mapping` (None: it would not), for the execution
+    `role` ({arn, account, statements}); `read_queue()` gives the queue's attributes (None: no
+    such queue), read only once the role may read them."""
+    import iam_moto
+    import iam_policy
+    fifo = mapping.queue_arn.endswith(".fifo")
+    limit = 10 if fifo else 10000
+    size, window = mapping.batch_size, mapping.window_s
+    what = (f"event source mapping {mapping.logical} ({mapping.queue_arn} -> "
+            f"{mapping.deployed.name})")
+    if not 1 <= size <= limit:
+        return f"{what}: BatchSize {size} is not within 1-{limit} for this queue"
+    if window is not None and not 0 <= window <= 300:
+        return f"{what}: MaximumBatchingWindowInSeconds {window} is not within 0-300"
+    if size > 10 and not fifo and (window or 0) < 1:
+        return (f"{what}: BatchSize {size} is above 10, which needs a "
+                f"MaximumBatchingWindowInSeconds of at least 1 (it is {window or 0})")
+    context = iam_moto.base_context(role, REGION)
+    for action in POLLER_ACTIONS:
+        check = iam_policy.Check(action, mapping.queue_arn, context)
+        decision, _ = iam_policy.decide(role["statements"], check)
+        if decision != iam_policy.ALLOW:
+            return (f"{what}: The function execution role does not have permissions to call "
+                    f"{action.split(':')[1]} on SQS ({role['arn']}: {decision}, "
+                    f"{action} on {mapping.queue_arn})")
+    queue = read_queue()
+    if queue is None:
+        return f"{what}: the queue does not exist"
+    visibility = int(queue.get("VisibilityTimeout", 30))
+    timeout = mapping.deployed.timeout_s
+    if visibility < timeout:
+        return (f"{what}: Queue visibility timeout: {visibility} seconds is less than Function "
+                f"timeout: {timeout:g} seconds")
+    return None
+
+
+def execution_role(mapping: Mapping, moto_url: str | None, parameters: dict, resources: dict,
+                   account: str) -> dict:
+    """The statements Lambda's poller is held to: those the bed holds the function's role
+    key to (a test may have left some out), else the template's for its role."""
+    import iam_mwaa
+    import iam_roles
+    key = mapping.deployed.process.env.get("AWS_ACCESS_KEY_ID")
+    held = iam_mwaa.role_of(moto_url, f"Credential={key}/")
+    if held is not None:
+        return held
+    if mapping.role is None:
+        raise MappingRefused(f"event source mapping {mapping.logical}: its function has no "
+                             "execution role of the template")
+    return {"arn": f"arn:aws:sts::{account}:assumed-role/{mapping.role}/{mapping.deployed.name}",
+            "account": account,
+            "statements": iam_roles.statements(mapping.role, parameters, resources)}
+
+
+def queue_attributes(mapping: Mapping) -> dict | None:
+    """The queue's attributes as the poller's role reads them (None: no such queue)."""
+    sqs = lambda_async.sqs_client(mapping.deployed)
+    try:
+        return sqs.get_queue_attributes(
+            QueueUrl=lambda_async.queue_url(sqs.meta.endpoint_url, mapping.queue_arn),
+            AttributeNames=["All"])["Attributes"]
+    except sqs.exceptions.QueueDoesNotExist:
+        return None
+
+
+def start(by_logical: dict, parameters: dict, resources: dict, log: list,
+          moto_url: str | None = None, account: str = "123456789012") -> list:
+    """Pollers for the template's SQS event source mappings whose queue the test named, once
+    each passed the checks AWS makes when it is created (else `MappingRefused`)."""
+    found = mappings(by_logical, parameters, resources)
+    for mapping in found:
+        role = execution_role(mapping, moto_url, parameters, resources, account)
+        refused = refusal(mapping, role, lambda: queue_attributes(mapping))
+        if refused:
+            raise MappingRefused(f"InvalidParameterValueException: {refused}")
+    return [QueuePoller(m.deployed, m.queue_arn, m.batch_size, m.report_failures, log).start()
+            for m in found]

@@ -239,15 +239,12 @@ def test_the_templates_event_invoke_configs_and_event_source_mapping_are_read():
     assert (trigger.retries, trigger.on_failure, trigger.max_age_s) == (2, QUEUE, 21600)
     status = functions["environment-status"].asynchronous  # no EventInvokeConfig: defaults
     assert (status.retries, status.on_failure) == (2, None)
-    pollers = lambda_sqs.start(by_logical, {}, {"FailedEventsQueue": QUEUE}, [])
-    try:
-        [poller] = pollers
-        assert (poller.deployed.name, poller.queue_arn, poller.batch_size, poller.report_failures) \
-            == ("notify", QUEUE, 10, True)
-        assert poller.url == "http://127.0.0.1:9/210987654321/failed-events"
-    finally:
-        for p in pollers:
-            p.stopping.set()
+    [mapping] = lambda_sqs.mappings(by_logical, {}, {"FailedEventsQueue": QUEUE})
+    assert (mapping.logical, mapping.deployed.name, mapping.role, mapping.queue_arn,
+            mapping.batch_size, mapping.window_s, mapping.report_failures) == \
+        ("NotifyFailedEvents", "notify", "NotifyFunctionRole", QUEUE, 10, None, True)
+    poller = lambda_sqs.QueuePoller(mapping.deployed, QUEUE, 10, True, [])
+    assert poller.url == "http://127.0.0.1:9/210987654321/failed-events"
 
 
 IDS = ["m1", "m2", "m3"]

@@ -117,14 +117,24 @@ def test_the_template_rules_retry_policy_dead_letter_queue_and_its_policy_are_re
     assert not lambda_rules.queue_allows(policies, "FailedEventsQueue", QUEUE, other_stack)
 
 
-def invoke(url, name, source):
+def invoke(url, name, source, secret=None, key=None, body=None):
+    """An Invoke claiming to be made as rule `source` (with the bridge's `secret`, or not),
+    signed with access key `key` (or not)."""
+    headers = {"X-Amz-Invocation-Type": "Event", "X-Bed-Source-Arn": source}
+    if secret is not None:
+        headers["X-Bed-Rule-Secret"] = secret
+    if key is not None:
+        headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={key}/20261201/us-east-1/"
+                                    "lambda/aws4_request, SignedHeaders=host, Signature=0")
     request = urllib.request.Request(
         f"{url}/2015-03-31/functions/{name}/invocations", data=b"{}", method="POST",
-        headers={"X-Amz-Invocation-Type": "Event", "X-Bed-Source-Arn": source})
+        headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             return answer.status, answer.headers.get("x-amzn-RequestId")
     except urllib.error.HTTPError as e:
+        if body is not None:
+            body.append(json.loads(e.read()))
         return e.code, e.headers.get("x-amzn-ErrorType")
 
 
@@ -140,12 +150,63 @@ def test_lambda_refuses_a_rule_the_functions_resource_based_policy_does_not_name
         server = lambda_local.serve({"trigger-dag": fake}, permissions=permissions)
         url = "http://%s:%d" % server.server_address[:2]
         try:
-            assert invoke(url, "trigger-dag", arrival) == expected
+            assert invoke(url, "trigger-dag", arrival, permissions.secret) == expected
             # Another rule (another stack's, say) is never named by the template's policy.
-            assert invoke(url, "trigger-dag", arrival.replace("mwaa-ops", "x"))[0] == 403
+            other = arrival.replace("mwaa-ops", "x")
+            assert invoke(url, "trigger-dag", other, permissions.secret)[0] == 403
         finally:
             server.shutdown()
     assert len(submitted) == 1
+
+
+def test_only_the_bridge_invokes_as_a_rule_a_forged_source_is_judged_as_its_caller():
+    """A test key whose role may not invoke the function, setting the source header of a rule
+    the function's policy names: refused as that role (the header is ignored without the
+    bridge's secret, or with a wrong one); the bridge's Invokes still pass."""
+    import threading
+    import wsgiref.simple_server
+
+    import iam_moto
+
+    class Quiet(wsgiref.simple_server.WSGIRequestHandler):
+        def log_message(self, *a):
+            pass
+
+    def nothing_else(environ, start_response):
+        start_response("404 Not Found", [("Content-Length", "0")])
+        return [b""]
+    # The bed's IAM keys as moto serves them (GET /moto-api/bed-iam/keys/KEY).
+    moto = wsgiref.simple_server.make_server("127.0.0.1", 0, iam_moto.admin_app(nothing_else),
+                                             handler_class=Quiet)
+    threading.Thread(target=moto.serve_forever, daemon=True).start()
+    tester = iam_moto.register_statements(
+        "SomeTestRole", [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}],
+        ACCOUNT)["access_key"]
+    submitted = []
+    fake = type("D", (), {"name": "trigger-dag"})()
+    fake.asynchronous = type("A", (), {"submit": lambda self, e: submitted.append(e) or "rid"})()
+    permissions = lambda_rules.Permissions({"TriggerDagFunction": fake}, ACCOUNT, [])
+    server = lambda_local.serve({"trigger-dag": fake}, moto_url="http://%s:%d" % moto.server_address,
+                                permissions=permissions)
+    url = "http://%s:%d" % server.server_address[:2]
+    arrival = f"arn:aws:events:us-east-1:{ACCOUNT}:rule/mwaa-ops-arrival"
+    try:
+        for forged in (None, "", "0" * 64, permissions.secret[:-1] + "x"):
+            said = []
+            assert invoke(url, "trigger-dag", arrival, forged, tester, said) == \
+                (403, "AccessDeniedException"), forged
+            assert said[0]["Message"] == (
+                f"User: arn:aws:sts::{ACCOUNT}:assumed-role/SomeTestRole/bed is not authorized "
+                "to perform: lambda:InvokeFunction on resource: "
+                f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:trigger-dag because no "
+                "identity-based policy allows the lambda:InvokeFunction action"), said
+        assert submitted == []
+        assert invoke(url, "trigger-dag", arrival, permissions.secret) == (202, "rid")
+        assert invoke(url, "trigger-dag", arrival, permissions.secret, tester) == (202, "rid")
+        assert len(submitted) == 2
+    finally:
+        server.shutdown()
+        moto.shutdown()
 
 
 def test_a_scheduled_rule_delivers_its_targets_input_or_the_scheduled_event():

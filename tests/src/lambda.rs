@@ -156,7 +156,17 @@ pub struct Functions {
 impl Functions {
     /// Starts the template's functions on `bed` as `deployment` says; they reach moto, the
     /// local MWAA and MWAA Serverless control planes unless an endpoint says otherwise.
+    /// Panics with Lambda's refusal when the deployment would fail on AWS.
     pub async fn start(bed: &Bed, deployment: Deployment) -> Functions {
+        Functions::try_start(bed, deployment)
+            .await
+            .unwrap_or_else(|refusal| panic!("the deployment fails: {refusal}"))
+    }
+
+    /// As [`Functions::start`], or what Lambda refused when the deployment was made (an event
+    /// source mapping failing the checks AWS makes on creating it: its
+    /// `InvalidParameterValueException`, naming the mapping and the queue).
+    pub async fn try_start(bed: &Bed, deployment: Deployment) -> Result<Functions, String> {
         let mut endpoints = json!({
             "AWS_ENDPOINT_URL": bed.moto_url,
             "AWS_ENDPOINT_URL_MWAA": bed.mwaa_url,
@@ -194,6 +204,10 @@ impl Functions {
             .expect("the Lambda service's address");
         let address: Value = serde_json::from_str(&first)
             .unwrap_or_else(|e| panic!("the Lambda service said {first:?}: {e}"));
+        if let Some(refusal) = address["error"].as_str() {
+            let _ = service.wait();
+            return Err(refusal.to_owned());
+        }
         let url = format!("http://{}", address["address"].as_str().expect("address"));
         let mut file = std::fs::File::create(&output).expect("the functions' output file");
         std::thread::spawn(move || {
@@ -212,13 +226,13 @@ impl Functions {
                 .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
                 .build(),
         );
-        Functions {
+        Ok(Functions {
             service,
             stdin: Some(stdin),
             url,
             output,
             client,
-        }
+        })
     }
 
     /// Invokes `function` (its binary's name) synchronously with `event`, as Step Functions'

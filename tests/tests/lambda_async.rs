@@ -19,6 +19,11 @@ use serde_json::{json, Value};
 const PREFIX: &str = "dev-";
 /// Lambda's 1 and 2 minute waits become 0.6 and 1.2 s.
 const SCALE: f64 = 0.01;
+/// notify's Timeout (60 s in the template) and the failed-events queue's visibility timeout
+/// (360 s there), scaled: Lambda refuses a mapping whose queue hides a message for less than
+/// the function may run, and the batch test waits two of them for the redrive. notify keeps
+/// 3 s of its Timeout for itself (common::runtime::MARGIN): 5 s leaves it 2 s for a batch.
+const NOTIFY_TIMEOUT_S: u32 = 5;
 
 /// One test's own queues, topic and bucket (the tests of this file share one bed).
 struct Stack {
@@ -56,9 +61,15 @@ async fn queue(
     (url, arn)
 }
 
-/// The failed-events queue as the template makes it, scaled: a 2 s visibility timeout
-/// (360 s there) and a redrive to the unreported queue after 2 receives (100 there).
+/// The failed-events queue as the template makes it, scaled: a visibility timeout of
+/// notify's scaled Timeout (360 s there) and a redrive to the unreported queue after 2
+/// receives (100 there).
 async fn stack(bed: &Bed, name: &str) -> Stack {
+    stack_hiding_for(bed, name, NOTIFY_TIMEOUT_S).await
+}
+
+/// As [`stack`], with a failed-events queue whose visibility timeout is `seconds`.
+async fn stack_hiding_for(bed: &Bed, name: &str, seconds: u32) -> Stack {
     let config = bed.aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let (unreported_url, unreported_arn) = queue(&sqs, &format!("{name}-unreported"), &[]).await;
@@ -67,7 +78,7 @@ async fn stack(bed: &Bed, name: &str) -> Stack {
         &sqs,
         &format!("{name}-failed-events"),
         &[
-            ("VisibilityTimeout", "2".into()),
+            ("VisibilityTimeout", seconds.to_string()),
             ("RedrivePolicy", redrive.to_string()),
         ],
     )
@@ -122,20 +133,36 @@ impl Stack {
         trigger_role: Role,
         deployment: Deployment,
     ) -> Functions {
+        Functions::start(
+            bed,
+            self.deployment(bed, trigger_role, deployment, None).await,
+        )
+        .await
+    }
+
+    /// The deployment [`Stack::deploy_with`] starts; notify's role without the statement
+    /// `notify_without` names, if any.
+    async fn deployment(
+        &self,
+        bed: &Bed,
+        trigger_role: Role,
+        deployment: Deployment,
+        notify_without: Option<&str>,
+    ) -> Deployment {
         let trigger = bed.as_role(&trigger_role).await;
-        let notify = bed
-            .as_role(
-                &Role::new("NotifyFunctionRole")
-                    .parameter("EnvironmentNamePrefix", PREFIX)
-                    .resource("SuiteBucket", self.bucket.as_str().into())
-                    .resource("AlertTopic", self.topic_arn.as_str().into())
-                    .resource("NotifySchedulerRole", self.scheduler_role().into())
-                    .resource("FailedEventsQueue", self.failed_arn.as_str().into()),
-            )
-            .await;
+        let mut notify_role = Role::new("NotifyFunctionRole")
+            .parameter("EnvironmentNamePrefix", PREFIX)
+            .resource("SuiteBucket", self.bucket.as_str().into())
+            .resource("AlertTopic", self.topic_arn.as_str().into())
+            .resource("NotifySchedulerRole", self.scheduler_role().into())
+            .resource("FailedEventsQueue", self.failed_arn.as_str().into());
+        if let Some(sid) = notify_without {
+            notify_role = notify_role.without(sid);
+        }
+        let notify = bed.as_role(&notify_role).await;
         let route = json!([{"bucket": self.landing,
             "workflow_arn": "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/dev-unknown-0123456789"}]);
-        let deployment = deployment
+        deployment
             .parameter("Routes", &route.to_string())
             .parameter("ArrivalBuckets", &self.landing)
             .parameter("EnvironmentNamePrefix", PREFIX)
@@ -145,9 +172,9 @@ impl Stack {
             .resource("FailedEventsQueue", self.failed_arn.as_str().into())
             .role_key("trigger-dag", &trigger.key)
             .role_key("notify", &notify.key)
+            .timeout("notify", NOTIFY_TIMEOUT_S.into())
             .async_scale(SCALE)
-            .event_source_mappings();
-        Functions::start(bed, deployment).await
+            .event_source_mappings()
     }
 
     fn trigger_role(&self) -> Role {
@@ -460,4 +487,45 @@ async fn an_arrival_the_rule_may_not_invoke_trigger_dag_with_is_dead_lettered_an
     ] {
         assert!(email.contains(mention), "{mention} not in {email}");
     }
+}
+
+/// Deploys `stack` (notify's role without the statement `notify_without`, if any) and
+/// asserts Lambda refuses notify's event source mapping on its queue for `why`.
+async fn assert_the_mapping_is_refused(
+    bed: &Bed,
+    stack: &Stack,
+    notify_without: Option<&str>,
+    why: &str,
+) {
+    let deployment = stack
+        .deployment(bed, stack.trigger_role(), Deployment::new(), notify_without)
+        .await;
+    let refusal = Functions::try_start(bed, deployment)
+        .await
+        .err()
+        .expect("Lambda refuses the event source mapping");
+    for mention in [
+        "InvalidParameterValueException",
+        "NotifyFailedEvents",
+        stack.failed_arn.as_str(),
+        why,
+    ] {
+        assert!(refusal.contains(mention), "{mention} not in {refusal}");
+    }
+}
+
+#[tokio::test]
+async fn a_queue_hiding_messages_for_less_than_notifys_timeout_is_refused_at_deploy() {
+    let bed = session_without_airflow().await;
+    let stack = stack_hiding_for(&bed, "esm-short", NOTIFY_TIMEOUT_S - 1).await;
+    let why = "Queue visibility timeout: 4 seconds is less than Function timeout: 5 seconds";
+    assert_the_mapping_is_refused(&bed, &stack, None, why).await;
+}
+
+#[tokio::test]
+async fn a_notify_role_that_may_not_drain_the_queue_is_refused_at_deploy() {
+    let bed = session_without_airflow().await;
+    let stack = stack(&bed, "esm-role").await;
+    let why = "does not have permissions to call ReceiveMessage on SQS";
+    assert_the_mapping_is_refused(&bed, &stack, Some("DrainFailedEvents"), why).await;
 }
