@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use mwaa_ops_tests::arrivals::send_events_to_eventbridge;
 use mwaa_ops_tests::iam::Role;
+use mwaa_ops_tests::kms::suite_key;
 use mwaa_ops_tests::lambda::{Deployment, Functions};
-use mwaa_ops_tests::sns::{published, Email};
+use mwaa_ops_tests::sns::{alert_topic, published, Email};
 use mwaa_ops_tests::{session_without_airflow, Bed};
 use serde_json::{json, Value};
 
@@ -27,6 +28,8 @@ struct Stack {
     failed_arn: String,
     unreported_url: String,
     topic_arn: String,
+    /// The suite key: both queues and the topic are encrypted with it, as in the template.
+    key_arn: String,
     bucket: String,
     /// Sends S3's EventBridge notifications; trigger-dag's arrival rule takes its events.
     landing: String,
@@ -57,11 +60,19 @@ async fn queue(
 }
 
 /// The failed-events queue as the template makes it, scaled: a 2 s visibility timeout
-/// (360 s there) and a redrive to the unreported queue after 2 receives (100 there).
+/// (360 s there) and a redrive to the unreported queue after 2 receives (100 there); it, the
+/// unreported queue and the alert topic encrypted with the suite key.
 async fn stack(bed: &Bed, name: &str) -> Stack {
     let config = bed.aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let (unreported_url, unreported_arn) = queue(&sqs, &format!("{name}-unreported"), &[]).await;
+    let key_arn = suite_key(bed).await;
+    let encrypted = ("KmsMasterKeyId", key_arn.clone());
+    let (unreported_url, unreported_arn) = queue(
+        &sqs,
+        &format!("{name}-unreported"),
+        std::slice::from_ref(&encrypted),
+    )
+    .await;
     let redrive = json!({"deadLetterTargetArn": unreported_arn, "maxReceiveCount": 2});
     let (failed_url, failed_arn) = queue(
         &sqs,
@@ -69,17 +80,11 @@ async fn stack(bed: &Bed, name: &str) -> Stack {
         &[
             ("VisibilityTimeout", "2".into()),
             ("RedrivePolicy", redrive.to_string()),
+            encrypted,
         ],
     )
     .await;
-    let topic_arn = aws_sdk_sns::Client::new(&config)
-        .create_topic()
-        .name(format!("{name}-alerts"))
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
+    let topic_arn = alert_topic(bed, &format!("{name}-alerts"), &key_arn).await;
     let bucket = format!("{name}-suite");
     let landing = format!("{name}-landing");
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -97,6 +102,7 @@ async fn stack(bed: &Bed, name: &str) -> Stack {
         failed_arn,
         unreported_url,
         topic_arn,
+        key_arn,
         bucket,
         landing,
         s3,
@@ -122,17 +128,20 @@ impl Stack {
         trigger_role: Role,
         deployment: Deployment,
     ) -> Functions {
+        self.deploy_as(bed, trigger_role, self.notify_role(), deployment)
+            .await
+    }
+
+    /// As [`Stack::deploy_with`], notify held to `notify_role`.
+    async fn deploy_as(
+        &self,
+        bed: &Bed,
+        trigger_role: Role,
+        notify_role: Role,
+        deployment: Deployment,
+    ) -> Functions {
         let trigger = bed.as_role(&trigger_role).await;
-        let notify = bed
-            .as_role(
-                &Role::new("NotifyFunctionRole")
-                    .parameter("EnvironmentNamePrefix", PREFIX)
-                    .resource("SuiteBucket", self.bucket.as_str().into())
-                    .resource("AlertTopic", self.topic_arn.as_str().into())
-                    .resource("NotifySchedulerRole", self.scheduler_role().into())
-                    .resource("FailedEventsQueue", self.failed_arn.as_str().into()),
-            )
-            .await;
+        let notify = bed.as_role(&notify_role).await;
         let route = json!([{"bucket": self.landing,
             "workflow_arn": "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/dev-unknown-0123456789"}]);
         let deployment = deployment
@@ -143,6 +152,7 @@ impl Stack {
             .resource("AlertTopic", self.topic_arn.as_str().into())
             .resource("NotifySchedulerRole", self.scheduler_role().into())
             .resource("FailedEventsQueue", self.failed_arn.as_str().into())
+            .resource("SuiteKey", self.key_arn.as_str().into())
             .role_key("trigger-dag", &trigger.key)
             .role_key("notify", &notify.key)
             .async_scale(SCALE)
@@ -154,6 +164,17 @@ impl Stack {
         Role::new("TriggerDagFunctionRole")
             .resource("SuiteBucket", self.bucket.as_str().into())
             .resource("FailedEventsQueue", self.failed_arn.as_str().into())
+            .resource("SuiteKey", self.key_arn.as_str().into())
+    }
+
+    fn notify_role(&self) -> Role {
+        Role::new("NotifyFunctionRole")
+            .parameter("EnvironmentNamePrefix", PREFIX)
+            .resource("SuiteBucket", self.bucket.as_str().into())
+            .resource("AlertTopic", self.topic_arn.as_str().into())
+            .resource("NotifySchedulerRole", self.scheduler_role().into())
+            .resource("FailedEventsQueue", self.failed_arn.as_str().into())
+            .resource("SuiteKey", self.key_arn.as_str().into())
     }
 
     async fn messages_left(&self, url: &str) -> usize {
@@ -293,6 +314,59 @@ async fn an_arrival_trigger_dag_cannot_process_is_tried_three_times_then_emailed
     assert_eq!(batches.len(), 1, "{batches:?}");
     assert_eq!(batches[0]["deleted"], batches[0]["messages"], "{batches:?}");
     assert_eq!(stack.messages_left(&stack.unreported_url).await, 0);
+    // The queue and the topic are encrypted with the suite key: trigger-dag's send, notify's
+    // receive and publish each needed (and got) the key through SQS and SNS.
+    let refused = bed.iam_refusals().await;
+    assert!(refused.is_empty(), "{refused:?}");
+}
+
+#[tokio::test]
+async fn without_its_encrypted_queue_statement_notify_cannot_read_the_failed_events() {
+    let bed = session_without_airflow().await;
+    let stack = stack(&bed, "async-no-key").await;
+    let functions = stack
+        .deploy_as(
+            &bed,
+            stack.trigger_role(),
+            stack.notify_role().without("EncryptedQueue"),
+            Deployment::new(),
+        )
+        .await;
+    let record: Value =
+        serde_json::from_str(include_str!("../../events/lambda-destination-failure.json")).unwrap();
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.failed_url)
+        .message_body(record.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let (stack, bed) = (&stack, &bed);
+    eventually("SQS refused notify's receive its key", || async move {
+        bed.iam_refusals()
+            .await
+            .iter()
+            .any(|r| r["action"] == "kms:Decrypt")
+    })
+    .await;
+    let refused = bed.iam_refusals().await;
+    let decrypt = refused
+        .iter()
+        .find(|r| r["action"] == "kms:Decrypt")
+        .unwrap();
+    assert_eq!(decrypt["role"], "NotifyFunctionRole", "{decrypt}");
+    assert_eq!(decrypt["resource"], json!(stack.key_arn), "{decrypt}");
+    assert_eq!(
+        decrypt["context"]["kms:EncryptionContext:aws:sqs:arn"],
+        json!(stack.failed_arn),
+        "{decrypt}"
+    );
+    // Nothing read, nothing emailed: the failure waits in the queue.
+    assert!(functions.batches().await.is_empty());
+    assert!(stack.emails(bed).await.is_empty());
+    assert_eq!(stack.messages_left(&stack.failed_url).await, 1);
 }
 
 #[tokio::test]
