@@ -251,6 +251,11 @@ fn unreadable_arrival(id: &str) -> Value {
     })
 }
 
+/// An on-failure record as Lambda sends it (events/lambda-destination-failure.json).
+fn destination_record() -> Value {
+    serde_json::from_str(include_str!("../../events/lambda-destination-failure.json")).unwrap()
+}
+
 /// The one asynchronous invocation, once it ended (its record sent, or not).
 async fn the_async_invocation(functions: &Functions) -> Value {
     eventually("the asynchronous invocation ended", || async move {
@@ -332,8 +337,7 @@ async fn without_its_encrypted_queue_statement_notify_cannot_read_the_failed_eve
             Deployment::new(),
         )
         .await;
-    let record: Value =
-        serde_json::from_str(include_str!("../../events/lambda-destination-failure.json")).unwrap();
+    let record = destination_record();
     stack
         .sqs
         .send_message()
@@ -380,8 +384,7 @@ async fn a_batch_with_one_record_notify_cannot_handle_leaves_only_that_record() 
     )
     .await;
     let functions = stack.deploy(&bed, stack.trigger_role()).await;
-    let record: Value =
-        serde_json::from_str(include_str!("../../events/lambda-destination-failure.json")).unwrap();
+    let record = destination_record();
     let mut sparse: Value =
         serde_json::from_str(include_str!("../../events/mwaa-status-sparse.json")).unwrap();
     sparse["resources"] =
