@@ -95,6 +95,20 @@ def test_without_its_kms_statement_a_role_gets_the_services_kms_refusal(moto):
     assert allowed.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "a failure"
 
 
+# Every role that sends to the failed-events queue: the three functions' on-failure
+# destinations (Lambda sends as the function's role) and the schedules' dead-letter queue
+# (Scheduler sends as the schedule's role).
+@pytest.mark.parametrize("role", ["TriggerDagFunctionRole", "ProvisionEndpointsFunctionRole",
+                                  "NotifyFunctionRole", "NotifySchedulerRole", "ScheduleRole"])
+def test_each_sender_to_the_failed_events_queue_may_use_its_key(moto, role):
+    key = suite_key(moto)
+    url, arn = queue(moto, "failed-events", key)
+    sender = client(moto, "sqs", register(moto, role, {
+        "FailedEventsQueue": arn, "SuiteKey": key, "SuiteBucket": BUCKET}))
+    sender.send_message(QueueUrl=url, MessageBody="a failure")
+    assert refusals(moto) == []
+
+
 @pytest.mark.parametrize("attributes", [
     {},  # not encrypted
     {"KmsMasterKeyId": "alias/aws/sqs"},  # the AWS managed key
