@@ -388,13 +388,13 @@ def checks(resp, service: str, action: str, s3_resource: str | None, entry: dict
     if service == "sqs":
         queue = _sqs_arn(resp, region, account)
         return [iam_policy.Check(f"sqs:{iam_sse.iam_action(action)}", queue, ctx)] + \
-            iam_sse.sqs_checks(resp, action, queue, ctx)
+            iam_sse.sqs_checks(action, queue, ctx)
     if service == "sns":
         arn = resp._get_param("TopicArn") or resp._get_param("TargetArn") or "*"
         if action == "CreateTopic":
             arn = f"arn:aws:sns:{region}:{account}:{resp._get_param('Name')}"
         return [iam_policy.Check(f"sns:{iam_sse.iam_action(action)}", arn, ctx)] + \
-            iam_sse.sns_checks(resp, action, arn, ctx)
+            iam_sse.sns_checks(action, arn, ctx)
     if service == "events":
         return _events_checks(resp, action, region, account, ctx)
     if service == "states":

@@ -40,7 +40,7 @@ def iam_action(action: str) -> str:
     return BATCH_AS.get(action, action)
 
 
-def sqs_checks(resp, action: str, queue_arn: str, ctx: dict) -> list[iam_policy.Check]:
+def sqs_checks(action: str, queue_arn: str, ctx: dict) -> list[iam_policy.Check]:
     """The KMS checks an SQS call on ``queue_arn`` adds (none for an unencrypted queue)."""
     from moto.sqs.models import sqs_backends
     if iam_action(action) not in ("SendMessage", "ReceiveMessage"):
@@ -54,7 +54,7 @@ def sqs_checks(resp, action: str, queue_arn: str, ctx: dict) -> list[iam_policy.
                    {"aws:sqs:arn": queue_arn})
 
 
-def sns_checks(resp, action: str, topic_arn: str, ctx: dict) -> list[iam_policy.Check]:
+def sns_checks(action: str, topic_arn: str, ctx: dict) -> list[iam_policy.Check]:
     """The KMS checks an SNS publish to ``topic_arn`` adds (none for an unencrypted topic)."""
     from moto.sns.models import sns_backends
     if iam_action(action) != "Publish" or not topic_arn.startswith("arn:aws:sns:"):
