@@ -16,7 +16,9 @@ Each request becomes checks (action, resource ARN, condition keys) by ``checks()
 is the service's own: S3 ``AccessDenied`` 403 (XML), SNS ``AuthorizationError`` 403, EC2
 ``UnauthorizedOperation`` 403, STS ``AccessDenied`` 403, SQS ``AccessDenied`` 403
 (``com.amazon.coral.service#AccessDeniedException`` in JSON), EventBridge, Step Functions, KMS
-and Scheduler ``AccessDeniedException`` (400; Scheduler 403).
+and Scheduler ``AccessDeniedException`` (400; Scheduler 403). The KMS calls S3 (SSE-KMS, below)
+and SQS and SNS (a queue or topic encrypted with a customer managed key: iam_sse.py) make as the
+caller are checks of the same request; SQS and SNS refuse those with their own KMS errors.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import urllib.parse
 
 import iam_policy
 import iam_roles
+import iam_sse
 
 log = logging.getLogger("bed.iam")
 
@@ -171,7 +174,7 @@ def _s3_kms_checks(resp, action: str, resource: str, ctx: dict) -> list[iam_poli
         kms_action = "kms:Decrypt"
     if sealed is None:
         return []
-    key_arn = _kms_arn(resp.current_account, resp.region, sealed[0])
+    key_arn = kms_key_arn(resp.current_account, resp.region, sealed[0])
     if key_arn is None:
         return []  # the AWS managed key or an unknown one: S3's own error, not modelled
     context_arn = bucket_arn if sealed[1] else resource
@@ -227,7 +230,7 @@ def _s3_stored_encryption(resp, resource: str):
     return found.kms_key_id, str(found.bucket_key_enabled).lower() == "true"
 
 
-def _kms_arn(account: str, region: str, key_id: str) -> str | None:
+def kms_key_arn(account: str, region: str, key_id: str) -> str | None:
     from moto.kms.models import kms_backends
     if key_id.startswith("arn:"):  # the key's own account and region
         _, _, _, region, account, _ = key_id.split(":", 5)
@@ -383,12 +386,15 @@ def checks(resp, service: str, action: str, s3_resource: str | None, entry: dict
     if service == "s3":
         return _s3_checks(resp, s3_resource or "*", ctx)
     if service == "sqs":
-        return [iam_policy.Check(f"sqs:{action}", _sqs_arn(resp, region, account), ctx)]
+        queue = _sqs_arn(resp, region, account)
+        return [iam_policy.Check(f"sqs:{iam_sse.iam_action(action)}", queue, ctx)] + \
+            iam_sse.sqs_checks(action, queue, ctx)
     if service == "sns":
         arn = resp._get_param("TopicArn") or resp._get_param("TargetArn") or "*"
         if action == "CreateTopic":
             arn = f"arn:aws:sns:{region}:{account}:{resp._get_param('Name')}"
-        return [iam_policy.Check(f"sns:{action}", arn, ctx)]
+        return [iam_policy.Check(f"sns:{iam_sse.iam_action(action)}", arn, ctx)] + \
+            iam_sse.sns_checks(action, arn, ctx)
     if service == "events":
         return _events_checks(resp, action, region, account, ctx)
     if service == "states":
@@ -466,6 +472,8 @@ def patch_moto() -> None:
         service = scope.group(1) if scope else "s3"
         action = resp.data.get("Action") if service == "s3" else resp._get_action()
         refused = evaluate(entry, checks(resp, service, action, s3_resource, entry))
+        if refused and service in ("sqs", "sns") and refused["action"].startswith("kms:"):
+            raise iam_sse.refusal(resp, service, refused["message"])
         if refused:
             raise refusal(service, refused["message"])
 

@@ -38,13 +38,20 @@ pub async fn start_notify(
 }
 
 /// What notify's variables and role name on `bed`: the suite bucket `bucket`, the alert topic
-/// `alert_topic`, and its account's scheduler role and failed-events queue.
-pub fn notify_resources(bed: &Bed, bucket: &str, alert_topic: &str) -> Vec<(&'static str, Value)> {
+/// `alert_topic`, the suite key `suite_key` (the topic's), and its account's scheduler role and
+/// failed-events queue.
+pub fn notify_resources(
+    bed: &Bed,
+    bucket: &str,
+    alert_topic: &str,
+    suite_key: &str,
+) -> Vec<(&'static str, Value)> {
     let scheduler_role = format!("arn:aws:iam::{}:role/mwaa-ops-scheduler", bed.account);
     let dead_letters = format!("arn:aws:sqs:{}:{}:failed-events", bed.region, bed.account);
     vec![
         ("SuiteBucket", bucket.into()),
         ("AlertTopic", alert_topic.into()),
+        ("SuiteKey", suite_key.into()),
         ("NotifySchedulerRole", scheduler_role.into()),
         ("FailedEventsQueue", dead_letters.into()),
     ]
@@ -114,19 +121,22 @@ impl Digest {
         deployment: Deployment,
     ) -> Digest {
         let config = bed.aws_config().await;
-        let sns = aws_sdk_sns::Client::new(&config);
-        let mut topics = vec![];
-        for name in ["mwaa-ops-alerts", "mwaa-ops-digest"] {
-            let out = sns.create_topic().name(name).send().await.expect("topic");
-            topics.push(out.topic_arn.expect("topic arn"));
-        }
-        let (alerts, digest) = (topics[0].clone(), topics[1].clone());
+        let key_arn = key_arn.as_str().expect("the suite key's ARN");
+        let alerts = crate::sns::alert_topic(bed, "mwaa-ops-alerts", key_arn).await;
+        // The digest topic is the user's own (DigestTopicArn), as they made it.
+        let digest = aws_sdk_sns::Client::new(&config)
+            .create_topic()
+            .name("mwaa-ops-digest")
+            .send()
+            .await
+            .expect("topic")
+            .topic_arn
+            .expect("topic arn");
         let params = [
             ("EnvironmentNamePrefix", prefix),
             ("DigestTopicArn", digest.as_str()),
         ];
-        let mut resources = notify_resources(bed, SUITE_BUCKET, &alerts);
-        resources.push(("SuiteKey", key_arn.clone()));
+        let resources = notify_resources(bed, SUITE_BUCKET, &alerts, key_arn);
         let functions = start_notify(bed, &params, &resources, deployment).await;
         let rule = bed
             .rule_to_queue("NotifyFunctionResumeSucceeded", &params)

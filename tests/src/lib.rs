@@ -364,6 +364,7 @@ pub mod environments;
 pub mod fault_proxy;
 pub mod http;
 pub mod iam;
+pub mod kms;
 pub mod lambda;
 pub mod night;
 pub mod rules;

@@ -38,3 +38,17 @@ pub async fn published(bed: &Bed, topic_arn: &str) -> Vec<Email> {
         })
         .collect()
 }
+
+/// The alert topic `name` as the template makes it (`AlertTopic`): encrypted with the suite
+/// key `suite_key`, so publishing to it needs notify's `EncryptedTopic` statement on the bed.
+pub async fn alert_topic(bed: &Bed, name: &str, suite_key: &str) -> String {
+    aws_sdk_sns::Client::new(&bed.aws_config().await)
+        .create_topic()
+        .name(name)
+        .attributes("KmsMasterKeyId", suite_key)
+        .send()
+        .await
+        .expect("CreateTopic")
+        .topic_arn
+        .expect("topic arn")
+}

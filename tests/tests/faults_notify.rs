@@ -10,8 +10,10 @@
 
 use mwaa_ops_tests::digest::{ended_execution, notify_resources, start_notify, Digest};
 use mwaa_ops_tests::fault_proxy::{Fault, FaultProxy};
+use mwaa_ops_tests::kms::suite_key;
 use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
 use mwaa_ops_tests::rules::sqs_batch;
+use mwaa_ops_tests::sns::alert_topic;
 use mwaa_ops_tests::{session_without_airflow, Bed, Session};
 use notify::ops::SENT_PREFIX;
 use serde_json::{json, Value};
@@ -50,18 +52,12 @@ async fn deploy(bed: &Bed, proxy: &FaultProxy) -> Alerts {
         .send()
         .await
         .unwrap();
-    let topic_arn = aws_sdk_sns::Client::new(&config)
-        .create_topic()
-        .name("mwaa-ops-alerts")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
+    let suite_key = suite_key(bed).await;
+    let topic_arn = alert_topic(bed, "mwaa-ops-alerts", &suite_key).await;
     let functions = start_notify(
         bed,
         &[("EnvironmentNamePrefix", "dev-")],
-        &notify_resources(bed, BUCKET, &topic_arn),
+        &notify_resources(bed, BUCKET, &topic_arn, &suite_key),
         Deployment::new()
             .timeout("notify", TIMEOUT_SECONDS)
             .endpoint("AWS_ENDPOINT_URL_SNS", &proxy.url)
@@ -277,10 +273,7 @@ async fn faults_notify_a_conflicting_digest_marker_write_still_sends_one_digest(
     .send()
     .await
     .unwrap();
-    let key_arn = json!(format!(
-        "arn:aws:kms:{}:{}:key/unused",
-        bed.region, bed.account
-    ));
+    let key_arn = json!(suite_key(&bed).await);
     let digest = Digest::deploy_with(
         &bed,
         &key_arn,

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use mwaa_ops_tests::arrivals::send_events_to_eventbridge;
 use mwaa_ops_tests::iam::Role;
+use mwaa_ops_tests::kms::suite_key;
 use mwaa_ops_tests::lambda::{Deployment, Functions};
-use mwaa_ops_tests::sns::{published, Email};
+use mwaa_ops_tests::sns::{alert_topic, published, Email};
 use mwaa_ops_tests::{session_without_airflow, Bed};
 use serde_json::{json, Value};
 
@@ -32,6 +33,8 @@ struct Stack {
     failed_arn: String,
     unreported_url: String,
     topic_arn: String,
+    /// The suite key: both queues and the topic are encrypted with it, as in the template.
+    key_arn: String,
     bucket: String,
     /// Sends S3's EventBridge notifications; trigger-dag's arrival rule takes its events.
     landing: String,
@@ -63,7 +66,8 @@ async fn queue(
 
 /// The failed-events queue as the template makes it, scaled: a visibility timeout of
 /// notify's scaled Timeout (360 s there) and a redrive to the unreported queue after 2
-/// receives (100 there).
+/// receives (100 there); it, the unreported queue and the alert topic encrypted with the
+/// suite key.
 async fn stack(bed: &Bed, name: &str) -> Stack {
     stack_hiding_for(bed, name, NOTIFY_TIMEOUT_S).await
 }
@@ -72,7 +76,14 @@ async fn stack(bed: &Bed, name: &str) -> Stack {
 async fn stack_hiding_for(bed: &Bed, name: &str, seconds: u32) -> Stack {
     let config = bed.aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let (unreported_url, unreported_arn) = queue(&sqs, &format!("{name}-unreported"), &[]).await;
+    let key_arn = suite_key(bed).await;
+    let encrypted = ("KmsMasterKeyId", key_arn.clone());
+    let (unreported_url, unreported_arn) = queue(
+        &sqs,
+        &format!("{name}-unreported"),
+        std::slice::from_ref(&encrypted),
+    )
+    .await;
     let redrive = json!({"deadLetterTargetArn": unreported_arn, "maxReceiveCount": 2});
     let (failed_url, failed_arn) = queue(
         &sqs,
@@ -80,17 +91,11 @@ async fn stack_hiding_for(bed: &Bed, name: &str, seconds: u32) -> Stack {
         &[
             ("VisibilityTimeout", seconds.to_string()),
             ("RedrivePolicy", redrive.to_string()),
+            encrypted,
         ],
     )
     .await;
-    let topic_arn = aws_sdk_sns::Client::new(&config)
-        .create_topic()
-        .name(format!("{name}-alerts"))
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
+    let topic_arn = alert_topic(bed, &format!("{name}-alerts"), &key_arn).await;
     let bucket = format!("{name}-suite");
     let landing = format!("{name}-landing");
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -108,6 +113,7 @@ async fn stack_hiding_for(bed: &Bed, name: &str, seconds: u32) -> Stack {
         failed_arn,
         unreported_url,
         topic_arn,
+        key_arn,
         bucket,
         landing,
         s3,
@@ -135,30 +141,37 @@ impl Stack {
     ) -> Functions {
         Functions::start(
             bed,
-            self.deployment(bed, trigger_role, deployment, None).await,
+            self.deployment(bed, trigger_role, deployment, self.notify_role())
+                .await,
         )
         .await
     }
 
-    /// The deployment [`Stack::deploy_with`] starts; notify's role without the statement
-    /// `notify_without` names, if any.
+    /// As [`Stack::deploy_with`], notify held to `notify_role`.
+    async fn deploy_as(
+        &self,
+        bed: &Bed,
+        trigger_role: Role,
+        notify_role: Role,
+        deployment: Deployment,
+    ) -> Functions {
+        Functions::start(
+            bed,
+            self.deployment(bed, trigger_role, deployment, notify_role)
+                .await,
+        )
+        .await
+    }
+
+    /// The deployment [`Stack::deploy_as`] starts.
     async fn deployment(
         &self,
         bed: &Bed,
         trigger_role: Role,
         deployment: Deployment,
-        notify_without: Option<&str>,
+        notify_role: Role,
     ) -> Deployment {
         let trigger = bed.as_role(&trigger_role).await;
-        let mut notify_role = Role::new("NotifyFunctionRole")
-            .parameter("EnvironmentNamePrefix", PREFIX)
-            .resource("SuiteBucket", self.bucket.as_str().into())
-            .resource("AlertTopic", self.topic_arn.as_str().into())
-            .resource("NotifySchedulerRole", self.scheduler_role().into())
-            .resource("FailedEventsQueue", self.failed_arn.as_str().into());
-        if let Some(sid) = notify_without {
-            notify_role = notify_role.without(sid);
-        }
         let notify = bed.as_role(&notify_role).await;
         let route = json!([{"bucket": self.landing,
             "workflow_arn": "arn:aws:airflow-serverless:us-east-1:123456789012:workflow/dev-unknown-0123456789"}]);
@@ -170,6 +183,7 @@ impl Stack {
             .resource("AlertTopic", self.topic_arn.as_str().into())
             .resource("NotifySchedulerRole", self.scheduler_role().into())
             .resource("FailedEventsQueue", self.failed_arn.as_str().into())
+            .resource("SuiteKey", self.key_arn.as_str().into())
             .role_key("trigger-dag", &trigger.key)
             .role_key("notify", &notify.key)
             .timeout("notify", NOTIFY_TIMEOUT_S.into())
@@ -181,6 +195,17 @@ impl Stack {
         Role::new("TriggerDagFunctionRole")
             .resource("SuiteBucket", self.bucket.as_str().into())
             .resource("FailedEventsQueue", self.failed_arn.as_str().into())
+            .resource("SuiteKey", self.key_arn.as_str().into())
+    }
+
+    fn notify_role(&self) -> Role {
+        Role::new("NotifyFunctionRole")
+            .parameter("EnvironmentNamePrefix", PREFIX)
+            .resource("SuiteBucket", self.bucket.as_str().into())
+            .resource("AlertTopic", self.topic_arn.as_str().into())
+            .resource("NotifySchedulerRole", self.scheduler_role().into())
+            .resource("FailedEventsQueue", self.failed_arn.as_str().into())
+            .resource("SuiteKey", self.key_arn.as_str().into())
     }
 
     async fn messages_left(&self, url: &str) -> usize {
@@ -257,6 +282,11 @@ fn unreadable_arrival(id: &str) -> Value {
     })
 }
 
+/// An on-failure record as Lambda sends it (events/lambda-destination-failure.json).
+fn destination_record() -> Value {
+    serde_json::from_str(include_str!("../../events/lambda-destination-failure.json")).unwrap()
+}
+
 /// The one asynchronous invocation, once it ended (its record sent, or not).
 async fn the_async_invocation(functions: &Functions) -> Value {
     eventually("the asynchronous invocation ended", || async move {
@@ -320,6 +350,58 @@ async fn an_arrival_trigger_dag_cannot_process_is_tried_three_times_then_emailed
     assert_eq!(batches.len(), 1, "{batches:?}");
     assert_eq!(batches[0]["deleted"], batches[0]["messages"], "{batches:?}");
     assert_eq!(stack.messages_left(&stack.unreported_url).await, 0);
+    // The queue and the topic are encrypted with the suite key: trigger-dag's send, notify's
+    // receive and publish each needed (and got) the key through SQS and SNS.
+    let refused = bed.iam_refusals().await;
+    assert!(refused.is_empty(), "{refused:?}");
+}
+
+#[tokio::test]
+async fn without_its_encrypted_queue_statement_notify_cannot_read_the_failed_events() {
+    let bed = session_without_airflow().await;
+    let stack = stack(&bed, "async-no-key").await;
+    let functions = stack
+        .deploy_as(
+            &bed,
+            stack.trigger_role(),
+            stack.notify_role().without("EncryptedQueue"),
+            Deployment::new(),
+        )
+        .await;
+    let record = destination_record();
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.failed_url)
+        .message_body(record.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let (stack, bed) = (&stack, &bed);
+    eventually("SQS refused notify's receive its key", || async move {
+        bed.iam_refusals()
+            .await
+            .iter()
+            .any(|r| r["action"] == "kms:Decrypt")
+    })
+    .await;
+    let refused = bed.iam_refusals().await;
+    let decrypt = refused
+        .iter()
+        .find(|r| r["action"] == "kms:Decrypt")
+        .unwrap();
+    assert_eq!(decrypt["role"], "NotifyFunctionRole", "{decrypt}");
+    assert_eq!(decrypt["resource"], json!(stack.key_arn), "{decrypt}");
+    assert_eq!(
+        decrypt["context"]["kms:EncryptionContext:aws:sqs:arn"],
+        json!(stack.failed_arn),
+        "{decrypt}"
+    );
+    // Nothing read, nothing emailed: the failure waits in the queue.
+    assert!(functions.batches().await.is_empty());
+    assert!(stack.emails(bed).await.is_empty());
+    assert_eq!(stack.messages_left(&stack.failed_url).await, 1);
 }
 
 #[tokio::test]
@@ -333,8 +415,7 @@ async fn a_batch_with_one_record_notify_cannot_handle_leaves_only_that_record() 
     )
     .await;
     let functions = stack.deploy(&bed, stack.trigger_role()).await;
-    let record: Value =
-        serde_json::from_str(include_str!("../../events/lambda-destination-failure.json")).unwrap();
+    let record = destination_record();
     let mut sparse: Value =
         serde_json::from_str(include_str!("../../events/mwaa-status-sparse.json")).unwrap();
     sparse["resources"] =
@@ -489,16 +570,11 @@ async fn an_arrival_the_rule_may_not_invoke_trigger_dag_with_is_dead_lettered_an
     }
 }
 
-/// Deploys `stack` (notify's role without the statement `notify_without`, if any) and
-/// asserts Lambda refuses notify's event source mapping on its queue for `why`.
-async fn assert_the_mapping_is_refused(
-    bed: &Bed,
-    stack: &Stack,
-    notify_without: Option<&str>,
-    why: &str,
-) {
+/// Deploys `stack` with notify held to `notify_role` and asserts Lambda refuses notify's
+/// event source mapping on its queue for `why`.
+async fn assert_the_mapping_is_refused(bed: &Bed, stack: &Stack, notify_role: Role, why: &str) {
     let deployment = stack
-        .deployment(bed, stack.trigger_role(), Deployment::new(), notify_without)
+        .deployment(bed, stack.trigger_role(), Deployment::new(), notify_role)
         .await;
     let refusal = Functions::try_start(bed, deployment)
         .await
@@ -519,7 +595,7 @@ async fn a_queue_hiding_messages_for_less_than_notifys_timeout_is_refused_at_dep
     let bed = session_without_airflow().await;
     let stack = stack_hiding_for(&bed, "esm-short", NOTIFY_TIMEOUT_S - 1).await;
     let why = "Queue visibility timeout: 4 seconds is less than Function timeout: 5 seconds";
-    assert_the_mapping_is_refused(&bed, &stack, None, why).await;
+    assert_the_mapping_is_refused(&bed, &stack, stack.notify_role(), why).await;
 }
 
 #[tokio::test]
@@ -527,5 +603,6 @@ async fn a_notify_role_that_may_not_drain_the_queue_is_refused_at_deploy() {
     let bed = session_without_airflow().await;
     let stack = stack(&bed, "esm-role").await;
     let why = "does not have permissions to call ReceiveMessage on SQS";
-    assert_the_mapping_is_refused(&bed, &stack, Some("DrainFailedEvents"), why).await;
+    let role = stack.notify_role().without("DrainFailedEvents");
+    assert_the_mapping_is_refused(&bed, &stack, role, why).await;
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 use aws_sdk_mwaa::types::EndpointManagement;
 use mwaa_ops_tests::digest::{ended_execution, notify_resources, start_notify};
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
+use mwaa_ops_tests::kms::suite_key;
 use mwaa_ops_tests::lambda::{Deployment, Failure, Functions};
 use mwaa_ops_tests::rules::{sqs_batch, RuleQueue};
-use mwaa_ops_tests::sns::Email;
+use mwaa_ops_tests::sns::{alert_topic, Email};
 use mwaa_ops_tests::{session_without_airflow, Bed, Session};
 use notify::ops::pending_schedule_name;
 use serde_json::{json, Value};
@@ -45,21 +46,14 @@ async fn deploy(bed: &Bed) -> Alerts {
         .send()
         .await
         .unwrap();
-    let sns = aws_sdk_sns::Client::new(&config);
-    let topic_arn = sns
-        .create_topic()
-        .name("mwaa-ops-alerts")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
+    let suite_key = suite_key(bed).await;
+    let topic_arn = alert_topic(bed, "mwaa-ops-alerts", &suite_key).await;
     // notify's binary acts as its role of the template: the bed refuses what that role may
     // not do. PENDING is alerted after 30 minutes here (the template's default is 60).
     let functions = start_notify(
         bed,
         &[PARAMS[0], ("PendingAlertMinutes", "30")],
-        &notify_resources(bed, SUITE_BUCKET, &topic_arn),
+        &notify_resources(bed, SUITE_BUCKET, &topic_arn, &suite_key),
         Deployment::new(),
     )
     .await;

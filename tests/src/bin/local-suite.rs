@@ -17,6 +17,7 @@ use mwaa_ops_tests::bed;
 use mwaa_ops_tests::environments::{wait_for_status, NewEnvironment};
 use mwaa_ops_tests::iam::Role;
 use mwaa_ops_tests::lambda::{Deployment, Functions};
+use mwaa_ops_tests::sns::alert_topic;
 use mwaa_ops_tests::suite::{deploy_pause_resume, deploy_stack, endpoints, STACK};
 use mwaa_ops_tests::Bed;
 use serde_json::{json, Value};
@@ -29,17 +30,15 @@ const PREFIX: &str = "local";
 /// `deployment` held to its role (`machines`: the suite's, for its key).
 async fn deploy_alerts(bed: &Bed, machines: &Value, deployment: Deployment) -> Deployment {
     let config = bed.aws_config().await;
-    let topic_arn = aws_sdk_sns::Client::new(&config)
-        .create_topic()
-        .name("mwaa-ops-alerts")
-        .send()
-        .await
-        .expect("CreateTopic")
-        .topic_arn
-        .expect("topic arn");
+    let suite_key = machines["key_arn"].as_str().expect("the suite key's ARN");
+    let topic_arn = alert_topic(bed, "mwaa-ops-alerts", suite_key).await;
     let dead_letters = aws_sdk_sqs::Client::new(&config)
         .create_queue()
         .queue_name("mwaa-ops-failed-events")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::KmsMasterKeyId,
+            suite_key,
+        )
         .send()
         .await
         .expect("CreateQueue");
@@ -55,7 +54,7 @@ async fn deploy_alerts(bed: &Bed, machines: &Value, deployment: Deployment) -> D
     let scheduler_role = format!("arn:aws:iam::{}:role/mwaa-ops-scheduler", bed.account);
     let resources = [
         ("SuiteBucket", json!(SUITE_BUCKET)),
-        ("SuiteKey", machines["key_arn"].clone()),
+        ("SuiteKey", json!(suite_key)),
         ("AlertTopic", json!(topic_arn)),
         ("NotifySchedulerRole", json!(scheduler_role)),
         ("FailedEventsQueue", json!(dead_letters)),
