@@ -471,7 +471,11 @@ def patch_moto() -> None:
                           resp.headers.get("Authorization", ""))
         service = scope.group(1) if scope else "s3"
         action = resp.data.get("Action") if service == "s3" else resp._get_action()
-        refused = evaluate(entry, checks(resp, service, action, s3_resource, entry))
+        try:
+            found = checks(resp, service, action, s3_resource, entry)
+        except iam_sse.KeyUnusable as e:  # the service's own failure, before IAM decides
+            raise iam_sse.refusal(resp, e.service, str(e), e.kind)
+        refused = evaluate(entry, found)
         if refused and service in ("sqs", "sns") and refused["action"].startswith("kms:"):
             raise iam_sse.refusal(resp, service, refused["message"])
         if refused:

@@ -14,9 +14,13 @@ Stricter than AWS on purpose: SQS and SNS reuse a data key for up to 5 minutes p
 (``KmsDataKeyReusePeriodSeconds``) and an empty ReceiveMessage decrypts nothing; the bed asks
 for the permission on every call, which a role allowed by the template has anyway.
 
-Refused as each service answers a KMS refusal (botocore's models): SQS ``KmsAccessDenied``
-(400; ``KMS.AccessDeniedException`` to clients, through its query-compatible error header),
-SNS ``KMSAccessDenied`` (400, XML).
+Refused as each service answers a KMS refusal (botocore's models name the errors; SQS's API
+reference lists the query error codes its query-compatible header gives clients): SQS
+``KmsAccessDenied`` (400; ``KMS.AccessDeniedException`` to clients), SNS ``KMSAccessDenied``
+(400, XML). A key the service cannot use fails the call before any IAM decision, as on AWS:
+one moto does not hold is SQS ``KmsNotFound`` (``KMS.NotFoundException``) / SNS
+``KMSNotFound``, a disabled one ``KmsDisabled`` / ``KMSDisabled``, one pending deletion (or in
+any other state but Enabled) ``KmsInvalidState`` / ``KMSInvalidState``.
 """
 from __future__ import annotations
 
@@ -34,6 +38,15 @@ _KMS_ACTIONS = {
     "ReceiveMessage": ("kms:Decrypt",),
     "Publish": ("kms:GenerateDataKey", "kms:Decrypt"),
 }
+
+
+class KeyUnusable(Exception):
+    """The queue's or topic's key cannot be used (``kind``: NotFound, Disabled, InvalidState):
+    the service fails the call whatever the caller may do."""
+
+    def __init__(self, service: str, kind: str, key_id: str):
+        super().__init__(f"{key_id}: the KMS key is {'not found' if kind == 'NotFound' else kind}")
+        self.service, self.kind = service, kind
 
 
 def iam_action(action: str) -> str:
@@ -69,13 +82,26 @@ def sns_checks(action: str, topic_arn: str, ctx: dict) -> list[iam_policy.Check]
 
 
 def _checks(service, action, key_id, account, region, ctx, context) -> list[iam_policy.Check]:
-    import iam_moto
     if not key_id or key_id.split(":")[-1] == AWS_MANAGED[service]:
         return []
-    key_arn = iam_moto.kms_key_arn(account, region, key_id)
-    if key_arn is None:
-        return []  # an unknown key: the service's KmsNotFound, not modelled
-    return kms_checks(service, action, key_arn, region, ctx, context)
+    key = _key(account, region, key_id)
+    if key is None:
+        raise KeyUnusable(service, "NotFound", key_id)
+    if key.key_state != "Enabled":
+        raise KeyUnusable(service, "Disabled" if key.key_state == "Disabled" else "InvalidState",
+                          key_id)
+    return kms_checks(service, action, key.arn, region, ctx, context)
+
+
+def _key(account: str, region: str, key_id: str):
+    """moto's key for ``key_id`` (an id, ARN or alias, as SQS and SNS accept), or None."""
+    from moto.kms.models import kms_backends
+    if key_id.startswith("arn:"):  # the key's own account and region
+        _, _, _, region, account, _ = key_id.split(":", 5)
+    try:
+        return kms_backends[account][region].describe_key(key_id)
+    except Exception:
+        return None
 
 
 def kms_checks(service: str, action: str, key_arn: str, region: str, ctx: dict,
@@ -90,20 +116,21 @@ def kms_checks(service: str, action: str, key_arn: str, region: str, ctx: dict,
         for kms_action in _KMS_ACTIONS[action]]
 
 
-def refusal(resp, service: str, message: str):
-    """The service's answer when IAM refused the KMS call it makes for the caller."""
+def refusal(resp, service: str, message: str, kind: str = "AccessDenied"):
+    """The service's answer when IAM refused the KMS call it makes for the caller, or when the
+    key is unusable (``kind``: KeyUnusable's)."""
     from moto.core.exceptions import JsonRESTError, _RESTError as RESTError
 
     if service == "sqs":
         # SQS answers in JSON; its query-compatible header gives clients the query error code.
-        resp.response_headers["x-amzn-query-error"] = "KMS.AccessDeniedException;Sender"
-        error = JsonRESTError("com.amazonaws.sqs#KmsAccessDenied", message)
-        error.description = json.dumps({"__type": "com.amazonaws.sqs#KmsAccessDenied",
+        resp.response_headers["x-amzn-query-error"] = f"KMS.{kind}Exception;Sender"
+        error = JsonRESTError(f"com.amazonaws.sqs#Kms{kind}", message)
+        error.description = json.dumps({"__type": f"com.amazonaws.sqs#Kms{kind}",
                                         "message": message})
         return error
     text = message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    error = RESTError("KMSAccessDenied", message)
-    error.description = ("<ErrorResponse><Error><Type>Sender</Type><Code>KMSAccessDenied</Code>"
+    error = RESTError(f"KMS{kind}", message)
+    error.description = (f"<ErrorResponse><Error><Type>Sender</Type><Code>KMS{kind}</Code>"
                          f"<Message>{text}</Message></Error>"
                          "<RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>"
                          "</ErrorResponse>")

@@ -355,7 +355,9 @@ def patch_unnamed_executions() -> None:
     start = StepFunctionsParserBackend.start_execution
 
     def start_execution(self, state_machine_arn, name=None, execution_input=None, trace_header=None):
-        return start(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
+        if name is None:  # an empty name is AWS's ValidationException, not a UUID
+            name = str(uuid.uuid4())
+        return start(self, state_machine_arn, name, execution_input, trace_header)
 
     StepFunctionsParserBackend.start_execution = start_execution
 

@@ -109,6 +109,48 @@ def test_each_sender_to_the_failed_events_queue_may_use_its_key(moto, role):
     assert refusals(moto) == []
 
 
+# Each of those roles without the statement that lets it use the key through SQS.
+@pytest.mark.parametrize("role,sid", [
+    ("TriggerDagFunctionRole", "EncryptFailedEvents"),
+    ("ProvisionEndpointsFunctionRole", "EncryptFailedEvents"),
+    ("NotifyFunctionRole", "EncryptedQueue"),
+    ("NotifySchedulerRole", "EncryptFailedEvents"),
+    ("ScheduleRole", "EncryptFailedEvents")])
+def test_a_sender_without_its_key_statement_is_refused_by_sqs(moto, role, sid):
+    key = suite_key(moto)
+    url, arn = queue(moto, "failed-events", key)
+    sender = client(moto, "sqs", register(moto, role, {
+        "FailedEventsQueue": arn, "SuiteKey": key, "SuiteBucket": BUCKET}, [sid]))
+    assert refused(lambda: sender.send_message(QueueUrl=url, MessageBody="x")) == \
+        ("KMS.AccessDeniedException", 400)
+    assert [(r["action"], r["resource"]) for r in refusals(moto)] == [("kms:GenerateDataKey", key)]
+
+
+# A key SQS or SNS cannot use fails the call before IAM decides, whatever the role may do.
+@pytest.mark.parametrize("state,sqs_code,sns_code", [
+    ("missing", "KMS.NotFoundException", "KMSNotFound"),
+    ("disabled", "KMS.DisabledException", "KMSDisabled"),
+    ("pending-deletion", "KMS.InvalidStateException", "KMSInvalidState")])
+def test_a_key_the_service_cannot_use_fails_the_call(moto, state, sqs_code, sns_code):
+    kms = client(moto, "kms")
+    if state == "missing":
+        key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0b6c3c5e-0000-4000-8000-00000000dead"
+    else:
+        key = suite_key(moto)
+        key_id = key.rsplit("/", 1)[-1]  # moto 5.2.5 finds the key by id only here
+        if state == "disabled":
+            kms.disable_key(KeyId=key_id)
+        else:
+            kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    url, arn = queue(moto, "failed-events", key)
+    alerts = topic(moto, "alerts", key)
+    role = notify(moto, key, alerts, arn)
+    assert refused(lambda: client(moto, "sqs", role).send_message(
+        QueueUrl=url, MessageBody="x")) == (sqs_code, 400)
+    assert refused(lambda: client(moto, "sns", role).publish(TopicArn=alerts, Message="x")) == \
+        (sns_code, 400)
+
+
 @pytest.mark.parametrize("attributes", [
     {},  # not encrypted
     {"KmsMasterKeyId": "alias/aws/sqs"},  # the AWS managed key
@@ -141,7 +183,7 @@ def test_a_batch_is_authorised_as_its_single_call(moto):
     other, _ = queue(moto, "other")
     code, status = refused(lambda: client(moto, "sqs", role).send_message_batch(
         QueueUrl=other, Entries=[{"Id": "1", "MessageBody": "x"}]))
-    assert status == 403 and "AccessDenied" in code
+    assert (code, status) == ("AccessDeniedException", 403)
     assert refusals(moto)[0]["action"] == "sqs:SendMessage"
 
 

@@ -68,7 +68,7 @@ def states_of(definition):
     found = {}
     for name, state in definition["States"].items():
         found[name] = state
-        for inner in [state.get("ItemProcessor")] + state.get("Branches", []):
+        for inner in [state.get("ItemProcessor"), state.get("Iterator")] + state.get("Branches", []):
             if inner:
                 found.update(states_of(inner))
     return found

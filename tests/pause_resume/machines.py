@@ -13,10 +13,6 @@ BED_PAUSING_WAIT for step-worker's 1 s cache and invocations of about a second.
 import json
 from pathlib import Path
 
-import boto3
-
-import iam_roles
-
 ROOT = Path(__file__).resolve().parents[2]
 MACHINES = ROOT / "infra" / "statemachines"
 BED_PAUSING_WAIT = 4
@@ -147,6 +143,10 @@ def fire(moto_url: str, schedule: str, parameters: dict, resources: dict,
     (ScheduleRole), so that role's statements decide as on AWS. `resources`: logical id ->
     ARN (ScheduleStateMachine). Returns the execution ARN. Not emulated: the
     cron timing, Scheduler's retries and dead-letter queue."""
+    # Imported here: the Rust bed and scripts/local-up run this file as a script, with only
+    # its own folder on the path.
+    import boto3
+    import iam_roles
     written, props = iam_roles.of_type("AWS::Scheduler::Schedule", parameters, resources)[schedule]
     target = props["Target"]
     role, _ = written["Target"]["RoleArn"]["Fn::GetAtt"]

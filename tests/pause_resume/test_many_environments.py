@@ -133,9 +133,10 @@ def scheduler_setting(schedule_arn):
     return {"PausedEnvironments": ",".join(ENVS)}, {"ScheduleStateMachine": schedule_arn}
 
 
-def refused_to_scheduler(cycle, machine_arn):
-    """The error a start of `machine_arn` signed with ScheduleRole's key ends in (None: started)."""
-    key = machines.scheduler_key(cycle.moto_url, *scheduler_setting("unused"))
+def refused_to_scheduler(cycle, schedule_arn, machine_arn):
+    """The error a start of `machine_arn` signed with ScheduleRole's key (the role as deployed
+    with this schedule machine) ends in (None: started)."""
+    key = machines.scheduler_key(cycle.moto_url, *scheduler_setting(schedule_arn))
     sfn = boto3.client("stepfunctions", endpoint_url=cycle.moto_url, region_name=REGION,
                        aws_access_key_id=key, aws_secret_access_key="bed")
     try:
@@ -166,7 +167,7 @@ def scenario(tmp_path_factory):
             cycle.admin("status", {"name": NOT_AVAILABLE, "status": "UPDATING"})
 
             # The scheduler's role may start the fan-out and nothing else.
-            out["scheduler_direct_pause"] = refused_to_scheduler(cycle, cycle.machines["pause"])
+            out["scheduler_direct_pause"] = refused_to_scheduler(cycle, schedule, cycle.machines["pause"])
             out["pause"] = scheduled(cycle, schedule, "pause", "pause")
             out["after_pause"] = {env: status_of(cycle, env) for env in ENVS}
             out["snapshots"] = sorted(k.split("/")[1] for k in cycle.keys("snapshots/") if k.endswith("/latest.json"))
