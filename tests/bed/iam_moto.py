@@ -230,14 +230,20 @@ def _s3_stored_encryption(resp, resource: str):
     return found.kms_key_id, str(found.bucket_key_enabled).lower() == "true"
 
 
-def kms_key_arn(account: str, region: str, key_id: str) -> str | None:
+def kms_key(account: str, region: str, key_id: str):
+    """moto's key for ``key_id`` (an id, ARN or alias, as S3, SQS and SNS accept), or None."""
     from moto.kms.models import kms_backends
     if key_id.startswith("arn:"):  # the key's own account and region
         _, _, _, region, account, _ = key_id.split(":", 5)
     try:
-        return kms_backends[account][region].describe_key(key_id).arn
+        return kms_backends[account][region].describe_key(key_id)
     except Exception:
         return None
+
+
+def kms_key_arn(account: str, region: str, key_id: str) -> str | None:
+    key = kms_key(account, region, key_id)
+    return None if key is None else key.arn
 
 
 def _s3_exists(resp, resource: str) -> bool:

@@ -82,9 +82,10 @@ def sns_checks(action: str, topic_arn: str, ctx: dict) -> list[iam_policy.Check]
 
 
 def _checks(service, action, key_id, account, region, ctx, context) -> list[iam_policy.Check]:
+    import iam_moto  # it imports this module
     if not key_id or key_id.split(":")[-1] == AWS_MANAGED[service]:
         return []
-    key = _key(account, region, key_id)
+    key = iam_moto.kms_key(account, region, key_id)
     if key is None:
         raise KeyUnusable(service, "NotFound", key_id)
     if key.key_state != "Enabled":
@@ -92,16 +93,6 @@ def _checks(service, action, key_id, account, region, ctx, context) -> list[iam_
                           key_id)
     return kms_checks(service, action, key.arn, region, ctx, context)
 
-
-def _key(account: str, region: str, key_id: str):
-    """moto's key for ``key_id`` (an id, ARN or alias, as SQS and SNS accept), or None."""
-    from moto.kms.models import kms_backends
-    if key_id.startswith("arn:"):  # the key's own account and region
-        _, _, _, region, account, _ = key_id.split(":", 5)
-    try:
-        return kms_backends[account][region].describe_key(key_id)
-    except Exception:
-        return None
 
 
 def kms_checks(service: str, action: str, key_arn: str, region: str, ctx: dict,
